@@ -1,0 +1,44 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "TapeCL",
+    products: [
+        // MARK: - Public API
+        .library(name: "TapeCL", targets: ["TapeCL"]),
+        .executable(name: "tapecl", targets: ["tapecl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+    ],
+    targets: [
+        // MARK: - Public API
+        .target(
+            name: "TapeCL",
+            dependencies: [
+                "COpenCL", "COpenBLAS", "TapeCLKernels",
+                .product(name: "RealModule", package: "swift-numerics"),
+            ]
+        ),
+        .executableTarget(
+            name: "tapecl",
+            dependencies: ["TapeCL", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            resources: [.copy("Data")]
+        ),
+
+        // MARK: - Implementation details
+        // The OpenCL C API (Debian: ocl-icd-opencl-dev) and CBLAS (Debian: libopenblas-dev).
+        .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        // Kernels/*.cl and *.h, embedded as string literals at build time by the plugin below,
+        // so an installed `tapecl` needs no source tree.
+        .target(name: "TapeCLKernels", path: "Kernels", plugins: ["EmbedKernelsPlugin"]),
+        .executableTarget(name: "EmbedKernels"),
+        .plugin(name: "EmbedKernelsPlugin", capability: .buildTool(), dependencies: ["EmbedKernels"]),
+
+        // MARK: - Tests
+        .testTarget(name: "TapeCLTests", dependencies: ["TapeCL"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

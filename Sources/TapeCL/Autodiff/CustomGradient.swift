@@ -1,0 +1,52 @@
+/// Wraps `f` so that its gradient is the one you give instead of the one its ops would give.
+///
+/// `f` returns its value and a backward function from the output's cotangent `dy` to the input's.
+/// The forward runs unrecorded; the call is recorded as one op whose backward is yours. Use it
+/// to clip, stabilise or replace a gradient (TensorFlow's `tf.custom_gradient`).
+///
+/// ```swift
+/// let clipGradient = customGradient { (x: Tensor) in (x, { dy in clipByNorm(dy, 0.5) }) }
+/// let v = Variable(2.0)
+/// let tape = GradientTape()
+/// let out = tape.record { clipGradient(v * v) }
+/// try tape.gradient(of: out, wrt: v)     // 2.0: dy = 1 clipped to 0.5, times d(v²)/dv = 4
+/// ```
+/// Forward mode does not see through a custom gradient: its output has no tangent.
+public func customGradient(_ f: @escaping (Tensor) -> (value: Tensor, gradient: (Tensor) -> Tensor)) -> (Tensor) -> Tensor {
+    let many = customGradient { (xs: [Tensor]) -> (value: Tensor, gradient: (Tensor) -> [Tensor?]) in
+        let (value, backward) = f(xs[0])
+        return (value, { dy in [backward(dy)] })
+    }
+    return { x in many([x]) }
+}
+
+/// The form of ``customGradient(_:)-(@escaping(Tensor)->(value:Tensor,gradient:(Tensor)->Tensor))`` for several inputs: the backward returns one
+/// cotangent per input (`nil` for none).
+public func customGradient(_ f: @escaping ([Tensor]) -> (value: Tensor, gradient: (Tensor) -> [Tensor?])) -> ([Tensor]) -> Tensor {
+    { xs in
+        let (value, backward) = Recorder.unrecorded { f(xs) }
+        let box = UncheckedBox(backward)
+        let op = Op(name: "custom_gradient", arity: xs.count, forward: .alias, shape: { _, _ in value.shape }, saves: .nothing,
+                    vjp: { s, dy in
+                        let g = box.value(dy)
+                        precondition(g.count == s.shapes.count, "customGradient: the backward returned \(g.count) cotangents for \(s.shapes.count) inputs")
+                        return g
+                    },
+                    jvp: { _, _ in nil })
+        let output = Tensor(handle: TensorHandle(buffer: value.buffer, shape: value.shape, dtype: value.dtype))
+        if value.dtype.isFloatingPoint { Recorder.record(op, xs, output, Attributes()) }
+        return output
+    }
+}
+
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// `t` scaled down so its L2 norm is at most `maxNorm`: `t · maxNorm / max(‖t‖₂, maxNorm)`.
+public func clipByNorm(_ t: some TensorConvertible, _ maxNorm: some TensorConvertible) -> Tensor {
+    let x = t.tensor(like: nil)
+    let limit = maxNorm.tensor(like: x)
+    return x * limit / maximum(sqrt((x * x).sum()), limit)
+}

@@ -1,0 +1,62 @@
+/// Forward-mode differentiation: pushes tangents along with values (dual numbers, seed 004).
+///
+/// Each op run inside ``record(_:)`` on an input with a tangent gets the tangent of its output
+/// from the op's `jvp` rule: `ẏ = J·ẋ`. One pass gives a Jacobian-vector product; around a tape's
+/// `gradient` it gives a Hessian-vector product (forward over reverse).
+///
+/// ```swift
+/// let x = Tensor(3.0)
+/// let acc = ForwardAccumulator(primals: [x], tangents: [Tensor(1.0)])
+/// let z = acc.record { sin(x * x) }
+/// acc.jvp(z)                      // cos(9)·6 ≈ -5.4668
+/// ```
+public final class ForwardAccumulator: @unchecked Sendable {
+    private var tangents: [UInt64: Tensor] = [:]
+    private var variableTangents: [ObjectIdentifier: Tensor] = [:]
+    private var paused = 0
+
+    /// - Parameters:
+    ///   - primals: the tensors or variables whose tangents are given.
+    ///   - tangents: one per primal, of its shape and dtype.
+    /// - Precondition: as many tangents as primals, each matching its primal's shape.
+    public init(primals: [any TensorConvertible], tangents: [Tensor]) {
+        precondition(primals.count == tangents.count, "ForwardAccumulator: \(primals.count) primals but \(tangents.count) tangents")
+        for (p, t) in zip(primals, tangents) {
+            let value = GradientTape.tensor(p)
+            precondition(value.shape == t.shape, "ForwardAccumulator: tangent \(Shape.describe(t.shape)) for a primal of \(Shape.describe(value.shape))")
+            let t = t.dtype == value.dtype ? t : t.cast(to: value.dtype)
+            self.tangents[value.id] = t
+            if let v = p as? Variable { variableTangents[ObjectIdentifier(v)] = t }
+        }
+    }
+
+    /// Runs `body` with this accumulator pushing tangents; re-entrant.
+    public func record<R>(_ body: () throws -> R) rethrows -> R {
+        if Recorder.accumulators.contains(where: { $0 === self }) { return try body() }
+        return try Recorder.$accumulators.withValue(Recorder.accumulators + [self], operation: body)
+    }
+
+    /// The tangent of `value` (the directional derivative along the given tangents), or `nil` when
+    /// it does not depend on the primals; `.zero` gives zeros instead.
+    public func jvp(_ value: some TensorConvertible, unconnected: GradientTape.UnconnectedGradients = .none) -> Tensor? {
+        let t = GradientTape.tensor(value)
+        if let found = tangents[t.id] { return found }
+        return unconnected == .zero ? Tensor.zeros(shape: t.shape, dtype: t.dtype, on: t.device) : nil
+    }
+
+    func noteRead(_ variable: Variable, _ value: Tensor) {
+        if let t = variableTangents[ObjectIdentifier(variable)], tangents[value.id] == nil { tangents[value.id] = t }
+    }
+
+    func propagate(_ op: Op, _ inputs: [Tensor], _ output: Tensor, _ attributes: Attributes) {
+        guard paused == 0 else { return }
+        let dx = inputs.map { tangents[$0.id] }
+        guard dx.contains(where: { $0 != nil }) else { return }
+        paused += 1                         // the rule's own ops carry no tangent of this accumulator
+        defer { paused -= 1 }
+        let saved = Saved(inputs: inputs, output: output, attributes: attributes, shapes: inputs.map(\.shape),
+                          needs: dx.map { $0 != nil })
+        guard let t = op.jvp(saved, dx) else { return }
+        tangents[output.id] = t.shape == output.shape ? t : t.broadcast(to: output.shape)   // broadcast, once
+    }
+}

@@ -1,0 +1,212 @@
+/// Records ops for reverse-mode differentiation, with the semantics of TensorFlow's `tf.GradientTape`.
+///
+/// - Ops run inside ``record(_:)`` are recorded when one of their inputs is watched: a tensor
+///   passed to ``watch(_:)-(Tensor)``, a trainable ``Variable`` read inside `record` (unless
+///   `watchAccessedVariables` is false), or the output of a recorded op.
+/// - ``gradient(of:wrt:outputGradients:unconnected:)-(_,[any TensorConvertible],_,_)`` walks the entries backwards. A
+///   non-persistent tape frees each entry's saved tensors as soon as its backward step has run,
+///   and can compute one gradient; a persistent one answers any number of times.
+/// - Backward rules are ordinary ops, so a tape active around a `gradient` call records it:
+///   nested tapes give higher derivatives.
+///
+/// ```swift
+/// let x = Variable(-2.0)
+/// let tape = GradientTape()
+/// let y = tape.record { x * x }
+/// let dy = try tape.gradient(of: y, wrt: x)     // -4.0
+/// ```
+public final class GradientTape: @unchecked Sendable {
+    public let persistent: Bool
+    public let watchAccessedVariables: Bool
+
+    struct Entry {
+        let op: Op
+        let inputIDs: [UInt64]
+        let outputID: UInt64
+        var saved: Saved?
+    }
+    var entries: [Entry] = []
+    /// Ids of the tensors this tape differentiates through: watched, read variables, recorded outputs.
+    var tracked: Set<UInt64> = []
+    private(set) var variables: [Variable] = []
+    var variableReads: [ObjectIdentifier: Set<UInt64>] = [:]
+    private var paused = 0
+    private var consumed = false
+    // For `explainGradient`: what was seen while stopped, and before `reset()`.
+    var usedWhilePaused: Set<UInt64> = []
+    var beforeReset: Set<UInt64> = []
+    var variablesBeforeReset: Set<ObjectIdentifier> = []
+
+    /// - Parameters:
+    ///   - persistent: keep the entries after `gradient`, so it can be called again.
+    ///   - watchAccessedVariables: watch trainable variables read inside `record` on their own.
+    public init(persistent: Bool = false, watchAccessedVariables: Bool = true) {
+        self.persistent = persistent
+        self.watchAccessedVariables = watchAccessedVariables
+    }
+
+    /// Runs `body` with this tape recording; re-entrant; returns what `body` returns.
+    public func record<R>(_ body: () throws -> R) rethrows -> R {
+        if Recorder.tapes.contains(where: { $0 === self }) { return try body() }
+        return try Recorder.$tapes.withValue(Recorder.tapes + [self], operation: body)
+    }
+
+    /// Runs `body` inside `record` without recording on this tape (other tapes still record).
+    public func stopRecording<R>(_ body: () throws -> R) rethrows -> R {
+        paused += 1
+        defer { paused -= 1 }
+        return try body()
+    }
+
+    /// Forgets everything recorded and watched so far; recording goes on.
+    public func reset() {
+        beforeReset.formUnion(tracked)
+        variablesBeforeReset.formUnion(variables.map(ObjectIdentifier.init))
+        entries = []
+        tracked = []
+        variables = []
+        variableReads = [:]
+        consumed = false
+    }
+
+    /// Watches a tensor: ops on it are recorded and it can be a source. Integer tensors are ignored.
+    public func watch(_ tensor: Tensor) {
+        if tensor.dtype.isFloatingPoint { tracked.insert(tensor.id) }
+    }
+
+    /// Watches a variable, trainable or not.
+    public func watch(_ variable: Variable) {
+        let value = variable.stored
+        guard value.dtype.isFloatingPoint else { return }
+        track(variable, value)
+    }
+
+    /// Watches each tensor or variable of `items`.
+    public func watch(_ items: [any TensorConvertible]) {
+        for item in items {
+            if let v = item as? Variable { watch(v) } else if let t = item as? Tensor { watch(t) }
+        }
+    }
+
+    /// The variables this tape watches, in the order they were created (as TensorFlow lists them).
+    public var watchedVariables: [Variable] { variables.sorted { $0.serial < $1.serial } }
+
+    private func track(_ variable: Variable, _ value: Tensor) {
+        let key = ObjectIdentifier(variable)
+        if variableReads[key] == nil { variables.append(variable) }
+        variableReads[key, default: []].insert(value.id)
+        tracked.insert(value.id)
+    }
+
+    func noteRead(_ variable: Variable, _ value: Tensor) {
+        guard paused == 0 else { return }
+        let watched = variableReads[ObjectIdentifier(variable)] != nil
+        if watched || (watchAccessedVariables && variable.trainable && value.dtype.isFloatingPoint) {
+            track(variable, value)
+        }
+    }
+
+    func record(_ op: Op, _ inputs: [Tensor], _ output: Tensor, _ attributes: Attributes) {
+        let needs = inputs.map { tracked.contains($0.id) }
+        guard needs.contains(true) else { return }
+        guard paused == 0 else { usedWhilePaused.formUnion(inputs.map(\.id)); return }
+        let keep: [Tensor?] = switch op.saves {
+        case .nothing, .output: Array(repeating: nil, count: inputs.count)
+        case .inputs, .inputsAndOutput: inputs
+        case .crossed: inputs.indices.map { needs[inputs.count - 1 - $0] ? inputs[$0] : nil }
+        }
+        let keepOutput: Bool = switch op.saves { case .output, .inputsAndOutput: true; default: false }
+        let saved = Saved(inputs: keep, output: keepOutput ? output : nil, attributes: attributes,
+                          shapes: inputs.map(\.shape), needs: needs)
+        entries.append(Entry(op: op, inputIDs: inputs.map(\.id), outputID: output.id, saved: saved))
+        tracked.insert(output.id)
+    }
+
+    // MARK: Gradients
+
+    /// What `gradient` gives for a source that the target does not depend on.
+    public enum UnconnectedGradients: Sendable { case none, zero }
+
+    /// The gradient of `target` (summed, if not a scalar) with respect to one source.
+    /// - Returns: a tensor of the source's shape, or `nil` when the target does not depend on it
+    ///   (see ``explainGradient(of:wrt:)`` for why).
+    /// - Throws: ``TapeError/tape(_:)`` on a second call on a non-persistent tape.
+    public func gradient(of target: some TensorConvertible, wrt source: some TensorConvertible,
+                         outputGradients: Tensor? = nil, unconnected: UnconnectedGradients = .none) throws -> Tensor? {
+        try gradient(of: target, wrt: [source], outputGradients: outputGradients, unconnected: unconnected)[0]
+    }
+
+    /// The gradients of `target` with respect to each source (Variables and Tensors may mix).
+    ///
+    /// - Parameters:
+    ///   - outputGradients: the cotangent of `target` (default: ones, i.e. the gradient of its sum).
+    ///   - unconnected: `.none` gives `nil` for a source the target does not depend on; `.zero` zeros.
+    public func gradient(of target: some TensorConvertible, wrt sources: [any TensorConvertible],
+                         outputGradients: Tensor? = nil, unconnected: UnconnectedGradients = .none) throws -> [Tensor?] {
+        guard !consumed else {
+            throw TapeError.tape("GradientTape.gradient: this tape is not persistent and was already used for a gradient; create it with GradientTape(persistent: true) to compute more than one")
+        }
+        let y = Self.tensor(target)
+        if let g = outputGradients, g.shape != y.shape || g.dtype != y.dtype {
+            throw TapeError.shape("GradientTape.gradient: outputGradients is \(Shape.describe(g.shape)) \(g.dtype) for a target of \(Shape.describe(y.shape)) \(y.dtype)")
+        }
+        let ids = sources.map(sourceIDs)
+        let found = y.dtype.isFloatingPoint
+            ? try backward(from: y, seed: outputGradients ?? Tensor.ones(shape: y.shape, dtype: y.dtype, on: y.device), to: Set(ids.joined()))
+            : [:]
+        if !persistent { consume() }
+        return zip(sources, ids).map { source, ids in
+            let parts = ids.compactMap { found[$0] }
+            if let first = parts.first { return parts.dropFirst().reduce(first, +) }
+            let s = Self.tensor(source)
+            return unconnected == .zero && s.dtype.isFloatingPoint ? Tensor.zeros(shape: s.shape, dtype: s.dtype, on: s.device) : nil
+        }
+    }
+
+    /// The tape walk: cotangents flow from `target` back to the `wanted` ids.
+    private func backward(from target: Tensor, seed: Tensor, to wanted: Set<UInt64>) throws -> [UInt64: Tensor] {
+        if !persistent { paused += 1 }      // a one-shot tape does not record its own backward pass
+        defer { if !persistent { paused -= 1 } }
+        let n = entries.count               // a persistent tape may record onto itself meanwhile
+        var reach = wanted                  // ids that depend on a source: only these need cotangents
+        for e in entries[..<n] where e.inputIDs.contains(where: reach.contains) { reach.insert(e.outputID) }
+        var cotangents = [target.id: seed], found: [UInt64: Tensor] = [:]
+        for k in stride(from: n - 1, through: 0, by: -1) {
+            guard let dy = cotangents.removeValue(forKey: entries[k].outputID) else { continue }   // pop = free
+            let e = entries[k]
+            if wanted.contains(e.outputID) { found[e.outputID] = dy }                               // an intermediate source
+            guard var saved = e.saved else { continue }
+            saved.needs = zip(saved.needs, e.inputIDs).map { $0 && reach.contains($1) }
+            guard saved.needs.contains(true) else { continue }
+            let grads = e.op.vjp(saved, dy)
+            if !persistent { entries[k].saved = nil }                                               // intermediates go back now
+            for (i, g) in grads.enumerated() where saved.needs[i] {
+                guard let g = g?.summed(toShape: saved.shapes[i]) else { continue }                 // unbroadcast, once
+                cotangents[e.inputIDs[i]] = cotangents[e.inputIDs[i]].map { $0 + g } ?? g
+            }
+        }
+        for id in wanted where found[id] == nil { found[id] = cotangents[id] }                      // watched leaves
+        return found
+    }
+
+    private func consume() {
+        consumed = true
+        for k in entries.indices { entries[k].saved = nil }
+    }
+
+    /// The tensor ids standing for a source on this tape: a tensor's own id when watched, every
+    /// value a variable had when this tape saw it read.
+    func sourceIDs(_ source: any TensorConvertible) -> [UInt64] {
+        if let v = source as? Variable { return Array(variableReads[ObjectIdentifier(v)] ?? []) }
+        if let t = source as? Tensor, tracked.contains(t.id) { return [t.id] }
+        return []
+    }
+
+    /// A target or source as a tensor, without counting as a variable access.
+    static func tensor(_ item: some TensorConvertible) -> Tensor {
+        (item as? Variable)?.stored ?? item.tensor(like: nil)
+    }
+
+    /// Whether a backward step can still run (false after `gradient` on a non-persistent tape).
+    package var isConsumed: Bool { consumed }
+}

@@ -1,0 +1,248 @@
+// The public ops. Each forwards to one entry of the op table (Sources/TapeCL/Ops).
+
+// MARK: Operators, NumPy broadcasting, numbers on either side
+
+/// Elementwise sum with broadcasting: `x + 1`, `a + b`.
+public func + (l: some TensorConvertible, r: some TensorConvertible) -> Tensor { let (a, b) = resolve(l, r); return Op.add(a, b) }
+/// Elementwise difference with broadcasting.
+public func - (l: some TensorConvertible, r: some TensorConvertible) -> Tensor { let (a, b) = resolve(l, r); return Op.sub(a, b) }
+/// Elementwise product with broadcasting (not the matrix product: see ``matmul(_:_:transposeA:transposeB:)``).
+public func * (l: some TensorConvertible, r: some TensorConvertible) -> Tensor { let (a, b) = resolve(l, r); return Op.mul(a, b) }
+/// Elementwise quotient with broadcasting (integers truncate).
+public func / (l: some TensorConvertible, r: some TensorConvertible) -> Tensor { let (a, b) = resolve(l, r); return Op.div(a, b) }
+/// Elementwise negation.
+public prefix func - (x: some TensorConvertible) -> Tensor { Op.neg(x.tensor(like: nil)) }
+
+public func += (l: inout Tensor, r: some TensorConvertible) { l = l + r }
+public func -= (l: inout Tensor, r: some TensorConvertible) { l = l - r }
+public func *= (l: inout Tensor, r: some TensorConvertible) { l = l * r }
+public func /= (l: inout Tensor, r: some TensorConvertible) { l = l / r }
+
+// MARK: Elementwise functions
+
+/// `xʸ` elementwise with broadcasting: `pow(x, 2)`.
+/// Gradients: `y·xʸ⁻¹` for x, `xʸ·log x` for y (0 where x ≤ 0, as TensorFlow).
+public func pow(_ x: some TensorConvertible, _ y: some TensorConvertible) -> Tensor { let (a, b) = resolve(x, y); return Op.pow(a, b) }
+/// Elementwise maximum; at ties the gradient goes to the first argument.
+public func maximum(_ x: some TensorConvertible, _ y: some TensorConvertible) -> Tensor { let (a, b) = resolve(x, y); return Op.maximum(a, b) }
+/// Elementwise minimum; at ties the gradient goes to the first argument.
+public func minimum(_ x: some TensorConvertible, _ y: some TensorConvertible) -> Tensor { let (a, b) = resolve(x, y); return Op.minimum(a, b) }
+
+/// Sine; d/dx = cos x.
+public func sin(_ x: some TensorConvertible) -> Tensor { Op.sin(x.tensor(like: nil)) }
+/// Cosine; d/dx = −sin x.
+public func cos(_ x: some TensorConvertible) -> Tensor { Op.cos(x.tensor(like: nil)) }
+/// Tangent; d/dx = 1 + tan² x.
+public func tan(_ x: some TensorConvertible) -> Tensor { Op.tan(x.tensor(like: nil)) }
+/// eˣ; d/dx = eˣ.
+public func exp(_ x: some TensorConvertible) -> Tensor { Op.exp(x.tensor(like: nil)) }
+/// Natural logarithm; d/dx = 1/x.
+public func log(_ x: some TensorConvertible) -> Tensor { Op.log(x.tensor(like: nil)) }
+/// Square root; d/dx = 1/(2√x).
+public func sqrt(_ x: some TensorConvertible) -> Tensor { Op.sqrt(x.tensor(like: nil)) }
+/// Hyperbolic tangent; d/dx = 1 − tanh² x.
+public func tanh(_ x: some TensorConvertible) -> Tensor { Op.tanh(x.tensor(like: nil)) }
+/// Logistic sigmoid 1/(1 + e⁻ˣ); d/dx = σ(1 − σ).
+public func sigmoid(_ x: some TensorConvertible) -> Tensor { Op.sigmoid(x.tensor(like: nil)) }
+/// max(x, 0); d/dx = 1 where x > 0, else 0.
+public func relu(_ x: some TensorConvertible) -> Tensor { Op.relu(x.tensor(like: nil)) }
+/// |x|; d/dx = sign x (0 at 0).
+public func abs(_ x: some TensorConvertible) -> Tensor { Op.abs(x.tensor(like: nil)) }
+
+/// The matrix product `op(a) · op(b)`, where `op` transposes the last two axes when asked.
+///
+/// - `a` is `[M, K]` or `[B, M, K]`, `b` is `[K, N]` or `[B, K, N]`; a rank-2 operand is
+///   shared by every batch. The result is `[M, N]` or `[B, M, N]`.
+/// - Gradients: `dA = dC·Bᵀ`, `dB = Aᵀ·dC` (computed with the transpose flags, no copies).
+///
+/// ```swift
+/// let y = matmul(x, w) + b          // [1, 3] @ [3, 2] + [2] -> [1, 2]
+/// ```
+/// - Parameters:
+///   - transposeA: use `aᵀ` (the last two axes swapped).
+///   - transposeB: use `bᵀ`.
+public func matmul(_ a: some TensorConvertible, _ b: some TensorConvertible, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+    let (ta, tb) = resolve(a, b)
+    var attributes = Attributes()
+    attributes.transposeA = transposeA
+    attributes.transposeB = transposeB
+    return Op.matmul(ta, tb, attributes: attributes)
+}
+
+/// `x` itself, through which no gradient flows: `stopGradient(x)` is a constant to every tape.
+public func stopGradient(_ x: some TensorConvertible) -> Tensor { Op.stop(x.tensor(like: nil)) }
+
+// MARK: Methods
+
+extension Tensor {
+    /// Sum over `axes` (all when `nil`), dropping them unless `keepDims`.
+    /// Negative axes count from the end. The order of additions is fixed (see ``ReduceOrder``),
+    /// so the same tensor sums to the same bits on every run and device.
+    public func sum(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
+        do { return try reduce(Op.sum, axes: axes, keepDims: keepDims) } catch { fail(error) }
+    }
+
+    /// Arithmetic mean over `axes` (all when `nil`): the sum divided by the number of elements summed.
+    public func mean(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
+        do {
+            let norm = try normalizedAxes(axes)
+            let n = norm.reduce(1) { $0 * shape[$1] }
+            return try reduce(Op.sum, axes: norm, keepDims: keepDims) / Double(n)
+        } catch { fail(error) }
+    }
+
+    /// Maximum over `axes` (all when `nil`); the gradient is shared equally among tied maxima.
+    public func max(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
+        do { return try reduce(Op.max, axes: axes, keepDims: keepDims) } catch { fail(error) }
+    }
+
+    /// The same elements in a new shape (no copy); one dimension may be `-1` (inferred).
+    public func reshaped(to newShape: [Int]) -> Tensor {
+        do { return try reshapedChecked(to: newShape) } catch { fail(error) }
+    }
+
+    /// The axes in reverse order (for a matrix, its transpose).
+    public func transposed() -> Tensor { transposed(permutation: Array((0..<rank).reversed())) }
+
+    /// Axis `i` of the result is axis `permutation[i]` of `self`.
+    public func transposed(permutation: [Int]) -> Tensor {
+        do { return try transposedChecked(permutation: permutation) } catch { fail(error) }
+    }
+
+    /// This tensor repeated along new leading axes and along axes of size 1 to `shape` (NumPy rules).
+    public func broadcast(to shape: [Int]) -> Tensor {
+        if shape == self.shape { return self }
+        var a = Attributes()
+        a.shape = shape
+        a.strides = Shape.broadcastStrides(self.shape, to: shape)
+        guard self.rank <= shape.count else { fail(TapeError.shape("broadcast: \(Shape.describe(self.shape)) does not broadcast to \(Shape.describe(shape))")) }
+        return Op.broadcast(self, attributes: a)
+    }
+
+    /// The elements converted to `dtype`; the gradient converts back.
+    public func cast(to dtype: DType) -> Tensor {
+        if dtype == self.dtype { return self }
+        var a = Attributes()
+        a.dtype = dtype
+        a.sourceDType = self.dtype
+        return Op.cast(self, attributes: a)
+    }
+
+    /// A copy on `device` (itself when already there); differentiable: the gradient moves back.
+    public func to(_ device: Device) -> Tensor {
+        do { return try to(device, differentiable: true) } catch { fail(error) }
+    }
+
+    package func to(_ device: Device, differentiable: Bool) throws -> Tensor {
+        if device == self.device { return self }
+        var a = Attributes()
+        a.device = device
+        a.sourceDevice = self.device
+        return differentiable ? try Op.transfer.apply([self], a) : try Op.transfer.execute([self], a)
+    }
+
+    /// `self` summed down to `target` (undoing a broadcast): what the tape walk does to every cotangent.
+    package func summed(toShape target: [Int]) -> Tensor {
+        if shape == target { return self }
+        let lead = rank - target.count
+        let axes = Array(0..<lead) + target.indices.filter { target[$0] == 1 && shape[$0 + lead] != 1 }.map { $0 + lead }
+        return sum(axes: axes).reshaped(to: target)
+    }
+
+    // MARK: Checked forms (throwing instead of stopping)
+
+    package func normalizedAxes(_ axes: [Int]?) throws -> [Int] {
+        guard let axes else { return Array(0..<rank) }
+        guard let norm = Shape.normalize(axes: axes, rank: rank) else {
+            throw TapeError.argument("axes \(axes) are out of range or repeated for shape \(Shape.describe(shape))")
+        }
+        return rank == 0 ? [] : norm
+    }
+
+    package func reduce(_ op: Op, axes: [Int]?, keepDims: Bool) throws -> Tensor {
+        let axes = try normalizedAxes(axes)
+        if axes.isEmpty { return self }
+        var a = Attributes()
+        a.keepDims = keepDims
+        if axes.last! - axes.first! + 1 == axes.count {
+            a.axes = axes
+            return try op.apply([self], a)
+        }
+        // Not one block: move the reduced axes to the end, reduce there, restore kept dims.
+        let keptAxes = (0..<rank).filter { !axes.contains($0) }
+        a.axes = Array(keptAxes.count..<rank)
+        a.keepDims = false
+        let r = try op.apply([try transposedChecked(permutation: keptAxes + axes)], a)
+        return keepDims ? try r.reshapedChecked(to: shape.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }) : r
+    }
+
+    package func reshapedChecked(to newShape: [Int]) throws -> Tensor {
+        var target = newShape
+        if let hole = newShape.firstIndex(of: -1) {
+            let known = newShape.enumerated().filter { $0.offset != hole }.reduce(1) { $0 * $1.element }
+            guard known > 0, count % known == 0, newShape.filter({ $0 == -1 }).count == 1 else {
+                throw TapeError.shape("reshape: cannot reshape \(Shape.describe(shape)) to \(Shape.describe(newShape))")
+            }
+            target[hole] = count / known
+        }
+        if target == shape { return self }
+        var a = Attributes()
+        a.shape = target
+        return try Op.reshape.apply([self], a)
+    }
+
+    package func transposedChecked(permutation: [Int]) throws -> Tensor {
+        guard permutation.sorted() == Array(0..<rank) else {
+            throw TapeError.argument("transpose: \(permutation) is not a permutation of the \(rank) axes of \(Shape.describe(shape))")
+        }
+        if permutation == Array(0..<rank) { return self }
+        var a = Attributes()
+        a.permutation = permutation
+        let strides = Shape.strides(shape)
+        a.strides = permutation.map { strides[$0] }
+        return try Op.transpose.apply([self], a)
+    }
+}
+
+extension Tensor {
+    /// Applies the op of the table called `name` to `inputs`, throwing a ``TapeError`` for input
+    /// it cannot take (shapes that do not fit, mixed dtypes or devices) instead of stopping the
+    /// program as the operators do. For callers that take untrusted input, such as `tapecl grad`.
+    ///
+    /// Names: `neg sin cos tan exp log sqrt tanh sigmoid relu abs add sub mul div pow maximum
+    /// minimum matmul sum max mean reshape transpose broadcast`.
+    ///
+    /// ```swift
+    /// do { let y = try Tensor.apply("matmul", [a, b]) } catch { print(error) }
+    /// ```
+    public static func apply(_ name: String, _ inputs: [Tensor], axes: [Int]? = nil, keepDims: Bool = false,
+                             shape: [Int]? = nil) throws -> Tensor {
+        switch name {
+        case "sum": return try one(inputs, name).reduce(Op.sum, axes: axes, keepDims: keepDims)
+        case "max": return try one(inputs, name).reduce(Op.max, axes: axes, keepDims: keepDims)
+        case "mean":
+            let x = try one(inputs, name)
+            let norm = try x.normalizedAxes(axes)
+            let n = Double(norm.reduce(1) { $0 * x.shape[$1] })
+            return try Op.div.apply([try x.reduce(Op.sum, axes: norm, keepDims: keepDims), n.tensor(like: x)])
+        case "reshape": return try one(inputs, name).reshapedChecked(to: shape ?? [])
+        case "transpose": return try one(inputs, name).transposedChecked(permutation: Array((0..<(inputs.first?.rank ?? 0)).reversed()))
+        case "broadcast":
+            let x = try one(inputs, name), target = shape ?? []
+            guard Shape.broadcast(x.shape, target) == target else {
+                throw TapeError.shape("broadcast: \(Shape.describe(x.shape)) does not broadcast to \(Shape.describe(target))")
+            }
+            return x.broadcast(to: target)
+        default:
+            switch Op.named(name)?.forward {
+            case .unary?, .binary?, .matmul?: return try Op.named(name)!.apply(inputs)
+            default: throw TapeError.argument("unknown op '\(name)'")
+            }
+        }
+    }
+
+    private static func one(_ inputs: [Tensor], _ name: String) throws -> Tensor {
+        guard inputs.count == 1 else { throw TapeError.argument("\(name): expects 1 input, got \(inputs.count)") }
+        return inputs[0]
+    }
+}

@@ -1,0 +1,243 @@
+import Foundation
+import Synchronization
+
+private let nextTensorID = Atomic<UInt64>(1)
+
+/// Storage and identity of a tensor; copies of a `Tensor` share one handle, reshapes share the buffer.
+package final class TensorHandle: Sendable {
+    let id: UInt64
+    let buffer: Buffer
+    let shape: [Int]
+    let dtype: DType
+
+    init(buffer: Buffer, shape: [Int], dtype: DType) {
+        id = nextTensorID.add(1, ordering: .relaxed).newValue
+        self.buffer = buffer
+        self.shape = shape
+        self.dtype = dtype
+    }
+}
+
+/// An immutable n-dimensional array on a ``Device``.
+///
+/// - Element types: float32 (the default for every literal), float64, int32, int8.
+/// - Arithmetic follows NumPy broadcasting; a bare number next to a tensor takes its dtype and device.
+/// - Ops enqueue work on the device and return at once; reading values (``scalars``, ``scalar``)
+///   is the only wait.
+///
+/// ```swift
+/// let a = Tensor([[1, 2], [3, 4]])            // float32, shape [2, 2]
+/// let b = 2 * a + Tensor([10, 20])            // broadcast over rows
+/// print(b.scalars)                            // [12.0, 24.0, 16.0, 28.0]
+/// let c = Tensor(3.0, dtype: .float64)
+/// ```
+public struct Tensor: @unchecked Sendable {
+    package let handle: TensorHandle
+
+    package init(handle: TensorHandle) { self.handle = handle }
+
+    /// The dimensions, outermost first; `[]` for a scalar.
+    public var shape: [Int] { handle.shape }
+    public var dtype: DType { handle.dtype }
+    public var device: Device { Device(core: handle.buffer.core) }
+    /// Number of dimensions.
+    public var rank: Int { handle.shape.count }
+    /// Number of elements.
+    public var count: Int { Shape.count(handle.shape) }
+    /// Bytes of this tensor's elements.
+    public var byteCount: Int { count * dtype.byteSize }
+    package var id: UInt64 { handle.id }
+    package var buffer: Buffer { handle.buffer }
+
+    // MARK: Creation
+
+    /// A tensor of `shape` from host values converted to `dtype` (float32 unless given; int32 and
+    /// int8 arrays keep their type), on `device` (else the current device).
+    /// - Precondition: `scalars.count` equals the product of `shape`.
+    public init<S: TensorScalar>(shape: [Int], scalars: [S], dtype: DType? = nil, on device: Device? = nil) {
+        do { self = try Tensor.make(shape: shape, scalars: scalars, dtype: dtype ?? S.defaultDType, on: device ?? .current) } catch { fail(error) }
+    }
+
+    /// A 1-D tensor of `scalars` (float32 unless `dtype` says otherwise).
+    public init<S: TensorScalar>(_ scalars: [S], dtype: DType? = nil, on device: Device? = nil) {
+        self.init(shape: [scalars.count], scalars: scalars, dtype: dtype, on: device)
+    }
+
+    /// A 2-D tensor from rows of equal length.
+    public init<S: TensorScalar>(_ rows: [[S]], dtype: DType? = nil, on device: Device? = nil) {
+        let width = rows.first?.count ?? 0
+        guard rows.allSatisfy({ $0.count == width }) else { fail(TapeError.argument("Tensor: ragged rows (lengths \(rows.map(\.count)))")) }
+        self.init(shape: [rows.count, width], scalars: rows.flatMap { $0 }, dtype: dtype, on: device)
+    }
+
+    /// A scalar of the given dtype: `Tensor(3.0, dtype: .float64)`.
+    public init<S: TensorScalar>(_ value: S, dtype: DType? = nil, on device: Device? = nil) {
+        self.init(shape: [], scalars: [value], dtype: dtype, on: device)
+    }
+
+    /// A tensor of `shape` filled with `value`.
+    public static func full(shape: [Int], value: Double, dtype: DType = .float32, on device: Device? = nil) -> Tensor {
+        Tensor(shape: shape, scalars: [Double](repeating: value, count: Shape.count(shape)), dtype: dtype, on: device)
+    }
+    public static func zeros(shape: [Int], dtype: DType = .float32, on device: Device? = nil) -> Tensor {
+        full(shape: shape, value: 0, dtype: dtype, on: device)
+    }
+    public static func ones(shape: [Int], dtype: DType = .float32, on device: Device? = nil) -> Tensor {
+        full(shape: shape, value: 1, dtype: dtype, on: device)
+    }
+
+    /// Normal(mean, stddev) samples from a seeded generator (SplitMix64 and Box–Muller): the
+    /// same seed gives the same tensor on every device and run.
+    public static func randomNormal(shape: [Int], mean: Double = 0, stddev: Double = 1, seed: UInt64 = 0,
+                                    dtype: DType = .float32, on device: Device? = nil) -> Tensor {
+        var rng = SplitMix64(seed: seed)
+        let n = Shape.count(shape)
+        var values = [Double](repeating: 0, count: n)
+        var i = 0
+        while i < n {
+            let u1 = Swift.max(rng.nextUnit(), Double.leastNormalMagnitude), u2 = rng.nextUnit()
+            let r = (-2 * Foundation.log(u1)).squareRoot()
+            values[i] = mean + stddev * r * Foundation.cos(2 * .pi * u2)
+            if i + 1 < n { values[i + 1] = mean + stddev * r * Foundation.sin(2 * .pi * u2) }
+            i += 2
+        }
+        return Tensor(shape: shape, scalars: values, dtype: dtype, on: device)
+    }
+
+    package static func make<S: TensorScalar>(shape: [Int], scalars: [S], dtype: DType, on device: Device) throws -> Tensor {
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw TapeError.shape("Tensor: negative dimension in shape \(Shape.describe(shape))") }
+        guard scalars.count == Shape.count(shape) else {
+            throw TapeError.shape("Tensor: \(scalars.count) scalars do not fill shape \(Shape.describe(shape)) (\(Shape.count(shape)) elements)")
+        }
+        let buffer = try device.core.allocate(bytes: scalars.count * dtype.byteSize)
+        try withHostBytes(scalars, as: dtype) { try device.core.backend.write($0, to: buffer) }
+        return Tensor(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype))
+    }
+
+    // MARK: Reading back (the only waits)
+
+    /// The elements in row-major order, converted to `Float`. Waits for queued work.
+    public var scalars: [Float] { scalars(as: Float.self) }
+
+    /// The single element of a one-element tensor, as `Float`.
+    /// - Precondition: `count == 1`.
+    public var scalar: Float {
+        precondition(count == 1, "TapeCL: scalar of a tensor of shape \(Shape.describe(shape)); use scalars")
+        return scalars[0]
+    }
+
+    /// The elements converted to `T` (`Double` keeps float64 exact).
+    public func scalars<T: TensorScalar>(as: T.Type) -> [T] {
+        do { return try readScalars(as: T.self) } catch { fail(error) }
+    }
+
+    package func readScalars<T: TensorScalar>(as: T.Type) throws -> [T] {
+        var raw = [UInt8](repeating: 0, count: byteCount)
+        try raw.withUnsafeMutableBytes { try buffer.core.backend.read(buffer, into: $0) }
+        return raw.withUnsafeBytes { bytes in
+            switch dtype {
+            case .float32: bytes.bindMemory(to: Float.self).map { T.converting(Double($0)) }
+            case .float64: bytes.bindMemory(to: Double.self).map { T.converting($0) }
+            case .int32: bytes.bindMemory(to: Int32.self).map { T.converting(Double($0)) }
+            case .int8: bytes.bindMemory(to: Int8.self).map { T.converting(Double($0)) }
+            }
+        }
+    }
+}
+
+/// The Swift number types a tensor can be built from and read into.
+public protocol TensorScalar: Sendable {
+    /// The dtype a tensor built from these takes unless told otherwise (float32 for `Float`,
+    /// `Double` and `Int`, which literals produce; int32 and int8 for their own types).
+    static var defaultDType: DType { get }
+    var doubleValue: Double { get }
+    /// Converts from `Double` (integers truncate).
+    static func converting(_ d: Double) -> Self
+}
+extension Float: TensorScalar {
+    public static var defaultDType: DType { .float32 }
+    public var doubleValue: Double { Double(self) }
+    public static func converting(_ d: Double) -> Float { Float(d) }
+}
+extension Double: TensorScalar {
+    public static var defaultDType: DType { .float32 }
+    public var doubleValue: Double { self }
+    public static func converting(_ d: Double) -> Double { d }
+}
+extension Int: TensorScalar {
+    public static var defaultDType: DType { .float32 }
+    public var doubleValue: Double { Double(self) }
+    public static func converting(_ d: Double) -> Int { d.isFinite && Swift.abs(d) < 9e18 ? Int(d) : 0 }
+}
+extension Int32: TensorScalar {
+    public static var defaultDType: DType { .int32 }
+    public var doubleValue: Double { Double(self) }
+    public static func converting(_ d: Double) -> Self { .fromDouble(d) }
+}
+extension Int8: TensorScalar {
+    public static var defaultDType: DType { .int8 }
+    public var doubleValue: Double { Double(self) }
+    public static func converting(_ d: Double) -> Self { .fromDouble(d) }
+}
+
+/// Host bytes of `scalars` converted to `dtype`, valid inside `body`.
+func withHostBytes<S: TensorScalar, R>(_ scalars: [S], as dtype: DType, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    switch dtype {
+    case .float32:
+        if let same = scalars as? [Float] { return try same.withUnsafeBytes(body) }
+        return try scalars.map { Float($0.doubleValue) }.withUnsafeBytes(body)
+    case .float64:
+        if let same = scalars as? [Double] { return try same.withUnsafeBytes(body) }
+        return try scalars.map(\.doubleValue).withUnsafeBytes(body)
+    case .int32: return try scalars.map { Int32.fromDouble($0.doubleValue) }.withUnsafeBytes(body)
+    case .int8: return try scalars.map { Int8.fromDouble($0.doubleValue) }.withUnsafeBytes(body)
+    }
+}
+
+/// SplitMix64 (Steele, Lea, Flood 2014): a small, fast, seedable generator.
+package struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    package init(seed: UInt64) { state = seed }
+    package mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1) with 53 random bits.
+    package mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
+}
+
+extension Tensor: CustomStringConvertible {
+    /// `Tensor(shape: [2], dtype: float32, [4.0, 12.0])`, with values as TensorFlow prints them
+    /// (shortest round-trip form of each element).
+    public var description: String {
+        let values: [String] = dtype == .float64 ? scalars(as: Double.self).map { "\($0)" }
+            : dtype.isFloatingPoint ? scalars.map { "\($0)" } : scalars(as: Int.self).map { "\($0)" }
+        func nest(_ dims: ArraySlice<Int>, _ flat: ArraySlice<String>) -> String {
+            guard let d = dims.first else { return flat.first ?? "" }
+            let step = d == 0 ? 0 : flat.count / d
+            return "[" + (0..<d).map { i in nest(dims.dropFirst(), flat.dropFirst(i * step).prefix(step)) }.joined(separator: ", ") + "]"
+        }
+        return "Tensor(\(nest(shape[...], values[...])), shape: \(Shape.describe(shape)), dtype: \(dtype))"
+    }
+}
+
+// MARK: Literals — every literal is float32.
+
+extension Tensor: ExpressibleByFloatLiteral, ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral {
+    public init(floatLiteral value: Double) { self.init(shape: [], scalars: [Float(value)]) }
+    public init(integerLiteral value: Int) { self.init(shape: [], scalars: [Float(value)]) }
+    /// Nested array literals stack: `[[1, 2], [3, 4]]` has shape `[2, 2]`.
+    /// - Precondition: the elements have one shape (a ragged literal stops with its shapes named).
+    public init(arrayLiteral elements: Tensor...) {
+        let inner = elements.first?.shape ?? []
+        guard elements.allSatisfy({ $0.shape == inner }) else {
+            fail(TapeError.argument("Tensor: ragged array literal (element shapes \(elements.map { Shape.describe($0.shape) }.joined(separator: ", ")))"))
+        }
+        let dtype = elements.first?.dtype ?? .float32
+        let values = elements.flatMap { $0.scalars(as: Double.self) }
+        self.init(shape: [elements.count] + inner, scalars: values, dtype: dtype)
+    }
+}

@@ -1,0 +1,107 @@
+import Synchronization
+
+/// What a backend executes for one op: the op table's forward description plus its operands.
+///
+/// Ops never look at the device kind; a ``Backend`` implements each ``Forward`` case once.
+package enum Forward: Sendable {
+    /// Elementwise `out = f(x)`; `kernel` names the `UNARY` line in `elementwise.cl`.
+    case unary(kernel: String, host: @Sendable (Double) -> Double)
+    /// Elementwise `out = f(a, b)` with NumPy broadcasting; `kernel` names the `BINARY` line.
+    case binary(kernel: String, host: @Sendable (Double, Double) -> Double)
+    /// Reduction over `attributes.axes` in the fixed order of `reduce.cl` (see ``ReduceKind``).
+    case reduce(ReduceKind)
+    /// (Batched) matrix product with the transpose flags of ``Attributes``.
+    case matmul
+    /// Strided copy: `out[i] = in[Σ index_d * attributes.strides[d]]` (transpose, broadcast).
+    case gather
+    /// The output shares the input's buffer (reshape, identity); nothing runs.
+    case alias
+    /// Element type conversion to the output dtype.
+    case cast
+    /// Copy to another device (`attributes.device`).
+    case transfer
+}
+
+package enum ReduceKind: String, Sendable { case sum, max }
+
+/// Per-call parameters of an op (axes, target shape, transpose flags...).
+package struct Attributes: Sendable {
+    package var axes: [Int] = []
+    package var keepDims = false
+    package var shape: [Int] = []
+    package var strides: [Int] = []
+    package var permutation: [Int] = []
+    package var transposeA = false
+    package var transposeB = false
+    /// Output dtype of `cast`, and the input's (for its backward).
+    package var dtype: DType? = nil
+    package var sourceDType: DType? = nil
+    /// Target device of `to(_:)`, and the input's (for its backward).
+    package var device: Device? = nil
+    package var sourceDevice: Device? = nil
+    package init() {}
+}
+
+/// One op's work as handed to a backend. `inputs` are on the backend's device (except for `.transfer`).
+package struct Launch {
+    package let opName: String
+    package let forward: Forward
+    package let inputs: [Tensor]
+    package let output: Buffer
+    package let shape: [Int]
+    package let dtype: DType
+    package let attributes: Attributes
+}
+
+/// A backend that cannot run a launch (no kernel for this dtype, a program that failed to build)
+/// throws this; the device then runs the op on the host with a one-time warning naming `reason`.
+package struct Unsupported: Error { package let reason: String }
+
+/// The device-specific half of a ``Device``: memory and execution. Two conformers: `HostBackend`
+/// and `OpenCLBackend`. Work is enqueued; only ``read(_:into:)`` waits.
+package protocol Backend: AnyObject, Sendable {
+    /// One line for `tapecl devices`.
+    var info: DeviceInfo { get }
+    /// Fresh device memory of exactly `bytes` (the caching allocator rounds before asking).
+    func allocate(bytes: Int) throws -> UnsafeMutableRawPointer
+    func free(_ handle: UnsafeMutableRawPointer)
+    /// Copies host bytes into `buffer` (from offset 0); `bytes` may be reused when this returns.
+    func write(_ bytes: UnsafeRawBufferPointer, to buffer: Buffer) throws
+    /// Waits for queued work on `buffer`, then copies its first `into.count` bytes out.
+    func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws
+    /// Enqueues one op.
+    func run(_ launch: Launch) throws
+}
+
+/// What `tapecl devices` shows of a device.
+public struct DeviceInfo: Sendable, Codable {
+    public var name: String
+    public var kind: String
+    public var deviceName: String
+    public var vendor: String
+    public var type: String
+    public var computeUnits: Int
+    public var globalMemoryBytes: Int
+    public var openCLCVersion: String?
+    public var driverVersion: String?
+    public var platform: String?
+    public var supportsFloat64: Bool
+}
+
+/// Device memory owned by one tensor (or shared by a tensor and its reshaped views).
+/// Returns to its device's caching allocator when the last tensor using it goes away.
+package final class Buffer: @unchecked Sendable {
+    package let core: DeviceCore
+    package let handle: UnsafeMutableRawPointer
+    package let bytes: Int
+    let capacity: Int
+
+    init(core: DeviceCore, handle: UnsafeMutableRawPointer, bytes: Int, capacity: Int) {
+        self.core = core
+        self.handle = handle
+        self.bytes = bytes
+        self.capacity = capacity
+    }
+
+    deinit { core.recycle(handle, bytes: bytes, capacity: capacity) }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// Where a tensor's memory lives and its ops run: the host, or an OpenCL device.
+///
+/// - `Device.host` always exists; `Device.all` lists the host and every OpenCL device found.
+/// - `Device.default` is chosen once per process: `TAPECL_DEVICE` if set, else the first OpenCL
+///   GPU, else the first OpenCL device, else the host.
+/// - Names: `host`, `opencl` (first OpenCL device), `opencl:N` (as `tapecl devices` numbers them),
+///   `opencl:gpu`, `opencl:cpu`.
+///
+/// ```swift
+/// let gpu = try Device.named("opencl:0")
+/// let y = withDevice(gpu) { Tensor.ones(shape: [3]) * 2 }   // created and computed on gpu
+/// print(gpu.memory.liveBytes)
+/// ```
+public struct Device: Sendable, Hashable, CustomStringConvertible {
+    package let core: DeviceCore
+
+    package init(core: DeviceCore) { self.core = core }
+
+    /// `host` or `opencl:N`.
+    public var name: String { core.name }
+    public var description: String { name }
+    /// What `tapecl devices` prints about this device.
+    public var info: DeviceInfo { core.backend.info }
+    /// Live and peak bytes of this device's tensors.
+    public var memory: MemoryStats { core.stats }
+    /// Starts a new peak: `memory.peakBytes` becomes the current live bytes.
+    public func resetPeakMemory() { core.resetPeak() }
+    /// Gives the caching allocator's spare blocks back to the device.
+    public func emptyCache() { core.emptyCache() }
+
+    public static func == (a: Device, b: Device) -> Bool { a.core === b.core }
+    public func hash(into h: inout Hasher) { h.combine(ObjectIdentifier(core)) }
+
+    /// The host: plain memory, OpenBLAS for matmul, both cores for large tensors.
+    public static var host: Device { Registry.shared.host }
+    /// The host and every OpenCL device, host first.
+    public static var all: [Device] { [Registry.shared.host] + Registry.shared.openCL }
+    /// The OpenCL devices, in `opencl:N` order.
+    public static var openCL: [Device] { Registry.shared.openCL }
+    /// The process default (see the type's documentation); `withDevice` overrides it in a scope.
+    public static var `default`: Device { Registry.shared.defaultDevice }
+    /// The device new tensors are created on here: the innermost `withDevice`, else `default`.
+    public static var current: Device { Scope.device ?? Registry.shared.defaultDevice }
+
+    /// Looks a device up by name (`host`, `opencl`, `opencl:N`, `opencl:gpu`, `opencl:cpu`).
+    /// - Throws: ``TapeError/argument(_:)`` naming the devices there are.
+    public static func named(_ name: String) throws -> Device {
+        let r = Registry.shared
+        let found = name.lowercased() == "default" ? r.defaultDevice : Registry.lookup(name, host: r.host, openCL: r.openCL)
+        guard let found else {
+            let names = Device.all.map(\.name).joined(separator: ", ")
+            throw TapeError.argument("unknown device '\(name)': this machine has \(names)")
+        }
+        return found
+    }
+
+    /// A device with the same backend but its own allocator and memory statistics, so a test can
+    /// measure what it allocates while other tests run.
+    package func isolated() -> Device {
+        Device(core: DeviceCore(name: name, backend: core.backend))
+    }
+}
+
+/// Runs `body` with `device` as the device new tensors are created on (a task-local, so
+/// concurrent tasks keep their own).
+public func withDevice<R>(_ device: Device, _ body: () throws -> R) rethrows -> R {
+    try Scope.$device.withValue(device, operation: body)
+}
+
+/// Scoped state: the device of `withDevice`, and the active tapes and accumulators.
+enum Scope {
+    @TaskLocal static var device: Device?
+}
+
+/// Discovers devices once per process (PoCL fails when several threads initialise OpenCL at once).
+final class Registry: Sendable {
+    static let shared = Registry()
+    let host: Device
+    let openCL: [Device]
+    let defaultDevice: Device
+
+    private init() {
+        host = Device(core: DeviceCore(name: "host", backend: HostBackend()))
+        openCL = OpenCLBackend.discover().enumerated().map { i, b in
+            Device(core: DeviceCore(name: "opencl:\(i)", backend: b, cacheLimit: 1 << 30))
+        }
+        if let name = ProcessInfo.processInfo.environment["TAPECL_DEVICE"], !name.isEmpty {
+            if let d = Self.lookup(name, host: host, openCL: openCL) {
+                defaultDevice = d
+            } else {
+                printError("TapeCL warning: TAPECL_DEVICE=\(name) names no device here; using the host")
+                defaultDevice = host
+            }
+        } else {
+            defaultDevice = openCL.first { $0.info.type == "GPU" } ?? openCL.first ?? host
+        }
+    }
+
+    /// Resolves a device name (see ``Device/named(_:)``) against the discovered devices.
+    static func lookup(_ name: String, host: Device, openCL: [Device]) -> Device? {
+        let key = name.lowercased().trimmingCharacters(in: .whitespaces)
+        switch key {
+        case "host", "cpu": return host
+        case "opencl": return openCL.first
+        case "opencl:gpu": return openCL.first { $0.info.type == "GPU" }
+        case "opencl:cpu": return openCL.first { $0.info.type == "CPU" }
+        default:
+            guard key.hasPrefix("opencl:"), let i = Int(key.dropFirst(7)), openCL.indices.contains(i) else { return nil }
+            return openCL[i]
+        }
+    }
+}

@@ -1,0 +1,288 @@
+import COpenBLAS
+import Dispatch
+import Foundation
+
+/// An element type the host loops handle; conversions go through `Double`, exact for every op's
+/// `+ - * /` on float32 (double rounding cannot occur with 53 ≥ 2·24 + 2 bits).
+protocol HostScalar {
+    static func fromDouble(_ d: Double) -> Self
+    var double: Double { get }
+}
+extension Float: HostScalar {
+    static func fromDouble(_ d: Double) -> Float { Float(d) }
+    var double: Double { Double(self) }
+}
+extension Double: HostScalar {
+    static func fromDouble(_ d: Double) -> Double { d }
+    var double: Double { self }
+}
+extension Int32: HostScalar {
+    static func fromDouble(_ d: Double) -> Int32 { d.isFinite && abs(d) < 9e18 ? Int32(truncatingIfNeeded: Int64(d)) : 0 }
+    var double: Double { Double(self) }
+}
+extension Int8: HostScalar {
+    static func fromDouble(_ d: Double) -> Int8 { d.isFinite && abs(d) < 9e18 ? Int8(truncatingIfNeeded: Int64(d)) : 0 }
+    var double: Double { Double(self) }
+}
+
+extension DType {
+    var hostType: any HostScalar.Type {
+        switch self {
+        case .float32: Float.self
+        case .float64: Double.self
+        case .int32: Int32.self
+        case .int8: Int8.self
+        }
+    }
+}
+
+/// Splits `0..<n` over the cores when there is enough work (`grain` elements per core at least).
+func parallelFor(_ n: Int, grain: Int = 1 << 15, _ body: (Range<Int>) -> Void) {
+    let workers = min(ProcessInfo.processInfo.activeProcessorCount, n / grain)
+    if workers <= 1 { body(0..<n); return }
+    withoutActuallyEscaping(body) { body in
+        let shared = UncheckedBox(body)   // the loops write disjoint ranges of one buffer
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            shared.value(n * w / workers..<n * (w + 1) / workers)
+        }
+    }
+}
+
+/// Row-major walk over `shape` for the flat indices in `range`, giving each index and its offsets
+/// into two operands read with strides `sa` and `sb` (0 where broadcast).
+@inline(__always)
+func forEachOffset(_ shape: [Int], _ sa: [Int], _ sb: [Int], _ range: Range<Int>, _ body: (Int, Int, Int) -> Void) {
+    let rank = shape.count
+    guard rank > 0 else { if !range.isEmpty { body(0, 0, 0) }; return }
+    var index = [Int](repeating: 0, count: rank)
+    var rest = range.lowerBound, oa = 0, ob = 0
+    for d in stride(from: rank - 1, through: 0, by: -1) {
+        index[d] = rest % shape[d]; rest /= shape[d]
+        oa += index[d] * sa[d]; ob += index[d] * sb[d]
+    }
+    for i in range {
+        body(i, oa, ob)
+        var d = rank - 1
+        while d >= 0 {
+            index[d] += 1; oa += sa[d]; ob += sb[d]
+            if index[d] < shape[d] { break }
+            oa -= sa[d] * shape[d]; ob -= sb[d] * shape[d]; index[d] = 0
+            d -= 1
+        }
+    }
+}
+
+/// The fixed summation order shared with `Kernels/reduce.cl`, so host and device sums agree bit
+/// for bit: 256 lanes, lane `l` adding elements `l, l+256, l+512, …` in turn, then a halving tree
+/// `p[l] += p[l+s]` for `s = 128, 64, …, 1`. Rows longer than ``chunk`` with unit stride are cut
+/// into chunks of `chunk` elements, each summed that way, and the chunk sums summed that way too.
+package enum ReduceOrder {
+    package static let lanes = 256
+    package static let chunk = 65536
+
+    /// Splits a reduction over a contiguous block of axes into `outer × extent × inner`.
+    package static func plan(shape: [Int], axes: [Int]) -> (outer: Int, extent: Int, inner: Int) {
+        guard let first = axes.first, let last = axes.last else { return (Shape.count(shape), 1, 1) }
+        return (Shape.count(Array(shape[..<first])), Shape.count(Array(shape[first...last])),
+                Shape.count(Array(shape[(last + 1)...])))
+    }
+
+    @inline(__always)
+    static func lanes<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, extent: Int, stride: Int, _ kind: ReduceKind) -> T {
+        let initial: T = kind == .sum ? 0 : -.infinity
+        return withUnsafeTemporaryAllocation(of: T.self, capacity: lanes) { p in
+            p.initialize(repeating: initial)
+            var k = 0
+            while k < extent {
+                let n = Swift.min(lanes, extent - k)
+                if kind == .sum {
+                    if stride == 1 { for l in 0..<n { p[l] += x[k + l] } } else { for l in 0..<n { p[l] += x[(k + l) * stride] } }
+                } else {
+                    for l in 0..<n { let v = x[(k + l) * stride]; if v > p[l] || v.isNaN { p[l] = v } }
+                }
+                k += lanes
+            }
+            var s = lanes / 2
+            while s > 0 {
+                for l in 0..<s {
+                    if kind == .sum { p[l] += p[l + s] } else if p[l + s] > p[l] || p[l + s].isNaN { p[l] = p[l + s] }
+                }
+                s /= 2
+            }
+            return p[0]
+        }
+    }
+}
+
+/// The host: plain memory and Swift loops, OpenBLAS for matmul. "Enqueueing" runs at once.
+final class HostBackend: Backend {
+    let info: DeviceInfo = {
+        var model = "CPU"
+        if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+           let colon = line.firstIndex(of: ":") {
+            model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return DeviceInfo(name: "host", kind: "host", deviceName: model, vendor: "host", type: "CPU",
+                          computeUnits: ProcessInfo.processInfo.activeProcessorCount,
+                          globalMemoryBytes: Int(ProcessInfo.processInfo.physicalMemory),
+                          openCLCVersion: nil, driverVersion: nil, platform: nil, supportsFloat64: true)
+    }()
+
+    func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    }
+    func free(_ handle: UnsafeMutableRawPointer) { handle.deallocate() }
+    func write(_ bytes: UnsafeRawBufferPointer, to buffer: Buffer) throws {
+        if let base = bytes.baseAddress { buffer.handle.copyMemory(from: base, byteCount: bytes.count) }
+    }
+    func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {
+        if let base = into.baseAddress { base.copyMemory(from: buffer.handle, byteCount: into.count) }
+    }
+
+    func run(_ l: Launch) throws {
+        switch l.forward {
+        case .unary(_, let f): unary(l, f, l.dtype.hostType)
+        case .binary(_, let f): binary(l, f, l.dtype.hostType)
+        case .reduce(let kind): try reduce(l, kind)
+        case .matmul: try matmul(l)
+        case .gather: gather(l, l.dtype.hostType)
+        case .cast: cast(l, from: l.inputs[0].dtype.hostType, to: l.dtype.hostType)
+        case .alias, .transfer: preconditionFailure("\(l.opName) is not a kernel")
+        }
+    }
+
+    private func unary<T: HostScalar>(_ l: Launch, _ f: (Double) -> Double, _: T.Type) {
+        let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self)
+        let o = l.output.handle.assumingMemoryBound(to: T.self)
+        parallelFor(Shape.count(l.shape)) { r in for i in r { o[i] = .fromDouble(f(x[i].double)) } }
+    }
+
+    private func binary<T: HostScalar>(_ l: Launch, _ f: (Double, Double) -> Double, _: T.Type) {
+        let (a, b) = (l.inputs[0], l.inputs[1])
+        let pa = a.buffer.handle.assumingMemoryBound(to: T.self), pb = b.buffer.handle.assumingMemoryBound(to: T.self)
+        let o = l.output.handle.assumingMemoryBound(to: T.self)
+        let n = Shape.count(l.shape)
+        if a.shape == b.shape {
+            parallelFor(n) { r in for i in r { o[i] = .fromDouble(f(pa[i].double, pb[i].double)) } }
+        } else if b.count == 1 {
+            let s = pb[0].double
+            parallelFor(n) { r in for i in r { o[i] = .fromDouble(f(pa[i].double, s)) } }
+        } else if a.count == 1 {
+            let s = pa[0].double
+            parallelFor(n) { r in for i in r { o[i] = .fromDouble(f(s, pb[i].double)) } }
+        } else {
+            let sa = Shape.broadcastStrides(a.shape, to: l.shape), sb = Shape.broadcastStrides(b.shape, to: l.shape)
+            parallelFor(n) { r in forEachOffset(l.shape, sa, sb, r) { i, ia, ib in o[i] = .fromDouble(f(pa[ia].double, pb[ib].double)) } }
+        }
+    }
+
+    private func gather<T: HostScalar>(_ l: Launch, _: T.Type) {
+        let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self)
+        let o = l.output.handle.assumingMemoryBound(to: T.self)
+        let strides = l.attributes.strides
+        parallelFor(Shape.count(l.shape)) { r in forEachOffset(l.shape, strides, strides, r) { i, ix, _ in o[i] = x[ix] } }
+    }
+
+    private func cast<S: HostScalar, T: HostScalar>(_ l: Launch, from: S.Type, to: T.Type) {
+        let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: S.self)
+        let o = l.output.handle.assumingMemoryBound(to: T.self)
+        parallelFor(Shape.count(l.shape)) { r in for i in r { o[i] = .fromDouble(x[i].double) } }
+    }
+
+    private func reduce(_ l: Launch, _ kind: ReduceKind) throws {
+        switch l.dtype {
+        case .float32: reduceFloat(l, kind, Float.self)
+        case .float64: reduceFloat(l, kind, Double.self)
+        case .int32: reduceInteger(l, kind, Int32.self)
+        case .int8: reduceInteger(l, kind, Int8.self)
+        }
+    }
+
+    private func reduceFloat<T: BinaryFloatingPoint & HostScalar>(_ l: Launch, _ kind: ReduceKind, _: T.Type) {
+        let x = UnsafePointer(l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self))
+        let o = l.output.handle.assumingMemoryBound(to: T.self)
+        let (outer, extent, inner) = ReduceOrder.plan(shape: l.inputs[0].shape, axes: l.attributes.axes)
+        if inner == 1 && extent > ReduceOrder.chunk {
+            let chunks = (extent + ReduceOrder.chunk - 1) / ReduceOrder.chunk
+            let partial = UnsafeMutablePointer<T>.allocate(capacity: chunks)
+            defer { partial.deallocate() }
+            for row in 0..<outer {
+                let base = x + row * extent
+                parallelFor(chunks, grain: 1) { r in
+                    for c in r {
+                        let start = c * ReduceOrder.chunk
+                        partial[c] = ReduceOrder.lanes(base + start, extent: min(ReduceOrder.chunk, extent - start), stride: 1, kind)
+                    }
+                }
+                o[row] = ReduceOrder.lanes(partial, extent: chunks, stride: 1, kind)
+            }
+            return
+        }
+        parallelFor(outer * inner, grain: max(1, (1 << 15) / max(extent, 1))) { r in
+            for i in r {
+                let (row, col) = i.quotientAndRemainder(dividingBy: inner)
+                o[i] = ReduceOrder.lanes(x + row * extent * inner + col, extent: extent, stride: inner, kind)
+            }
+        }
+    }
+
+    private func reduceInteger<T: HostScalar>(_ l: Launch, _ kind: ReduceKind, _: T.Type) {
+        let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self)
+        let o = l.output.handle.assumingMemoryBound(to: T.self)
+        let (outer, extent, inner) = ReduceOrder.plan(shape: l.inputs[0].shape, axes: l.attributes.axes)
+        for row in 0..<outer {
+            for col in 0..<inner {
+                var acc = kind == .sum ? 0 : -Double.infinity
+                for k in 0..<extent {
+                    let v = x[(row * extent + k) * inner + col].double
+                    acc = kind == .sum ? acc + v : max(acc, v)
+                }
+                o[row * inner + col] = .fromDouble(acc)
+            }
+        }
+    }
+
+    private func matmul(_ l: Launch) throws {
+        let (a, b) = (l.inputs[0], l.inputs[1])
+        let g = MatmulShape(a.shape, b.shape, l.attributes.transposeA, l.attributes.transposeB)!
+        let ta = l.attributes.transposeA ? CblasTrans : CblasNoTrans, tb = l.attributes.transposeB ? CblasTrans : CblasNoTrans
+        let lda = Int32(l.attributes.transposeA ? g.m : g.k), ldb = Int32(l.attributes.transposeB ? g.k : g.n)
+        let (m, n, k) = (Int32(g.m), Int32(g.n), Int32(g.k))
+        for i in 0..<g.batch {
+            let ia = a.shape.count == 3 ? i * g.m * g.k : 0, ib = b.shape.count == 3 ? i * g.k * g.n : 0, io = i * g.m * g.n
+            switch l.dtype {
+            case .float32:
+                let pa = a.buffer.handle.assumingMemoryBound(to: Float.self), pb = b.buffer.handle.assumingMemoryBound(to: Float.self)
+                cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1, pa + ia, lda, pb + ib, ldb, 0,
+                            l.output.handle.assumingMemoryBound(to: Float.self) + io, n)
+            case .float64:
+                let pa = a.buffer.handle.assumingMemoryBound(to: Double.self), pb = b.buffer.handle.assumingMemoryBound(to: Double.self)
+                cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1, pa + ia, lda, pb + ib, ldb, 0,
+                            l.output.handle.assumingMemoryBound(to: Double.self) + io, n)
+            case .int32, .int8:
+                throw TapeError.dtype("matmul: \(l.dtype) is not supported (float32 and float64 are)")
+            }
+        }
+    }
+}
+
+/// The geometry of `op(a) @ op(b)`: a is `[batch?, M, K]` (or `[batch?, K, M]` transposed),
+/// b is `[batch?, K, N]`; a rank-2 operand is shared by every batch. `nil` when they do not fit.
+package struct MatmulShape {
+    package let batch: Int, m: Int, n: Int, k: Int
+    package let output: [Int]
+
+    package init?(_ a: [Int], _ b: [Int], _ ta: Bool, _ tb: Bool) {
+        guard (2...3).contains(a.count), (2...3).contains(b.count) else { return nil }
+        let ba = a.count == 3 ? a[0] : nil, bb = b.count == 3 ? b[0] : nil
+        if let ba, let bb, ba != bb { return nil }
+        let (ar, ac) = (a[a.count - 2], a[a.count - 1]), (br, bc) = (b[b.count - 2], b[b.count - 1])
+        let (m, ka) = ta ? (ac, ar) : (ar, ac)
+        let (kb, n) = tb ? (bc, br) : (br, bc)
+        guard ka == kb else { return nil }
+        self.batch = ba ?? bb ?? 1
+        (self.m, self.n, self.k) = (m, n, ka)
+        output = (ba ?? bb).map { [$0, m, n] } ?? [m, n]
+    }
+}

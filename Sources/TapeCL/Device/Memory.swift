@@ -1,0 +1,159 @@
+import Synchronization
+
+/// Memory accounting of one ``Device``: what the tensors alive now hold, and the high-water mark.
+///
+/// Byte counts are the tensors' own sizes (`count × dtype.byteSize`), not the rounded blocks the
+/// caching allocator hands out, so a test can state exactly what a tape keeps:
+/// ```swift
+/// let before = device.memory.liveBytes
+/// let g = try tape.gradient(of: y.sum(), wrt: x)   // a one-shot tape frees its entries here
+/// // device.memory.liveBytes - before == g.byteCount (plus y, if still referenced)
+/// ```
+public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
+    /// Bytes of all live buffers.
+    public var liveBytes = 0
+    /// The largest `liveBytes` since the device was created or ``Device/resetPeakMemory()``.
+    public var peakBytes = 0
+    /// Buffers alive now.
+    public var liveAllocations = 0
+    /// Buffers handed out so far (cache hits included).
+    public var allocations = 0
+    /// Buffers the backend really allocated (cache misses).
+    public var backendAllocations = 0
+    /// Bytes held by the caching allocator for reuse (not live).
+    public var cachedBytes = 0
+
+    public var description: String {
+        "live \(liveBytes) B in \(liveAllocations) buffers, peak \(peakBytes) B, \(allocations) allocations (\(backendAllocations) from the backend), cached \(cachedBytes) B"
+    }
+}
+
+/// The backend plus everything device-independent: the caching allocator, memory statistics,
+/// small-constant cache, host fallback. One per ``Device``.
+package final class DeviceCore: @unchecked Sendable {
+    package let backend: any Backend
+    package let name: String
+    private struct State {
+        var stats = MemoryStats()
+        var free: [Int: [Block]] = [:]
+        var warned: Set<String> = []
+        var constants: [ConstantKey: Tensor] = [:]
+    }
+    private let state = Mutex(State())
+    /// Cached blocks beyond this are given back to the backend at once.
+    private let cacheLimit: Int
+
+    init(name: String, backend: any Backend, cacheLimit: Int = 2 << 30) {
+        self.name = name
+        self.backend = backend
+        self.cacheLimit = cacheLimit
+    }
+
+    /// Block sizes: 256-byte steps up to 4 KiB, then eight steps per power of two, so a reused
+    /// block wastes at most 12.5%.
+    static func capacity(for bytes: Int) -> Int {
+        if bytes <= 4096 { return max(256, (bytes + 255) & ~255) }
+        let top = Int.bitWidth - (bytes - 1).leadingZeroBitCount
+        let step = 1 << (top - 4)
+        return (bytes + step - 1) / step * step
+    }
+
+    package func allocate(bytes: Int) throws -> Buffer {
+        let capacity = Self.capacity(for: bytes)
+        let reused: UnsafeMutableRawPointer? = state.withLock { s -> Block? in
+            s.stats.allocations += 1
+            s.stats.liveAllocations += 1
+            s.stats.liveBytes += bytes
+            s.stats.peakBytes = max(s.stats.peakBytes, s.stats.liveBytes)
+            guard let h = s.free[capacity]?.popLast() else { return nil }
+            s.stats.cachedBytes -= capacity
+            return h
+        }?.handle
+        if let reused { return Buffer(core: self, handle: reused, bytes: bytes, capacity: capacity) }
+        let handle: UnsafeMutableRawPointer
+        do {
+            handle = try backend.allocate(bytes: capacity)
+        } catch {
+            emptyCache()  // out of memory with blocks cached: give them back and try once more
+            do { handle = try backend.allocate(bytes: capacity) } catch {
+                state.withLock { s in s.stats.liveAllocations -= 1; s.stats.liveBytes -= bytes }
+                throw error
+            }
+        }
+        state.withLock { $0.stats.backendAllocations += 1 }
+        return Buffer(core: self, handle: handle, bytes: bytes, capacity: capacity)
+    }
+
+    func recycle(_ handle: UnsafeMutableRawPointer, bytes: Int, capacity: Int) {
+        let block = Block(handle: handle)
+        let keep = state.withLock { s in
+            s.stats.liveAllocations -= 1
+            s.stats.liveBytes -= bytes
+            guard s.stats.cachedBytes + capacity <= cacheLimit else { return false }
+            s.free[capacity, default: []].append(block)
+            s.stats.cachedBytes += capacity
+            return true
+        }
+        if !keep { backend.free(handle) }
+    }
+
+    package func emptyCache() {
+        let blocks = state.withLock { s in
+            let all = s.free.values.flatMap { $0 }
+            s.free = [:]
+            s.stats.cachedBytes = 0
+            return all
+        }
+        for b in blocks { backend.free(b.handle) }
+    }
+
+    package var stats: MemoryStats { state.withLock { $0.stats } }
+    package func resetPeak() { state.withLock { $0.stats.peakBytes = $0.stats.liveBytes } }
+
+    /// Prints `message` to standard error the first time `key` is seen on this device.
+    package func warnOnce(_ key: String, _ message: @autoclosure () -> String) {
+        let first = state.withLock { $0.warned.insert(key).inserted }
+        if first { printError("TapeCL warning: \(message())") }
+    }
+
+    /// A cached block (device memory is only touched by its owner; the pointer is an address).
+    struct Block: @unchecked Sendable { let handle: UnsafeMutableRawPointer }
+
+    struct ConstantKey: Hashable { let bits: UInt64; let dtype: DType }
+
+    /// A cached scalar tensor for a number literal (`y * 0.001` in a loop uploads 0.001 once).
+    func constant(_ value: Double, dtype: DType, make: () -> Tensor) -> Tensor {
+        let key = ConstantKey(bits: value.bitPattern, dtype: dtype)
+        if let t = state.withLock({ $0.constants[key] }) { return t }
+        let t = make()
+        state.withLock { s in if s.constants.count < 4096 { s.constants[key] = t } }
+        return t
+    }
+
+    /// Runs `launch` on the backend; one it cannot run goes to the host, with a warning once per op.
+    func run(_ launch: Launch) throws {
+        do {
+            try backend.run(launch)
+        } catch let u as Unsupported {
+            warnOnce("fallback:\(launch.opName):\(launch.dtype)",
+                     "\(launch.opName) (\(launch.dtype)) runs on the host on \(name): \(u.reason)")
+            try runOnHost(launch)
+        }
+    }
+
+    /// The host fallback: inputs to host memory, the host backend's loop, the result back.
+    private func runOnHost(_ launch: Launch) throws {
+        let host = Device.host
+        let inputs = try launch.inputs.map { try $0.to(host, differentiable: false) }
+        let out = try host.core.allocate(bytes: launch.output.bytes)
+        try host.core.backend.run(Launch(opName: launch.opName, forward: launch.forward, inputs: inputs, output: out,
+                                         shape: launch.shape, dtype: launch.dtype, attributes: launch.attributes))
+        try backend.write(UnsafeRawBufferPointer(start: out.handle, count: out.bytes), to: launch.output)
+    }
+}
+
+import Foundation
+
+package func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

@@ -1,0 +1,148 @@
+import Foundation
+
+/// One differentiable primitive: everything TapeCL knows about it, in one value.
+///
+/// An op states its shape rule, its forward (a device kernel and a host loop, see ``Forward``),
+/// what its backward needs saved, its reverse rule (`vjp`) and its forward rule (`jvp`). Every
+/// field is non-optional, so an op without a backward rule does not compile. ``Op/all`` is the
+/// only list of ops; tests, `tapecl check` and the cross-checks iterate it.
+///
+/// Backward rules are written with public tensor ops, never raw kernels, so an outer tape
+/// records them and higher orders come for free. They return cotangents at the *output's* shape:
+/// the tape walk sums each down to its input's shape, once, for every op.
+package struct Op: Sendable {
+    package typealias VJP = @Sendable (_ saved: Saved, _ dy: Tensor) -> [Tensor?]
+    package typealias JVP = @Sendable (_ saved: Saved, _ dx: [Tensor?]) -> Tensor?
+    package typealias ShapeRule = @Sendable (_ inputs: [[Int]], _ attributes: Attributes) throws -> [Int]
+
+    package let name: String
+    package let arity: Int
+    package let forward: Forward
+    package let shape: ShapeRule
+    package let saves: Saves
+    /// Only float32 and float64 (transcendental functions, matmul).
+    package let floatOnly: Bool
+    /// Whether the op is recorded at all (masks and `stopGradient` are not: no gradient flows).
+    package let differentiable: Bool
+    package let vjp: VJP
+    package let jvp: JVP
+
+    package init(name: String, arity: Int, forward: Forward, shape: @escaping ShapeRule, saves: Saves,
+                 floatOnly: Bool = false, differentiable: Bool = true, vjp: @escaping VJP, jvp: @escaping JVP) {
+        self.name = name
+        self.arity = arity
+        self.forward = forward
+        self.shape = shape
+        self.saves = saves
+        self.floatOnly = floatOnly
+        self.differentiable = differentiable
+        self.vjp = vjp
+        self.jvp = jvp
+    }
+}
+
+/// What an entry on the tape keeps for its op's backward rule. Saving less frees memory sooner:
+/// `relu` keeps only its output, `add` nothing.
+package enum Saves: Sendable {
+    case nothing, inputs, output, inputsAndOutput
+    /// For a product: input *i* is kept only if the *other* input needs a gradient.
+    case crossed
+}
+
+/// The values a rule sees: saved inputs and output, attributes, input shapes, and which inputs
+/// need a cotangent.
+package struct Saved: @unchecked Sendable {
+    package var inputs: [Tensor?]
+    package var output: Tensor?
+    package let attributes: Attributes
+    package let shapes: [[Int]]
+    package var needs: [Bool]
+
+    /// The first input (unary ops). A rule reads only what its op's ``Saves`` keeps.
+    package var x: Tensor { inputs[0]! }
+    package var a: Tensor { inputs[0]! }
+    package var b: Tensor { inputs[1]! }
+    package var y: Tensor { output! }
+
+    /// One cotangent, computed only when needed.
+    package func grad(_ dx: @autoclosure () -> Tensor) -> [Tensor?] { [needs[0] ? dx() : nil] }
+    /// Two cotangents, each computed only when its input needs one.
+    package func grads(_ da: @autoclosure () -> Tensor, _ db: @autoclosure () -> Tensor) -> [Tensor?] {
+        [needs[0] ? da() : nil, needs[1] ? db() : nil]
+    }
+}
+
+// MARK: - Shape rules
+
+extension Op {
+    static let sameShape: ShapeRule = { shapes, _ in shapes[0] }
+
+    static func broadcastShape(_ name: String) -> ShapeRule {
+        { shapes, _ in
+            guard let out = Shape.broadcast(shapes[0], shapes[1]) else {
+                throw TapeError.shape("\(name): shapes \(Shape.describe(shapes[0])) and \(Shape.describe(shapes[1])) do not broadcast")
+            }
+            return out
+        }
+    }
+}
+
+// MARK: - Applying an op
+
+/// Set `TAPECL_CROSSCHECK=1` to run every device op on the host too and report the first disagreement.
+let crossCheckEnabled = ProcessInfo.processInfo.environment["TAPECL_CROSSCHECK"] == "1"
+
+extension Op {
+    /// Runs the op on its inputs' device and records it on every active tape and accumulator
+    /// that watches an input.
+    /// - Throws: ``TapeError`` naming the op for a bad shape, dtype or device mix.
+    package func apply(_ inputs: [Tensor], _ attributes: Attributes = Attributes()) throws -> Tensor {
+        let output = try execute(inputs, attributes)
+        if differentiable && output.dtype.isFloatingPoint {
+            Recorder.record(self, inputs, output, attributes)
+        }
+        return output
+    }
+
+    /// The forward computation alone (no recording).
+    package func execute(_ inputs: [Tensor], _ attributes: Attributes) throws -> Tensor {
+        guard inputs.count == arity else { throw TapeError.argument("\(name): expects \(arity) inputs, got \(inputs.count)") }
+        let device = inputs[0].device
+        if case .transfer = forward {} else if let other = inputs.first(where: { $0.device != device }) {
+            throw TapeError.device("\(name): inputs on \(device) and \(other.device); move one with to(_:)")
+        }
+        let inDType = inputs[0].dtype
+        if let other = inputs.first(where: { $0.dtype != inDType }) {
+            throw TapeError.dtype("\(name): dtypes \(inDType) and \(other.dtype) differ; convert one with cast(to:)")
+        }
+        if floatOnly && !inDType.isFloatingPoint {
+            throw TapeError.dtype("\(name): \(inDType) is not supported (float32 and float64 are)")
+        }
+        let outShape = try shape(inputs.map(\.shape), attributes)
+        let dtype = attributes.dtype ?? inDType
+        switch forward {
+        case .alias:
+            return Tensor(handle: TensorHandle(buffer: inputs[0].buffer, shape: outShape, dtype: dtype))
+        case .transfer:
+            let target = attributes.device!
+            let out = try target.core.allocate(bytes: inputs[0].byteCount)
+            var raw = [UInt8](repeating: 0, count: inputs[0].byteCount)
+            try raw.withUnsafeMutableBytes { try device.core.backend.read(inputs[0].buffer, into: $0) }
+            try raw.withUnsafeBytes { try target.core.backend.write($0, to: out) }
+            return Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
+        default:
+            let out = try device.core.allocate(bytes: Shape.count(outShape) * dtype.byteSize)
+            let launch = Launch(opName: name, forward: forward, inputs: inputs, output: out, shape: outShape,
+                                dtype: dtype, attributes: attributes)
+            try device.core.run(launch)
+            let result = Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
+            if crossCheckEnabled && device != .host { try CrossCheck.compare(self, inputs, attributes, result) }
+            return result
+        }
+    }
+
+    /// Applies the op, stopping the program on bad input (operators use this; see ``fail(_:)``).
+    package func callAsFunction(_ inputs: Tensor..., attributes: Attributes = Attributes()) -> Tensor {
+        do { return try apply(inputs, attributes) } catch { fail(error) }
+    }
+}

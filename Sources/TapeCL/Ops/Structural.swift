@@ -1,0 +1,107 @@
+// Reductions, layout changes and matmul.
+
+extension Op {
+    /// Reductions take normalized axes forming one contiguous block (`Tensor.reduce` transposes
+    /// other axis sets first), so every backend reduces an `outer × extent × inner` view.
+    static func reduceShape(_ name: String) -> ShapeRule {
+        { shapes, a in
+            let s = shapes[0]
+            return a.keepDims ? s.enumerated().map { a.axes.contains($0.offset) ? 1 : $0.element }
+                : s.enumerated().filter { !a.axes.contains($0.offset) }.map(\.element)
+        }
+    }
+
+    /// The shape of a reduction's output with its reduced axes kept as 1s.
+    static func kept(_ s: Saved) -> [Int] {
+        s.shapes[0].enumerated().map { s.attributes.axes.contains($0.offset) ? 1 : $0.element }
+    }
+
+    static let sum = Op(name: "sum", arity: 1, forward: .reduce(.sum), shape: reduceShape("sum"), saves: .nothing,
+        vjp: { s, dy in s.grad(dy.reshaped(to: kept(s)).broadcast(to: s.shapes[0])) },          // spread dy over the summed axes
+        jvp: { s, dx in dx[0].map { $0.sum(axes: s.attributes.axes, keepDims: s.attributes.keepDims) } })
+    static let max = Op(name: "max", arity: 1, forward: .reduce(.max), shape: reduceShape("max"), saves: .inputsAndOutput,
+        vjp: { s, dy in s.grad(maxShare(s) * dy.reshaped(to: kept(s))) },                         // shared among ties
+        jvp: { s, dx in dx[0].map { (maxShare(s) * $0).sum(axes: s.attributes.axes, keepDims: s.attributes.keepDims) } })
+
+    /// 1/k at each of the k positions that attain the maximum, 0 elsewhere (TensorFlow's `_MaxGrad`).
+    static func maxShare(_ s: Saved) -> Tensor {
+        let hits = Op.equal(s.x, s.y.reshaped(to: kept(s)))
+        return hits / hits.sum(axes: s.attributes.axes, keepDims: true)
+    }
+
+    static let reshape = Op(name: "reshape", arity: 1, forward: .alias, shape: { shapes, a in
+            guard Shape.count(a.shape) == Shape.count(shapes[0]) else {
+                throw TapeError.shape("reshape: cannot reshape \(Shape.describe(shapes[0])) (\(Shape.count(shapes[0])) elements) to \(Shape.describe(a.shape))")
+            }
+            return a.shape
+        }, saves: .nothing,
+        vjp: { s, dy in s.grad(dy.reshaped(to: s.shapes[0])) },
+        jvp: { s, dx in dx[0].map { $0.reshaped(to: s.attributes.shape) } })
+
+    /// `attributes.permutation` and the matching input strides.
+    static let transpose = Op(name: "transpose", arity: 1, forward: .gather, shape: { shapes, a in a.permutation.map { shapes[0][$0] } },
+        saves: .nothing,
+        vjp: { s, dy in s.grad(dy.transposed(permutation: inverse(s.attributes.permutation))) },
+        jvp: { s, dx in dx[0].map { $0.transposed(permutation: s.attributes.permutation) } })
+
+    /// Broadcast to `attributes.shape`; the backward is the identity because the tape walk sums
+    /// every cotangent down to its input's shape.
+    static let broadcast = Op(name: "broadcast", arity: 1, forward: .gather, shape: { shapes, a in
+            guard Shape.broadcast(shapes[0], a.shape) == a.shape else {
+                throw TapeError.shape("broadcast: \(Shape.describe(shapes[0])) does not broadcast to \(Shape.describe(a.shape))")
+            }
+            return a.shape
+        }, saves: .nothing,
+        vjp: { s, dy in s.grad(dy) },
+        jvp: { s, dx in dx[0].map { $0.broadcast(to: s.attributes.shape) } })
+
+    static let cast = Op(name: "cast", arity: 1, forward: .cast, shape: sameShape, saves: .nothing,
+        vjp: { s, dy in s.grad(dy.cast(to: s.attributes.sourceDType!)) },
+        jvp: { s, dx in dx[0].map { $0.cast(to: s.attributes.dtype!) } })
+
+    static let transfer = Op(name: "to", arity: 1, forward: .transfer, shape: sameShape, saves: .nothing,
+        vjp: { s, dy in s.grad(dy.to(s.attributes.sourceDevice!)) },
+        jvp: { s, dx in dx[0].map { $0.to(s.attributes.device!) } })
+
+    /// The identity that no gradient passes (``stopGradient(_:)``).
+    static let stop = Op(name: "stop_gradient", arity: 1, forward: .alias, shape: sameShape, saves: .nothing, differentiable: false,
+        vjp: { _, _ in [nil] }, jvp: { _, _ in nil })
+
+    static let matmul = Op(name: "matmul", arity: 2, forward: .matmul, shape: { shapes, a in
+            guard let g = MatmulShape(shapes[0], shapes[1], a.transposeA, a.transposeB) else {
+                throw TapeError.shape("matmul: shapes \(Shape.describe(shapes[0]))\(a.transposeA ? "ᵀ" : "") and \(Shape.describe(shapes[1]))\(a.transposeB ? "ᵀ" : "") do not fit (need [M, K] @ [K, N], optionally batched [B, M, K])")
+            }
+            return g.output
+        }, saves: .inputs, floatOnly: true,
+        vjp: { s, dy in
+            let (ta, tb) = (s.attributes.transposeA, s.attributes.transposeB)
+            return s.grads(
+                ta ? TapeCL.matmul(s.b, dy, transposeA: tb, transposeB: true)      // C = AᵀB:  dA = B·dCᵀ
+                   : TapeCL.matmul(dy, s.b, transposeB: !tb),                      // C = AB:   dA = dC·Bᵀ   (M×N · N×K → M×K)
+                tb ? TapeCL.matmul(dy, s.a, transposeA: true, transposeB: ta)      // C = ABᵀ:  dB = dCᵀ·A
+                   : TapeCL.matmul(s.a, dy, transposeA: !ta))                      // C = AB:   dB = Aᵀ·dC   (K×M · M×N → K×N)
+        },
+        jvp: { s, d in
+            let (ta, tb) = (s.attributes.transposeA, s.attributes.transposeB)
+            return plus(d[0].map { TapeCL.matmul($0, s.b, transposeA: ta, transposeB: tb) },
+                        d[1].map { TapeCL.matmul(s.a, $0, transposeA: ta, transposeB: tb) })
+        })
+
+    static func inverse(_ permutation: [Int]) -> [Int] {
+        var inv = permutation
+        for (i, p) in permutation.enumerated() { inv[p] = i }
+        return inv
+    }
+}
+
+extension Op {
+    /// Every op, in table order: the one place that enumerates them.
+    package static let all: [Op] = [
+        neg, sin, cos, tan, exp, log, sqrt, tanh, sigmoid, relu, abs, safeLog,
+        add, sub, mul, div, pow, maximum, minimum,
+        step, sign, equal, greaterEqual,
+        sum, max, reshape, transpose, broadcast, cast, transfer, stop, matmul,
+    ]
+
+    package static func named(_ name: String) -> Op? { all.first { $0.name == name } }
+}

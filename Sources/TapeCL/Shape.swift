@@ -1,0 +1,54 @@
+/// Shape arithmetic shared by the op table and the backends. A shape is `[Int]`, row-major.
+package enum Shape {
+    /// Number of elements: the product of the dimensions (1 for a scalar).
+    package static func count(_ shape: [Int]) -> Int { shape.reduce(1, *) }
+
+    /// Row-major strides, in elements.
+    package static func strides(_ shape: [Int]) -> [Int] {
+        var strides = [Int](repeating: 1, count: shape.count)
+        var s = 1
+        for i in stride(from: shape.count - 1, through: 0, by: -1) {
+            strides[i] = s
+            s *= shape[i]
+        }
+        return strides
+    }
+
+    /// NumPy broadcasting: align trailing dimensions; each pair must be equal or contain a 1.
+    package static func broadcast(_ a: [Int], _ b: [Int]) -> [Int]? {
+        if a == b { return a }
+        let rank = max(a.count, b.count)
+        var out = [Int](repeating: 1, count: rank)
+        for i in 0..<rank {
+            let da = i < rank - a.count ? 1 : a[i - (rank - a.count)]
+            let db = i < rank - b.count ? 1 : b[i - (rank - b.count)]
+            guard da == db || da == 1 || db == 1 else { return nil }
+            out[i] = da == 1 ? db : da
+        }
+        return out
+    }
+
+    /// The strides with which an input of `shape` is read for each index of `target`
+    /// (0 along broadcast dimensions), i.e. `offset = Σ index[i] * result[i]`.
+    package static func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
+        let own = strides(shape)
+        let lead = target.count - shape.count
+        return (0..<target.count).map { i in
+            i < lead || shape[i - lead] == 1 ? 0 : own[i - lead]
+        }
+    }
+
+    /// Normalizes possibly negative axes against `rank`; `nil` when one is out of range or repeated.
+    package static func normalize(axes: [Int], rank: Int) -> [Int]? {
+        var seen = Set<Int>()
+        var out: [Int] = []
+        for a in axes {
+            let n = a < 0 ? a + rank : a
+            guard n >= 0, n < max(rank, 1), seen.insert(n).inserted else { return nil }
+            out.append(n)
+        }
+        return out.sorted()
+    }
+
+    package static func describe(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
+}

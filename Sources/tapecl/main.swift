@@ -1,0 +1,2 @@
+import TapeCL
+print(Device.all)
