@@ -1,6 +1,6 @@
 import PackagePlugin
 
-/// Embeds every `.cl` and `.h` file of the target it is applied to (the `Kernels/` folder) into
+/// Embeds every `.cl` file of the target it is applied to (the `Kernels/` folder) into
 /// `EmbeddedKernels.swift`. SwiftPM re-runs it when a listed file changes and re-plans it when
 /// files are added or removed, because the inputs are the target's own files.
 @main
@@ -8,7 +8,7 @@ struct EmbedKernelsPlugin: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         guard let module = target as? SourceModuleTarget else { return [] }
         let kernels = module.sourceFiles
-            .filter { ["cl", "h"].contains($0.url.pathExtension) }
+            .filter { ["cl"].contains($0.url.pathExtension) }
             .map(\.url)
         let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedKernels.swift")
         return [

@@ -184,10 +184,10 @@ extension Int8: TensorScalar {
 func withHostBytes<S: TensorScalar, R>(_ scalars: [S], as dtype: DType, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
     switch dtype {
     case .float32:
-        if let same = scalars as? [Float] { return try same.withUnsafeBytes(body) }
+        if S.self == Float.self { return try unsafeBitCast(scalars, to: [Float].self).withUnsafeBytes(body) }
         return try scalars.map { Float($0.doubleValue) }.withUnsafeBytes(body)
     case .float64:
-        if let same = scalars as? [Double] { return try same.withUnsafeBytes(body) }
+        if S.self == Double.self { return try unsafeBitCast(scalars, to: [Double].self).withUnsafeBytes(body) }
         return try scalars.map(\.doubleValue).withUnsafeBytes(body)
     case .int32: return try scalars.map { Int32.fromDouble($0.doubleValue) }.withUnsafeBytes(body)
     case .int8: return try scalars.map { Int8.fromDouble($0.doubleValue) }.withUnsafeBytes(body)

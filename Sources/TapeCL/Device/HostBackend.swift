@@ -25,20 +25,14 @@ extension Int8: HostScalar {
     var double: Double { Double(self) }
 }
 
-extension DType {
-    var hostType: any HostScalar.Type {
-        switch self {
-        case .float32: Float.self
-        case .float64: Double.self
-        case .int32: Int32.self
-        case .int8: Int8.self
-        }
-    }
-}
+/// The cores the host loops use (read once: Foundation reads cgroup files on every query).
+let hostCores = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
 /// Splits `0..<n` over the cores when there is enough work (`grain` elements per core at least).
+@inline(__always)
 func parallelFor(_ n: Int, grain: Int = 1 << 15, _ body: (Range<Int>) -> Void) {
-    let workers = min(ProcessInfo.processInfo.activeProcessorCount, n / grain)
+    if n < 2 * grain { body(0..<n); return }
+    let workers = min(hostCores, n / grain)
     if workers <= 1 { body(0..<n); return }
     withoutActuallyEscaping(body) { body in
         let shared = UncheckedBox(body)   // the loops write disjoint ranges of one buffer
@@ -140,14 +134,30 @@ final class HostBackend: Backend {
         if let base = into.baseAddress { base.copyMemory(from: buffer.handle, byteCount: into.count) }
     }
 
+    /// One concrete switch per launch, so every loop below is specialized for its element type.
     func run(_ l: Launch) throws {
+        switch l.dtype {
+        case .float32: try run(l, Float.self)
+        case .float64: try run(l, Double.self)
+        case .int32: try run(l, Int32.self)
+        case .int8: try run(l, Int8.self)
+        }
+    }
+
+    private func run<T: HostScalar>(_ l: Launch, _: T.Type) throws {
         switch l.forward {
-        case .unary(_, let f): unary(l, f, l.dtype.hostType)
-        case .binary(_, let f): binary(l, f, l.dtype.hostType)
+        case .unary(_, let f): unary(l, f, T.self)
+        case .binary(_, let f): binary(l, f, T.self)
         case .reduce(let kind): try reduce(l, kind)
         case .matmul: try matmul(l)
-        case .gather: gather(l, l.dtype.hostType)
-        case .cast: cast(l, from: l.inputs[0].dtype.hostType, to: l.dtype.hostType)
+        case .gather: gather(l, T.self)
+        case .cast:
+            switch l.inputs[0].dtype {
+            case .float32: cast(l, from: Float.self, to: T.self)
+            case .float64: cast(l, from: Double.self, to: T.self)
+            case .int32: cast(l, from: Int32.self, to: T.self)
+            case .int8: cast(l, from: Int8.self, to: T.self)
+            }
         case .alias, .transfer: preconditionFailure("\(l.opName) is not a kernel")
         }
     }

@@ -1,11 +1,330 @@
 import COpenCL
+import TapeCLKernels
+import Foundation
 
-final class OpenCLBackend: Backend {
-    static func discover() -> [OpenCLBackend] { [] }
-    var info: DeviceInfo { fatalError() }
-    func allocate(bytes: Int) throws -> UnsafeMutableRawPointer { fatalError() }
-    func free(_ handle: UnsafeMutableRawPointer) {}
-    func write(_ bytes: UnsafeRawBufferPointer, to buffer: Buffer) throws {}
-    func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {}
-    func run(_ launch: Launch) throws {}
+/// An OpenCL device: one context and one in-order queue, created once per process.
+///
+/// Kernels come from `Kernels/*.cl` (embedded at build time), built once per element type and
+/// cached (``ProgramCache``). Every op is enqueued without waiting; ``read(_:into:)`` is the only
+/// wait. A launch the device cannot run (no fp64, a kernel that is missing or fails to build)
+/// throws ``Unsupported`` and runs on the host instead, with a warning once.
+final class OpenCLBackend: Backend, @unchecked Sendable {
+    let device: cl_device_id
+    let context: cl_context
+    let queue: cl_command_queue
+    let info: DeviceInfo
+    private let maxWorkGroupSize: Int
+    private let correctlyRoundedDivide: Bool
+    private let lock = NSLock()
+    private var programs: [String: Result<cl_program, Unsupported>] = [:]
+    private struct KernelKey: Hashable { let name: String, family: String, dtype: DType, source: DType? }
+    private var kernels: [KernelKey: cl_kernel] = [:]
+    /// Seconds spent building each program (source or cached binary), for `tapecl devices --verbose`.
+    package private(set) var buildTimes: [(program: String, seconds: Double, fromDiskCache: Bool)] = []
+
+    /// Every device of every platform, in platform order. Called once (by the device registry).
+    static func discover() -> [OpenCLBackend] {
+        preparePoCLCache()
+        var count: cl_uint = 0
+        guard clGetPlatformIDs(0, nil, &count) == CL_SUCCESS, count > 0 else { return [] }
+        var platforms = [cl_platform_id?](repeating: nil, count: Int(count))
+        guard clGetPlatformIDs(count, &platforms, nil) == CL_SUCCESS else { return [] }
+        var found: [OpenCLBackend] = []
+        for case let platform? in platforms {
+            var n: cl_uint = 0
+            guard clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), 0, nil, &n) == CL_SUCCESS, n > 0 else { continue }
+            var ids = [cl_device_id?](repeating: nil, count: Int(n))
+            guard clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), n, &ids, nil) == CL_SUCCESS else { continue }
+            for case let id? in ids {
+                do { found.append(try OpenCLBackend(platform: platform, device: id, index: found.count)) } catch {
+                    printError("TapeCL warning: skipping an OpenCL device: \(error)")
+                }
+            }
+        }
+        return found
+    }
+
+    /// PoCL drops a device whose kernel-cache folder it cannot create; point it at a writable one.
+    private static func preparePoCLCache() {
+        let env = ProcessInfo.processInfo.environment
+        guard env["POCL_CACHE_DIR"] == nil else { return }
+        let base = env["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
+            ?? env["HOME"].map { URL(fileURLWithPath: $0).appendingPathComponent(".cache") }
+        if let base, (try? FileManager.default.createDirectory(at: base.appendingPathComponent("pocl"), withIntermediateDirectories: true)) != nil,
+           FileManager.default.isWritableFile(atPath: base.appendingPathComponent("pocl").path) { return }
+        let fallback = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-pocl-cache")
+        try? FileManager.default.createDirectory(at: fallback, withIntermediateDirectories: true)
+        setenv("POCL_CACHE_DIR", fallback.path, 1)
+    }
+
+    private init(platform: cl_platform_id, device: cl_device_id, index: Int) throws {
+        self.device = device
+        func deviceString(_ p: Int32) -> String { clString { clGetDeviceInfo(device, cl_device_info(p), $0, $1, $2) } }
+        let type = clValue(cl_device_type(0)) { clGetDeviceInfo(device, cl_device_info(CL_DEVICE_TYPE), $0, $1, $2) }
+        let extensions = deviceString(CL_DEVICE_EXTENSIONS)
+        let fp64 = clValue(cl_device_fp_config(0)) { clGetDeviceInfo(device, cl_device_info(CL_DEVICE_DOUBLE_FP_CONFIG), $0, $1, $2) }
+        let fp32 = clValue(cl_device_fp_config(0)) { clGetDeviceInfo(device, cl_device_info(CL_DEVICE_SINGLE_FP_CONFIG), $0, $1, $2) }
+        correctlyRoundedDivide = fp32 & cl_device_fp_config(CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0
+        maxWorkGroupSize = clValue(0) { clGetDeviceInfo(device, cl_device_info(CL_DEVICE_MAX_WORK_GROUP_SIZE), $0, $1, $2) }
+        info = DeviceInfo(
+            name: "opencl:\(index)", kind: "opencl", deviceName: deviceString(CL_DEVICE_NAME),
+            vendor: deviceString(CL_DEVICE_VENDOR),
+            type: type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0 ? "GPU" : type & cl_device_type(CL_DEVICE_TYPE_CPU) != 0 ? "CPU" : "ACCELERATOR",
+            computeUnits: Int(clValue(cl_uint(0)) { clGetDeviceInfo(device, cl_device_info(CL_DEVICE_MAX_COMPUTE_UNITS), $0, $1, $2) }),
+            globalMemoryBytes: Int(clValue(cl_ulong(0)) { clGetDeviceInfo(device, cl_device_info(CL_DEVICE_GLOBAL_MEM_SIZE), $0, $1, $2) }),
+            openCLCVersion: deviceString(CL_DEVICE_OPENCL_C_VERSION),
+            driverVersion: deviceString(CL_DRIVER_VERSION),
+            platform: clString { clGetPlatformInfo(platform, cl_platform_info(CL_PLATFORM_NAME), $0, $1, $2) },
+            supportsFloat64: fp64 != 0 || extensions.contains("cl_khr_fp64"))
+        var status: cl_int = 0
+        var id: cl_device_id? = device
+        guard let context = clCreateContext(nil, 1, &id, nil, nil, &status) else { try check(status, "clCreateContext"); throw TapeError.backend("clCreateContext failed") }
+        self.context = context
+        guard let queue = clCreateCommandQueue(context, device, 0, &status) else {
+            clReleaseContext(context)
+            try check(status, "clCreateCommandQueue"); throw TapeError.backend("clCreateCommandQueue failed")
+        }
+        self.queue = queue
+    }
+
+    // MARK: Memory
+
+    func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
+        var status: cl_int = 0
+        let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), max(bytes, 4), nil, &status)
+        try check(status, "clCreateBuffer")
+        return UnsafeMutableRawPointer(mem!)
+    }
+
+    func free(_ handle: UnsafeMutableRawPointer) { clReleaseMemObject(OpaquePointer(handle)) }
+
+    func write(_ bytes: UnsafeRawBufferPointer, to buffer: Buffer) throws {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        lock.lock(); defer { lock.unlock() }
+        try check(clEnqueueWriteBuffer(queue, OpaquePointer(buffer.handle), cl_bool(CL_TRUE), 0, bytes.count, base, 0, nil, nil), "clEnqueueWriteBuffer")
+    }
+
+    func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {
+        guard let base = into.baseAddress, into.count > 0 else { return }
+        lock.lock(); defer { lock.unlock() }
+        try check(clEnqueueReadBuffer(queue, OpaquePointer(buffer.handle), cl_bool(CL_TRUE), 0, into.count, base, 0, nil, nil), "clEnqueueReadBuffer")
+    }
+
+    // MARK: Programs and kernels
+
+    static func cType(_ d: DType) -> String {
+        switch d { case .float32: "float"; case .float64: "double"; case .int32: "int"; case .int8: "char" }
+    }
+
+    /// `family` (a file of `Kernels/`) built for element type `dtype` (and source type for `convert`).
+    private func kernel(_ name: String, family: String, dtype: DType, source: DType? = nil) throws -> cl_kernel {
+        let key = KernelKey(name: name, family: family, dtype: dtype, source: source)
+        if let k = kernels[key] { return k }
+        if (dtype == .float64 || source == .float64) && !info.supportsFloat64 { throw Unsupported(reason: "the device has no fp64") }
+        var options = "-DT=\(Self.cType(dtype)) -DIS_FLOAT=\(dtype.isFloatingPoint ? 1 : 0)"
+        if dtype == .float64 || source == .float64 { options += " -DUSE_FP64" }
+        if let source { options += " -DS=\(Self.cType(source))" }
+        if correctlyRoundedDivide { options += " -cl-fp32-correctly-rounded-divide-sqrt" }
+        let programKey = family + " " + options
+        let program = try self.program(family: family, options: options, key: programKey)
+        var status: cl_int = 0
+        guard let k = clCreateKernel(program, name, &status), status == CL_SUCCESS else {
+            throw Unsupported(reason: "no kernel \(name) in \(family).cl for \(dtype) (\(clErrorName(status)))")
+        }
+        kernels[key] = k
+        return k
+    }
+
+    private func program(family: String, options: String, key: String) throws -> cl_program {
+        if let cached = programs[key] { return try cached.get() }
+        let result = Result { try build(family: family, options: options) }.mapError { error in
+            (error as? Unsupported) ?? Unsupported(reason: "\(error)")
+        }
+        programs[key] = result
+        return try result.get()
+    }
+
+    /// The family's source: `common.cl` followed by the `.cl` file without its `#include` line.
+    static func source(family: String) -> String? {
+        guard family != "common", let body = KernelSource.files[family + ".cl"], let common = KernelSource.files["common.cl"] else { return nil }
+        let lines = body.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("#include \"common.cl\"") }
+        return common + "\n" + lines.joined(separator: "\n")
+    }
+
+    private func build(family: String, options: String) throws -> cl_program {
+        guard let source = Self.source(family: family) else { throw Unsupported(reason: "Kernels/\(family).cl is missing from this build") }
+        let diskKey = [source, options, info.deviceName, info.driverVersion ?? ""].joined(separator: "\u{0}")
+        let start = Date()
+        var status: cl_int = 0
+        var dev: cl_device_id? = device
+        if let binary = ProgramCache.load(key: diskKey) {
+            var length = binary.count, binaryStatus: cl_int = 0
+            let program: cl_program? = binary.withUnsafeBufferPointer { b in
+                var ptr: UnsafePointer<UInt8>? = b.baseAddress
+                return clCreateProgramWithBinary(context, 1, &dev, &length, &ptr, &binaryStatus, &status)
+            }
+            if let program, status == CL_SUCCESS, binaryStatus == CL_SUCCESS, clBuildProgram(program, 1, &dev, options, nil, nil) == CL_SUCCESS {
+                buildTimes.append((family + " " + options, Date().timeIntervalSince(start), true))
+                return program
+            }
+            if let program { clReleaseProgram(program) }
+            ProgramCache.remove(key: diskKey)            // corrupt or stale: rebuild, never trust
+        }
+        let program: cl_program? = source.withCString { text in
+            var ptr: UnsafePointer<CChar>? = text
+            var length = strlen(text)
+            return clCreateProgramWithSource(context, 1, &ptr, &length, &status)
+        }
+        try check(status, "clCreateProgramWithSource")
+        guard let program else { throw TapeError.backend("clCreateProgramWithSource returned no program") }
+        if clBuildProgram(program, 1, &dev, options, nil, nil) != CL_SUCCESS {
+            let log = clString { clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), $0, $1, $2) }
+            clReleaseProgram(program)
+            throw Unsupported(reason: "Kernels/\(family).cl did not build (\(options)):\n\(log)")
+        }
+        buildTimes.append((family + " " + options, Date().timeIntervalSince(start), false))
+        var size = 0
+        if clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS, size > 0 {
+            var binary = [UInt8](repeating: 0, count: size)
+            let ok = binary.withUnsafeMutableBufferPointer { b -> Bool in
+                var ptr: UnsafeMutablePointer<UInt8>? = b.baseAddress
+                return clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &ptr, nil) == CL_SUCCESS
+            }
+            if ok { ProgramCache.store(key: diskKey, binary: binary) }
+        }
+        return program
+    }
+
+    // MARK: Launching
+
+    enum Argument {
+        case buffer(UnsafeMutableRawPointer), int(Int32), ulong(UInt64), int8([Int])
+    }
+
+    private func set(_ kernel: cl_kernel, _ args: [Argument]) throws {
+        for (i, a) in args.enumerated() {
+            let index = cl_uint(i)
+            let status: cl_int
+            switch a {
+            case .buffer(let h):
+                var mem: cl_mem? = OpaquePointer(h)
+                status = clSetKernelArg(kernel, index, MemoryLayout<cl_mem?>.size, &mem)
+            case .int(var v): status = clSetKernelArg(kernel, index, 4, &v)
+            case .ulong(var v): status = clSetKernelArg(kernel, index, 8, &v)
+            case .int8(let values):
+                var packed = (values.map(Int32.init) + [Int32](repeating: 0, count: 8)).prefix(8).map { $0 }
+                status = clSetKernelArg(kernel, index, 32, &packed)
+            }
+            try check(status, "clSetKernelArg")
+        }
+    }
+
+    private func enqueue(_ kernel: cl_kernel, global: [Int], local: [Int]? = nil) throws {
+        guard global.allSatisfy({ $0 > 0 }) else { return }
+        var g = global
+        if var l = local {
+            try check(clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, &g, &l, 0, nil, nil), "clEnqueueNDRangeKernel")
+        } else {
+            try check(clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, &g, nil, 0, nil, nil), "clEnqueueNDRangeKernel")
+        }
+    }
+
+    /// `n` items with no bounds check: a multiple of 64 from offset 0, then the tail with its offset
+    /// (the kernel's last argument).
+    private func enqueueExact(_ kernel: cl_kernel, _ args: [Argument], n: Int) throws {
+        let main = n / 64 * 64
+        for (offset, count) in [(0, main), (main, n - main)] where count > 0 {
+            try set(kernel, args + [.ulong(UInt64(offset))])
+            try enqueue(kernel, global: [count])
+        }
+    }
+
+    /// Which `binary_*` kernel serves operands of these shapes (see `elementwise.cl`). Pure, so
+    /// it is unit-tested without a device.
+    package enum BinaryVariant: String, Sendable { case vv, sv, vs, g }
+
+    package static func binaryVariant(_ a: [Int], _ b: [Int], output: [Int]) -> BinaryVariant {
+        if a == output && b == output { return .vv }
+        if Shape.count(a) == 1 && b == output { return .sv }
+        if Shape.count(b) == 1 && a == output { return .vs }
+        return .g
+    }
+
+    func run(_ l: Launch) throws {
+        lock.lock(); defer { lock.unlock() }
+        let out = Argument.buffer(l.output.handle)
+        let n = Shape.count(l.shape)
+        switch l.forward {
+        case .unary(let name, _):
+            try enqueueExact(try kernel("unary_" + name, family: "elementwise", dtype: l.dtype), [.buffer(l.inputs[0].buffer.handle), out], n: n)
+        case .binary(let name, _):
+            let (a, b) = (l.inputs[0], l.inputs[1])
+            let variant = Self.binaryVariant(a.shape, b.shape, output: l.shape)
+            let k = try kernel("binary_\(name)_\(variant.rawValue)", family: "elementwise", dtype: l.dtype)
+            var args: [Argument] = [.buffer(a.buffer.handle), .buffer(b.buffer.handle), out]
+            if variant == .g {
+                guard l.shape.count <= 8 else { throw Unsupported(reason: "rank \(l.shape.count) > 8") }
+                args += [.int(Int32(l.shape.count)), .int8(l.shape), .int8(Shape.broadcastStrides(a.shape, to: l.shape)),
+                         .int8(Shape.broadcastStrides(b.shape, to: l.shape))]
+            }
+            try enqueueExact(k, args, n: n)
+        case .gather:
+            guard l.shape.count <= 8 else { throw Unsupported(reason: "rank \(l.shape.count) > 8") }
+            try enqueueExact(try kernel("gather", family: "elementwise", dtype: l.dtype),
+                             [.buffer(l.inputs[0].buffer.handle), out, .int(Int32(l.shape.count)), .int8(l.shape), .int8(l.attributes.strides)], n: n)
+        case .cast:
+            try enqueueExact(try kernel("convert", family: "elementwise", dtype: l.dtype, source: l.inputs[0].dtype),
+                             [.buffer(l.inputs[0].buffer.handle), out], n: n)
+        case .reduce(let kind):
+            try reduce(l, kind)
+        case .matmul:
+            try matmul(l)
+        case .alias, .transfer:
+            preconditionFailure("\(l.opName) is not a kernel")
+        }
+    }
+
+    private func reduce(_ l: Launch, _ kind: ReduceKind) throws {
+        let lanes = ReduceOrder.lanes, chunk = ReduceOrder.chunk
+        guard maxWorkGroupSize >= lanes else { throw Unsupported(reason: "work groups of \(lanes) items are too large here") }
+        let (outer, extent, inner) = ReduceOrder.plan(shape: l.inputs[0].shape, axes: l.attributes.axes)
+        guard extent < Int(Int32.max) else { throw Unsupported(reason: "reduction of \(extent) elements") }
+        let rows = try kernel("reduce_rows_\(kind.rawValue)", family: "reduce", dtype: l.dtype)
+        let x = Argument.buffer(l.inputs[0].buffer.handle), out = Argument.buffer(l.output.handle)
+        if inner == 1 && extent > chunk {
+            let chunks = (extent + chunk - 1) / chunk
+            let partial = try allocate(bytes: outer * chunks * l.dtype.byteSize)
+            defer { free(partial) }   // OpenCL keeps it alive until the queued kernels are done
+            let chunked = try kernel("reduce_chunks_\(kind.rawValue)", family: "reduce", dtype: l.dtype)
+            try set(chunked, [x, .buffer(partial), .int(Int32(extent)), .int(Int32(chunks)), .int(Int32(chunk))])
+            try enqueue(chunked, global: [outer * chunks * lanes], local: [lanes])
+            try set(rows, [.buffer(partial), out, .int(Int32(chunks)), .int(1)])
+            try enqueue(rows, global: [outer * lanes], local: [lanes])
+        } else {
+            try set(rows, [x, out, .int(Int32(extent)), .int(Int32(inner))])
+            try enqueue(rows, global: [outer * inner * lanes], local: [lanes])
+        }
+    }
+
+    private func matmul(_ l: Launch) throws {
+        let (a, b) = (l.inputs[0], l.inputs[1])
+        let (ta, tb) = (l.attributes.transposeA, l.attributes.transposeB)
+        let g = MatmulShape(a.shape, b.shape, ta, tb)!
+        let variant = (ta ? "t" : "n") + (tb ? "t" : "n")
+        let args: [Argument] = [
+            .int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)),
+            .buffer(a.buffer.handle), .ulong(UInt64(a.rank == 3 ? g.m * g.k : 0)), .int(Int32(ta ? g.m : g.k)),
+            .buffer(b.buffer.handle), .ulong(UInt64(b.rank == 3 ? g.k * g.n : 0)), .int(Int32(tb ? g.k : g.n)),
+            .buffer(l.output.handle),
+        ]
+        let m4 = g.m / 4 * 4, n16 = g.n / 16 * 16
+        let fast = try kernel("gemm_" + variant, family: "matmul", dtype: l.dtype)
+        try set(fast, args)
+        try enqueue(fast, global: [n16 / 16, m4 / 4, g.batch])
+        let edge = try kernel("gemm_edge_" + variant, family: "matmul", dtype: l.dtype)
+        for (row0, col0, rows, cols) in [(0, n16, g.m, g.n - n16), (m4, 0, g.m - m4, n16)] where rows > 0 && cols > 0 {
+            try set(edge, args + [.int(Int32(row0)), .int(Int32(col0))])
+            try enqueue(edge, global: [cols, rows, g.batch])
+        }
+    }
 }

@@ -37,8 +37,8 @@ extension Op {
     static let sqrt = unary("sqrt", saves: .output, { $0.squareRoot() }) { s, dy in dy / (2 * s.y) }            // d √x = 1/(2√x)
     static let tanh = unary("tanh", saves: .output, { Foundation.tanh($0) }) { s, dy in dy * (1 - s.y * s.y) }   // d tanh = 1 - tanh²
     static let sigmoid = unary("sigmoid", saves: .output, { 1 / (1 + Foundation.exp(-$0)) }) { s, dy in dy * s.y * (1 - s.y) }  // σ(1-σ)
-    static let relu = unary("relu", saves: .output, floatOnly: false, { Swift.max($0, 0) }) { s, dy in dy * Op.step(s.y) }  // 1 where x > 0
-    static let abs = unary("abs", saves: .inputs, floatOnly: false, { Swift.abs($0) }) { s, dy in dy * Op.sign(s.x) }       // sign(x)
+    static let relu = unary("relu", saves: .output, floatOnly: false, { $0 > 0 ? $0 : 0 }) { s, dy in dy * Op.step(s.y) }  // 1 where x > 0
+    static let abs = unary("abs", saves: .inputs, floatOnly: false, { $0 < 0 ? -$0 : $0 }) { s, dy in dy * Op.sign(s.x) }       // sign(x)
     /// log(x) for x > 0, else 0: the exponent's gradient of `pow` (TensorFlow masks log the same way).
     static let safeLog = unary("safe_log", saves: .inputs, { $0 > 0 ? Foundation.log($0) : 0 }) { s, dy in
         dy * Op.step(s.x) / (TapeCL.abs(s.x) + (1 - Op.step(s.x)))                                                // 1/x where x > 0
@@ -59,10 +59,10 @@ extension Op {
     static let pow = binary("pow", saves: .inputsAndOutput, floatOnly: true, { Foundation.pow($0, $1) },
         vjp: { s, dy in s.grads(dy * s.b * TapeCL.pow(s.a, s.b - 1), dy * s.y * Op.safeLog(s.a)) },       // b·aᵇ⁻¹, aᵇ·log a
         jvp: { s, d in plus(d[0].map { $0 * s.b * TapeCL.pow(s.a, s.b - 1) }, d[1].map { $0 * s.y * Op.safeLog(s.a) }) })
-    static let maximum = binary("maximum", saves: .inputs, { Swift.max($0, $1) },
+    static let maximum = binary("maximum", saves: .inputs, { $0 >= $1 ? $0 : $1 },
         vjp: { s, dy in let m = Op.greaterEqual(s.a, s.b); return s.grads(dy * m, dy * (1 - m)) },   // ties go to a
         jvp: { s, d in let m = Op.greaterEqual(s.a, s.b); return plus(d[0].map { $0 * m }, d[1].map { $0 * (1 - m) }) })
-    static let minimum = binary("minimum", saves: .inputs, { Swift.min($0, $1) },
+    static let minimum = binary("minimum", saves: .inputs, { $0 <= $1 ? $0 : $1 },
         vjp: { s, dy in let m = Op.greaterEqual(s.b, s.a); return s.grads(dy * m, dy * (1 - m)) },
         jvp: { s, d in let m = Op.greaterEqual(s.b, s.a); return plus(d[0].map { $0 * m }, d[1].map { $0 * (1 - m) }) })
 

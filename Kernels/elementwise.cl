@@ -1,0 +1,79 @@
+// elementwise.cl — every unary and binary op of the table (Sources/TapeCL/Ops/Elementwise.swift),
+// one line each, plus the strided gather (transpose, broadcast) and dtype conversion.
+//
+// Layout: contiguous row-major buffers. Each work-item writes out[off + get_global_id(0)]; the
+// host launches an exact number of items (a multiple of 64, then the tail with `off`), so no
+// kernel has a bounds check and PoCL vectorises the work-group loop.
+// Binary variants (chosen on the host by OpenCLBackend.binaryVariant):
+//   _vv  both operands have the output's shape       _sv / _vs  one operand is a single element
+//   _g   general NumPy broadcasting through strides (0 along broadcast axes)
+#include "common.cl"
+
+#define UNARY(name, expr)                                                                        \
+__kernel void unary_##name(__global const T* restrict xs, __global T* restrict out, const ulong off) { \
+    const size_t i = get_global_id(0) + off; const T x = xs[i]; out[i] = (expr);                   \
+}
+
+#define BINARY(name, expr)                                                                       \
+__kernel void binary_##name##_vv(__global const T* restrict as, __global const T* restrict bs,   \
+                                 __global T* restrict out, const ulong off) {                    \
+    const size_t i = get_global_id(0) + off; const T a = as[i], b = bs[i]; out[i] = (expr);        \
+}                                                                                                \
+__kernel void binary_##name##_sv(__global const T* restrict as, __global const T* restrict bs,   \
+                                 __global T* restrict out, const ulong off) {                    \
+    const size_t i = get_global_id(0) + off; const T a = as[0], b = bs[i]; out[i] = (expr);        \
+}                                                                                                \
+__kernel void binary_##name##_vs(__global const T* restrict as, __global const T* restrict bs,   \
+                                 __global T* restrict out, const ulong off) {                    \
+    const size_t i = get_global_id(0) + off; const T a = as[i], b = bs[0]; out[i] = (expr);        \
+}                                                                                                \
+__kernel void binary_##name##_g(__global const T* restrict as, __global const T* restrict bs,    \
+                                __global T* restrict out, const int rank, const int8 shape,      \
+                                const int8 sa, const int8 sb, const ulong off) {                 \
+    const size_t i = get_global_id(0) + off;                                                     \
+    const T a = as[strided_offset(i, rank, shape, sa)], b = bs[strided_offset(i, rank, shape, sb)]; \
+    out[i] = (expr);                                                                             \
+}
+
+// Every element type.
+UNARY(neg,  -x)
+UNARY(relu, x > (T)0 ? x : (T)0)
+UNARY(abs,  x < (T)0 ? -x : x)
+UNARY(step, x > (T)0 ? (T)1 : (T)0)
+UNARY(sign, x > (T)0 ? (T)1 : (x < (T)0 ? (T)-1 : (T)0))
+BINARY(add, a + b)
+BINARY(sub, a - b)
+BINARY(mul, a * b)
+BINARY(div, a / b)
+BINARY(maximum, a >= b ? a : b)
+BINARY(minimum, a <= b ? a : b)
+BINARY(equal, a == b ? (T)1 : (T)0)
+BINARY(greater_equal, a >= b ? (T)1 : (T)0)
+
+#if IS_FLOAT
+UNARY(sin,      sin(x))
+UNARY(cos,      cos(x))
+UNARY(tan,      tan(x))
+UNARY(exp,      exp(x))
+UNARY(log,      log(x))
+UNARY(sqrt,     sqrt(x))
+UNARY(tanh,     tanh(x))
+UNARY(sigmoid,  (T)1 / ((T)1 + exp(-x)))
+UNARY(safe_log, x > (T)0 ? log(x) : (T)0)
+BINARY(pow, pow(a, b))
+#endif
+
+// out[i] = xs[Σ index_d · strides_d]: transpose (permuted strides) and broadcast (0 strides).
+__kernel void gather(__global const T* restrict xs, __global T* restrict out, const int rank,
+                     const int8 shape, const int8 strides, const ulong off) {
+    const size_t i = get_global_id(0) + off;
+    out[i] = xs[strided_offset(i, rank, shape, strides)];
+}
+
+#ifdef S
+// Conversion from element type S (built with -DS=<source type>).
+__kernel void convert(__global const S* restrict xs, __global T* restrict out, const ulong off) {
+    const size_t i = get_global_id(0) + off;
+    out[i] = (T)xs[i];
+}
+#endif

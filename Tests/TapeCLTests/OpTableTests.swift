@@ -1,0 +1,109 @@
+import Testing
+@testable import TapeCL
+
+/// op × device × {finite differences, host}: every op of the table, forward and backward, and second order.
+@Suite("Op table")
+struct OpTableTests {
+    @Test func everyOpHasACase() {
+        let covered = Set(opCases.map(\.name))
+        let untested = Op.all.filter { $0.differentiable && !covered.contains($0.name) }.map(\.name)
+        #expect(untested.isEmpty, "ops without a test case in OpCases.swift: \(untested)")
+    }
+
+    /// The cotangent used everywhere: a fixed, non-uniform weighting of the output.
+    static func weights(like y: Tensor) -> Tensor {
+        var rng = SplitMix64(seed: 99)
+        return Tensor(shape: y.shape, scalars: (0..<y.count).map { _ in (0.25 + rng.nextUnit()) }, dtype: y.dtype, on: y.device)
+    }
+
+    static func gradients(_ c: OpCase, _ xs: [Tensor]) throws -> (Tensor, [Tensor?]) {
+        let tape = GradientTape()
+        tape.watch(xs)
+        let y = tape.record { c.f(xs) }
+        return (y, try tape.gradient(of: y, wrt: xs, outputGradients: weights(like: y)))
+    }
+
+    /// Reverse mode in float64 against central differences in float64, on odd shapes.
+    @Test(arguments: opCases)
+    func gradientMatchesFiniteDifferences(_ c: OpCase) throws {
+        let xs = c.inputs(c.shapes, dtype: .float64, on: .host)
+        let (y, grads) = try Self.gradients(c, xs)
+        let w = Self.weights(like: y)
+        let fd = numericalGradient(of: { (c.f($0) * w.to(.host)) }, at: xs, epsilon: c.epsilon)
+        for (i, g) in grads.enumerated() {
+            expectClose(g, fd[i], atol: 1e-6, rtol: 1e-6, "\(c.label) input \(i)")
+        }
+    }
+
+    /// Each OpenCL device against the host: forward and backward, float32 and float64.
+    @Test(arguments: opCases, Device.openCL)
+    func deviceMatchesHost(_ c: OpCase, device: Device) throws {
+        for dtype in [DType.float32, .float64] where dtype == .float32 || device.info.supportsFloat64 {
+            let tol = Tolerance.of(c.name, dtype)
+            let (yd, gd) = try Self.gradients(c, c.inputs(c.shapes, dtype: dtype, on: device))
+            let (yh, gh) = try Self.gradients(c, c.inputs(c.shapes, dtype: dtype, on: .host))
+            #expect(yd.device == device)
+            expectClose(yd, yh, atol: tol.forward, rtol: tol.forward, "\(c.label) \(dtype) forward on \(device)")
+            for i in gd.indices {
+                expectClose(gd[i], gh[i], atol: tol.gradient, rtol: tol.gradient, "\(c.label) \(dtype) gradient \(i) on \(device)")
+            }
+        }
+    }
+
+    /// Second order through nested tapes, against finite differences of the first gradient, on every device.
+    @Test(arguments: opCases, devices)
+    func secondOrderMatchesFiniteDifferences(_ c: OpCase, device: Device) throws {
+        if c.name == "to" && device == .host { return }   // nothing to move
+        let xs = c.inputs(c.small, dtype: .float64, on: device)
+        // h(x) = Σ ∇ₓ(Σ w·f(x)) · v for fixed v: its gradient is the Hessian-vector product Hv.
+        func h(_ xs: [Tensor]) throws -> Tensor {
+            let (_, grads) = try Self.gradients(c, xs)
+            return zip(grads, xs).reduce(Tensor(0.0, dtype: .float64, on: xs[0].device)) { acc, pair in
+                guard let g = pair.0 else { return acc }
+                return acc + (g * Self.weights(like: pair.1)).sum()
+            }
+        }
+        let outer = GradientTape()
+        outer.watch(xs)
+        let value = try outer.record { try h(xs) }
+        let hv = try outer.gradient(of: value, wrt: xs)
+        let fd = try numericalGradient(of: { try h($0.map { $0.to(device) }).to(.host) }, at: xs.map { $0.to(.host) }, epsilon: c.epsilon)
+        for i in xs.indices {
+            if let g = hv[i] {
+                expectClose(g.to(.host), fd[i], atol: 1e-5, rtol: 1e-5, "\(c.label) second order, input \(i), on \(device)")
+            } else {
+                // nil: the first gradient does not depend on this input (piecewise-linear ops).
+                #expect(fd[i].scalars(as: Double.self).allSatisfy { Swift.abs($0) < 1e-6 }, "\(c.label): nil second order but FD is not zero")
+            }
+        }
+    }
+
+    /// 0/1 masks have no gradient; their forward must still agree across devices.
+    @Test(arguments: ["step", "sign", "equal", "greater_equal"], Device.openCL)
+    func masksMatchHost(_ name: String, device: Device) throws {
+        let op = try #require(Op.named(name))
+        let c = OpCase(name, shapes: op.arity == 1 ? [[M, N]] : [[M, N], [N]]) { _ in Tensor(0) }
+        var xs = c.inputs(c.shapes, dtype: .float32, on: .host)
+        if op.arity == 2 { xs[1] = (xs[1] * 2).to(.host); xs[0] = maximum(xs[0], 0) }     // ties and non-ties
+        let host = try op.apply(xs)
+        let dev = try op.apply(xs.map { $0.to(device) })
+        expectClose(dev, host, atol: 0, rtol: 0, name)
+    }
+}
+
+/// How closely a device must match the host, per op and dtype: arithmetic is exact (same IEEE
+/// operations in the same order); transcendental functions may differ by the device library's
+/// ulp bounds (OpenCL 1.2 allows up to 4 ulp for sin/cos/exp/log); matmul and reductions by
+/// their summation order.
+enum Tolerance {
+    static func of(_ op: String, _ dtype: DType) -> (forward: Double, gradient: Double) {
+        let ulp = dtype == .float32 ? 1.2e-7 : 2.3e-16
+        switch op {
+        case "neg", "add", "sub", "mul", "div", "reshape", "transpose", "broadcast", "cast", "to", "relu", "abs", "maximum", "minimum", "max":
+            return (0, dtype == .float32 ? 8 * ulp : 16 * ulp)
+        case "sum": return (0, 8 * ulp)
+        case "matmul": return (64 * ulp, 64 * ulp)
+        default: return (16 * ulp, 64 * ulp)
+        }
+    }
+}
