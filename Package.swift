@@ -23,8 +23,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "tapecl",
-            dependencies: ["TapeCL", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            resources: [.copy("Data")]
+            dependencies: ["TapeCL", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // MARK: - Implementation details

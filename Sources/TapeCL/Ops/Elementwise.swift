@@ -6,18 +6,19 @@ import Foundation
 extension Op {
     /// An elementwise unary op. Its Jacobian is diagonal, so the forward rule J·dx is the same
     /// product as the reverse rule Jᵀ·dy: one derivative serves both.
-    static func unary(_ name: String, saves: Saves, floatOnly: Bool = true, _ host: @escaping @Sendable (Double) -> Double,
-                      derivative: @escaping @Sendable (Saved, Tensor) -> Tensor) -> Op {
+    static func unary(_ name: String, saves: Saves, floatOnly: Bool = true, domain: ClosedRange<Double> = -2...2,
+                      _ host: @escaping @Sendable (Double) -> Double, derivative: @escaping @Sendable (Saved, Tensor) -> Tensor) -> Op {
         Op(name: name, arity: 1, forward: .unary(kernel: name, host: host), shape: sameShape, saves: saves, floatOnly: floatOnly,
+           sampleDomain: domain,
            vjp: { s, dy in s.grad(derivative(s, dy)) },
            jvp: { s, dx in dx[0].map { derivative(s, $0) } })
     }
 
     /// An elementwise binary op with NumPy broadcasting.
-    static func binary(_ name: String, saves: Saves, floatOnly: Bool = false, _ host: @escaping @Sendable (Double, Double) -> Double,
-                       vjp: @escaping VJP, jvp: @escaping JVP) -> Op {
+    static func binary(_ name: String, saves: Saves, floatOnly: Bool = false, domain: ClosedRange<Double> = -2...2,
+                       _ host: @escaping @Sendable (Double, Double) -> Double, vjp: @escaping VJP, jvp: @escaping JVP) -> Op {
         Op(name: name, arity: 2, forward: .binary(kernel: name, host: host), shape: broadcastShape(name), saves: saves,
-           floatOnly: floatOnly, vjp: vjp, jvp: jvp)
+           floatOnly: floatOnly, sampleDomain: domain, vjp: vjp, jvp: jvp)
     }
 
     /// A 0/1 mask: not differentiable (never recorded), so no gradient flows through it.
@@ -31,10 +32,10 @@ extension Op {
     static let neg = unary("neg", saves: .nothing, floatOnly: false, { -$0 }) { _, dy in -dy }
     static let sin = unary("sin", saves: .inputs, { Foundation.sin($0) }) { s, dy in dy * TapeCL.cos(s.x) }      // d sin = cos
     static let cos = unary("cos", saves: .inputs, { Foundation.cos($0) }) { s, dy in -dy * TapeCL.sin(s.x) }     // d cos = -sin
-    static let tan = unary("tan", saves: .output, { Foundation.tan($0) }) { s, dy in dy * (1 + s.y * s.y) }      // d tan = 1 + tan²
+    static let tan = unary("tan", saves: .output, domain: -1.2...1.2, { Foundation.tan($0) }) { s, dy in dy * (1 + s.y * s.y) }      // d tan = 1 + tan²
     static let exp = unary("exp", saves: .output, { Foundation.exp($0) }) { s, dy in dy * s.y }                  // d exp = exp
-    static let log = unary("log", saves: .inputs, { Foundation.log($0) }) { s, dy in dy / s.x }                  // d log = 1/x
-    static let sqrt = unary("sqrt", saves: .output, { $0.squareRoot() }) { s, dy in dy / (2 * s.y) }            // d √x = 1/(2√x)
+    static let log = unary("log", saves: .inputs, domain: 0.25...3, { Foundation.log($0) }) { s, dy in dy / s.x }                  // d log = 1/x
+    static let sqrt = unary("sqrt", saves: .output, domain: 0.25...3, { $0.squareRoot() }) { s, dy in dy / (2 * s.y) }            // d √x = 1/(2√x)
     static let tanh = unary("tanh", saves: .output, { Foundation.tanh($0) }) { s, dy in dy * (1 - s.y * s.y) }   // d tanh = 1 - tanh²
     static let sigmoid = unary("sigmoid", saves: .output, { 1 / (1 + Foundation.exp(-$0)) }) { s, dy in dy * s.y * (1 - s.y) }  // σ(1-σ)
     static let relu = unary("relu", saves: .output, floatOnly: false, { $0 > 0 ? $0 : 0 }) { s, dy in dy * Op.step(s.y) }  // 1 where x > 0
@@ -53,10 +54,10 @@ extension Op {
     static let mul = binary("mul", saves: .crossed, { $0 * $1 },
         vjp: { s, dy in s.grads(dy * s.b, dy * s.a) },                                                      // d(ab) = b da + a db
         jvp: { s, d in plus(d[0].map { $0 * s.b }, d[1].map { s.a * $0 }) })
-    static let div = binary("div", saves: .inputs, { $0 / $1 },
+    static let div = binary("div", saves: .inputs, domain: 0.5...2, { $0 / $1 },
         vjp: { s, dy in s.grads(dy / s.b, dy * (-s.a / s.b / s.b)) },                                      // d(a/b) = da/b - a db/b²
         jvp: { s, d in plus(d[0].map { $0 / s.b }, d[1].map { $0 * (-s.a / s.b / s.b) }) })
-    static let pow = binary("pow", saves: .inputsAndOutput, floatOnly: true, { Foundation.pow($0, $1) },
+    static let pow = binary("pow", saves: .inputsAndOutput, floatOnly: true, domain: 0.3...2, { Foundation.pow($0, $1) },
         vjp: { s, dy in s.grads(dy * s.b * TapeCL.pow(s.a, s.b - 1), dy * s.y * Op.safeLog(s.a)) },       // b·aᵇ⁻¹, aᵇ·log a
         jvp: { s, d in plus(d[0].map { $0 * s.b * TapeCL.pow(s.a, s.b - 1) }, d[1].map { $0 * s.y * Op.safeLog(s.a) }) })
     static let maximum = binary("maximum", saves: .inputs, { $0 >= $1 ? $0 : $1 },

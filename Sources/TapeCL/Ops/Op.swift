@@ -26,9 +26,12 @@ package struct Op: Sendable {
     package let differentiable: Bool
     package let vjp: VJP
     package let jvp: JVP
+    /// Where `tapecl check` draws random inputs (inside the domain, away from poles).
+    package let sampleDomain: ClosedRange<Double>
 
     package init(name: String, arity: Int, forward: Forward, shape: @escaping ShapeRule, saves: Saves,
-                 floatOnly: Bool = false, differentiable: Bool = true, vjp: @escaping VJP, jvp: @escaping JVP) {
+                 floatOnly: Bool = false, differentiable: Bool = true, sampleDomain: ClosedRange<Double> = -2...2,
+                 vjp: @escaping VJP, jvp: @escaping JVP) {
         self.name = name
         self.arity = arity
         self.forward = forward
@@ -38,6 +41,7 @@ package struct Op: Sendable {
         self.differentiable = differentiable
         self.vjp = vjp
         self.jvp = jvp
+        self.sampleDomain = sampleDomain
     }
 }
 

@@ -1,0 +1,169 @@
+import Foundation
+
+/// The benchmark workloads of `bench/WORKLOADS.md`, defined once: `tapecl bench` and the
+/// `Benchmarks/` package both run these. Setup (data, first kernel builds) is not timed; each
+/// timed repetition ends by reading a value back to the host, so queued device work counts.
+package struct Workload: Sendable {
+    package let id: String
+    package let name: String
+    /// The unit of the figure of merit.
+    package let figure: String
+    package let size: Int
+    package let quickSize: Int
+    /// Whether a larger figure is better (GFLOP/s) or a smaller one (ms).
+    package let higherIsBetter: Bool
+    package let run: @Sendable (_ size: Int, _ device: Device, _ quick: Bool) throws -> Measurement
+
+    package static let all: [Workload] = [chain, mlp, matmulWorkload, elementwise, memory]
+
+    package static func named(_ id: String) -> Workload? { all.first { $0.id.lowercased() == id.lowercased() } }
+}
+
+/// One workload's result: the figure per timed repetition, plus checks and extras.
+package struct Measurement: Sendable {
+    package var samples: [Double]
+    /// Values every implementation must agree on (W1's y and dy/dx, W2's first and last loss).
+    package var checks: [(String, Double)] = []
+    /// W5's byte counts.
+    package var extra: [(String, Double)] = []
+
+    package var median: Double {
+        let s = samples.sorted()
+        guard !s.isEmpty else { return .nan }
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}
+
+/// Seconds taken by `body`.
+@inline(__always)
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+extension Workload {
+    /// W1: 1000 links of `y = y + sin(y)·0.001` on a scalar (3000 recorded ops), then the gradient.
+    static let chain = Workload(id: "W1", name: "chain", figure: "µs/op", size: 1000, quickSize: 1000, higherIsBetter: false) { links, device, quick in
+        try withDevice(device) {
+            let x = Tensor(0.5)
+            var result = (y: Float(0), g: Float(0))
+            func once() throws -> Double {
+                try seconds {
+                    let tape = GradientTape()
+                    tape.watch(x)
+                    let y = tape.record { () -> Tensor in
+                        var y = x
+                        for _ in 0..<links { y = y + sin(y) * 0.001 }
+                        return y
+                    }
+                    let g = try tape.gradient(of: y, wrt: x)!
+                    result = (y.scalar, g.scalar)
+                } * 1e6 / Double(3 * links)
+            }
+            for _ in 0..<3 { _ = try once() }
+            let samples = try (0..<(quick ? 5 : 20)).map { _ in try once() }
+            return Measurement(samples: samples, checks: [("y", Double(result.y)), ("dy/dx", Double(result.g))])
+        }
+    }
+
+    /// W2: one SGD step of a 784-512-512-10 ReLU network on a batch of `size`.
+    static let mlp = Workload(id: "W2", name: "mlp", figure: "ms/step", size: 256, quickSize: 32, higherIsBetter: false) { batch, device, quick in
+        try withDevice(device) {
+            let x = Tensor.randomNormal(shape: [batch, 784], seed: 1), target = Tensor.randomNormal(shape: [batch, 10], seed: 2)
+            let sizes = [(784, 512), (512, 512), (512, 10)]
+            let weights = sizes.enumerated().map { i, s in
+                Variable(Tensor.randomNormal(shape: [s.0, s.1], stddev: 1 / Double(s.0).squareRoot(), seed: UInt64(10 + i)))
+            }
+            let biases = sizes.map { Variable(Tensor.zeros(shape: [$0.1])) }
+            let parameters = zip(weights, biases).flatMap { [$0, $1] }
+            let sgd = SGD(learningRate: 0.01)
+            var losses: [Double] = []
+            func step() throws -> Double {
+                try seconds {
+                    let tape = GradientTape()
+                    let loss = tape.record { () -> Tensor in
+                        let h1 = relu(matmul(x, weights[0]) + biases[0])
+                        let h2 = relu(matmul(h1, weights[1]) + biases[1])
+                        return meanSquaredError(matmul(h2, weights[2]) + biases[2], target)
+                    }
+                    sgd.update(parameters, gradients: try tape.gradient(of: loss, wrt: parameters))
+                    losses.append(Double(loss.scalar))
+                } * 1e3
+            }
+            for _ in 0..<3 { _ = try step() }
+            let samples = try (0..<(quick ? 5 : 20)).map { _ in try step() }
+            return Measurement(samples: samples, checks: [("first loss", losses.first!), ("last loss", losses.last!)])
+        }
+    }
+
+    /// W3: `sum(A·B)` and its gradient with respect to A and B; 3 products of n³ multiply-adds.
+    static let matmulWorkload = Workload(id: "W3", name: "matmul", figure: "GFLOP/s", size: 1024, quickSize: 256, higherIsBetter: true) { n, device, quick in
+        try withDevice(device) {
+            let a = Tensor.randomNormal(shape: [n, n], seed: 1), b = Tensor.randomNormal(shape: [n, n], seed: 2)
+            var check = 0.0
+            func once() throws -> Double {
+                let t = try seconds {
+                    let tape = GradientTape()
+                    tape.watch([a, b])
+                    let loss = tape.record { matmul(a, b).sum() }
+                    let g = try tape.gradient(of: loss, wrt: [a, b])
+                    check = Double(g[0]!.sum().scalar)        // the one read: waits for all three products
+                }
+                return 6 * pow(Double(n), 3) / t / 1e9
+            }
+            for _ in 0..<2 { _ = try once() }
+            return Measurement(samples: try (0..<(quick ? 3 : 10)).map { _ in try once() }, checks: [("sum dA", check)])
+        }
+    }
+
+    /// W4: `sum(sin(x)·x + exp(−x))` and its gradient over n elements.
+    static let elementwise = Workload(id: "W4", name: "elementwise", figure: "ms", size: 1 << 24, quickSize: 1 << 18, higherIsBetter: false) { n, device, quick in
+        try withDevice(device) {
+            let x = Tensor.randomNormal(shape: [n], seed: 1)
+            var check = 0.0
+            func once() throws -> Double {
+                try seconds {
+                    let tape = GradientTape()
+                    tape.watch(x)
+                    let loss = tape.record { (sin(x) * x + exp(-x)).sum() }
+                    let g = try tape.gradient(of: loss, wrt: x)!
+                    check = Double(g.sum().scalar)
+                } * 1e3
+            }
+            for _ in 0..<2 { _ = try once() }
+            let samples = try (0..<(quick ? 3 : 10)).map { _ in try once() }
+            let gbps = samples.map { 8 * Double(n) / ($0 / 1e3) / 1e9 }.sorted()[samples.count / 2]
+            return Measurement(samples: samples, checks: [("sum gradient", check)], extra: [("GB/s", gbps)])
+        }
+    }
+
+    /// W5: the W1 chain with 100 links over a vector, one-shot tape: peak live bytes, and what
+    /// stays live after `gradient` (x and its gradient).
+    static let memory = Workload(id: "W5", name: "memory", figure: "MiB peak", size: 1 << 22, quickSize: 1 << 16, higherIsBetter: false) { n, shared, _ in
+        let device = shared.isolated()            // its own allocator and statistics
+        return try withDevice(device) {
+            let x = Tensor.randomNormal(shape: [n], seed: 1)
+            _ = 0.001.tensor(like: x)                              // the chain's constant, cached per device
+            let others = device.memory.liveBytes - x.byteCount     // live bytes that are not x (that constant)
+            let (g, peak) = try { () throws -> (Tensor, Int) in
+                device.resetPeakMemory()
+                let tape = GradientTape()
+                tape.watch(x)
+                let target = tape.record { () -> Tensor in
+                    var y = x
+                    for _ in 0..<100 { y = y + sin(y) * 0.001 }
+                    return y.sum()
+                }
+                let g = try tape.gradient(of: target, wrt: x)!
+                _ = g.sum().scalar
+                return (g, device.memory.peakBytes)
+            }()
+            let after = device.memory.liveBytes - others
+            withExtendedLifetime(g) {}
+            return Measurement(samples: [Double(peak - others) / 1_048_576],
+                               extra: [("peak_live_bytes", Double(peak - others)), ("live_after_bytes", Double(after)),
+                                       ("x_plus_gradient_bytes", Double(x.byteCount + g.byteCount))])
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+
+/// `tapecl check`: every op of the table, forward, backward and second order, on a device
+/// against the host, on random shapes. Also used by the tests.
+package enum OpCheck {
+    package struct Result: Sendable {
+        package let op: String
+        package let shapes: String
+        /// Largest |device − host| and the matching relative error, forward / gradient / second order.
+        package var forward: (abs: Double, rel: Double) = (0, 0)
+        package var gradient: (abs: Double, rel: Double)? = nil
+        package var secondOrder: (abs: Double, rel: Double)? = nil
+        package let tolerance: (forward: Double, gradient: Double)
+        package var note = ""
+        package var ok: Bool {
+            forward.rel <= tolerance.forward && (gradient?.rel ?? 0) <= tolerance.gradient
+                && (secondOrder?.rel ?? 0) <= 4 * tolerance.gradient && note.isEmpty
+        }
+    }
+
+    /// How closely a device must match the host (relative to max(1, |host|)), per op and dtype.
+    /// Arithmetic is exact: the same IEEE operations in the same order, including every sum
+    /// (see ``ReduceOrder``). Transcendental functions may differ by the device library's ulp
+    /// bounds (OpenCL 1.2 allows 4 ulp for sin, cos, exp, log); matmul by its summation order.
+    package static func tolerance(_ op: String, _ dtype: DType) -> (forward: Double, gradient: Double) {
+        let ulp = dtype == .float32 ? 1.2e-7 : 2.3e-16
+        switch op {
+        case "neg", "add", "sub", "mul", "div", "reshape", "transpose", "broadcast", "cast", "to", "relu", "abs",
+             "maximum", "minimum", "max", "sum", "step", "sign", "equal", "greater_equal", "stop_gradient":
+            return (0, 16 * ulp)
+        case "matmul": return (64 * ulp, 64 * ulp)
+        default: return (16 * ulp, 64 * ulp)
+        }
+    }
+
+    /// A random case for `op`: input shapes and the function applying it through the public API.
+    static func sample(_ op: Op, _ rng: inout SplitMix64) -> (shapes: [[Int]], apply: ([Tensor]) throws -> Tensor)? {
+        func dim() -> Int { 1 + Int(rng.next() % 40) }
+        let (m, n) = (dim(), dim())
+        switch op.forward {
+        case .unary:
+            return ([[m, n]], { try Tensor.apply(op.name, $0) })
+        case .binary:
+            let patterns: [[[Int]]] = [[[m, n], [m, n]], [[m, n], [n]], [[m, 1], [1, n]], [[], [m, n]]]
+            return (patterns[Int(rng.next() % 4)], { try Tensor.apply(op.name, $0) })
+        case .reduce:
+            let axes = [[0], [1], [2], [0, 1], [1, 2]][Int(rng.next() % 5)], keep = rng.next() % 2 == 0
+            return ([[3, m, n]], { try Tensor.apply(op.name, $0, axes: axes, keepDims: keep) })
+        case .matmul:
+            let k = dim(), (ta, tb) = (rng.next() % 2 == 0, rng.next() % 2 == 0)
+            let batch = rng.next() % 3 == 0 ? [2] : []
+            return ([batch + (ta ? [k, m] : [m, k]), tb ? [n, k] : [k, n]], { matmul($0[0], $0[1], transposeA: ta, transposeB: tb) })
+        default:
+            switch op.name {
+            case "transpose": return ([[3, m, n]], { $0[0].transposed(permutation: [2, 0, 1]) })
+            case "broadcast": return ([[n]], { $0[0].broadcast(to: [m, n]) })
+            case "reshape": return ([[m, n]], { try Tensor.apply("reshape", $0, shape: [n, m]) })
+            case "cast": return ([[m, n]], { $0[0].cast(to: .float64) * 2 })
+            case "to": return ([[m, n]], { $0[0].to(.host) * 2 })
+            case "stop_gradient": return ([[m, n]], { stopGradient($0[0]) * $0[0] })
+            default: return nil
+            }
+        }
+    }
+
+    /// Runs every op on `device` and on the host, in float32.
+    package static func run(on device: Device, seed: UInt64 = 1) -> [Result] {
+        var rng = SplitMix64(seed: seed)
+        return Op.all.map { op in
+            guard let (shapes, apply) = sample(op, &rng) else {
+                return Result(op: op.name, shapes: "-", tolerance: (0, 0), note: "no check case for this op")
+            }
+            var result = Result(op: op.name, shapes: shapes.map(Shape.describe).joined(separator: " "), tolerance: tolerance(op.name, .float32))
+            if op.name == "cast" && !device.info.supportsFloat64 { return result }
+            let values = shapes.map { s in
+                (0..<Shape.count(s)).map { _ in
+                    var v = op.sampleDomain.lowerBound + (op.sampleDomain.upperBound - op.sampleDomain.lowerBound) * rng.nextUnit()
+                    if op.name == "equal" || op.name == "greater_equal" { v = (v * 2).rounded() / 2 }    // ties, too
+                    return v
+                }
+            }
+            do {
+                let host = try evaluate(apply, shapes, values, on: .host, seed: seed, differentiable: op.differentiable)
+                let dev = try evaluate(apply, shapes, values, on: device, seed: seed, differentiable: op.differentiable)
+                result.forward = error(dev.value, host.value)
+                if op.differentiable {
+                    result.gradient = try zip(dev.gradients, host.gradients).map { pair -> (Double, Double) in
+                        guard (pair.0 == nil) == (pair.1 == nil) else { throw TapeError.backend("a gradient is nil on one device only") }
+                        return pair.0.map { error($0, pair.1!) } ?? (0, 0)
+                    }.reduce((0, 0)) { (max($0.0, $1.0), max($0.1, $1.1)) }
+                    result.secondOrder = try zip(dev.second, host.second).map { pair -> (Double, Double) in
+                        guard (pair.0 == nil) == (pair.1 == nil) else { throw TapeError.backend("a second-order gradient is nil on one device only") }
+                        return pair.0.map { error($0, pair.1!) } ?? (0, 0)
+                    }.reduce((0, 0)) { (max($0.0, $1.0), max($0.1, $1.1)) }
+                }
+            } catch {
+                result.note = "\(error)"
+            }
+            return result
+        }
+    }
+
+    /// Forward value, gradients with a fixed random cotangent, and a Hessian-vector product.
+    static func evaluate(_ f: ([Tensor]) throws -> Tensor, _ shapes: [[Int]], _ values: [[Double]], on device: Device,
+                         seed: UInt64, differentiable: Bool) throws -> (value: [Double], gradients: [[Double]?], second: [[Double]?]) {
+        let xs = zip(shapes, values).map { Tensor(shape: $0, scalars: $1, on: device) }
+        let outer = GradientTape(), inner = GradientTape()
+        outer.watch(xs)
+        inner.watch(xs)
+        var value = [Double](), first = [[Double]?](), hv: Tensor? = nil
+        try outer.record {
+            let y = try inner.record { try f(xs) }
+            value = y.scalars(as: Double.self)
+            guard differentiable else { return }
+            var rng = SplitMix64(seed: seed)
+            let dy = Tensor(shape: y.shape, scalars: (0..<y.count).map { _ in 0.5 + rng.nextUnit() }, dtype: y.dtype, on: y.device)
+            let grads = try inner.gradient(of: y, wrt: xs, outputGradients: dy)
+            first = grads.map { $0?.scalars(as: Double.self) }
+            hv = zip(grads, xs).compactMap { g, x in g.map { ($0 * Tensor(shape: x.shape, scalars: (0..<x.count).map { Double($0 % 7) / 7 }, on: device)).sum() } }
+                .reduce(nil) { acc, t in acc.map { $0 + t } ?? t }
+        }
+        guard differentiable, let hv else { return (value, first, []) }
+        return (value, first, try outer.gradient(of: hv, wrt: xs).map { $0?.scalars(as: Double.self) })
+    }
+
+    /// Largest absolute difference, and the largest relative to max(1, |b|).
+    static func error(_ a: [Double], _ b: [Double]) -> (abs: Double, rel: Double) {
+        guard a.count == b.count else { return (.infinity, .infinity) }
+        var worst = (0.0, 0.0)
+        for (x, y) in zip(a, b) {
+            let d = x == y || (x.isNaN && y.isNaN) ? 0 : Swift.abs(x - y)
+            worst = (max(worst.0, d), max(worst.1, d / max(1, Swift.abs(y))))
+        }
+        return worst
+    }
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import TapeCL
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the benchmark workloads W1–W5 (bench/WORKLOADS.md) on a device.",
+        discussion: "Setup is not timed; warm-ups run first; each timed repetition ends by reading a value back. Prints the median with min and max.")
+
+    @Argument(help: "Workloads to run (default: all): W1 W2 W3 W4 W5.")
+    var workloads: [String] = []
+
+    @Flag(help: "Smaller sizes and fewer repetitions.")
+    var quick = false
+
+    @OptionGroup var options: CommonOptions
+
+    func run() throws {
+        try reportingErrors {
+            let device = try options.resolveDevice()
+            let chosen = try (workloads.isEmpty ? Workload.all.map(\.id) : workloads).map { id in
+                guard let w = Workload.named(id) else { throw UserError("unknown workload '\(id)' (W1 W2 W3 W4 W5)") }
+                return w
+            }
+            for w in chosen {
+                let size = quick ? w.quickSize : w.size
+                let m = try w.run(size, device, quick)
+                let (lo, hi) = (m.samples.min() ?? .nan, m.samples.max() ?? .nan)
+                if options.json {
+                    var fields = ["\"workload\": \"\(w.id)\"", "\"name\": \"\(w.name)\"", "\"device\": \"\(device)\"", "\"size\": \(size)",
+                                  "\"figure\": \"\(w.figure)\"", "\"median\": \(json(m.median))", "\"min\": \(json(lo))", "\"max\": \(json(hi))",
+                                  "\"reps\": \(m.samples.count)"]
+                    fields += (m.extra + m.checks).map { "\(Format.jsonString($0.0.replacingOccurrences(of: " ", with: "_").replacingOccurrences(of: "/", with: "_"))): \(json($0.1))" }
+                    print("{" + fields.joined(separator: ", ") + "}")
+                } else {
+                    let extras = (m.extra + m.checks).map { "\($0.0) \(String(format: "%.6g", $0.1))" }.joined(separator: ", ")
+                    print(String(format: "%@ %-11@ %-9@ size %-9d %@ median %.4g (min %.4g, max %.4g, %d reps)", w.id, w.name, device.name, size, w.figure, m.median, lo, hi, m.samples.count)
+                          + (extras.isEmpty ? "" : "; " + extras))
+                }
+            }
+        }
+    }
+
+    func json(_ v: Double) -> String { v.isFinite ? String(format: "%.6g", v) : "null" }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import TapeCL
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check every op of the table, forward, backward and second order, on the device against the host.",
+        discussion: "Random shapes from --seed; errors are relative to max(1, |host value|). Exit status 1 on any mismatch.")
+
+    @Option(help: "Seed for shapes and values.") var seed: UInt64 = 1
+    @OptionGroup var options: CommonOptions
+
+    func run() throws {
+        var failed = 0
+        try reportingErrors {
+            let device = try options.resolveDevice()
+            let results = OpCheck.run(on: device, seed: seed)
+            failed = results.filter { !$0.ok }.count
+            func e(_ x: Double) -> String { String(format: "%.1e", x) }
+            if options.json {
+                let rows = results.map { r -> String in
+                    var f = ["\"op\": \"\(r.op)\"", "\"shapes\": \"\(r.shapes)\"", "\"forward_abs\": \(e(r.forward.abs))", "\"forward_rel\": \(e(r.forward.rel))"]
+                    if let g = r.gradient { f += ["\"gradient_abs\": \(e(g.abs))", "\"gradient_rel\": \(e(g.rel))"] }
+                    if let s = r.secondOrder { f += ["\"second_order_rel\": \(e(s.rel))"] }
+                    f += ["\"tolerance_forward\": \(e(r.tolerance.forward))", "\"tolerance_gradient\": \(e(r.tolerance.gradient))", "\"ok\": \(r.ok)"]
+                    if !r.note.isEmpty { f.append("\"note\": \(Format.jsonString(r.note))") }
+                    return "{" + f.joined(separator: ", ") + "}"
+                }
+                print("[" + rows.joined(separator: ",\n ") + "]")
+            } else {
+                print("checking \(device) (\(device.info.deviceName)) against the host, float32, seed \(seed)")
+                print("op             shapes                 forward abs/rel      gradient abs/rel     2nd order rel  tolerance f/g      ok")
+                for r in results {
+                    let g = r.gradient.map { "\(e($0.abs)) \(e($0.rel))" } ?? "-"
+                    let s = r.secondOrder.map { e($0.rel) } ?? "-"
+                    let line = [r.op.padding(toLength: 14, withPad: " ", startingAt: 0), r.shapes.padding(toLength: 22, withPad: " ", startingAt: 0),
+                                "\(e(r.forward.abs)) \(e(r.forward.rel))".padding(toLength: 20, withPad: " ", startingAt: 0),
+                                g.padding(toLength: 20, withPad: " ", startingAt: 0), s.padding(toLength: 14, withPad: " ", startingAt: 0),
+                                "\(e(r.tolerance.forward)) \(e(r.tolerance.gradient))".padding(toLength: 18, withPad: " ", startingAt: 0),
+                                r.ok ? "ok" : "MISMATCH"]
+                    print(line.joined(separator: " ") + (r.note.isEmpty ? "" : "  (\(r.note))"))
+                }
+                print("\(results.count - failed) of \(results.count) ops match the host\(failed > 0 ? ", \(failed) do not" : "")")
+            }
+        }
+        if failed > 0 { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import TapeCL
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a small classifier on the 8×8 handwritten digits shipped with TapeCL.",
+        discussion: "1,797 images (UCI Optical Recognition of Handwritten Digits, CC BY 4.0): 80% train, 20% held out. A 64-64-10 network with ReLU, softmax cross-entropy, Adam or SGD. The same seed on the same device gives the same numbers.")
+
+    @Option(help: "Passes over the training set.") var epochs = 15
+    @Option(help: "Examples per step.") var batchSize = 64
+    @Option(help: "Learning rate.") var learningRate = 0.01
+    @Option(help: "adam or sgd.") var optimizer = "adam"
+    @Option(help: "Seed for weights and the split.") var seed: UInt64 = 0
+    @Option(help: "Hidden units.") var hidden = 64
+    @OptionGroup var options: CommonOptions
+
+    func run() throws {
+        try reportingErrors {
+            guard epochs >= 1, batchSize >= 1, hidden >= 1, learningRate > 0 else { throw UserError("--epochs, --batch-size, --hidden and --learning-rate must be positive") }
+            let opt: any Optimizer = switch optimizer.lowercased() {
+            case "adam": Adam(learningRate: learningRate)
+            case "sgd": SGD(learningRate: learningRate, momentum: 0.9)
+            default: throw UserError("--optimizer must be adam or sgd, not '\(optimizer)'")
+            }
+            let device = try options.resolveDevice()
+            let data = DigitsData(seed: seed)
+            try withDevice(device) { try train(data, opt, device) }
+        }
+    }
+
+    func train(_ data: DigitsData, _ opt: any Optimizer, _ device: Device) throws {
+        let l1 = Dense(inputSize: 64, outputSize: hidden, activation: { relu($0) }, seed: seed &+ 1)
+        let l2 = Dense(inputSize: hidden, outputSize: 10, seed: seed &+ 2)
+        let variables = l1.variables + l2.variables
+        let model = { (x: Tensor) in l2(l1(x)) }
+        let progress = isatty(STDOUT_FILENO) != 0 && !options.json
+        let steps = (data.trainCount + batchSize - 1) / batchSize
+        var rng = SplitMix64(seed: seed &+ 3)
+        if !options.json { print("training on \(device) (\(device.info.deviceName)): \(data.trainCount) images, \(data.testCount) held out, \(steps) steps per epoch") }
+        for epoch in 1...epochs {
+            let start = Date()
+            var order = Array(0..<data.trainCount)
+            order.shuffle(using: &rng)
+            var lossSum = 0.0, correct = 0
+            for step in 0..<steps {
+                let batch = Array(order[(step * batchSize)..<min(order.count, (step + 1) * batchSize)])
+                let (x, y, labels) = data.batch(batch, from: .train, on: device)
+                let tape = GradientTape()
+                let logits = tape.record { model(x) }
+                let loss = tape.record { softmaxCrossEntropy(logits: logits, labels: y) }
+                opt.update(variables, gradients: try tape.gradient(of: loss, wrt: variables))
+                lossSum += Double(loss.scalar) * Double(batch.count)
+                correct += zip(argmax(logits), labels).filter { $0 == $1 }.count
+                if progress { drawBar(epoch, step + 1, steps, lossSum / Double(step * batchSize + batch.count)) }
+            }
+            let seconds = Date().timeIntervalSince(start)
+            let loss = lossSum / Double(data.trainCount), accuracy = Double(correct) / Double(data.trainCount)
+            if progress { print("\r\u{1B}[2K", terminator: "") }
+            if options.json {
+                print("{\"epoch\": \(epoch), \"loss\": \(Format.number(loss, json: true)), \"accuracy\": \(Format.number(accuracy, json: true)), \"seconds\": \(String(format: "%.3f", seconds))}")
+            } else {
+                print(String(format: "epoch %2d/%d  loss %.4f  train accuracy %5.1f%%  %.2f s", epoch, epochs, loss, 100 * accuracy, seconds))
+            }
+        }
+        let (x, _, labels) = data.batch(Array(0..<data.testCount), from: .test, on: device)
+        let right = zip(argmax(model(x)), labels).filter { $0 == $1 }.count
+        let accuracy = Double(right) / Double(data.testCount)
+        if options.json {
+            print("{\"held_out_accuracy\": \(Format.number(accuracy, json: true)), \"held_out\": \(data.testCount), \"device\": \"\(device)\"}")
+        } else {
+            print(String(format: "held-out accuracy: %.1f%% (%d of %d)", 100 * accuracy, right, data.testCount))
+        }
+    }
+
+    func argmax(_ logits: Tensor) -> [Int] {
+        let values = logits.scalars, classes = logits.shape[1]
+        return (0..<logits.shape[0]).map { r in
+            let row = values[(r * classes)..<((r + 1) * classes)]
+            return row.indices.max { row[$0] < row[$1] }! - r * classes
+        }
+    }
+
+    func drawBar(_ epoch: Int, _ step: Int, _ steps: Int, _ loss: Double) {
+        let width = 30, filled = width * step / steps
+        let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "") + String(repeating: " ", count: max(0, width - filled - 1))
+        print(String(format: "\repoch %2d/%d [%@] %d/%d loss %.4f", epoch, epochs, bar, step, steps, loss), terminator: "")
+        fflush(nil)
+    }
+}
+
+/// The embedded digits: pixels scaled to [0, 1], shuffled once by the seed and split 80/20.
+struct DigitsData {
+    enum Part { case train, test }
+    let images: [[Float]]
+    let labels: [Int]
+    let trainCount: Int
+    var testCount: Int { images.count - trainCount }
+
+    init(seed: UInt64) {
+        var rows = Digits.encoded.split(separator: "\n").map { line -> ([Float], Int) in
+            let chars = Array(line.utf8)
+            return (chars[0..<64].map { Float($0 - UInt8(ascii: "a")) / 16 }, Int(chars[64] - UInt8(ascii: "0")))
+        }
+        var rng = SplitMix64(seed: seed)
+        rows.shuffle(using: &rng)
+        images = rows.map(\.0)
+        labels = rows.map(\.1)
+        trainCount = images.count * 4 / 5
+    }
+
+    func batch(_ indices: [Int], from part: Part, on device: Device) -> (Tensor, Tensor, [Int]) {
+        let offset = part == .train ? 0 : trainCount
+        let picked = indices.map { $0 + offset }
+        let x = Tensor(shape: [picked.count, 64], scalars: picked.flatMap { images[$0] }, on: device)
+        let l = picked.map { labels[$0] }
+        return (x, oneHot(l, classes: 10, on: device), l)
+    }
+}

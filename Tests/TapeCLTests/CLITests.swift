@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+import TapeCL
+
+/// Runs the built `tapecl` (beside the test bundle), as a user would.
+func tapecl(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let executable = bundle.appendingPathComponent("tapecl")
+    guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+        throw TapeError.argument("tapecl is not built next to the tests (\(executable.path)); run `swift build --build-tests` first")
+    }
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+func json(_ text: String) throws -> Any { try JSONSerialization.jsonObject(with: Data(text.utf8)) }
+
+@Suite("tapecl command line")
+struct CLITests {
+    @Test(arguments: ["host"] + Device.openCL.map(\.name))
+    func gradOfTheSeedExample(device: String) throws {
+        let r = try tapecl(["grad", "(x+y)^2 + 2*x*y", "--at", "x=2", "--at", "y=-4", "--device", device])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out == "f = -12\ndf/dx = -12\ndf/dy = 0\n")
+        let j = try json(try tapecl(["grad", "(x+y)^2 + 2*x*y", "--at", "x=2", "--at", "y=-4", "--order", "2", "--json", "--device", device]).out) as! [String: Any]
+        #expect(j["value"] as? Double == -12)
+        #expect((j["gradient"] as! [String: Double]) == ["x": -12, "y": 0])
+        #expect((j["hessian"] as! [String: [String: Double]]) == ["x": ["x": 2, "y": 4], "y": ["x": 4, "y": 2]])
+    }
+
+    @Test func gradJSONShapesForVectorsAndMatrices() throws {
+        let r = try tapecl(["grad", "sum(w @ v) + mean(w * w)", "--at", "w=[[1,2],[3,4]]", "--at", "v=[[1],[2]]", "--order", "2", "--json", "--device", "host"])
+        #expect(r.status == 0, "\(r.err)")
+        let j = try json(r.out) as! [String: Any]
+        #expect(j["value"] as? Double == 16 + 7.5)
+        let g = j["gradient"] as! [String: Any]
+        #expect(g["w"] as? [[Double]] == [[1.5, 3], [2.5, 4]])          // v broadcast per row + w/2
+        #expect(g["v"] as? [[Double]] == [[4], [6]])
+        let h = j["hessian"] as! [String: [String: Any]]
+        let hww = h["w"]!["w"] as! [[[[Double]]]]                        // shape w.shape + w.shape
+        #expect(hww.count == 2 && hww[0].count == 2 && hww[0][0].count == 2 && hww[0][0][0].count == 2)
+        #expect(hww[0][0][0][0] == 0.5 && hww[0][0][0][1] == 0)
+        let hwv = h["w"]!["v"] as! [[[[Double]]]]                        // [2, 2] + [2, 1]
+        #expect(hwv[0][0] == [[1], [0]] && hwv[1][1] == [[0], [1]])
+        let vec = try json(try tapecl(["grad", "x * x", "--at", "x=[1,2,3]", "--json", "--device", "host"]).out) as! [String: Any]
+        #expect(vec["value"] as? [Double] == [1, 4, 9])
+        #expect((vec["gradient"] as! [String: [Double]])["x"] == [2, 4, 6])
+    }
+
+    @Test(arguments: [
+        (["grad", "(x+y", "--at", "x=1", "--at", "y=2"], "column 5"),
+        (["grad", "x +* y", "--at", "x=1", "--at", "y=2"], "column 4"),
+        (["grad", "foo(x)", "--at", "x=1"], "unknown function 'foo'"),
+        (["grad", "x + z", "--at", "x=1"], "'z' is not bound"),
+        (["grad", "x", "--at", "x=[[1,2],[3]]"], "ragged"),
+        (["grad", "x", "--at", "x=[1,2"], "expected ',' or ']'"),
+        (["grad", "x @ y", "--at", "x=[1,2]", "--at", "y=[[1,2]]"], "matmul"),
+        (["grad", "x", "--at", "x"], "NAME=VALUE"),
+        (["grad", "x", "--at", "x=1", "--device", "nowhere"], "unknown device"),
+        (["grad", String(repeating: "(", count: 300) + "x" + String(repeating: ")", count: 300), "--at", "x=1"], "nests deeper"),
+    ])
+    func badInputIsOneLineAndStatus2(arguments: [String], expected: String) throws {
+        let r = try tapecl(arguments + (arguments.contains("--device") ? [] : ["--device", "host"]))
+        #expect(r.status == 2)
+        #expect(r.out.isEmpty)
+        let lines = r.err.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].hasPrefix("error: ") && r.err.contains(expected), "\(r.err)")
+    }
+
+    @Test func longExpressionsWork() throws {
+        let r = try tapecl(["grad", Array(repeating: "x", count: 5000).joined(separator: "+"), "--at", "x=0.5", "--device", "host"])
+        #expect(r.status == 0)
+        #expect(r.out == "f = 2500\ndf/dx = 5000\n")
+    }
+
+    @Test(arguments: ["host"] + Device.openCL.map(\.name))
+    func checkPassesAgainstTheHost(device: String) throws {
+        let r = try tapecl(["check", "--device", device, "--json"])
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        let rows = try json(r.out) as! [[String: Any]]
+        #expect(rows.count == Op.all.count)
+        #expect(rows.allSatisfy { $0["ok"] as? Bool == true })
+    }
+
+    @Test func devicesListsHostAndOpenCL() throws {
+        let r = try tapecl(["devices", "--json"])
+        #expect(r.status == 0)
+        let rows = try json(r.out) as! [[String: Any]]
+        #expect(rows.map { $0["name"] as! String } == Device.all.map(\.name))
+        #expect(rows.filter { $0["default"] as? Bool == true }.count == 1)
+    }
+
+    @Test(arguments: ["host"] + Device.openCL.map(\.name))
+    func trainOneEpochIsDeterministic(device: String) throws {
+        let args = ["train", "--epochs", "1", "--json", "--device", device, "--seed", "3"]
+        let a = try tapecl(args), b = try tapecl(args)
+        #expect(a.status == 0, "\(a.err)")
+        func numbers(_ s: String) -> [String] { s.split(separator: "\n").map { $0.replacingOccurrences(of: #""seconds": [0-9.]+"#, with: "", options: .regularExpression) } }
+        #expect(numbers(a.out) == numbers(b.out))
+        let last = try json(String(a.out.split(separator: "\n").last!)) as! [String: Any]
+        #expect((last["held_out_accuracy"] as! Double) > 0.8, "\(a.out)")
+    }
+
+    @Test func benchQuickRuns() throws {
+        let r = try tapecl(["bench", "W1", "W5", "--quick", "--json", "--device", "host"])
+        #expect(r.status == 0, "\(r.err)")
+        let rows = r.out.split(separator: "\n").map { try! json(String($0)) as! [String: Any] }
+        #expect(rows.count == 2)
+        #expect(Swift.abs((rows[0]["y"] as! Double) - 1.21319) < 1e-4 && Swift.abs((rows[0]["dy_dx"] as! Double) - 1.95439) < 1e-4)
+        #expect(rows[1]["live_after_bytes"] as? Double == rows[1]["x_plus_gradient_bytes"] as? Double)
+    }
+}
