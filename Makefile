@@ -1,0 +1,55 @@
+# TapeCL — two commands set up a fresh Debian machine: `make run` and `make test`.
+# Both install the Debian packages they need when missing (as root, or with sudo).
+
+SWIFT ?= swift
+DEBIAN_PACKAGES := ocl-icd-opencl-dev pocl-opencl-icd libopenblas-dev
+RELEASE := .build/release/tapecl
+
+.PHONY: all deps build release run test check bench bench-peers clean
+
+all: build
+
+## Installs the OpenCL loader and headers, PoCL (the CPU OpenCL device) and OpenBLAS when missing.
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+## The main job on the default device: list devices, differentiate the seed example, train on digits.
+run: release
+	$(RELEASE) devices
+	$(RELEASE) grad "(x+y)^2 + 2*x*y" --at x=2 --at y=-4
+	$(RELEASE) train --epochs 10
+
+## Every test, on the host and on every OpenCL device found (PoCL here).
+test: deps
+	$(SWIFT) build --build-tests
+	@echo "OpenCL devices under test:"; ./.build/debug/tapecl devices | grep -E '^[ *] opencl' || echo "  none (host only)"
+	$(SWIFT) test --skip-build
+
+## `tapecl check` on every device.
+check: release
+	@for d in $$($(RELEASE) devices --json | python3 -c 'import json,sys; print(" ".join(d["name"] for d in json.load(sys.stdin)))'); do \
+		$(RELEASE) check --device $$d || exit 1; done
+
+## TapeCL on the host and the OpenCL device, and the peers, alternating; writes Benchmarks/RESULTS.md.
+bench: release bench-peers
+	python3 Benchmarks/run.py --tapecl $(RELEASE)
+
+## PyTorch and TensorFlow (CPU builds) in Benchmarks/peers/.venv.
+bench-peers:
+	@test -x Benchmarks/peers/.venv/bin/python || python3 -m venv Benchmarks/peers/.venv
+	@Benchmarks/peers/.venv/bin/python -c 'import torch, tensorflow' 2>/dev/null || \
+		Benchmarks/peers/.venv/bin/pip install -q -r Benchmarks/peers/requirements.txt
+
+clean:
+	rm -rf .build
