@@ -308,20 +308,35 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     private func matmul(_ l: Launch) throws {
         let (a, b) = (l.inputs[0], l.inputs[1])
-        let (ta, tb) = (l.attributes.transposeA, l.attributes.transposeB)
-        let g = MatmulShape(a.shape, b.shape, ta, tb)!
-        let variant = (ta ? "t" : "n") + (tb ? "t" : "n")
+        let g = MatmulShape(a.shape, b.shape, l.attributes.transposeA, l.attributes.transposeB)!
+        // Aᵀ or Bᵀ: transpose that operand first (O(n²)), so the O(n³) kernel reads rows contiguously.
+        var temporaries: [UnsafeMutableRawPointer] = []
+        defer { temporaries.forEach(free) }                    // released once the queued kernels are done
+        func rowMajor(_ t: Tensor, transposed: Bool, rows: Int, cols: Int) throws -> UnsafeMutableRawPointer {
+            guard transposed else { return t.buffer.handle }
+            let batch = t.rank == 3 ? g.batch : 1
+            let copy = try allocate(bytes: batch * rows * cols * l.dtype.byteSize)
+            temporaries.append(copy)
+            let shape = t.rank == 3 ? [batch, rows, cols] : [rows, cols]
+            let strides = t.rank == 3 ? [rows * cols, 1, rows] : [1, rows]     // element (r, c) is stored at c·rows + r
+            try enqueueExact(try kernel("gather", family: "elementwise", dtype: l.dtype),
+                             [.buffer(t.buffer.handle), .buffer(copy), .int(Int32(shape.count)), .int8(shape), .int8(strides)],
+                             n: Shape.count(shape))
+            return copy
+        }
         let args: [Argument] = [
             .int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)),
-            .buffer(a.buffer.handle), .ulong(UInt64(a.rank == 3 ? g.m * g.k : 0)), .int(Int32(ta ? g.m : g.k)),
-            .buffer(b.buffer.handle), .ulong(UInt64(b.rank == 3 ? g.k * g.n : 0)), .int(Int32(tb ? g.k : g.n)),
+            .buffer(try rowMajor(a, transposed: l.attributes.transposeA, rows: g.m, cols: g.k)),
+            .ulong(UInt64(a.rank == 3 ? g.m * g.k : 0)), .int(Int32(g.k)),
+            .buffer(try rowMajor(b, transposed: l.attributes.transposeB, rows: g.k, cols: g.n)),
+            .ulong(UInt64(b.rank == 3 ? g.k * g.n : 0)), .int(Int32(g.n)),
             .buffer(l.output.handle),
         ]
         let m4 = g.m / 4 * 4, n16 = g.n / 16 * 16
-        let fast = try kernel("gemm_" + variant, family: "matmul", dtype: l.dtype)
+        let fast = try kernel("gemm_nn", family: "matmul", dtype: l.dtype)
         try set(fast, args)
         try enqueue(fast, global: [n16 / 16, m4 / 4, g.batch])
-        let edge = try kernel("gemm_edge_" + variant, family: "matmul", dtype: l.dtype)
+        let edge = try kernel("gemm_edge_nn", family: "matmul", dtype: l.dtype)
         for (row0, col0, rows, cols) in [(0, n16, g.m, g.n - n16), (m4, 0, g.m - m4, n16)] where rows > 0 && cols > 0 {
             try set(edge, args + [.int(Int32(row0)), .int(Int32(col0))])
             try enqueue(edge, global: [cols, rows, g.batch])

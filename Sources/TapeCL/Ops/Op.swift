@@ -10,7 +10,7 @@ import Foundation
 /// Backward rules are written with public tensor ops, never raw kernels, so an outer tape
 /// records them and higher orders come for free. They return cotangents at the *output's* shape:
 /// the tape walk sums each down to its input's shape, once, for every op.
-package struct Op: Sendable {
+package final class Op: Sendable {
     package typealias VJP = @Sendable (_ saved: Saved, _ dy: Tensor) -> [Tensor?]
     package typealias JVP = @Sendable (_ saved: Saved, _ dx: [Tensor?]) -> Tensor?
     package typealias ShapeRule = @Sendable (_ inputs: [[Int]], _ attributes: Attributes) throws -> [Int]
