@@ -32,6 +32,7 @@ run: release
 
 ## Every test, on the host and on every OpenCL device found (PoCL here).
 test: deps
+	./scripts/check-size.sh
 	$(SWIFT) build --build-tests
 	@echo "OpenCL devices under test:"; ./.build/debug/tapecl devices | grep -E '^[ *] opencl' || echo "  none (host only)"
 	$(SWIFT) test --skip-build

@@ -5,11 +5,25 @@ import TapeCL
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the host and every OpenCL platform and device; mark the default.")
 
+    @Flag(help: "Build every kernel program of each OpenCL device now and print the build times (filling the disk cache).")
+    var buildKernels = false
+
     @OptionGroup var options: CommonOptions
 
     func run() throws {
         try reportingErrors {
             let chosen = try options.resolveDevice()
+            if buildKernels {
+                for d in Device.openCL {
+                    let start = Date()
+                    let builds = d.core.backend.buildAll()
+                    for b in builds {
+                        print("\(d.name)  \(b.program.padding(toLength: 64, withPad: " ", startingAt: 0)) \(String(format: "%6.3f s", b.seconds))  \(b.error.map { "FAILED: \($0)" } ?? (b.fromDiskCache ? "from the disk cache" : "built from source"))")
+                    }
+                    print("\(d.name)  \(builds.count) programs in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+                }
+                return
+            }
             let all = Device.all
             if options.json {
                 let items = all.map { d -> String in

@@ -285,11 +285,7 @@ struct MemoryTests {
             device.resetPeakMemory()
             let tape = GradientTape()
             tape.watch(x)
-            let target = tape.record { () -> Tensor in
-                var y = x
-                for _ in 0..<100 { y = y + sin(y) * 0.001 }
-                return y.sum()
-            }
+            let target = tape.record { Workload.chain(from: x, links: 100).sum() }
             let heldBySaved = device.memory.liveBytes - base
             #expect(heldBySaved >= 99 * bytes, "the tape keeps each link's input for sin's backward (the first is x)")
             let g = try tape.gradient(of: target, wrt: x)!
@@ -298,7 +294,7 @@ struct MemoryTests {
             #expect(device.memory.peakBytes - base < 130 * bytes, "peak \(device.memory.peakBytes - base) B")
             let persistent = GradientTape(persistent: true)
             persistent.watch(x)
-            let t2 = persistent.record { () -> Tensor in var y = x; for _ in 0..<10 { y = y + sin(y) * 0.001 }; return y.sum() }
+            let t2 = persistent.record { Workload.chain(from: x, links: 10).sum() }
             let before = device.memory.liveBytes
             _ = try persistent.gradient(of: t2, wrt: x)
             #expect(device.memory.liveBytes >= before, "a persistent tape keeps its entries")

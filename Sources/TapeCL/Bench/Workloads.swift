@@ -43,6 +43,13 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
 }
 
 extension Workload {
+    /// The chain of W1 and W5: `links` times `y = y + sin(y)·0.001`, three recorded ops a link.
+    package static func chain(from x: Tensor, links: Int) -> Tensor {
+        var y = x
+        for _ in 0..<links { y = y + sin(y) * 0.001 }
+        return y
+    }
+
     /// W1: 1000 links of `y = y + sin(y)·0.001` on a scalar (3000 recorded ops), then the gradient.
     static let chain = Workload(id: "W1", name: "chain", figure: "µs/op", size: 1000, quickSize: 1000, higherIsBetter: false) { links, device, quick in
         try withDevice(device) {
@@ -52,11 +59,7 @@ extension Workload {
                 try seconds {
                     let tape = GradientTape()
                     tape.watch(x)
-                    let y = tape.record { () -> Tensor in
-                        var y = x
-                        for _ in 0..<links { y = y + sin(y) * 0.001 }
-                        return y
-                    }
+                    let y = tape.record { chain(from: x, links: links) }
                     let g = try tape.gradient(of: y, wrt: x)!
                     result = (y.scalar, g.scalar)
                 } * 1e6 / Double(3 * links)
@@ -150,11 +153,7 @@ extension Workload {
                 device.resetPeakMemory()
                 let tape = GradientTape()
                 tape.watch(x)
-                let target = tape.record { () -> Tensor in
-                    var y = x
-                    for _ in 0..<100 { y = y + sin(y) * 0.001 }
-                    return y.sum()
-                }
+                let target = tape.record { chain(from: x, links: 100).sum() }
                 let g = try tape.gradient(of: target, wrt: x)!
                 _ = g.sum().scalar
                 return (g, device.memory.peakBytes)

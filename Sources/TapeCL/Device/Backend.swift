@@ -71,6 +71,16 @@ package protocol Backend: AnyObject, Sendable {
     func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws
     /// Enqueues one op.
     func run(_ launch: Launch) throws
+    /// Builds every kernel program now (else each is built on first use) and reports each build.
+    func buildAll() -> [ProgramBuild]
+}
+
+/// One program build: which family and options, how long, and whether from the disk cache.
+package struct ProgramBuild: Sendable {
+    package let program: String
+    package let seconds: Double
+    package let fromDiskCache: Bool
+    package let error: String?
 }
 
 /// What `tapecl devices` shows of a device.

@@ -134,6 +134,8 @@ final class HostBackend: Backend {
         if let base = into.baseAddress { base.copyMemory(from: buffer.handle, byteCount: into.count) }
     }
 
+    func buildAll() -> [ProgramBuild] { [] }      // nothing to build: Swift loops and OpenBLAS
+
     /// One concrete switch per launch, so every loop below is specialized for its element type.
     func run(_ l: Launch) throws {
         switch l.dtype {

@@ -51,7 +51,7 @@ package final class DeviceCore: @unchecked Sendable {
 
     /// Block sizes: 256-byte steps up to 4 KiB, then eight steps per power of two, so a reused
     /// block wastes at most 12.5%.
-    static func capacity(for bytes: Int) -> Int {
+    package static func capacity(for bytes: Int) -> Int {
         if bytes <= 4096 { return max(256, (bytes + 255) & ~255) }
         let top = Int.bitWidth - (bytes - 1).leadingZeroBitCount
         let step = 1 << (top - 4)

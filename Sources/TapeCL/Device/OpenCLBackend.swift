@@ -8,19 +8,19 @@ import Foundation
 /// cached (``ProgramCache``). Every op is enqueued without waiting; ``read(_:into:)`` is the only
 /// wait. A launch the device cannot run (no fp64, a kernel that is missing or fails to build)
 /// throws ``Unsupported`` and runs on the host instead, with a warning once.
-final class OpenCLBackend: Backend, @unchecked Sendable {
+package final class OpenCLBackend: Backend, @unchecked Sendable {
     let device: cl_device_id
     let context: cl_context
     let queue: cl_command_queue
-    let info: DeviceInfo
+    package let info: DeviceInfo
     private let maxWorkGroupSize: Int
     private let correctlyRoundedDivide: Bool
     private let lock = NSLock()
     private var programs: [String: Result<cl_program, Unsupported>] = [:]
     private struct KernelKey: Hashable { let name: String, family: String, dtype: DType, source: DType? }
     private var kernels: [KernelKey: cl_kernel] = [:]
-    /// Seconds spent building each program (source or cached binary), for `tapecl devices --verbose`.
-    package private(set) var buildTimes: [(program: String, seconds: Double, fromDiskCache: Bool)] = []
+    /// Every program build so far (from source or a cached binary), for `tapecl devices --build-kernels`.
+    private var builds: [ProgramBuild] = []
 
     /// Every device of every platform, in platform order. Called once (by the device registry).
     static func discover() -> [OpenCLBackend] {
@@ -89,22 +89,22 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     // MARK: Memory
 
-    func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
+    package func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
         var status: cl_int = 0
         let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), max(bytes, 4), nil, &status)
         try check(status, "clCreateBuffer")
         return UnsafeMutableRawPointer(mem!)
     }
 
-    func free(_ handle: UnsafeMutableRawPointer) { clReleaseMemObject(OpaquePointer(handle)) }
+    package func free(_ handle: UnsafeMutableRawPointer) { clReleaseMemObject(OpaquePointer(handle)) }
 
-    func write(_ bytes: UnsafeRawBufferPointer, to buffer: Buffer) throws {
+    package func write(_ bytes: UnsafeRawBufferPointer, to buffer: Buffer) throws {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
         try check(clEnqueueWriteBuffer(queue, OpaquePointer(buffer.handle), cl_bool(CL_TRUE), 0, bytes.count, base, 0, nil, nil), "clEnqueueWriteBuffer")
     }
 
-    func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {
+    package func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {
         guard let base = into.baseAddress, into.count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
         try check(clEnqueueReadBuffer(queue, OpaquePointer(buffer.handle), cl_bool(CL_TRUE), 0, into.count, base, 0, nil, nil), "clEnqueueReadBuffer")
@@ -164,7 +164,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
                 return clCreateProgramWithBinary(context, 1, &dev, &length, &ptr, &binaryStatus, &status)
             }
             if let program, status == CL_SUCCESS, binaryStatus == CL_SUCCESS, clBuildProgram(program, 1, &dev, options, nil, nil) == CL_SUCCESS {
-                buildTimes.append((family + " " + options, Date().timeIntervalSince(start), true))
+                builds.append(ProgramBuild(program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: true, error: nil))
                 return program
             }
             if let program { clReleaseProgram(program) }
@@ -182,7 +182,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             clReleaseProgram(program)
             throw Unsupported(reason: "Kernels/\(family).cl did not build (\(options)):\n\(log)")
         }
-        buildTimes.append((family + " " + options, Date().timeIntervalSince(start), false))
+        builds.append(ProgramBuild(program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: false, error: nil))
         var size = 0
         if clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS, size > 0 {
             var binary = [UInt8](repeating: 0, count: size)
@@ -193,6 +193,23 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             if ok { ProgramCache.store(key: diskKey, binary: binary) }
         }
         return program
+    }
+
+    package func buildAll() -> [ProgramBuild] {
+        lock.lock(); defer { lock.unlock() }
+        let before = builds.count
+        var failures: [ProgramBuild] = []
+        let families = KernelSource.files.keys.filter { $0.hasSuffix(".cl") && $0 != "common.cl" }.map { String($0.dropLast(3)) }.sorted()
+        for family in families {
+            for dtype in DType.allCases where dtype != .float64 || info.supportsFloat64 {
+                do { _ = try kernel("", family: family, dtype: dtype) } catch let u as Unsupported where u.reason.hasPrefix("no kernel") {
+                    // built; the empty kernel name only forces the build
+                } catch {
+                    failures.append(ProgramBuild(program: "\(family) \(dtype)", seconds: 0, fromDiskCache: false, error: "\(error)"))
+                }
+            }
+        }
+        return Array(builds[before...]) + failures
     }
 
     // MARK: Launching
@@ -250,7 +267,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         return .g
     }
 
-    func run(_ l: Launch) throws {
+    package func run(_ l: Launch) throws {
         lock.lock(); defer { lock.unlock() }
         let out = Argument.buffer(l.output.handle)
         let n = Shape.count(l.shape)

@@ -25,13 +25,13 @@ package enum ProgramCache {
 
     static let magic = Array("TAPECL-CL-BINARY-1\n".utf8)
 
-    static func file(for key: String) -> URL? {
+    static func file(for key: String, in directory: URL?) -> URL? {
         directory?.appendingPathComponent(String(format: "%016llx-%016llx.bin", fnv1a(key), fnv1a(String(key.reversed()))))
     }
 
     /// The cached binary for `key`, if a well-formed entry exists.
-    static func load(key: String) -> [UInt8]? {
-        guard let url = file(for: key), let data = try? Data(contentsOf: url) else { return nil }
+    package static func load(key: String, in directory: URL? = directory) -> [UInt8]? {
+        guard let url = file(for: key, in: directory), let data = try? Data(contentsOf: url) else { return nil }
         let bytes = [UInt8](data)
         guard bytes.count > magic.count + 8, Array(bytes[..<magic.count]) == magic else { return nil }
         let length = bytes[magic.count..<magic.count + 8].reversed().reduce(0) { $0 << 8 | Int($1) }
@@ -39,8 +39,8 @@ package enum ProgramCache {
         return Array(bytes[(magic.count + 8)...])
     }
 
-    static func store(key: String, binary: [UInt8]) {
-        guard let url = file(for: key) else { return }
+    package static func store(key: String, binary: [UInt8], in directory: URL? = directory) {
+        guard let url = file(for: key, in: directory) else { return }
         var length = binary.count
         var bytes = magic
         for _ in 0..<8 { bytes.append(UInt8(length & 0xff)); length >>= 8 }
@@ -49,7 +49,7 @@ package enum ProgramCache {
         try? Data(bytes).write(to: url, options: .atomic)
     }
 
-    static func remove(key: String) {
-        if let url = file(for: key) { try? FileManager.default.removeItem(at: url) }
+    static func remove(key: String, in directory: URL? = directory) {
+        if let url = file(for: key, in: directory) { try? FileManager.default.removeItem(at: url) }
     }
 }
