@@ -54,7 +54,8 @@ public final class Variable: TensorConvertible, @unchecked Sendable, CustomStrin
         guard v.shape == current.shape, v.dtype == current.dtype else {
             fail(TapeError.shape("Variable\(name.map { " '\($0)'" } ?? "").assign: \(Shape.describe(v.shape)) \(v.dtype) for a variable of \(Shape.describe(current.shape)) \(current.dtype)"))
         }
-        state.withLock { $0 = v.to(current.device) }
+        var replacement = v.to(current.device)                 // computed, and the old value released, outside the lock
+        state.withLock { swap(&$0, &replacement) }
     }
 
     /// `value -= delta` (an optimizer step); not recorded.

@@ -183,10 +183,26 @@ final class HostBackend: Backend {
         } else if a.count == 1 {
             let s = pa[0].double
             parallelFor(n) { r in for i in r { o[i] = .fromDouble(f(s, pb[i].double)) } }
+        } else if Self.isRow(b.shape, of: l.shape) && a.shape == l.shape {     // [M, N] with [N]: b repeats every row
+            let nb = b.count
+            parallelFor(n / nb, grain: max(1, (1 << 15) / nb)) { rows in
+                for r in rows { let base = r * nb; for j in 0..<nb { o[base + j] = .fromDouble(f(pa[base + j].double, pb[j].double)) } }
+            }
+        } else if Self.isRow(a.shape, of: l.shape) && b.shape == l.shape {
+            let na = a.count
+            parallelFor(n / na, grain: max(1, (1 << 15) / na)) { rows in
+                for r in rows { let base = r * na; for j in 0..<na { o[base + j] = .fromDouble(f(pa[j].double, pb[base + j].double)) } }
+            }
         } else {
             let sa = Shape.broadcastStrides(a.shape, to: l.shape), sb = Shape.broadcastStrides(b.shape, to: l.shape)
             parallelFor(n) { r in forEachOffset(l.shape, sa, sb, r) { i, ia, ib in o[i] = .fromDouble(f(pa[ia].double, pb[ib].double)) } }
         }
+    }
+
+    /// Whether `shape` (leading 1s aside) is the trailing part of `output`, so it repeats every row.
+    static func isRow(_ shape: [Int], of output: [Int]) -> Bool {
+        let core = shape.drop { $0 == 1 }
+        return !core.isEmpty && core.count < output.count && Array(core) == Array(output.suffix(core.count))
     }
 
     private func gather<T: HostScalar>(_ l: Launch, _: T.Type) {
@@ -255,26 +271,42 @@ final class HostBackend: Backend {
         }
     }
 
+    /// OpenBLAS runs single-threaded: its own pool busy-waits (sched_yield) and fought the host
+    /// loops' threads for the cores; instead each product's rows (and batches) are split here.
+    private static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
+
     private func matmul(_ l: Launch) throws {
+        _ = Self.singleThreadedBLAS
+        guard l.dtype.isFloatingPoint else { throw TapeError.dtype("matmul: \(l.dtype) is not supported (float32 and float64 are)") }
         let (a, b) = (l.inputs[0], l.inputs[1])
-        let g = MatmulShape(a.shape, b.shape, l.attributes.transposeA, l.attributes.transposeB)!
-        let ta = l.attributes.transposeA ? CblasTrans : CblasNoTrans, tb = l.attributes.transposeB ? CblasTrans : CblasNoTrans
-        let lda = Int32(l.attributes.transposeA ? g.m : g.k), ldb = Int32(l.attributes.transposeB ? g.k : g.n)
-        let (m, n, k) = (Int32(g.m), Int32(g.n), Int32(g.k))
-        for i in 0..<g.batch {
-            let ia = a.shape.count == 3 ? i * g.m * g.k : 0, ib = b.shape.count == 3 ? i * g.k * g.n : 0, io = i * g.m * g.n
-            switch l.dtype {
-            case .float32:
-                let pa = a.buffer.handle.assumingMemoryBound(to: Float.self), pb = b.buffer.handle.assumingMemoryBound(to: Float.self)
-                cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1, pa + ia, lda, pb + ib, ldb, 0,
-                            l.output.handle.assumingMemoryBound(to: Float.self) + io, n)
-            case .float64:
-                let pa = a.buffer.handle.assumingMemoryBound(to: Double.self), pb = b.buffer.handle.assumingMemoryBound(to: Double.self)
-                cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1, pa + ia, lda, pb + ib, ldb, 0,
-                            l.output.handle.assumingMemoryBound(to: Double.self) + io, n)
-            case .int32, .int8:
-                throw TapeError.dtype("matmul: \(l.dtype) is not supported (float32 and float64 are)")
+        let (ta, tb) = (l.attributes.transposeA, l.attributes.transposeB)
+        let g = MatmulShape(a.shape, b.shape, ta, tb)!
+        let lda = ta ? g.m : g.k, ldb = tb ? g.k : g.n
+        let parts = g.m * g.n * g.k >= 1 << 20 ? min(hostCores, g.m) : 1
+        parallelFor(g.batch * parts, grain: 1) { r in
+            for item in r {
+                let (batch, part) = item.quotientAndRemainder(dividingBy: parts)
+                let (r0, r1) = (g.m * part / parts, g.m * (part + 1) / parts)
+                // Rows r0..<r1 of op(A): row offset r0·lda, or column offset r0 when A is stored transposed.
+                let ia = (a.rank == 3 ? batch * g.m * g.k : 0) + (ta ? r0 : r0 * lda)
+                let ib = b.rank == 3 ? batch * g.k * g.n : 0
+                let io = batch * g.m * g.n + r0 * g.n
+                gemm(l.dtype, ta, tb, r1 - r0, g.n, g.k, a.buffer.handle, ia, lda, b.buffer.handle, ib, ldb, l.output.handle, io)
             }
+        }
+    }
+
+    /// One single-threaded CBLAS product on row-major data, offsets in elements.
+    private func gemm(_ dtype: DType, _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int,
+                      _ a: UnsafeMutableRawPointer, _ ia: Int, _ lda: Int, _ b: UnsafeMutableRawPointer, _ ib: Int, _ ldb: Int,
+                      _ c: UnsafeMutableRawPointer, _ ic: Int) {
+        let (opA, opB) = (ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans)
+        if dtype == .float32 {
+            cblas_sgemm(CblasRowMajor, opA, opB, Int32(m), Int32(n), Int32(k), 1, a.assumingMemoryBound(to: Float.self) + ia, Int32(lda),
+                        b.assumingMemoryBound(to: Float.self) + ib, Int32(ldb), 0, c.assumingMemoryBound(to: Float.self) + ic, Int32(n))
+        } else {
+            cblas_dgemm(CblasRowMajor, opA, opB, Int32(m), Int32(n), Int32(k), 1, a.assumingMemoryBound(to: Double.self) + ia, Int32(lda),
+                        b.assumingMemoryBound(to: Double.self) + ib, Int32(ldb), 0, c.assumingMemoryBound(to: Double.self) + ic, Int32(n))
         }
     }
 }

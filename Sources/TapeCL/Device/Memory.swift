@@ -126,8 +126,15 @@ package final class DeviceCore: @unchecked Sendable {
         let key = ConstantKey(bits: value.bitPattern, dtype: dtype)
         if let t = state.withLock({ $0.constants[key] }) { return t }
         let t = make()
-        state.withLock { s in if s.constants.count < 4096 { s.constants[key] = t } }
-        return t
+        // Never replace an entry under the lock: a tensor released there would recycle its buffer,
+        // which takes this lock again. A thread that loses the race returns the winner's tensor,
+        // and its own `t` is released after the lock is dropped.
+        let winner: Tensor? = state.withLock { s in
+            if let existing = s.constants[key] { return existing }
+            if s.constants.count < 4096 { s.constants[key] = t }
+            return nil
+        }
+        return winner ?? t
     }
 
     /// Runs `launch` on the backend; one it cannot run goes to the host, with a warning once per op.
