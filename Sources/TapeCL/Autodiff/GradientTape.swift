@@ -172,17 +172,17 @@ public final class GradientTape: @unchecked Sendable {
         for e in entries[..<n] where e.inputIDs.contains(where: reach.contains) { reach.insert(e.outputID) }
         var cotangents = [target.id: seed], found: [UInt64: Tensor] = [:]
         for k in stride(from: n - 1, through: 0, by: -1) {
-            guard let dy = cotangents.removeValue(forKey: entries[k].outputID) else { continue }   // pop = free
-            let e = entries[k]
-            if wanted.contains(e.outputID) { found[e.outputID] = dy }                               // an intermediate source
-            guard var saved = e.saved else { continue }
-            saved.needs = zip(saved.needs, e.inputIDs).map { $0 && reach.contains($1) }
+            let output = entries[k].outputID
+            guard let dy = cotangents.removeValue(forKey: output) else { continue }                 // pop = free
+            if wanted.contains(output) { found[output] = dy }                                       // an intermediate source
+            // A one-shot tape moves the saved values out: they go back to the allocator after this step.
+            guard var saved = persistent ? entries[k].saved : entries[k].saved.take() else { continue }
+            let inputs = entries[k].inputIDs
+            for i in saved.needs.indices where saved.needs[i] && !reach.contains(inputs[i]) { saved.needs[i] = false }
             guard saved.needs.contains(true) else { continue }
-            let grads = e.op.vjp(saved, dy)
-            if !persistent { entries[k].saved = nil }                                               // intermediates go back now
-            for (i, g) in grads.enumerated() where saved.needs[i] {
+            for (i, g) in entries[k].op.vjp(saved, dy).enumerated() where saved.needs[i] {
                 guard let g = g?.summed(toShape: saved.shapes[i]) else { continue }                 // unbroadcast, once
-                cotangents[e.inputIDs[i]] = cotangents[e.inputIDs[i]].map { $0 + g } ?? g
+                cotangents[inputs[i]] = cotangents[inputs[i]].map { $0 + g } ?? g
             }
         }
         for id in wanted where found[id] == nil { found[id] = cotangents[id] }                      // watched leaves

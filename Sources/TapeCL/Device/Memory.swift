@@ -35,6 +35,8 @@ package final class DeviceCore: @unchecked Sendable {
     package let name: String
     private struct State {
         var stats = MemoryStats()
+        /// Cached blocks by capacity: an array slot per 256-byte class up to 4 KiB, a dictionary above.
+        var small = [[Block]](repeating: [], count: 17)
         var free: [Int: [Block]] = [:]
         var warned: Set<String> = []
         var constants: [ConstantKey: Tensor] = [:]
@@ -65,8 +67,8 @@ package final class DeviceCore: @unchecked Sendable {
             s.stats.liveAllocations += 1
             s.stats.liveBytes += bytes
             s.stats.peakBytes = max(s.stats.peakBytes, s.stats.liveBytes)
-            guard let h = s.free[capacity]?.popLast() else { return nil }
-            s.stats.cachedBytes -= capacity
+            let h = capacity <= 4096 ? s.small[capacity >> 8].popLast() : s.free[capacity]?.popLast()
+            if h != nil { s.stats.cachedBytes -= capacity }
             return h
         }?.handle
         if let reused { return Buffer(core: self, handle: reused, bytes: bytes, capacity: capacity) }
@@ -90,7 +92,7 @@ package final class DeviceCore: @unchecked Sendable {
             s.stats.liveAllocations -= 1
             s.stats.liveBytes -= bytes
             guard s.stats.cachedBytes + capacity <= cacheLimit else { return false }
-            s.free[capacity, default: []].append(block)
+            if capacity <= 4096 { s.small[capacity >> 8].append(block) } else { s.free[capacity, default: []].append(block) }
             s.stats.cachedBytes += capacity
             return true
         }
@@ -99,8 +101,9 @@ package final class DeviceCore: @unchecked Sendable {
 
     package func emptyCache() {
         let blocks = state.withLock { s in
-            let all = s.free.values.flatMap { $0 }
+            let all = s.free.values.flatMap { $0 } + s.small.flatMap { $0 }
             s.free = [:]
+            s.small = [[Block]](repeating: [], count: 17)
             s.stats.cachedBytes = 0
             return all
         }
