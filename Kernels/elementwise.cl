@@ -51,8 +51,8 @@ BINARY(equal, a == b ? (T)1 : (T)0)
 BINARY(greater_equal, a >= b ? (T)1 : (T)0)
 
 #if IS_FLOAT
-UNARY(sin,      sin(x))
-UNARY(cos,      cos(x))
+UNARY(sin,      SIN(x))
+UNARY(cos,      COS(x))
 UNARY(tan,      tan(x))
 UNARY(exp,      exp(x))
 UNARY(log,      log(x))

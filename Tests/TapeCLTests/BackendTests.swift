@@ -49,6 +49,29 @@ struct BackendTests {
         }
     }
 
+    /// The kernels' own float sin and cos (range reduction by π/2) on arguments far beyond the
+    /// op cases' [-2, 2], up to and past the switch to the builtin at 25000.
+    @Test(arguments: Device.openCL)
+    func sinAndCosAreAccurateOnLargeArguments(device: Device) {
+        var rng = SplitMix64(seed: 5)
+        let values = (0..<20_000).map { i -> Double in
+            let scale = [1.0, 10, 100, 1000, 10_000, 30_000, 1e6][i % 7]
+            return (rng.nextUnit() * 2 - 1) * scale
+        } + [0, -0.0, .pi / 4, .pi / 2, .pi, 3 * .pi / 2, 24_999.9, 25_000.1, 1e30]
+        let x = Tensor(shape: [values.count], scalars: values, on: .host)
+        for (name, f) in [("sin", { (t: Tensor) in sin(t) }), ("cos", { cos($0) })] as [(String, (Tensor) -> Tensor)] {
+            expectClose(f(x.to(device)).to(.host), f(x), atol: 4e-7, rtol: 0, "\(name) on \(device)")
+        }
+    }
+
+    /// A kernel that fails to build would run on the host with a warning and every other test
+    /// would still pass: this one fails instead.
+    @Test(arguments: Device.openCL)
+    func everyKernelProgramBuilds(device: Device) {
+        let failures = device.core.backend.buildAll().filter { $0.error != nil }
+        #expect(failures.isEmpty, "\(failures.map { "\($0.program): \($0.error!)" }.joined(separator: "\n"))")
+    }
+
     @Test(arguments: Device.openCL)
     func crossCheckReportsADisagreement(device: Device) throws {
         let a = Tensor([1.0, 2.0, 3.0], on: device)
