@@ -39,10 +39,11 @@ inline size_t strided_offset(size_t i, int rank, int8 shape, int8 strides) {
 }
 
 // Single-precision sin and cos: Cody–Waite reduction by π/2 in three parts (exact products for
-// |q| < 2^16) and the Cephes minimax polynomials on [-π/4, π/4], within about 2 ulp. Arguments
-// beyond 25000 use the builtin. PoCL's builtin float sin/cos run about 15× slower than its exp.
+// |q| < 2^16) and the Cephes minimax polynomials on [-π/4, π/4], within about 2 ulp for
+// |x| <= LARGE_ARGUMENT. Branch-free, so PoCL vectorises it (its builtin float sin/cos run about
+// 10× slower); elementwise.cl's fixup_* kernels redo larger arguments with the builtin.
+#define LARGE_ARGUMENT 25000.0f
 inline float tapecl_sincos(float x, int cosine) {
-    if (fabs(x) > 25000.0f) return cosine ? cos(x) : sin(x);
     const float q = rint(x * 0.636619772367581343f);                  // nearest multiple of π/2
     float r = fma(q, -1.5703125f, x);
     r = fma(q, -4.837512969970703125e-4f, r);

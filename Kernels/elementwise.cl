@@ -63,6 +63,19 @@ UNARY(safe_log, x > (T)0 ? log(x) : (T)0)
 BINARY(pow, pow(a, b))
 #endif
 
+// A second pass for ops whose first pass is exact only on part of the domain: the host runs
+// fixup_NAME after unary_NAME when this file defines it. sin and cos: the vectorised reduction of
+// common.cl serves |x| <= LARGE_ARGUMENT; these redo the rare larger float arguments exactly.
+#define FIXUP(name, expr)                                                                        \
+__kernel void fixup_##name(__global const T* restrict xs, __global T* restrict out, const ulong off) { \
+    const size_t i = get_global_id(0) + off; const T x = xs[i];                                  \
+    if (sizeof(T) == 4 && fabs(x) > (T)LARGE_ARGUMENT) out[i] = (expr);                          \
+}
+#if IS_FLOAT
+FIXUP(sin, sin(x))
+FIXUP(cos, cos(x))
+#endif
+
 // out[i] = xs[Σ index_d · strides_d]: transpose (permuted strides) and broadcast (0 strides).
 __kernel void gather(__global const T* restrict xs, __global T* restrict out, const int rank,
                      const int8 shape, const int8 strides, const ulong off) {

@@ -256,6 +256,15 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         }
     }
 
+    /// Whether `elementwise.cl` defines a second pass `fixup_NAME` for a unary op (sin, cos).
+    static func hasFixup(_ name: String) -> Bool { fixups.contains(name) }
+    private static let fixups: Set<String> = {
+        let text = KernelSource.files["elementwise.cl"] ?? ""
+        return Set(text.split(separator: "\n").compactMap { line in
+            line.hasPrefix("FIXUP(") ? line.dropFirst(6).split(separator: ",").first.map(String.init) : nil
+        })
+    }()
+
     /// Which `binary_*` kernel serves operands of these shapes (see `elementwise.cl`). Pure, so
     /// it is unit-tested without a device.
     package enum BinaryVariant: String, Sendable { case vv, sv, vs, g }
@@ -273,7 +282,11 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         let n = Shape.count(l.shape)
         switch l.forward {
         case .unary(let name, _):
-            try enqueueExact(try kernel("unary_" + name, family: "elementwise", dtype: l.dtype), [.buffer(l.inputs[0].buffer.handle), out], n: n)
+            let args: [Argument] = [.buffer(l.inputs[0].buffer.handle), out]
+            try enqueueExact(try kernel("unary_" + name, family: "elementwise", dtype: l.dtype), args, n: n)
+            if l.dtype.isFloatingPoint && Self.hasFixup(name) {
+                try enqueueExact(try kernel("fixup_" + name, family: "elementwise", dtype: l.dtype), args, n: n)
+            }
         case .binary(let name, _):
             let (a, b) = (l.inputs[0], l.inputs[1])
             let variant = Self.binaryVariant(a.shape, b.shape, output: l.shape)
