@@ -16,7 +16,9 @@
 /// let dy = try tape.gradient(of: y, wrt: x)     // -4.0
 /// ```
 public final class GradientTape: @unchecked Sendable {
+    /// Whether `gradient` may be called more than once (entries are then kept until the tape goes away).
     public let persistent: Bool
+    /// Whether trainable variables read inside `record` are watched without calling `watch`.
     public let watchAccessedVariables: Bool
 
     struct Entry {

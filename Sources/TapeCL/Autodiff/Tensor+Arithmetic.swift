@@ -13,6 +13,7 @@ public func / (l: some TensorConvertible, r: some TensorConvertible) -> Tensor {
 /// Elementwise negation.
 public prefix func - (x: some TensorConvertible) -> Tensor { Op.neg(x.tensor(like: nil)) }
 
+/// `l = l + r` (likewise `-=`, `*=`, `/=`): a new tensor bound to `l`; tensors never change in place.
 public func += (l: inout Tensor, r: some TensorConvertible) { l = l + r }
 public func -= (l: inout Tensor, r: some TensorConvertible) { l = l - r }
 public func *= (l: inout Tensor, r: some TensorConvertible) { l = l * r }

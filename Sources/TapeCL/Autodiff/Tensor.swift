@@ -38,7 +38,9 @@ public struct Tensor: @unchecked Sendable {
 
     /// The dimensions, outermost first; `[]` for a scalar.
     public var shape: [Int] { handle.shape }
+    /// The element type.
     public var dtype: DType { handle.dtype }
+    /// Where the elements live and ops on this tensor run; move with ``to(_:)``.
     public var device: Device { Device(core: handle.buffer.core) }
     /// Number of dimensions.
     public var rank: Int { handle.shape.count }
@@ -79,9 +81,11 @@ public struct Tensor: @unchecked Sendable {
     public static func full(shape: [Int], value: Double, dtype: DType = .float32, on device: Device? = nil) -> Tensor {
         Tensor(shape: shape, scalars: [Double](repeating: value, count: Shape.count(shape)), dtype: dtype, on: device)
     }
+    /// A tensor of `shape` filled with 0 (float32 unless `dtype` says otherwise).
     public static func zeros(shape: [Int], dtype: DType = .float32, on device: Device? = nil) -> Tensor {
         full(shape: shape, value: 0, dtype: dtype, on: device)
     }
+    /// A tensor of `shape` filled with 1 (float32 unless `dtype` says otherwise).
     public static func ones(shape: [Int], dtype: DType = .float32, on device: Device? = nil) -> Tensor {
         full(shape: shape, value: 1, dtype: dtype, on: device)
     }

@@ -21,10 +21,12 @@ public final class Variable: TensorConvertible, @unchecked Sendable, CustomStrin
     private let state: Mutex<Tensor>
     /// Whether tapes watch this variable on their own when it is read.
     public let trainable: Bool
+    /// A label for printing and error messages.
     public let name: String?
     /// Creation order (``GradientTape/watchedVariables`` lists variables by it, as TensorFlow does).
     let serial = nextVariableSerial.add(1, ordering: .relaxed).newValue
 
+    /// A variable holding `value`: `Variable(-2.0)`, `Variable(Tensor.zeros(shape: [3]), name: "b")`.
     public init(_ value: Tensor, trainable: Bool = true, name: String? = nil) {
         state = Mutex(value)
         self.trainable = trainable
@@ -41,6 +43,7 @@ public final class Variable: TensorConvertible, @unchecked Sendable, CustomStrin
     /// The value without telling any tape.
     package var stored: Tensor { state.withLock { $0 } }
 
+    /// The current value's shape and dtype (reading them is not an access).
     public var shape: [Int] { stored.shape }
     public var dtype: DType { stored.dtype }
 

@@ -85,16 +85,22 @@ package struct ProgramBuild: Sendable {
 
 /// What `tapecl devices` shows of a device.
 public struct DeviceInfo: Sendable, Codable {
+    /// `host` or `opencl:N`.
     public var name: String
+    /// `host` or `opencl`.
     public var kind: String
+    /// The driver's name for the device (`CL_DEVICE_NAME`; the CPU model for the host).
     public var deviceName: String
     public var vendor: String
+    /// `CPU`, `GPU` or `ACCELERATOR`.
     public var type: String
     public var computeUnits: Int
     public var globalMemoryBytes: Int
+    /// `CL_DEVICE_OPENCL_C_VERSION`, e.g. `OpenCL C 1.2 PoCL` (nil for the host).
     public var openCLCVersion: String?
     public var driverVersion: String?
     public var platform: String?
+    /// Whether float64 ops run on the device (else they run on the host, with a warning).
     public var supportsFloat64: Bool
 }
 

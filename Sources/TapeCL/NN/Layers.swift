@@ -7,10 +7,13 @@
 /// let logits = layer(images)          // [batch, 64] -> [batch, 10]
 /// ```
 public final class Dense: @unchecked Sendable {
+    /// `[inputSize, outputSize]`.
     public let weight: Variable
+    /// `[outputSize]`.
     public let bias: Variable
     public let activation: @Sendable (Tensor) -> Tensor
 
+    /// A layer mapping `[batch, inputSize]` to `[batch, outputSize]`; `seed` fixes the initial weights.
     public init(inputSize: Int, outputSize: Int, activation: @escaping @Sendable (Tensor) -> Tensor = { $0 },
                 seed: UInt64 = 0, on device: Device? = nil) {
         let scale = 1 / Double(inputSize).squareRoot()
@@ -19,6 +22,7 @@ public final class Dense: @unchecked Sendable {
         self.activation = activation
     }
 
+    /// `activation(x · weight + bias)`.
     public func callAsFunction(_ x: Tensor) -> Tensor { activation(matmul(x, weight) + bias) }
 
     /// The trainable variables: `[weight, bias]`.

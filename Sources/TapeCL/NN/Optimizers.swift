@@ -10,6 +10,9 @@ public final class SGD: Optimizer {
     public let momentum: Double
     private var velocity: [ObjectIdentifier: Tensor] = [:]
 
+    /// - Parameters:
+    ///   - learningRate: the step size `lr`.
+    ///   - momentum: `μ` (0: plain gradient descent).
     public init(learningRate: Double = 0.01, momentum: Double = 0) {
         self.learningRate = learningRate
         self.momentum = momentum
@@ -38,6 +41,7 @@ public final class Adam: Optimizer {
     private var moments: [ObjectIdentifier: (m: Tensor, v: Tensor)] = [:]
     private var step = 0
 
+    /// Defaults as in Keras (`epsilon` 1e-7).
     public init(learningRate: Double = 0.001, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-7) {
         self.learningRate = learningRate
         self.beta1 = beta1
