@@ -82,16 +82,11 @@ package enum OpCheck {
             do {
                 let host = try evaluate(apply, shapes, values, on: .host, seed: seed, differentiable: op.differentiable)
                 let dev = try evaluate(apply, shapes, values, on: device, seed: seed, differentiable: op.differentiable)
-                result.forward = error(dev.value, host.value)
+                let f = error(dev.value, host.value)
+                result.forward = (f.abs, f.rel)
                 if op.differentiable {
-                    result.gradient = try zip(dev.gradients, host.gradients).map { pair -> (Double, Double) in
-                        guard (pair.0 == nil) == (pair.1 == nil) else { throw TapeError.backend("a gradient is nil on one device only") }
-                        return pair.0.map { error($0, pair.1!) } ?? (0, 0)
-                    }.reduce((0, 0)) { (max($0.0, $1.0), max($0.1, $1.1)) }
-                    result.secondOrder = try zip(dev.second, host.second).map { pair -> (Double, Double) in
-                        guard (pair.0 == nil) == (pair.1 == nil) else { throw TapeError.backend("a second-order gradient is nil on one device only") }
-                        return pair.0.map { error($0, pair.1!) } ?? (0, 0)
-                    }.reduce((0, 0)) { (max($0.0, $1.0), max($0.1, $1.1)) }
+                    result.gradient = try worst(dev.gradients, host.gradients, "a gradient")
+                    result.secondOrder = try worst(dev.second, host.second, "a second-order gradient")
                 }
             } catch {
                 result.note = "\(error)"
@@ -123,13 +118,25 @@ package enum OpCheck {
         return (value, first, try outer.gradient(of: hv, wrt: xs).map { $0?.scalars(as: Double.self) })
     }
 
-    /// Largest absolute difference, and the largest relative to max(1, |b|).
-    static func error(_ a: [Double], _ b: [Double]) -> (abs: Double, rel: Double) {
-        guard a.count == b.count else { return (.infinity, .infinity) }
-        var worst = (0.0, 0.0)
-        for (x, y) in zip(a, b) {
+    /// The worst error over several gradients; a gradient `nil` on one side only is a mismatch.
+    static func worst(_ device: [[Double]?], _ host: [[Double]?], _ what: String) throws -> (abs: Double, rel: Double) {
+        try zip(device, host).reduce((abs: 0.0, rel: 0.0)) { worst, pair in
+            guard (pair.0 == nil) == (pair.1 == nil) else { throw TapeError.backend("\(what) is nil on one device only") }
+            guard let d = pair.0, let h = pair.1 else { return worst }
+            let e = error(d, h)
+            return (max(worst.abs, e.abs), max(worst.rel, e.rel))
+        }
+    }
+
+    /// Largest absolute difference, the largest relative to max(1, |b|), and where that is.
+    static func error(_ a: [Double], _ b: [Double]) -> (abs: Double, rel: Double, at: Int) {
+        guard a.count == b.count else { return (.infinity, .infinity, 0) }
+        var worst = (abs: 0.0, rel: 0.0, at: 0)
+        for (i, (x, y)) in zip(a, b).enumerated() {
             let d = x == y || (x.isNaN && y.isNaN) ? 0 : Swift.abs(x - y)
-            worst = (max(worst.0, d), max(worst.1, d / max(1, Swift.abs(y))))
+            let rel = d / max(1, Swift.abs(y))
+            worst.abs = max(worst.abs, d)
+            if rel > worst.rel { (worst.rel, worst.at) = (rel, i) }
         }
         return worst
     }

@@ -28,13 +28,8 @@ package enum CrossCheck {
         let host = try op.execute(try inputs.map { try $0.to(.host, differentiable: false) }, attributes)
         let (a, b) = (try result.readScalars(as: Double.self), try host.readScalars(as: Double.self))
         let tolerance = OpCheck.tolerance(op.name, result.dtype).forward
-        var worst: (abs: Double, rel: Double, at: Int)? = nil
-        for i in a.indices {
-            let d = a[i] == b[i] || (a[i].isNaN && b[i].isNaN) ? 0 : Swift.abs(a[i] - b[i])
-            let rel = d / max(1, Swift.abs(b[i]))
-            if rel > tolerance && rel > (worst?.rel ?? 0) { worst = (d, rel, i) }
-        }
-        guard let worst else { return nil }
+        let worst = OpCheck.error(a, b)
+        guard worst.rel > tolerance else { return nil }
         let d = Disagreement(op: op.name, shapes: inputs.map(\.shape), absoluteError: worst.abs, relativeError: worst.rel,
                              element: worst.at, tapePosition: Recorder.tapes.last.map { $0.entries.count })
         let isFirst = first.withLock { current in

@@ -50,5 +50,12 @@ package enum Shape {
         return out.sorted()
     }
 
+    /// Row-major `items` as nested lists of `shape`: `[[a, b], [c, d]]`; a scalar is its one item.
+    package static func nested(_ items: ArraySlice<String>, _ shape: ArraySlice<Int>) -> String {
+        guard let d = shape.first else { return items.first ?? "" }
+        let step = d == 0 ? 0 : items.count / d
+        return "[" + (0..<d).map { nested(items.dropFirst($0 * step).prefix(step), shape.dropFirst()) }.joined(separator: ", ") + "]"
+    }
+
     package static func describe(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
 }

@@ -33,12 +33,12 @@ struct Grad: ParsableCommand {
             let device = try options.resolveDevice()
             var parser = try Parser(expression)
             let program = try parser.parseExpression()
-            let values = try parseBindings(on: device)
+            let bound = try parseBindings(on: device)
+            let values = Dictionary(uniqueKeysWithValues: bound)
             for (name, column) in program.names where values[name] == nil {
                 throw ExpressionError(message: "'\(name)' is not bound; add --at \(name)=VALUE", column: column, context: "expression")
             }
-            let names = bindingOrder(values)
-            let sources = names.map { values[$0]! }
+            let names = bound.map(\.name), sources = bound.map(\.value)
             let result = try differentiate(program, values, sources, on: device)
             print(options.json ? json(result, names) : text(result, names))
         }
@@ -46,14 +46,9 @@ struct Grad: ParsableCommand {
 
     struct Result { let value: Tensor; let gradients: [Tensor]; let hessian: [[Tensor]]? }
 
-    /// Bindings in command-line order.
-    func bindingOrder(_ values: [String: Tensor]) -> [String] {
-        bindings.compactMap { $0.split(separator: "=", maxSplits: 1).first.map { String($0).trimmingCharacters(in: .whitespaces) } }
-            .filter { values[$0] != nil }
-    }
-
-    func parseBindings(on device: Device) throws -> [String: Tensor] {
-        var values: [String: Tensor] = [:]
+    /// The `--at` bindings, in command-line order.
+    func parseBindings(on device: Device) throws -> [(name: String, value: Tensor)] {
+        var values: [(name: String, value: Tensor)] = []
         for binding in bindings {
             guard let eq = binding.firstIndex(of: "=") else { throw UserError("--at \(binding): expected NAME=VALUE") }
             let name = binding[..<eq].trimmingCharacters(in: .whitespaces)
@@ -61,12 +56,12 @@ struct Grad: ParsableCommand {
                 throw UserError("--at \(binding): '\(name)' is not a name (letters, digits and _, not starting with a digit)")
             }
             guard !Expression.functions.contains(name) else { throw UserError("--at \(binding): '\(name)' is a function name") }
-            guard values[name] == nil else { throw UserError("--at \(binding): '\(name)' is bound twice") }
+            guard !values.contains(where: { $0.name == name }) else { throw UserError("--at \(binding): '\(name)' is bound twice") }
             let text = String(binding[binding.index(after: eq)...])
             do {
                 var parser = try Parser(text, context: "--at \(name)=")
                 let (shape, scalars) = try parser.parseLiteral()
-                values[name] = Tensor(shape: shape, scalars: scalars, on: device)
+                values.append((name, Tensor(shape: shape, scalars: scalars, on: device)))
             } catch let e as ExpressionError {
                 throw ExpressionError(message: e.message, column: e.column.map { $0 + binding.distance(from: binding.startIndex, to: eq) + 1 },
                                       context: "--at \(binding):")

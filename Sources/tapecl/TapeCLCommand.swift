@@ -52,14 +52,7 @@ enum Format {
 
     /// A tensor as a number or nested lists.
     static func tensor(_ t: Tensor, json: Bool = false) -> String {
-        nested(t.scalars(as: Double.self)[...], t.shape[...], json: json)
-    }
-
-    static func nested(_ values: ArraySlice<Double>, _ shape: ArraySlice<Int>, json: Bool) -> String {
-        guard let d = shape.first else { return values.first.map { number($0, json: json) } ?? "0" }
-        let step = d == 0 ? 0 : values.count / d
-        let parts = (0..<d).map { i in nested(values.dropFirst(i * step).prefix(step), shape.dropFirst(), json: json) }
-        return "[" + parts.joined(separator: ", ") + "]"
+        Shape.nested(t.scalars(as: Double.self).map { number($0, json: json) }[...], t.shape[...])
     }
 
     static func jsonString(_ s: String) -> String {

@@ -90,6 +90,16 @@ struct SemanticsTests {
         #expect(inner == .host)
     }
 
+    @Test(arguments: devices)
+    func emptyTensorsBroadcast(device: Device) throws {
+        let y = try Tensor.apply("add", [Tensor.zeros(shape: [2, 0], on: device), Tensor.zeros(shape: [0], on: device)])
+        #expect(y.shape == [2, 0] && y.scalars.isEmpty)
+        #expect(try Tensor.apply("mul", [Tensor.zeros(shape: [0], on: device), Tensor(2.0, on: device)]).shape == [0])
+        #expect(throws: TapeError.shape("broadcast: [2, 3] does not broadcast to [3]")) {
+            try Tensor.apply("broadcast", [Tensor.zeros(shape: [2, 3], on: device)], shape: [3])
+        }
+    }
+
     @Test func integerTensorsAreNeverRecorded() throws {
         let x = Tensor([Int32(1), 2, 3])
         let tape = GradientTape()

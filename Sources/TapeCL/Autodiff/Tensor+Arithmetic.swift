@@ -85,11 +85,7 @@ extension Tensor {
 
     /// Arithmetic mean over `axes` (all when `nil`): the sum divided by the number of elements summed.
     public func mean(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
-        do {
-            let norm = try normalizedAxes(axes)
-            let n = norm.reduce(1) { $0 * shape[$1] }
-            return try reduce(Op.sum, axes: norm, keepDims: keepDims) / Double(n)
-        } catch { fail(error) }
+        do { return try meanChecked(axes: axes, keepDims: keepDims) } catch { fail(error) }
     }
 
     /// Maximum over `axes` (all when `nil`); the gradient is shared equally among tied maxima.
@@ -112,12 +108,7 @@ extension Tensor {
 
     /// This tensor repeated along new leading axes and along axes of size 1 to `shape` (NumPy rules).
     public func broadcast(to shape: [Int]) -> Tensor {
-        if shape == self.shape { return self }
-        var a = Attributes()
-        a.shape = shape
-        a.strides = Shape.broadcastStrides(self.shape, to: shape)
-        guard self.rank <= shape.count else { fail(TapeError.shape("broadcast: \(Shape.describe(self.shape)) does not broadcast to \(Shape.describe(shape))")) }
-        return Op.broadcast(self, attributes: a)
+        do { return try broadcastChecked(to: shape) } catch { fail(error) }
     }
 
     /// The elements converted to `dtype`; the gradient converts back.
@@ -177,6 +168,23 @@ extension Tensor {
         return keepDims ? try r.reshapedChecked(to: shape.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }) : r
     }
 
+    package func meanChecked(axes: [Int]?, keepDims: Bool) throws -> Tensor {
+        let norm = try normalizedAxes(axes)
+        let n = Double(norm.reduce(1) { $0 * shape[$1] })
+        return try Op.div.apply([try reduce(Op.sum, axes: norm, keepDims: keepDims), n.tensor(like: self)])
+    }
+
+    package func broadcastChecked(to target: [Int]) throws -> Tensor {
+        if target == shape { return self }
+        guard Shape.broadcast(shape, target) == target else {      // checked before the strides, which assume it
+            throw TapeError.shape("broadcast: \(Shape.describe(shape)) does not broadcast to \(Shape.describe(target))")
+        }
+        var a = Attributes()
+        a.shape = target
+        a.strides = Shape.broadcastStrides(shape, to: target)
+        return try Op.broadcast.apply([self], a)
+    }
+
     package func reshapedChecked(to newShape: [Int]) throws -> Tensor {
         var target = newShape
         if let hole = newShape.firstIndex(of: -1) {
@@ -221,22 +229,14 @@ extension Tensor {
         switch name {
         case "sum": return try one(inputs, name).reduce(Op.sum, axes: axes, keepDims: keepDims)
         case "max": return try one(inputs, name).reduce(Op.max, axes: axes, keepDims: keepDims)
-        case "mean":
-            let x = try one(inputs, name)
-            let norm = try x.normalizedAxes(axes)
-            let n = Double(norm.reduce(1) { $0 * x.shape[$1] })
-            return try Op.div.apply([try x.reduce(Op.sum, axes: norm, keepDims: keepDims), n.tensor(like: x)])
+        case "mean": return try one(inputs, name).meanChecked(axes: axes, keepDims: keepDims)
         case "reshape": return try one(inputs, name).reshapedChecked(to: shape ?? [])
         case "transpose": return try one(inputs, name).transposedChecked(permutation: Array((0..<(inputs.first?.rank ?? 0)).reversed()))
-        case "broadcast":
-            let x = try one(inputs, name), target = shape ?? []
-            guard Shape.broadcast(x.shape, target) == target else {
-                throw TapeError.shape("broadcast: \(Shape.describe(x.shape)) does not broadcast to \(Shape.describe(target))")
-            }
-            return x.broadcast(to: target)
+        case "broadcast": return try one(inputs, name).broadcastChecked(to: shape ?? [])
         default:
-            switch Op.named(name)?.forward {
-            case .unary?, .binary?, .matmul?: return try Op.named(name)!.apply(inputs)
+            guard let op = Op.named(name) else { throw TapeError.argument("unknown op '\(name)'") }
+            switch op.forward {
+            case .unary, .binary, .matmul: return try op.apply(inputs)
             default: throw TapeError.argument("unknown op '\(name)'")
             }
         }

@@ -219,12 +219,7 @@ extension Tensor: CustomStringConvertible {
     public var description: String {
         let values: [String] = dtype == .float64 ? scalars(as: Double.self).map { "\($0)" }
             : dtype.isFloatingPoint ? scalars.map { "\($0)" } : scalars(as: Int.self).map { "\($0)" }
-        func nest(_ dims: ArraySlice<Int>, _ flat: ArraySlice<String>) -> String {
-            guard let d = dims.first else { return flat.first ?? "" }
-            let step = d == 0 ? 0 : flat.count / d
-            return "[" + (0..<d).map { i in nest(dims.dropFirst(), flat.dropFirst(i * step).prefix(step)) }.joined(separator: ", ") + "]"
-        }
-        return "Tensor(\(nest(shape[...], values[...])), shape: \(Shape.describe(shape)), dtype: \(dtype))"
+        return "Tensor(\(Shape.nested(values[...], shape[...])), shape: \(Shape.describe(shape)), dtype: \(dtype))"
     }
 }
 

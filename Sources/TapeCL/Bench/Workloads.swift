@@ -34,6 +34,12 @@ package struct Measurement: Sendable {
     }
 }
 
+/// `warmups` untimed runs of `body`, then the figure of each of `reps` runs.
+func repeated(warmups: Int, reps: Int, _ body: () throws -> Double) rethrows -> [Double] {
+    for _ in 0..<warmups { _ = try body() }
+    return try (0..<reps).map { _ in try body() }
+}
+
 /// Seconds taken by `body`.
 @inline(__always)
 func seconds(_ body: () throws -> Void) rethrows -> Double {
@@ -64,8 +70,7 @@ extension Workload {
                     result = (y.scalar, g.scalar)
                 } * 1e6 / Double(3 * links)
             }
-            for _ in 0..<3 { _ = try once() }
-            let samples = try (0..<(quick ? 5 : 20)).map { _ in try once() }
+            let samples = try repeated(warmups: 3, reps: quick ? 5 : 20, once)
             return Measurement(samples: samples, checks: [("y", Double(result.y)), ("dy/dx", Double(result.g))])
         }
     }
@@ -94,8 +99,7 @@ extension Workload {
                     losses.append(Double(loss.scalar))
                 } * 1e3
             }
-            for _ in 0..<3 { _ = try step() }
-            let samples = try (0..<(quick ? 5 : 20)).map { _ in try step() }
+            let samples = try repeated(warmups: 3, reps: quick ? 5 : 20, step)
             return Measurement(samples: samples, checks: [("first loss", losses.first!), ("last loss", losses.last!)])
         }
     }
@@ -115,8 +119,7 @@ extension Workload {
                 }
                 return 6 * pow(Double(n), 3) / t / 1e9
             }
-            for _ in 0..<2 { _ = try once() }
-            return Measurement(samples: try (0..<(quick ? 3 : 10)).map { _ in try once() }, checks: [("sum dA", check)])
+            return Measurement(samples: try repeated(warmups: 2, reps: quick ? 3 : 10, once), checks: [("sum dA", check)])
         }
     }
 
@@ -134,8 +137,7 @@ extension Workload {
                     check = Double(g.sum().scalar)
                 } * 1e3
             }
-            for _ in 0..<2 { _ = try once() }
-            let samples = try (0..<(quick ? 3 : 10)).map { _ in try once() }
+            let samples = try repeated(warmups: 2, reps: quick ? 3 : 10, once)
             let gbps = samples.map { 8 * Double(n) / ($0 / 1e3) / 1e9 }.sorted()[samples.count / 2]
             return Measurement(samples: samples, checks: [("sum gradient", check)], extra: [("GB/s", gbps)])
         }

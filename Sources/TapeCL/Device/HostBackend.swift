@@ -175,15 +175,10 @@ final class HostBackend: Backend {
         let pa = a.buffer.handle.assumingMemoryBound(to: T.self), pb = b.buffer.handle.assumingMemoryBound(to: T.self)
         let o = l.output.handle.assumingMemoryBound(to: T.self)
         let n = Shape.count(l.shape)
+        if n == 0 { return }                                                     // nothing to compute (and no row length to divide by)
         if a.shape == b.shape {
             parallelFor(n) { r in for i in r { o[i] = .fromDouble(f(pa[i].double, pb[i].double)) } }
-        } else if b.count == 1 {
-            let s = pb[0].double
-            parallelFor(n) { r in for i in r { o[i] = .fromDouble(f(pa[i].double, s)) } }
-        } else if a.count == 1 {
-            let s = pa[0].double
-            parallelFor(n) { r in for i in r { o[i] = .fromDouble(f(s, pb[i].double)) } }
-        } else if Self.isRow(b.shape, of: l.shape) && a.shape == l.shape {     // [M, N] with [N]: b repeats every row
+        } else if Self.isRow(b.shape, of: l.shape) && a.shape == l.shape {     // [M, N] with [N] or a scalar: b repeats every row
             let nb = b.count
             parallelFor(n / nb, grain: max(1, (1 << 15) / nb)) { rows in
                 for r in rows { let base = r * nb; for j in 0..<nb { o[base + j] = .fromDouble(f(pa[base + j].double, pb[j].double)) } }
@@ -199,10 +194,11 @@ final class HostBackend: Backend {
         }
     }
 
-    /// Whether `shape` (leading 1s aside) is the trailing part of `output`, so it repeats every row.
+    /// Whether `shape` (leading 1s aside) is the trailing part of `output`, so it repeats every row;
+    /// a single element is a row of length 1.
     static func isRow(_ shape: [Int], of output: [Int]) -> Bool {
         let core = shape.drop { $0 == 1 }
-        return !core.isEmpty && core.count < output.count && Array(core) == Array(output.suffix(core.count))
+        return core.isEmpty || (core.count < output.count && Array(core) == Array(output.suffix(core.count)))
     }
 
     private func gather<T: HostScalar>(_ l: Launch, _: T.Type) {
