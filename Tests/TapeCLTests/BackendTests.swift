@@ -15,6 +15,59 @@ struct BackendTests {
         #expect(OpenCLBackend.binaryVariant([], [], output: []) == V.vv)
     }
 
+    /// The host loops' own sin, cos and exp (Cephes in double precision, branch-free) against
+    /// libm: within 2 ulp of a double (within 1e-30 next to a zero of sin or cos, where π/4 in three
+    /// parts limits the reduction), so float32 results are libm's rounded; libm itself
+    /// beyond the reduction's range; NaN, ±∞, ±0, overflow and subnormal results as libm gives them.
+    @Test func hostSinCosExpAgreeWithLibm() {
+        var rng = SplitMix64(seed: 7)
+        var xs: [Double] = [0, -0.0, .nan, .infinity, -.infinity, .pi, -.pi / 2, 1e-300, 5e-324, 708, -708, 709.7, 710, -745, -746,
+                            1048575.9, 1048576, 1048577, 3e9, -1e22, .greatestFiniteMagnitude]
+        for scale in [1e-6, 1.0, 4.0, 100.0, 1e4, 1e6] { xs += (0..<20_000).map { _ in (rng.nextUnit() * 2 - 1) * scale } }
+        xs += (0..<20_000).map { _ in rng.nextUnit() * 1400 - 700 }
+        for (name, loop, reference) in [("sin", HostMath.sin, Foundation.sin), ("cos", HostMath.cos, Foundation.cos),
+                                         ("exp", HostMath.exp, Foundation.exp)] as [(String, UnaryLoop, @Sendable (Double) -> Double)] {
+            var out = [Double](repeating: 0, count: xs.count)
+            xs.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { loop(x.baseAddress!, $0.baseAddress!, xs.count) } }
+            var worst = (ulps: 0.0, x: 0.0)
+            for (x, y) in zip(xs, out) {
+                let r = reference(x)
+                if r.isNaN || r.isInfinite || r == 0 || !r.isNormal {
+                    #expect(y.bitPattern == r.bitPattern || (r.isNaN && y.isNaN) || Swift.abs(y - r) <= r.ulp, "\(name)(\(x)) = \(y), libm \(r)")
+                    continue
+                }
+                if name != "exp" && Swift.abs(r) < 1e-12 { #expect(Swift.abs(y - r) <= 1e-30, "\(name)(\(x)) = \(y), libm \(r)"); continue }
+                let ulps = Swift.abs(y - r) / r.ulp
+                if ulps > worst.ulps { worst = (ulps, x) }
+                #expect(Float(y) == Float(r) || ulps <= 2, "\(name)(\(x)) = \(y), libm \(r)")
+            }
+            #expect(worst.ulps <= 2, "\(name): worst \(worst.ulps) ulp at \(worst.x)")
+        }
+    }
+
+    /// The host's elementwise loops run in blocks of 1024 split over the cores: operands that
+    /// repeat by rows (rows longer and shorter than a block, cut by a worker's boundary) or broadcast
+    /// in general give the plain nested loop's values.
+    @Test(arguments: [([50, 1500], [1500]), ([1500], [50, 1500]), ([30000, 3], [3]), ([7, 1, 5], [4, 1]), ([70000], [])])
+    func hostBroadcastingInBlocks(_ shapes: ([Int], [Int])) {
+        let (sa, sb) = shapes
+        let a = Tensor.randomNormal(shape: sa, seed: 1, on: .host), b = Tensor.randomNormal(shape: sb, seed: 2, on: .host)
+        let out = (a - b).scalars, av = a.scalars, bv = b.scalars
+        let shape = Shape.broadcast(sa, sb)!
+        let (stA, stB) = (Shape.broadcastStrides(sa, to: shape), Shape.broadcastStrides(sb, to: shape))
+        #expect(out.count == Shape.count(shape))
+        var mismatches = 0
+        for i in 0..<out.count {
+            var (rest, ia, ib) = (i, 0, 0)
+            for d in stride(from: shape.count - 1, through: 0, by: -1) {
+                let k = rest % shape[d]; rest /= shape[d]
+                ia += k * stA[d]; ib += k * stB[d]
+            }
+            if out[i] != av[ia] - bv[ib] { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+    }
+
     @Test func allocatorBlockSizesWasteAtMostAnEighth() {
         for bytes in [1, 255, 256, 4096, 4097, 10_000, 1 << 20, (1 << 24) + 3, 123_456_789] {
             let c = DeviceCore.capacity(for: bytes)

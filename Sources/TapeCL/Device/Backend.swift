@@ -4,10 +4,11 @@ import Synchronization
 ///
 /// Ops never look at the device kind; a ``Backend`` implements each ``Forward`` case once.
 package enum Forward: Sendable {
-    /// Elementwise `out = f(x)`; `kernel` names the `UNARY` line in `elementwise.cl`.
-    case unary(kernel: String, host: @Sendable (Double) -> Double)
+    /// Elementwise `out = f(x)`; `kernel` names the `UNARY` line in `elementwise.cl`, `host` is the
+    /// host loop (see ``UnaryLoop``).
+    case unary(kernel: String, host: UnaryLoop)
     /// Elementwise `out = f(a, b)` with NumPy broadcasting; `kernel` names the `BINARY` line.
-    case binary(kernel: String, host: @Sendable (Double, Double) -> Double)
+    case binary(kernel: String, host: BinaryLoop)
     /// Reduction over `attributes.axes` in the fixed order of `reduce.cl` (see ``ReduceKind``).
     case reduce(ReduceKind)
     /// (Batched) matrix product with the transpose flags of ``Attributes``.

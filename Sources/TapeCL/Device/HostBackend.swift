@@ -164,33 +164,85 @@ final class HostBackend: Backend {
         }
     }
 
-    private func unary<T: HostScalar>(_ l: Launch, _ f: (Double) -> Double, _: T.Type) {
+    /// Elements per block: the host loops run on float64 blocks that stay in the L1 cache.
+    static let block = 1024
+
+    private func unary<T: HostScalar>(_ l: Launch, _ f: UnaryLoop, _: T.Type) {
         let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self)
         let o = l.output.handle.assumingMemoryBound(to: T.self)
-        parallelFor(Shape.count(l.shape)) { r in for i in r { o[i] = .fromDouble(f(x[i].double)) } }
+        blocks(Shape.count(l.shape), scratch: 2) { i, m, s in
+            let (xs, os) = (s, s + Self.block)
+            let (src, dst) = (x + i, o + i)                        // offsets outside the loops, so they vectorise
+            for k in 0..<m { xs[k] = src[k].double }
+            f(xs, os, m)
+            for k in 0..<m { dst[k] = .fromDouble(os[k]) }
+        }
     }
 
-    private func binary<T: HostScalar>(_ l: Launch, _ f: (Double, Double) -> Double, _: T.Type) {
+    private func binary<T: HostScalar>(_ l: Launch, _ f: BinaryLoop, _: T.Type) {
         let (a, b) = (l.inputs[0], l.inputs[1])
         let pa = a.buffer.handle.assumingMemoryBound(to: T.self), pb = b.buffer.handle.assumingMemoryBound(to: T.self)
         let o = l.output.handle.assumingMemoryBound(to: T.self)
-        let n = Shape.count(l.shape)
-        if n == 0 { return }                                                     // nothing to compute (and no row length to divide by)
-        if a.shape == b.shape {
-            parallelFor(n) { r in for i in r { o[i] = .fromDouble(f(pa[i].double, pb[i].double)) } }
-        } else if Self.isRow(b.shape, of: l.shape) && a.shape == l.shape {     // [M, N] with [N] or a scalar: b repeats every row
-            let nb = b.count
-            parallelFor(n / nb, grain: max(1, (1 << 15) / nb)) { rows in
-                for r in rows { let base = r * nb; for j in 0..<nb { o[base + j] = .fromDouble(f(pa[base + j].double, pb[j].double)) } }
+        let (la, lb) = (Layout(a.shape, of: l.shape), Layout(b.shape, of: l.shape))
+        blocks(Shape.count(l.shape), scratch: 3) { i, m, s in
+            let (as_, bs, os) = (s, s + Self.block, s + 2 * Self.block)
+            la.load(pa, i, m, into: as_)
+            lb.load(pb, i, m, into: bs)
+            f(as_, bs, os, m)
+            let dst = o + i
+            for k in 0..<m { dst[k] = .fromDouble(os[k]) }
+        }
+    }
+
+    /// Runs `body(start, count, scratch)` over `0..<n` in blocks, both cores for large `n`, each
+    /// worker with `scratch` float64 buffers of ``block`` elements, one after another.
+    private func blocks(_ n: Int, scratch: Int, _ body: (Int, Int, UnsafeMutablePointer<Double>) -> Void) {
+        parallelFor(n) { r in
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: scratch * Self.block) { memory in
+                let s = memory.baseAddress!
+                var i = r.lowerBound
+                while i < r.upperBound {
+                    let m = min(Self.block, r.upperBound - i)
+                    body(i, m, s)
+                    i += m
+                }
             }
-        } else if Self.isRow(a.shape, of: l.shape) && b.shape == l.shape {
-            let na = a.count
-            parallelFor(n / na, grain: max(1, (1 << 15) / na)) { rows in
-                for r in rows { let base = r * na; for j in 0..<na { o[base + j] = .fromDouble(f(pa[j].double, pb[base + j].double)) } }
+        }
+    }
+
+    /// How an operand of an elementwise op is read for the output's flat index `i`.
+    enum Layout {
+        /// The output's shape: element `i`.
+        case full
+        /// The trailing `length` elements of the output's shape (a bias row, or one element):
+        /// element `i % length`.
+        case row(length: Int)
+        /// General broadcasting: through `strides` (0 along broadcast axes) over `shape`.
+        case strided(shape: [Int], strides: [Int])
+
+        init(_ shape: [Int], of output: [Int]) {
+            if shape == output { self = .full }
+            else if HostBackend.isRow(shape, of: output) { self = .row(length: Shape.count(shape)) }
+            else { self = .strided(shape: output, strides: Shape.broadcastStrides(shape, to: output)) }
+        }
+
+        /// Converts the operand's values for output indices `i..<i+m` into `out`.
+        @inline(__always)
+        func load<T: HostScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int, _ m: Int, into out: UnsafeMutablePointer<Double>) {
+            switch self {
+            case .full:
+                let src = p + i
+                for k in 0..<m { out[k] = src[k].double }
+            case .row(let length):
+                var (k, j) = (0, i % length)
+                while k < m {
+                    let (run, src, dst) = (min(length - j, m - k), p + j, out + k)
+                    for t in 0..<run { dst[t] = src[t].double }
+                    k += run; j = 0
+                }
+            case .strided(let shape, let strides):
+                forEachOffset(shape, strides, strides, i..<i + m) { index, offset, _ in out[index - i] = p[offset].double }
             }
-        } else {
-            let sa = Shape.broadcastStrides(a.shape, to: l.shape), sb = Shape.broadcastStrides(b.shape, to: l.shape)
-            parallelFor(n) { r in forEachOffset(l.shape, sa, sb, r) { i, ia, ib in o[i] = .fromDouble(f(pa[ia].double, pb[ib].double)) } }
         }
     }
 
