@@ -2,16 +2,17 @@
 // one line each, plus the strided gather (transpose, broadcast) and dtype conversion.
 //
 // Layout: contiguous row-major buffers. Each work-item writes out[off + get_global_id(0)]; the
-// host launches an exact number of items (a multiple of 64, then the tail with `off`), so no
-// kernel has a bounds check and PoCL vectorises the work-group loop.
+// host launches an exact number of items (a multiple of 64, then the tail with `off`; small
+// tensors in one launch), so no kernel has a bounds check and PoCL vectorises the work-group loop.
 // Binary variants (chosen on the host by OpenCLBackend.binaryVariant):
 //   _vv  both operands have the output's shape       _sv / _vs  one operand is a single element
 //   _g   general NumPy broadcasting through strides (0 along broadcast axes)
 #include "common.cl"
 
 #define UNARY(name, expr)                                                                        \
+inline T op_##name(const T x) { return (expr); }                                                 \
 __kernel void unary_##name(__global const T* restrict xs, __global T* restrict out, const ulong off) { \
-    const size_t i = get_global_id(0) + off; const T x = xs[i]; out[i] = (expr);                   \
+    const size_t i = get_global_id(0) + off; out[i] = op_##name(xs[i]);                           \
 }
 
 #define BINARY(name, expr)                                                                       \
@@ -66,10 +67,14 @@ BINARY(pow, pow(a, b))
 // A second pass for ops whose first pass is exact only on part of the domain: the host runs
 // fixup_NAME after unary_NAME when this file defines it. sin and cos: the vectorised reduction of
 // common.cl serves |x| <= LARGE_ARGUMENT; these redo the rare larger float arguments exactly.
+// With `whole` set it is the only pass (small tensors, where a second launch costs more than
+// the branch): every element gets either `expr` or the UNARY line's value.
 #define FIXUP(name, expr)                                                                        \
-__kernel void fixup_##name(__global const T* restrict xs, __global T* restrict out, const ulong off) { \
+__kernel void fixup_##name(__global const T* restrict xs, __global T* restrict out, const int whole, \
+                           const ulong off) {                                                    \
     const size_t i = get_global_id(0) + off; const T x = xs[i];                                  \
     if (sizeof(T) == 4 && fabs(x) > (T)LARGE_ARGUMENT) out[i] = (expr);                          \
+    else if (whole) out[i] = op_##name(x);                                                       \
 }
 #if IS_FLOAT
 FIXUP(sin, sin(x))

@@ -214,14 +214,16 @@ final class HostBackend: Backend {
     enum Layout {
         /// The output's shape: element `i`.
         case full
-        /// The trailing `length` elements of the output's shape (a bias row, or one element):
-        /// element `i % length`.
+        /// One element, read for every `i`.
+        case single
+        /// The trailing `length` elements of the output's shape (a bias row): element `i % length`.
         case row(length: Int)
         /// General broadcasting: through `strides` (0 along broadcast axes) over `shape`.
         case strided(shape: [Int], strides: [Int])
 
         init(_ shape: [Int], of output: [Int]) {
             if shape == output { self = .full }
+            else if Shape.count(shape) == 1 { self = .single }
             else if HostBackend.isRow(shape, of: output) { self = .row(length: Shape.count(shape)) }
             else { self = .strided(shape: output, strides: Shape.broadcastStrides(shape, to: output)) }
         }
@@ -233,6 +235,9 @@ final class HostBackend: Backend {
             case .full:
                 let src = p + i
                 for k in 0..<m { out[k] = src[k].double }
+            case .single:
+                let v = p[0].double
+                for k in 0..<m { out[k] = v }
             case .row(let length):
                 var (k, j) = (0, i % length)
                 while k < m {

@@ -249,12 +249,15 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
     /// `n` items with no bounds check: a multiple of 64 from offset 0, then the tail with its offset
     /// (the kernel's last argument).
     private func enqueueExact(_ kernel: cl_kernel, _ args: [Argument], n: Int) throws {
-        let main = n / 64 * 64
+        let main = n <= Self.smallLaunch ? n : n / 64 * 64
         for (offset, count) in [(0, main), (main, n - main)] where count > 0 {
             try set(kernel, args + [.ulong(UInt64(offset))])
             try enqueue(kernel, global: [count])
         }
     }
+
+    /// Up to this many items, an elementwise op is one launch: its cost is the launch, not the loop.
+    static let smallLaunch = 4096
 
     /// Whether `elementwise.cl` defines a second pass `fixup_NAME` for a unary op (sin, cos).
     static func hasFixup(_ name: String) -> Bool { fixups.contains(name) }
@@ -283,9 +286,13 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         switch l.forward {
         case .unary(let name, _):
             let args: [Argument] = [.buffer(l.inputs[0].buffer.handle), out]
-            try enqueueExact(try kernel("unary_" + name, family: "elementwise", dtype: l.dtype), args, n: n)
-            if l.dtype.isFloatingPoint && Self.hasFixup(name) {
-                try enqueueExact(try kernel("fixup_" + name, family: "elementwise", dtype: l.dtype), args, n: n)
+            let fixup = l.dtype.isFloatingPoint && Self.hasFixup(name)
+            if !fixup || n > Self.smallLaunch {
+                try enqueueExact(try kernel("unary_" + name, family: "elementwise", dtype: l.dtype), args, n: n)
+            }
+            if fixup {
+                try enqueueExact(try kernel("fixup_" + name, family: "elementwise", dtype: l.dtype),
+                                 args + [.int(n > Self.smallLaunch ? 0 : 1)], n: n)
             }
         case .binary(let name, _):
             let (a, b) = (l.inputs[0], l.inputs[1])
