@@ -1,57 +1,75 @@
-// matmul.cl — C = A · B, batched, row-major.
+// matmul.cl — C = op(A) · op(B), batched, row-major; op is the identity or a transpose.
 //
-// Products with Aᵀ or Bᵀ (the backward passes) are run by the host as a transpose of that operand
-// (the gather kernel of elementwise.cl, O(n²)) followed by this kernel, so the O(n³) loop always
-// reads A along its rows and B's rows contiguously.
-// The fast kernel is register-blocked: each work-item computes a 4 × 16 block of C in eight T8
-// accumulators, unrolled into plain variables so they stay in registers, with vector FMAs along
-// K — no local memory, which PoCL's CPU device emulates slowly. It covers the largest
-// (4, 16)-aligned corner of C; gemm_edge_* computes the remaining strips one element per
-// work-item. A batch index is global dimension 2; a batch stride of 0 shares a rank-2 operand.
+// Two steps, as in GotoBLAS and CLBlast: the host first packs op(A) into panels of 6 rows and
+// op(B) into panels of 16 columns, each panel stored k after k and padded with zeros, so
+// transposed operands, odd sizes and the kernel's reads are all settled in O(n²) copies; then
+// gemm_packed streams one A panel and one B panel through a 6 × 16 register block of C per
+// work-item: twelve T8 accumulators, two vector loads of B and six scalars of A per k, vector
+// FMAs — no local memory, which PoCL's CPU device emulates slowly. Only the stores check bounds.
+// A batch index is global dimension 2; a packed stride of 0 shares a rank-2 operand.
 #include "common.cl"
 
-#define ACCUMULATE(r, a)                        \
-    c##r##0 = fma((T8)(a), b0, c##r##0);        \
-    c##r##1 = fma((T8)(a), b1, c##r##1);
+#define PANEL_ROWS 6
+#define PANEL_COLS 16
 
-#define STORE(r)                                                            \
-    vstore8(c##r##0, 0, C + (size_t)(i0 + r) * N + j0);                     \
-    vstore8(c##r##1, 0, C + (size_t)(i0 + r) * N + j0 + 8);
-
-#define GEMM(name)                                                                            \
-__kernel void gemm_##name(const int M, const int N, const int K,                                  \
-                          __global const T* restrict A0, const ulong strideA, const int lda,      \
-                          __global const T* restrict B0, const ulong strideB, const int ldb,      \
-                          __global T* restrict C0) {                                              \
-    const int j0 = get_global_id(0) * 16, i0 = get_global_id(1) * 4;                              \
-    const size_t batch = get_global_id(2);                                                        \
-    __global const T* A = A0 + batch * strideA;                                                   \
-    __global const T* B = B0 + batch * strideB + j0;                                              \
-    __global T* C = C0 + batch * (size_t)M * N;                                                   \
-    T8 c00 = (T8)(0), c01 = (T8)(0), c10 = (T8)(0), c11 = (T8)(0);                               \
-    T8 c20 = (T8)(0), c21 = (T8)(0), c30 = (T8)(0), c31 = (T8)(0);                               \
-    for (int k = 0; k < K; k++) {                                                                 \
-        const T8 b0 = vload8(0, B + (size_t)k * ldb), b1 = vload8(1, B + (size_t)k * ldb);        \
-        const T4 a = (T4)(A[(size_t)i0 * lda + k], A[(size_t)(i0 + 1) * lda + k],                 \
-                          A[(size_t)(i0 + 2) * lda + k], A[(size_t)(i0 + 3) * lda + k]);          \
-        ACCUMULATE(0, a.s0) ACCUMULATE(1, a.s1) ACCUMULATE(2, a.s2) ACCUMULATE(3, a.s3)           \
-    }                                                                                             \
-    STORE(0) STORE(1) STORE(2) STORE(3)                                                           \
-}                                                                                                 \
-/* One element per work-item over rows [row0, row0 + rows) × columns [col0, col0 + cols). */      \
-__kernel void gemm_edge_##name(const int M, const int N, const int K,                             \
-                               __global const T* restrict A0, const ulong strideA, const int lda, \
-                               __global const T* restrict B0, const ulong strideB, const int ldb, \
-                               __global T* restrict C0, const int row0, const int col0) {         \
-    const int j = col0 + get_global_id(0), i = row0 + get_global_id(1);                           \
-    const size_t batch = get_global_id(2);                                                        \
-    __global const T* A = A0 + batch * strideA;                                                   \
-    __global const T* B = B0 + batch * strideB;                                                   \
-    T acc = (T)0;                                                                                 \
-    for (int k = 0; k < K; k++) acc = fma(A[(size_t)i * lda + k], B[(size_t)k * ldb + j], acc);   \
-    C0[batch * (size_t)M * N + (size_t)i * N + j] = acc;                                          \
+// Ap[batch][p][k][r] = op(A)[6p + r][k], 0 for rows past M. One work-item per (k, p).
+__kernel void pack_a(__global const T* restrict A0, const ulong strideA, const int lda, const int transposed,
+                     const int M, const int K, __global T* restrict P) {
+    const int k = get_global_id(0), p = get_global_id(1);
+    const size_t batch = get_global_id(2), panels = (M + PANEL_ROWS - 1) / PANEL_ROWS;
+    __global const T* A = A0 + batch * strideA;
+    __global T* out = P + ((batch * panels + p) * K + k) * PANEL_ROWS;
+    for (int r = 0; r < PANEL_ROWS; r++) {
+        const int i = p * PANEL_ROWS + r;
+        out[r] = i < M ? (transposed ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) : (T)0;
+    }
 }
 
+// Bp[batch][q][k][c] = op(B)[k][16q + c], 0 for columns past N. One work-item per (k, q).
+__kernel void pack_b(__global const T* restrict B0, const ulong strideB, const int ldb, const int transposed,
+                     const int N, const int K, __global T* restrict P) {
+    const int k = get_global_id(0), q = get_global_id(1);
+    const size_t batch = get_global_id(2), panels = (N + PANEL_COLS - 1) / PANEL_COLS;
+    __global const T* B = B0 + batch * strideB;
+    __global T* out = P + ((batch * panels + q) * K + k) * PANEL_COLS;
+    for (int c = 0; c < PANEL_COLS; c++) {
+        const int j = q * PANEL_COLS + c;
+        out[c] = j < N ? (transposed ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]) : (T)0;
+    }
+}
+
+#define ACCUMULATE(r)                                      \
+    c##r##0 = fma((T8)(a[r]), b0, c##r##0);                \
+    c##r##1 = fma((T8)(a[r]), b1, c##r##1);
+
+#define STORE(r)                                                                              \
+    if (i0 + r < M) {                                                                         \
+        __global T* row = C + (size_t)(i0 + r) * N + j0;                                      \
+        if (full) { vstore8(c##r##0, 0, row); vstore8(c##r##1, 1, row); }                     \
+        else {                                                                                \
+            T v[PANEL_COLS]; vstore8(c##r##0, 0, v); vstore8(c##r##1, 1, v);                  \
+            for (int c = 0; j0 + c < N; c++) row[c] = v[c];                                   \
+        }                                                                                     \
+    }
+
 #if IS_FLOAT
-GEMM(nn)
+// C[batch] (M × N) from packed panels; one work-item per (B panel q, A panel p).
+__kernel void gemm_packed(const int M, const int N, const int K,
+                          __global const T* restrict Ap, const ulong strideAp,
+                          __global const T* restrict Bp, const ulong strideBp, __global T* restrict C0) {
+    const int q = get_global_id(0), p = get_global_id(1);
+    const size_t batch = get_global_id(2);
+    const int i0 = p * PANEL_ROWS, j0 = q * PANEL_COLS;
+    __global const T* a = Ap + batch * strideAp + (size_t)p * K * PANEL_ROWS;
+    __global const T* b = Bp + batch * strideBp + (size_t)q * K * PANEL_COLS;
+    __global T* C = C0 + batch * (size_t)M * N;
+    T8 c00 = (T8)(0), c01 = (T8)(0), c10 = (T8)(0), c11 = (T8)(0), c20 = (T8)(0), c21 = (T8)(0);
+    T8 c30 = (T8)(0), c31 = (T8)(0), c40 = (T8)(0), c41 = (T8)(0), c50 = (T8)(0), c51 = (T8)(0);
+    for (int k = 0; k < K; k++, a += PANEL_ROWS, b += PANEL_COLS) {
+        const T8 b0 = vload8(0, b), b1 = vload8(1, b);
+        ACCUMULATE(0) ACCUMULATE(1) ACCUMULATE(2) ACCUMULATE(3) ACCUMULATE(4) ACCUMULATE(5)
+    }
+    const bool full = j0 + PANEL_COLS <= N;
+    STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5)
+}
 #endif

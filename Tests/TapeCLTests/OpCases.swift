@@ -91,6 +91,7 @@ let opCases: [OpCase] = [
     OpCase("matmul", "matmul both transposed", shapes: [[33, M], [N, 33]], small: [[4, 3], [5, 4]]) { matmul($0[0], $0[1], transposeA: true, transposeB: true) },
     OpCase("matmul", "matmul batched", shapes: [[3, 17, 9], [3, 9, 20]], small: [[2, 3, 4], [2, 4, 2]]) { matmul($0[0], $0[1]) },
     OpCase("matmul", "matmul batched with a shared matrix", shapes: [[3, 17, 9], [9, 20]], small: [[2, 3, 4], [4, 2]]) { matmul($0[0], $0[1]) },
+    OpCase("matmul", "matmul batched with a shared left matrix", shapes: [[17, 9], [3, 9, 20]], small: [[3, 4], [2, 4, 2]]) { matmul($0[0], $0[1]) },
 ]
 
 

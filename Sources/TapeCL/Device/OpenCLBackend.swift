@@ -343,40 +343,30 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         }
     }
 
+    /// op(A)·op(B) as in `matmul.cl`: pack both operands into zero-padded panels (this also
+    /// applies the transposes), then one work-item per 6 × 16 block of C.
     private func matmul(_ l: Launch) throws {
         let (a, b) = (l.inputs[0], l.inputs[1])
         let g = MatmulShape(a.shape, b.shape, l.attributes.transposeA, l.attributes.transposeB)!
-        // Aᵀ or Bᵀ: transpose that operand first (O(n²)), so the O(n³) kernel reads rows contiguously.
-        var temporaries: [UnsafeMutableRawPointer] = []
-        defer { temporaries.forEach(free) }                    // released once the queued kernels are done
-        func rowMajor(_ t: Tensor, transposed: Bool, rows: Int, cols: Int) throws -> UnsafeMutableRawPointer {
-            guard transposed else { return t.buffer.handle }
-            let batch = t.rank == 3 ? g.batch : 1
-            let copy = try allocate(bytes: batch * rows * cols * l.dtype.byteSize)
-            temporaries.append(copy)
-            let shape = t.rank == 3 ? [batch, rows, cols] : [rows, cols]
-            let strides = t.rank == 3 ? [rows * cols, 1, rows] : [1, rows]     // element (r, c) is stored at c·rows + r
-            try enqueueExact(try kernel("gather", family: "elementwise", dtype: l.dtype),
-                             [.buffer(t.buffer.handle), .buffer(copy), .int(Int32(shape.count)), .int8(shape), .int8(strides)],
-                             n: Shape.count(shape))
-            return copy
-        }
-        let args: [Argument] = [
-            .int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)),
-            .buffer(try rowMajor(a, transposed: l.attributes.transposeA, rows: g.m, cols: g.k)),
-            .ulong(UInt64(a.rank == 3 ? g.m * g.k : 0)), .int(Int32(g.k)),
-            .buffer(try rowMajor(b, transposed: l.attributes.transposeB, rows: g.k, cols: g.n)),
-            .ulong(UInt64(b.rank == 3 ? g.k * g.n : 0)), .int(Int32(g.n)),
-            .buffer(l.output.handle),
-        ]
-        let m4 = g.m / 4 * 4, n16 = g.n / 16 * 16
-        let fast = try kernel("gemm_nn", family: "matmul", dtype: l.dtype)
-        try set(fast, args)
-        try enqueue(fast, global: [n16 / 16, m4 / 4, g.batch])
-        let edge = try kernel("gemm_edge_nn", family: "matmul", dtype: l.dtype)
-        for (row0, col0, rows, cols) in [(0, n16, g.m, g.n - n16), (m4, 0, g.m - m4, n16)] where rows > 0 && cols > 0 {
-            try set(edge, args + [.int(Int32(row0)), .int(Int32(col0))])
-            try enqueue(edge, global: [cols, rows, g.batch])
-        }
+        let (rows, cols) = (6, 16)                                            // PANEL_ROWS, PANEL_COLS
+        let (panelsA, panelsB) = ((g.m + rows - 1) / rows, (g.n + cols - 1) / cols)
+        let (batchA, batchB) = (a.rank == 3 ? g.batch : 1, b.rank == 3 ? g.batch : 1)
+        let packedA = try allocate(bytes: batchA * panelsA * g.k * rows * l.dtype.byteSize)
+        defer { free(packedA) }                                               // kept alive by OpenCL until the kernels are done
+        let packedB = try allocate(bytes: batchB * panelsB * g.k * cols * l.dtype.byteSize)
+        defer { free(packedB) }
+        let packA = try kernel("pack_a", family: "matmul", dtype: l.dtype)
+        try set(packA, [.buffer(a.buffer.handle), .ulong(UInt64(g.m * g.k)), .int(Int32(l.attributes.transposeA ? g.m : g.k)),
+                        .int(l.attributes.transposeA ? 1 : 0), .int(Int32(g.m)), .int(Int32(g.k)), .buffer(packedA)])
+        try enqueue(packA, global: [g.k, panelsA, batchA])
+        let packB = try kernel("pack_b", family: "matmul", dtype: l.dtype)
+        try set(packB, [.buffer(b.buffer.handle), .ulong(UInt64(g.k * g.n)), .int(Int32(l.attributes.transposeB ? g.k : g.n)),
+                        .int(l.attributes.transposeB ? 1 : 0), .int(Int32(g.n)), .int(Int32(g.k)), .buffer(packedB)])
+        try enqueue(packB, global: [g.k, panelsB, batchB])
+        let gemm = try kernel("gemm_packed", family: "matmul", dtype: l.dtype)
+        try set(gemm, [.int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)),
+                       .buffer(packedA), .ulong(UInt64(batchA > 1 ? panelsA * g.k * rows : 0)),
+                       .buffer(packedB), .ulong(UInt64(batchB > 1 ? panelsB * g.k * cols : 0)), .buffer(l.output.handle)])
+        try enqueue(gemm, global: [panelsB, panelsA, g.batch])
     }
 }
