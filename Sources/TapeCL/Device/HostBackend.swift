@@ -262,6 +262,11 @@ final class HostBackend: Backend {
         let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self)
         let o = l.output.handle.assumingMemoryBound(to: T.self)
         let strides = l.attributes.strides
+        if strides.allSatisfy({ $0 == 0 }) {                    // one element broadcast (a sum's cotangent): a fill
+            let v = x[0]
+            parallelFor(Shape.count(l.shape)) { r in (o + r.lowerBound).update(repeating: v, count: r.count) }
+            return
+        }
         parallelFor(Shape.count(l.shape)) { r in forEachOffset(l.shape, strides, strides, r) { i, ix, _ in o[i] = x[ix] } }
     }
 
