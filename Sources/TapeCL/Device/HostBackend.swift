@@ -170,8 +170,8 @@ final class HostBackend: Backend {
     private func unary<T: HostScalar>(_ l: Launch, _ f: UnaryLoop, _: T.Type) {
         let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self)
         let o = l.output.handle.assumingMemoryBound(to: T.self)
-        blocks(Shape.count(l.shape), scratch: 2) { i, m, s in
-            let (xs, os) = (s, s + Self.block)
+        blocks(Shape.count(l.shape), scratch: 2) { i, m, s, stride in
+            let (xs, os) = (s, s + stride)
             let (src, dst) = (x + i, o + i)                        // offsets outside the loops, so they vectorise
             for k in 0..<m { xs[k] = src[k].double }
             f(xs, os, m)
@@ -184,8 +184,8 @@ final class HostBackend: Backend {
         let pa = a.buffer.handle.assumingMemoryBound(to: T.self), pb = b.buffer.handle.assumingMemoryBound(to: T.self)
         let o = l.output.handle.assumingMemoryBound(to: T.self)
         let (la, lb) = (Layout(a.shape, of: l.shape), Layout(b.shape, of: l.shape))
-        blocks(Shape.count(l.shape), scratch: 3) { i, m, s in
-            let (as_, bs, os) = (s, s + Self.block, s + 2 * Self.block)
+        blocks(Shape.count(l.shape), scratch: 3) { i, m, s, stride in
+            let (as_, bs, os) = (s, s + stride, s + 2 * stride)
             la.load(pa, i, m, into: as_)
             lb.load(pb, i, m, into: bs)
             f(as_, bs, os, m)
@@ -194,16 +194,17 @@ final class HostBackend: Backend {
         }
     }
 
-    /// Runs `body(start, count, scratch)` over `0..<n` in blocks, both cores for large `n`, each
-    /// worker with `scratch` float64 buffers of ``block`` elements, one after another.
-    private func blocks(_ n: Int, scratch: Int, _ body: (Int, Int, UnsafeMutablePointer<Double>) -> Void) {
+    /// Runs `body(start, count, scratch, stride)` over `0..<n` in blocks of at most ``block``, both
+    /// cores for large `n`, each worker with `scratch` float64 buffers `stride` elements apart.
+    private func blocks(_ n: Int, scratch: Int, _ body: (_ start: Int, _ count: Int, _ scratch: UnsafeMutablePointer<Double>, _ stride: Int) -> Void) {
         parallelFor(n) { r in
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: scratch * Self.block) { memory in
+            let block = min(Self.block, r.count)                  // small tensors: scratch on the stack, not malloc'd
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: scratch * block) { memory in
                 let s = memory.baseAddress!
                 var i = r.lowerBound
                 while i < r.upperBound {
-                    let m = min(Self.block, r.upperBound - i)
-                    body(i, m, s)
+                    let m = min(block, r.upperBound - i)
+                    body(i, m, s, block)
                     i += m
                 }
             }
