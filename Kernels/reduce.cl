@@ -4,8 +4,9 @@
 // a sum is bit-identical on every device: one work-group of LANES items per output; item l
 // combines elements l, l+LANES, l+2·LANES, … of its row in turn, then a halving tree
 // p[l] ⊕= p[l+s] for s = LANES/2 … 1 in local memory. Rows with inner == 1 and more than CHUNK
-// elements are first cut into CHUNK-element chunks (reduce_chunks_*), whose results are then
-// reduced the same way (reduce_rows_* with extent = number of chunks).
+// elements are first cut into CHUNK-element chunks (reduce_chunks_*: the same lanes, run eight to
+// a work-item as vectors), whose results are then reduced the same way (reduce_rows_* with
+// extent = number of chunks).
 #include "common.cl"
 
 #ifndef LANES
@@ -14,8 +15,10 @@
 
 #define SUM_OP(p, v) ((p) + (v))
 #define MAX_OP(p, v) (((v) > (p) || isnan(v)) ? (v) : (p))
+#define SUM_OP8(p, v) ((p) + (v))
+#define MAX_OP8(p, v) select((p), (v), ((v) > (p)) | isnan(v))   /* lane by lane, as MAX_OP */
 
-#define REDUCE(name, OP, INIT)                                                                    \
+#define REDUCE(name, OP, OP8, INIT)                                                                    \
 inline void name##_tree(__local T* p, const T acc, __global T* out, const size_t o) {             \
     const int l = get_local_id(0);                                                                \
     p[l] = acc;                                                                                   \
@@ -36,19 +39,31 @@ void reduce_rows_##name(__global const T* restrict x, __global T* restrict out, 
     for (int k = get_local_id(0); k < extent; k += LANES) acc = OP(acc, base[(size_t)k * inner]); \
     name##_tree(p, acc, out, o);                                                                  \
 }                                                                                                 \
-__kernel __attribute__((reqd_work_group_size(LANES, 1, 1)))                                       \
+/* Long rows, chunk by chunk: LANES / 8 items, item i running lanes 8i … 8i+7 as one T8, so each  \
+   lane still combines its elements in turn (the same order, bit for bit) with eight at a time;  \
+   then item 0 runs the halving tree.                                                            \
+*/                                                                                                \
+__kernel __attribute__((reqd_work_group_size(LANES / 8, 1, 1)))                                   \
 void reduce_chunks_##name(__global const T* restrict x, __global T* restrict out,                \
                           const int extent, const int chunks, const int chunk) {                  \
     __local T p[LANES];                                                                           \
     const size_t o = get_group_id(0), row = o / chunks, c = o % chunks;                           \
     __global const T* base = x + row * (size_t)extent + c * (size_t)chunk;                        \
-    const int n = min(chunk, extent - (int)c * chunk);                                            \
-    T acc = INIT;                                                                                 \
-    for (int k = get_local_id(0); k < n; k += LANES) acc = OP(acc, base[k]);                      \
-    name##_tree(p, acc, out, o);                                                                  \
+    const int n = min(chunk, extent - (int)c * chunk), l = get_local_id(0) * 8;                   \
+    T8 acc = (T8)(INIT);                                                                          \
+    int k = 0;                                                                                    \
+    for (; k + LANES <= n; k += LANES) acc = OP8(acc, vload8(0, base + k + l));                   \
+    vstore8(acc, 0, p + l);                                                                       \
+    for (int j = 0; j < 8; j++) if (k + l + j < n) p[l + j] = OP(p[l + j], base[k + l + j]);      \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                 \
+    if (l == 0) {                                                                                 \
+        for (int s = LANES / 2; s > 0; s >>= 1)                                                   \
+            for (int i = 0; i < s; i++) p[i] = OP(p[i], p[i + s]);                                \
+        out[o] = p[0];                                                                            \
+    }                                                                                             \
 }
 
 #if IS_FLOAT
-REDUCE(sum, SUM_OP, (T)0)
-REDUCE(max, MAX_OP, (T)(-INFINITY))
+REDUCE(sum, SUM_OP, SUM_OP8, (T)0)
+REDUCE(max, MAX_OP, MAX_OP8, (T)(-INFINITY))
 #endif

@@ -95,11 +95,17 @@ struct BackendTests {
         // The fixed reduction order: the same bits everywhere, for short, long and chunked rows.
         for n in [1, 255, 256, 257, 65_536, 65_537, 300_001] {
             let x = Tensor.randomNormal(shape: [n], seed: UInt64(n), on: .host)
-            let reference = x.sum().scalars(as: Double.self)
             for d in Device.openCL {
-                #expect(x.to(d).sum().scalars(as: Double.self) == reference, "n = \(n) on \(d)")
+                #expect(x.to(d).sum().scalars(as: Double.self) == x.sum().scalars(as: Double.self), "sum, n = \(n) on \(d)")
+                #expect(x.to(d).max().scalars(as: Double.self) == x.max().scalars(as: Double.self), "max, n = \(n) on \(d)")
             }
         }
+        // A NaN anywhere in a long row wins the max, on every device (here in a vector of lanes, third chunk).
+        var values = [Float](repeating: 1, count: 200_003)
+        values[131_077] = .nan
+        let withNaN = Tensor(values, on: .host)
+        #expect(withNaN.max().scalar.isNaN)
+        for d in Device.openCL { #expect(withNaN.to(d).max().scalar.isNaN, "max with NaN on \(d)") }
     }
 
     /// The kernels' own float sin and cos (range reduction by π/2) on arguments far beyond the

@@ -334,7 +334,7 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
             defer { free(partial) }   // OpenCL keeps it alive until the queued kernels are done
             let chunked = try kernel("reduce_chunks_\(kind.rawValue)", family: "reduce", dtype: l.dtype)
             try set(chunked, [x, .buffer(partial), .int(Int32(extent)), .int(Int32(chunks)), .int(Int32(chunk))])
-            try enqueue(chunked, global: [outer * chunks * lanes], local: [lanes])
+            try enqueue(chunked, global: [outer * chunks * lanes / 8], local: [lanes / 8])
             try set(rows, [.buffer(partial), out, .int(Int32(chunks)), .int(1)])
             try enqueue(rows, global: [outer * lanes], local: [lanes])
         } else {
