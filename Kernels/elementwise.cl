@@ -75,6 +75,16 @@ __kernel void fixup_##name(__global const T* restrict xs, __global T* restrict o
     const size_t i = get_global_id(0) + off; const T x = xs[i];                                  \
     if (sizeof(T) == 4 && fabs(x) > (T)LARGE_ARGUMENT) out[i] = (expr);                          \
     else if (whole) out[i] = op_##name(x);                                                       \
+}                                                                                                \
+/* The same check eight elements to an item with one vector compare, for large tensors (a      \
+   per-element branch around a call keeps PoCL from vectorising, and cost as much as the op). */ \
+__kernel void fixup8_##name(__global const T* restrict xs, __global T* restrict out, const ulong off) { \
+    const size_t i = (get_global_id(0) + off) * 8;                                               \
+    if (sizeof(T) == 4 && any(fabs(vload8(0, xs + i)) > (T8)LARGE_ARGUMENT))                     \
+        for (int j = 0; j < 8; j++) {                                                            \
+            const T x = xs[i + j];                                                               \
+            if (fabs(x) > (T)LARGE_ARGUMENT) out[i + j] = (expr);                                \
+        }                                                                                        \
 }
 #if IS_FLOAT
 FIXUP(sin, sin(x))

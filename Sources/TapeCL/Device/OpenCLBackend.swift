@@ -286,13 +286,19 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         switch l.forward {
         case .unary(let name, _):
             let args: [Argument] = [.buffer(l.inputs[0].buffer.handle), out]
-            let fixup = l.dtype.isFloatingPoint && Self.hasFixup(name)
+            let fixup = l.dtype == .float32 && Self.hasFixup(name)
             if !fixup || n > Self.smallLaunch {
                 try enqueueExact(try kernel("unary_" + name, family: "elementwise", dtype: l.dtype), args, n: n)
             }
             if fixup {
-                try enqueueExact(try kernel("fixup_" + name, family: "elementwise", dtype: l.dtype),
-                                 args + [.int(n > Self.smallLaunch ? 0 : 1)], n: n)
+                let single = try kernel("fixup_" + name, family: "elementwise", dtype: l.dtype)
+                if n <= Self.smallLaunch {
+                    try enqueueExact(single, args + [.int(1)], n: n)                  // the only pass
+                } else {
+                    try enqueueExact(try kernel("fixup8_" + name, family: "elementwise", dtype: l.dtype), args, n: n / 8)
+                    try set(single, args + [.int(0), .ulong(UInt64(n / 8 * 8))])     // the last n % 8
+                    try enqueue(single, global: [n % 8])
+                }
             }
         case .binary(let name, _):
             let (a, b) = (l.inputs[0], l.inputs[1])
