@@ -16,6 +16,7 @@ __kernel void unary_##name(__global const T* restrict xs, __global T* restrict o
 }
 
 #define BINARY(name, expr)                                                                       \
+inline T bop_##name(const T a, const T b) { return (expr); }                                     \
 __kernel void binary_##name##_vv(__global const T* restrict as, __global const T* restrict bs,   \
                                  __global T* restrict out, const ulong off) {                    \
     const size_t i = get_global_id(0) + off; const T a = as[i], b = bs[i]; out[i] = (expr);        \

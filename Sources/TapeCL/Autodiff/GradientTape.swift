@@ -118,6 +118,8 @@ public final class GradientTape: @unchecked Sendable {
         case .crossed: inputs.indices.map { needs[inputs.count - 1 - $0] ? inputs[$0] : nil }
         }
         let keepOutput: Bool = switch op.saves { case .output, .inputsAndOutput: true; default: false }
+        for t in keep { _ = t?.buffer }                     // a pending value the backward reads is computed once, now
+        if keepOutput { _ = output.buffer }
         let saved = Saved(inputs: keep, output: keepOutput ? output : nil, attributes: attributes,
                           shapes: inputs.map(\.shape), needs: needs)
         entries.append(Entry(op: op, inputIDs: inputs.map(\.id), outputID: output.id, saved: saved))
@@ -157,12 +159,14 @@ public final class GradientTape: @unchecked Sendable {
             ? try backward(from: y, seed: outputGradients ?? Tensor.ones(shape: y.shape, dtype: y.dtype, on: y.device), to: Set(ids.joined()))
             : [:]
         if !persistent { consume() }
-        return zip(sources, ids).map { source, ids in
+        let gradients = zip(sources, ids).map { source, ids -> Tensor? in
             let parts = ids.compactMap { found[$0] }
             if let first = parts.first { return parts.dropFirst().reduce(first, +) }
             let s = Self.tensor(source)
             return unconnected == .zero && s.dtype.isFloatingPoint ? Tensor.zeros(shape: s.shape, dtype: s.dtype, on: s.device) : nil
         }
+        for case let g? in gradients { _ = g.buffer }          // fused chains run now; the values they read go
+        return gradients
     }
 
     /// The tape walk: cotangents flow from `target` back to the `wanted` ids.

@@ -4,17 +4,31 @@ import Synchronization
 private let nextTensorID = Atomic<UInt64>(1)
 
 /// Storage and identity of a tensor; copies of a `Tensor` share one handle, reshapes share the buffer.
+/// A large elementwise result may be pending (see ``Fusion``): its buffer is computed on first use.
 package final class TensorHandle: Sendable {
     let id: UInt64
-    let buffer: Buffer
     let shape: [Int]
     let dtype: DType
+    let core: DeviceCore
+    /// The buffer, for a tensor computed when it was made.
+    private let eager: Buffer?
+    /// The expression, for a pending one.
+    package let lazy: Lazy?
 
     init(buffer: Buffer, shape: [Int], dtype: DType) {
         id = nextTensorID.add(1, ordering: .relaxed).newValue
-        self.buffer = buffer
-        self.shape = shape
-        self.dtype = dtype
+        (self.shape, self.dtype, core, eager, lazy) = (shape, dtype, buffer.core, buffer, nil)
+    }
+
+    init(pending expression: Expression, shape: [Int], dtype: DType, core: DeviceCore) {
+        id = nextTensorID.add(1, ordering: .relaxed).newValue
+        (self.shape, self.dtype, self.core, eager, lazy) = (shape, dtype, core, nil, Lazy(expression))
+    }
+
+    /// The elements' memory; a pending tensor is computed now, by one fused kernel.
+    var buffer: Buffer {
+        if let eager { return eager }
+        do { return try lazy!.buffer(of: self) } catch { fail(error) }
     }
 }
 
@@ -41,7 +55,7 @@ public struct Tensor: @unchecked Sendable {
     /// The element type.
     public var dtype: DType { handle.dtype }
     /// Where the elements live and ops on this tensor run; move with ``to(_:)``.
-    public var device: Device { Device(core: handle.buffer.core) }
+    public var device: Device { Device(core: handle.core) }
     /// Number of dimensions.
     public var rank: Int { handle.shape.count }
     /// Number of elements.
@@ -50,6 +64,8 @@ public struct Tensor: @unchecked Sendable {
     public var byteCount: Int { count * dtype.byteSize }
     package var id: UInt64 { handle.id }
     package var buffer: Buffer { handle.buffer }
+    /// Whether the elements wait to be computed by a fused kernel (see ``Fusion``).
+    package var isPending: Bool { handle.lazy?.expression != nil }
 
     // MARK: Creation
 

@@ -58,6 +58,7 @@ public final class Variable: TensorConvertible, @unchecked Sendable, CustomStrin
             fail(TapeError.shape("Variable\(name.map { " '\($0)'" } ?? "").assign: \(Shape.describe(v.shape)) \(v.dtype) for a variable of \(Shape.describe(current.shape)) \(current.dtype)"))
         }
         var replacement = v.to(current.device)                 // computed, and the old value released, outside the lock
+        _ = replacement.buffer                                  // a pending value runs now, not on the next read
         state.withLock { swap(&$0, &replacement) }
     }
 

@@ -21,6 +21,8 @@ package enum Forward: Sendable {
     case cast
     /// Copy to another device (`attributes.device`).
     case transfer
+    /// A chain of elementwise ops in one kernel (see ``Fusion``); `inputs` are the program's inputs.
+    case fused(FusedProgram)
 }
 
 package enum ReduceKind: String, Sendable { case sum, max }

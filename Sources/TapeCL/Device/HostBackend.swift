@@ -160,7 +160,28 @@ final class HostBackend: Backend {
             case .int32: cast(l, from: Int32.self, to: T.self)
             case .int8: cast(l, from: Int8.self, to: T.self)
             }
+        case .fused(let program): fused(l, program, T.self)
         case .alias, .transfer: preconditionFailure("\(l.opName) is not a kernel")
+        }
+    }
+
+    /// A fused chain, block by block: each step's values in its own scratch row, rounded to `T`
+    /// after every op as separate launches would store them.
+    private func fused<T: HostScalar>(_ l: Launch, _ p: FusedProgram, _: T.Type) {
+        let inputs = l.inputs.map { UnsafeMutablePointer(mutating: $0.buffer.handle.assumingMemoryBound(to: T.self)) }
+        let o = l.output.handle.assumingMemoryBound(to: T.self)
+        blocks(Shape.count(l.shape), scratch: p.steps.count) { i, m, s, stride in
+            for (k, step) in p.steps.enumerated() {
+                let out = s + k * stride
+                switch step {
+                case .input(let j, let single): (single ? Layout.single : .full).load(inputs[j], i, m, into: out); continue
+                case .unary(_, let f, let a): f(s + a * stride, out, m)
+                case .binary(_, let f, let a, let b): f(s + a * stride, s + b * stride, out, m)
+                }
+                if T.self != Double.self { for t in 0..<m { out[t] = T.fromDouble(out[t]).double } }
+            }
+            let last = s + (p.steps.count - 1) * stride, dst = o + i
+            for t in 0..<m { dst[t] = .fromDouble(last[t]) }
         }
     }
 

@@ -142,6 +142,7 @@ package final class DeviceCore: @unchecked Sendable {
 
     /// Runs `launch` on the backend; one it cannot run goes to the host, with a warning once per op.
     func run(_ launch: Launch) throws {
+        for input in launch.inputs { _ = input.buffer }     // pending inputs run first, before the backend is busy
         do {
             try backend.run(launch)
         } catch let u as Unsupported {

@@ -135,9 +135,41 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         return k
     }
 
-    private func program(family: String, options: String, key: String) throws -> cl_program {
+    /// The kernel of a fused chain (see `Fusion`): `elementwise.cl`'s op functions, then one
+    /// generated kernel calling them step by step. Built once per chain and dtype, then cached
+    /// like every program.
+    private func fusedKernel(_ p: FusedProgram, dtype: DType) throws -> cl_kernel {
+        let key = KernelKey(name: "fused", family: "fused " + p.key, dtype: dtype, source: nil)
+        if let k = kernels[key] { return k }
+        var parameters: [String] = [], body = ["    const size_t i = get_global_id(0) + off;"]
+        for (k, step) in p.steps.enumerated() {
+            let value: String
+            switch step {
+            case .input(let j, let single):
+                parameters.append("__global const T* restrict in\(j)")
+                value = single ? "in\(j)[0]" : "in\(j)[i]"
+            case .unary(let name, _, let a): value = "op_\(name)(v\(a))"
+            case .binary(let name, _, let a, let b): value = "bop_\(name)(v\(a), v\(b))"
+            }
+            body.append("    const T v\(k) = \(value);")
+        }
+        body.append("    out[i] = v\(p.steps.count - 1);")
+        let source = (Self.source(family: "elementwise") ?? "") + "\n__kernel void fused(" +
+            (parameters + ["__global T* restrict out", "const ulong off"]).joined(separator: ", ") + ") {\n" + body.joined(separator: "\n") + "\n}\n"
+        let options = "-DT=\(Self.cType(dtype)) -DIS_FLOAT=1" + (dtype == .float64 ? " -DUSE_FP64" : "")
+            + (correctlyRoundedDivide ? " -cl-fp32-correctly-rounded-divide-sqrt" : "")
+        let program = try self.program(family: "fused", options: options, key: key.family + " " + options, source: source)
+        var status: cl_int = 0
+        guard let k = clCreateKernel(program, "fused", &status), status == CL_SUCCESS else {
+            throw Unsupported(reason: "fused kernel \(p.key) (\(clErrorName(status)))")
+        }
+        kernels[key] = k
+        return k
+    }
+
+    private func program(family: String, options: String, key: String, source: String? = nil) throws -> cl_program {
         if let cached = programs[key] { return try cached.get() }
-        let result = Result { try build(family: family, options: options) }.mapError { error in
+        let result = Result { try build(family: family, options: options, source: source) }.mapError { error in
             (error as? Unsupported) ?? Unsupported(reason: "\(error)")
         }
         programs[key] = result
@@ -151,8 +183,8 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         return common + "\n" + lines.joined(separator: "\n")
     }
 
-    private func build(family: String, options: String) throws -> cl_program {
-        guard let source = Self.source(family: family) else { throw Unsupported(reason: "Kernels/\(family).cl is missing from this build") }
+    private func build(family: String, options: String, source: String? = nil) throws -> cl_program {
+        guard let source = source ?? Self.source(family: family) else { throw Unsupported(reason: "Kernels/\(family).cl is missing from this build") }
         let diskKey = [source, options, info.deviceName, info.driverVersion ?? ""].joined(separator: "\u{0}")
         let start = Date()
         var status: cl_int = 0
@@ -322,6 +354,9 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
             try reduce(l, kind)
         case .matmul:
             try matmul(l)
+        case .fused(let program):
+            let k = try fusedKernel(program, dtype: l.dtype)
+            try enqueueExact(k, l.inputs.map { .buffer($0.buffer.handle) } + [out], n: n)
         case .alias, .transfer:
             preconditionFailure("\(l.opName) is not a kernel")
         }

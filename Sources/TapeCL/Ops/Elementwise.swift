@@ -2,15 +2,16 @@ import Foundation
 
 // Elementwise ops: one line each, kernel name = op name (see Kernels/elementwise.cl).
 // Host loops: `each { f }` over float64 values, or a block loop of HostMath (sin, cos, exp).
+// sin and cos are not fused: on OpenCL their large arguments need a second pass (elementwise.cl).
 // Rules: `dy` is the output's cotangent, `s` the saved values (`s.x` input, `s.y` output).
 
 extension Op {
     /// An elementwise unary op. Its Jacobian is diagonal, so the forward rule J·dx is the same
     /// product as the reverse rule Jᵀ·dy: one derivative serves both.
-    static func unary(_ name: String, saves: Saves, floatOnly: Bool = true, domain: ClosedRange<Double> = -2...2,
+    static func unary(_ name: String, saves: Saves, floatOnly: Bool = true, fusable: Bool = true, domain: ClosedRange<Double> = -2...2,
                       _ host: @escaping UnaryLoop, derivative: @escaping @Sendable (Saved, Tensor) -> Tensor) -> Op {
         Op(name: name, arity: 1, forward: .unary(kernel: name, host: host), shape: sameShape, saves: saves, floatOnly: floatOnly,
-           sampleDomain: domain,
+           fusable: fusable, sampleDomain: domain,
            vjp: { s, dy in s.grad(derivative(s, dy)) },
            jvp: { s, dx in dx[0].map { derivative(s, $0) } })
     }
@@ -30,8 +31,8 @@ extension Op {
     }
 
     static let neg = unary("neg", saves: .nothing, floatOnly: false, each { -$0 }) { _, dy in -dy }
-    static let sin = unary("sin", saves: .inputs, HostMath.sin) { s, dy in dy * TapeCL.cos(s.x) }      // d sin = cos
-    static let cos = unary("cos", saves: .inputs, HostMath.cos) { s, dy in -dy * TapeCL.sin(s.x) }     // d cos = -sin
+    static let sin = unary("sin", saves: .inputs, fusable: false, HostMath.sin) { s, dy in dy * TapeCL.cos(s.x) }      // d sin = cos
+    static let cos = unary("cos", saves: .inputs, fusable: false, HostMath.cos) { s, dy in -dy * TapeCL.sin(s.x) }     // d cos = -sin
     static let tan = unary("tan", saves: .output, domain: -1.2...1.2, each { Foundation.tan($0) }) { s, dy in dy * (1 + s.y * s.y) }      // d tan = 1 + tan²
     static let exp = unary("exp", saves: .output, HostMath.exp) { s, dy in dy * s.y }                  // d exp = exp
     static let log = unary("log", saves: .inputs, domain: 0.25...3, each { Foundation.log($0) }) { s, dy in dy / s.x }                  // d log = 1/x

@@ -24,13 +24,15 @@ package final class Op: Sendable {
     package let floatOnly: Bool
     /// Whether the op is recorded at all (masks and `stopGradient` are not: no gradient flows).
     package let differentiable: Bool
+    /// Whether a large elementwise result may wait to run in a fused kernel (see ``Fusion``).
+    package let fusable: Bool
     package let vjp: VJP
     package let jvp: JVP
     /// Where `tapecl check` draws random inputs (inside the domain, away from poles).
     package let sampleDomain: ClosedRange<Double>
 
     package init(name: String, arity: Int, forward: Forward, shape: @escaping ShapeRule, saves: Saves,
-                 floatOnly: Bool = false, differentiable: Bool = true, sampleDomain: ClosedRange<Double> = -2...2,
+                 floatOnly: Bool = false, differentiable: Bool = true, fusable: Bool = true, sampleDomain: ClosedRange<Double> = -2...2,
                  vjp: @escaping VJP, jvp: @escaping JVP) {
         self.name = name
         self.arity = arity
@@ -39,6 +41,7 @@ package final class Op: Sendable {
         self.saves = saves
         self.floatOnly = floatOnly
         self.differentiable = differentiable
+        self.fusable = fusable
         self.vjp = vjp
         self.jvp = jvp
         self.sampleDomain = sampleDomain
@@ -135,6 +138,7 @@ extension Op {
             try raw.withUnsafeBytes { try target.core.backend.write($0, to: out) }
             return Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
         default:
+            if let pending = Fusion.deferred(self, inputs, shape: outShape, dtype: dtype) { return pending }
             let out = try device.core.allocate(bytes: Shape.count(outShape) * dtype.byteSize)
             let launch = Launch(opName: name, forward: forward, inputs: inputs, output: out, shape: outShape,
                                 dtype: dtype, attributes: attributes)

@@ -1,0 +1,108 @@
+import Synchronization
+
+/// Elementwise fusion: a large elementwise op does not run at once. Its result is *pending*, an
+/// expression over its inputs; when something needs the elements (another kind of op, a read,
+/// the end of `gradient`), the whole pending expression runs as one fused kernel, which reads
+/// each input once and writes only the result. Chains like `sin(x) * x + exp(-x)` and their
+/// backward rules then cost one pass over memory instead of one per op.
+///
+/// Fusion never changes a value: the fused kernel rounds to the element type after every op, as
+/// separate kernels would (tested bit for bit on every device). It applies to float ops whose
+/// result has at least ``minimumCount`` elements and whose inputs have the result's shape or one
+/// element; an expression grows to at most ``maximumOps`` ops, then its inputs are computed first.
+/// A pending tensor used twice is computed in each kernel that uses it (no memory is kept for it).
+package enum Fusion {
+    /// Below this, launching (not memory traffic) is the cost, and ops run at once.
+    package static let minimumCount = 1 << 16
+    package static let maximumOps = 16
+    /// Tests turn fusion off to compare with the unfused result.
+    @TaskLocal package static var enabled = true
+
+    /// The pending result of `op` on `inputs`, or nil when the op is to run at once.
+    static func deferred(_ op: Op, _ inputs: [Tensor], shape: [Int], dtype: DType) -> Tensor? {
+        guard Shape.count(shape) >= minimumCount, op.fusable, dtype.isFloatingPoint, !crossCheckEnabled, enabled,
+              inputs.allSatisfy({ $0.shape == shape || $0.count == 1 }) else { return nil }
+        switch op.forward { case .unary, .binary: break; default: return nil }
+        var ops = 1 + inputs.reduce(0) { $0 + ($1.handle.lazy?.expression?.ops ?? 0) }
+        if ops > maximumOps {
+            for input in inputs { _ = input.buffer }           // compute the inputs, then start a new expression
+            ops = 1
+        }
+        let expression = Expression(forward: op.forward, inputs: inputs, ops: ops)
+        return Tensor(handle: TensorHandle(pending: expression, shape: shape, dtype: dtype, core: inputs[0].handle.core))
+    }
+
+    /// The steps of one fused kernel computing `root`, and its inputs (computed tensors).
+    static func program(for root: Expression) -> (FusedProgram, [Tensor]) {
+        var steps: [FusedProgram.Step] = [], inputs: [Tensor] = [], seen: [ObjectIdentifier: Int] = [:], key = ""
+        func step(_ e: Expression) -> Int {
+            switch e.forward {
+            case .unary(let name, let f):
+                let a = visit(e.inputs[0])
+                steps.append(.unary(name, f, a)); key += "u \(name) \(a);"
+            case .binary(let name, let f):
+                let (a, b) = (visit(e.inputs[0]), visit(e.inputs[1]))
+                steps.append(.binary(name, f, a, b)); key += "b \(name) \(a) \(b);"
+            default: preconditionFailure("only elementwise ops are fused")
+            }
+            return steps.count - 1
+        }
+        func visit(_ t: Tensor) -> Int {
+            let id = ObjectIdentifier(t.handle)
+            if let k = seen[id] { return k }
+            let k: Int
+            if let e = t.handle.lazy?.expression { k = step(e) } else {
+                inputs.append(t)
+                steps.append(.input(inputs.count - 1, single: t.count == 1)); key += "i \(t.count == 1 ? "s" : "v");"
+                k = steps.count - 1
+            }
+            seen[id] = k
+            return k
+        }
+        _ = step(root)
+        return (FusedProgram(steps: steps, key: key), inputs)
+    }
+}
+
+/// One pending elementwise op.
+package final class Expression: @unchecked Sendable {
+    let forward: Forward
+    let inputs: [Tensor]
+    /// Ops in the expression (a shared sub-expression counts once per use).
+    let ops: Int
+    init(forward: Forward, inputs: [Tensor], ops: Int) { (self.forward, self.inputs, self.ops) = (forward, inputs, ops) }
+}
+
+/// A pending tensor's state: its expression until first use, then its buffer.
+package final class Lazy: Sendable {
+    private let state: Mutex<(expression: Expression?, buffer: Buffer?)>
+    init(_ expression: Expression) { state = Mutex((expression, nil)) }
+
+    /// The expression, while not yet computed.
+    var expression: Expression? { state.withLock { $0.expression } }
+
+    func buffer(of handle: TensorHandle) throws -> Buffer {
+        try state.withLock { s in
+            if let b = s.buffer { return b }
+            let (program, inputs) = Fusion.program(for: s.expression!)
+            let out = try handle.core.allocate(bytes: Shape.count(handle.shape) * handle.dtype.byteSize)
+            try handle.core.run(Launch(opName: "fused", forward: .fused(program), inputs: inputs, output: out,
+                                       shape: handle.shape, dtype: handle.dtype, attributes: Attributes()))
+            s = (nil, out)                                     // the expression and its inputs go
+            return out
+        }
+    }
+}
+
+/// What a fused kernel computes, step by step, for each element: an input's element (or its only
+/// element), or an op on earlier steps; the last step is the result.
+package struct FusedProgram: Sendable {
+    package enum Step: Sendable {
+        case input(Int, single: Bool)
+        case unary(String, UnaryLoop, Int)
+        case binary(String, BinaryLoop, Int, Int)
+    }
+    package let steps: [Step]
+    /// The steps as text, with op names: the kernel's identity for the program caches.
+    package let key: String
+}

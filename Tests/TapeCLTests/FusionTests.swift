@@ -1,0 +1,86 @@
+import Testing
+import TapeCL
+
+/// Fusion must be invisible: a fused chain gives the bits that separate ops give, on every device.
+@Suite("Elementwise fusion")
+struct FusionTests {
+    /// Large enough to fuse, and not a multiple of 64 (the kernels' tail launch is covered too).
+    static let n = Fusion.minimumCount + 3
+
+    static func bits(_ t: Tensor?) -> [UInt64] { t?.scalars(as: Double.self).map(\.bitPattern) ?? [] }
+    static func unfused<R>(_ body: () throws -> R) rethrows -> R { try Fusion.$enabled.withValue(false, operation: body) }
+    /// Uniform in [0.3, 1.2]: inside every op's domain (log, sqrt, pow, div, tan).
+    static func input(seed: UInt64, on device: Device) -> Tensor {
+        var rng = SplitMix64(seed: seed)
+        return Tensor((0..<n).map { _ in 0.3 + 0.9 * rng.nextUnit() }, on: device)
+    }
+
+    @Test(arguments: devices)
+    func everyFusableOpGivesTheUnfusedBits(device: Device) throws {
+        let a = Self.input(seed: 1, on: device), b = Self.input(seed: 2, on: device)
+        let ops = Op.all.filter { op in
+            switch op.forward { case .unary, .binary: op.fusable; default: false }
+        }
+        #expect(ops.count >= 15)
+        for op in ops {
+            func run() throws -> Tensor {
+                let scaled = exp(a) * 0.5                                             // pending: the op consumes an expression
+                let y = op.arity == 1 ? try op.apply([scaled]) : try op.apply([scaled, b])
+                let z = op.arity == 1 ? y : try op.apply([a, Tensor(0.7, on: device)])   // a one-element operand
+                let pending = y.isPending
+                #expect(pending == Fusion.enabled, "\(op.name) on \(device)")
+                return y + z
+            }
+            let fused = try run(), plain = try Self.unfused(run)
+            let (plainPending, same) = (plain.isPending, Self.bits(fused) == Self.bits(plain))
+            #expect(!plainPending)
+            #expect(same, "\(op.name) on \(device)")
+        }
+    }
+
+    @Test(arguments: devices)
+    func longChainsWithSharedValuesGiveTheUnfusedBits(device: Device) {
+        let x = Self.input(seed: 3, on: device)
+        func run() -> Tensor {
+            var y = x
+            for _ in 0..<(3 * Fusion.maximumOps) { y = y * 0.99 + y * y * 0.001 - sqrt(y) * 0.0001 }   // y used three times a link
+            return y
+        }
+        #expect(Self.bits(run()) == Self.bits(Self.unfused(run)), "on \(device)")
+    }
+
+    @Test(arguments: devices)
+    func gradientsThroughFusedChainsGiveTheUnfusedBits(device: Device) throws {
+        let x = Self.input(seed: 4, on: device)
+        func run() throws -> [Tensor?] {
+            let tape = GradientTape(persistent: true)
+            tape.watch(x)
+            let (w4, chain) = tape.record { () -> (Tensor, Tensor) in
+                var y = x
+                for _ in 0..<10 { y = y + sin(y) * 0.001 }
+                return ((sin(x) * x + exp(-x)).sum(), y.sum())
+            }
+            return [try tape.gradient(of: w4, wrt: x), try tape.gradient(of: chain, wrt: x)]
+        }
+        let fused = try run(), plain = try Self.unfused(run)
+        #expect(fused.allSatisfy { $0.map { !$0.isPending } ?? false }, "gradient returns computed tensors")
+        for k in 0..<2 { #expect(Self.bits(fused[k]) == Self.bits(plain[k]), "gradient \(k) on \(device)") }
+    }
+
+    @Test(arguments: devices)
+    func aPendingResultHoldsNoMemoryUntilRead(device: Device) {
+        let own = device.isolated()                                                   // its own allocator statistics
+        withDevice(own) {
+            let (x, two, one) = (Self.input(seed: 5, on: own), Tensor(2.0, on: own), Tensor(1.0, on: own))
+            let before = own.memory.liveBytes
+            let y = exp(-x) * two + one
+            let pending = y.isPending
+            #expect(pending)
+            #expect(own.memory.liveBytes == before)
+            _ = y.scalars
+            let stillPending = y.isPending
+            #expect(!stillPending)
+            #expect(own.memory.liveBytes == before + y.byteCount)
+        }
+    }
+}
