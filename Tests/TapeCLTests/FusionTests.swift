@@ -50,6 +50,17 @@ struct FusionTests {
     }
 
     @Test(arguments: devices)
+    func aBroadcastElementWaitsAndFills(device: Device) {
+        let c = Tensor(2.5, on: device)
+        let b = c.broadcast(to: [Self.n])
+        let pending = b.isPending
+        #expect(pending)
+        #expect(b.scalars == [Float](repeating: 2.5, count: Self.n))
+        let x = Self.input(seed: 6, on: device)
+        #expect(Self.bits(x * c.broadcast(to: [Self.n]) + 1) == Self.bits(Self.unfused { x * c.broadcast(to: [Self.n]) + 1 }))
+    }
+
+    @Test(arguments: devices)
     func gradientsThroughFusedChainsGiveTheUnfusedBits(device: Device) throws {
         let x = Self.input(seed: 4, on: device)
         func run() throws -> [Tensor?] {

@@ -9,8 +9,9 @@ import Synchronization
 /// Fusion never changes a value: the fused kernel rounds to the element type after every op, as
 /// separate kernels would (tested bit for bit on every device). It applies to float ops whose
 /// result has at least ``minimumCount`` elements and whose inputs have the result's shape or one
-/// element; an expression grows to at most ``maximumOps`` ops, then its inputs are computed first.
-/// A pending tensor used twice is computed in each kernel that uses it (no memory is kept for it).
+/// element, and to broadcasting one element; an expression grows to at most ``maximumOps`` ops,
+/// then its inputs are computed first. A pending tensor used by two kernels is computed in each
+/// (no memory is kept for it).
 package enum Fusion {
     /// Below this, launching (not memory traffic) is the cost, and ops run at once.
     package static let minimumCount = 1 << 16
@@ -22,7 +23,11 @@ package enum Fusion {
     static func deferred(_ op: Op, _ inputs: [Tensor], shape: [Int], dtype: DType) -> Tensor? {
         guard Shape.count(shape) >= minimumCount, op.fusable, dtype.isFloatingPoint, !crossCheckEnabled, enabled,
               inputs.allSatisfy({ $0.shape == shape || $0.count == 1 }) else { return nil }
-        switch op.forward { case .unary, .binary: break; default: return nil }
+        switch op.forward {
+        case .unary, .binary: break
+        case .gather where inputs[0].count == 1: break          // one element broadcast (a sum's cotangent): read in place
+        default: return nil
+        }
         var ops = 1 + inputs.reduce(0) { $0 + ($1.handle.lazy?.expression?.ops ?? 0) }
         if ops > maximumOps {
             for input in inputs { _ = input.buffer }           // compute the inputs, then start a new expression
@@ -43,6 +48,7 @@ package enum Fusion {
             case .binary(let name, let f):
                 let (a, b) = (visit(e.inputs[0]), visit(e.inputs[1]))
                 steps.append(.binary(name, f, a, b)); key += "b \(name) \(a) \(b);"
+            case .gather: return visit(e.inputs[0])            // a one-element input, read as such
             default: preconditionFailure("only elementwise ops are fused")
             }
             return steps.count - 1
