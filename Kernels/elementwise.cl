@@ -9,6 +9,12 @@
 //   _g   general NumPy broadcasting through strides (0 along broadcast axes)
 #include "common.cl"
 
+// A fused chain's program (see Fusion.swift) is built with -DFUNCTIONS_ONLY: the op functions
+// op_NAME and bop_NAME without the kernels, so PoCL compiles one kernel, not all of them.
+#ifdef FUNCTIONS_ONLY
+#define UNARY(name, expr) inline T op_##name(const T x) { return (expr); }
+#define BINARY(name, expr) inline T bop_##name(const T a, const T b) { return (expr); }
+#else
 #define UNARY(name, expr)                                                                        \
 inline T op_##name(const T x) { return (expr); }                                                 \
 __kernel void unary_##name(__global const T* restrict xs, __global T* restrict out, const ulong off) { \
@@ -36,6 +42,8 @@ __kernel void binary_##name##_g(__global const T* restrict as, __global const T*
     const T a = as[strided_offset(i, rank, shape, sa)], b = bs[strided_offset(i, rank, shape, sb)]; \
     out[i] = (expr);                                                                             \
 }
+
+#endif
 
 // Every element type.
 UNARY(neg,  -x)
@@ -65,6 +73,7 @@ UNARY(safe_log, x > (T)0 ? log(x) : (T)0)
 BINARY(pow, pow(a, b))
 #endif
 
+#ifndef FUNCTIONS_ONLY
 // A second pass for ops whose first pass is exact only on part of the domain: the host runs
 // fixup_NAME after unary_NAME when this file defines it. sin and cos: the vectorised reduction of
 // common.cl serves |x| <= LARGE_ARGUMENT; these redo the rare larger float arguments exactly.
@@ -105,4 +114,5 @@ __kernel void convert(__global const S* restrict xs, __global T* restrict out, c
     const size_t i = get_global_id(0) + off;
     out[i] = (T)xs[i];
 }
+#endif
 #endif

@@ -156,7 +156,7 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         body.append("    out[i] = v\(p.steps.count - 1);")
         let source = (Self.source(family: "elementwise") ?? "") + "\n__kernel void fused(" +
             (parameters + ["__global T* restrict out", "const ulong off"]).joined(separator: ", ") + ") {\n" + body.joined(separator: "\n") + "\n}\n"
-        let options = "-DT=\(Self.cType(dtype)) -DIS_FLOAT=1" + (dtype == .float64 ? " -DUSE_FP64" : "")
+        let options = "-DT=\(Self.cType(dtype)) -DIS_FLOAT=1 -DFUNCTIONS_ONLY" + (dtype == .float64 ? " -DUSE_FP64" : "")
             + (correctlyRoundedDivide ? " -cl-fp32-correctly-rounded-divide-sqrt" : "")
         let program = try self.program(family: "fused", options: options, key: key.family + " " + options, source: source)
         var status: cl_int = 0
