@@ -12,29 +12,19 @@
 #define PANEL_ROWS 6
 #define PANEL_COLS 16
 
-// Ap[batch][p][k][r] = op(A)[6p + r][k], 0 for rows past M. One work-item per (k, p).
-__kernel void pack_a(__global const T* restrict A0, const ulong strideA, const int lda, const int transposed,
-                     const int M, const int K, __global T* restrict P) {
+// Packs an operand seen as `rows` × K (op(A), or op(B)ᵀ) into panels of `width` rows:
+// P[batch][p][k][r] = X(p·width + r, k), 0 past `rows`, where X(i, k) is X[i·ld + k], or
+// X[k·ld + i] when the operand is stored K-major. One work-item per (k, p). op(A) is packed with
+// width PANEL_ROWS (K-major when A is transposed), op(B)ᵀ with PANEL_COLS (K-major unless B is).
+__kernel void pack(__global const T* restrict X0, const ulong stride, const int ld, const int kMajor,
+                   const int rows, const int K, const int width, __global T* restrict P) {
     const int k = get_global_id(0), p = get_global_id(1);
-    const size_t batch = get_global_id(2), panels = (M + PANEL_ROWS - 1) / PANEL_ROWS;
-    __global const T* A = A0 + batch * strideA;
-    __global T* out = P + ((batch * panels + p) * K + k) * PANEL_ROWS;
-    for (int r = 0; r < PANEL_ROWS; r++) {
-        const int i = p * PANEL_ROWS + r;
-        out[r] = i < M ? (transposed ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) : (T)0;
-    }
-}
-
-// Bp[batch][q][k][c] = op(B)[k][16q + c], 0 for columns past N. One work-item per (k, q).
-__kernel void pack_b(__global const T* restrict B0, const ulong strideB, const int ldb, const int transposed,
-                     const int N, const int K, __global T* restrict P) {
-    const int k = get_global_id(0), q = get_global_id(1);
-    const size_t batch = get_global_id(2), panels = (N + PANEL_COLS - 1) / PANEL_COLS;
-    __global const T* B = B0 + batch * strideB;
-    __global T* out = P + ((batch * panels + q) * K + k) * PANEL_COLS;
-    for (int c = 0; c < PANEL_COLS; c++) {
-        const int j = q * PANEL_COLS + c;
-        out[c] = j < N ? (transposed ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]) : (T)0;
+    const size_t batch = get_global_id(2), panels = (rows + width - 1) / width;
+    __global const T* X = X0 + batch * stride;
+    __global T* out = P + ((batch * panels + p) * K + k) * width;
+    for (int r = 0; r < width; r++) {
+        const int i = p * width + r;
+        out[r] = i < rows ? (kMajor ? X[(size_t)k * ld + i] : X[(size_t)i * ld + k]) : (T)0;
     }
 }
 

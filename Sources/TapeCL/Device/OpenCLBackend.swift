@@ -396,14 +396,14 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         defer { free(packedA) }                                               // kept alive by OpenCL until the kernels are done
         let packedB = try allocate(bytes: batchB * panelsB * g.k * cols * l.dtype.byteSize)
         defer { free(packedB) }
-        let packA = try kernel("pack_a", family: "matmul", dtype: l.dtype)
-        try set(packA, [.buffer(a.buffer.handle), .ulong(UInt64(g.m * g.k)), .int(Int32(l.attributes.transposeA ? g.m : g.k)),
-                        .int(l.attributes.transposeA ? 1 : 0), .int(Int32(g.m)), .int(Int32(g.k)), .buffer(packedA)])
-        try enqueue(packA, global: [g.k, panelsA, batchA])
-        let packB = try kernel("pack_b", family: "matmul", dtype: l.dtype)
-        try set(packB, [.buffer(b.buffer.handle), .ulong(UInt64(g.k * g.n)), .int(Int32(l.attributes.transposeB ? g.k : g.n)),
-                        .int(l.attributes.transposeB ? 1 : 0), .int(Int32(g.n)), .int(Int32(g.k)), .buffer(packedB)])
-        try enqueue(packB, global: [g.k, panelsB, batchB])
+        let pack = try kernel("pack", family: "matmul", dtype: l.dtype)
+        let (ta, tb) = (l.attributes.transposeA, l.attributes.transposeB)
+        try set(pack, [.buffer(a.buffer.handle), .ulong(UInt64(g.m * g.k)), .int(Int32(ta ? g.m : g.k)), .int(ta ? 1 : 0),
+                       .int(Int32(g.m)), .int(Int32(g.k)), .int(Int32(rows)), .buffer(packedA)])
+        try enqueue(pack, global: [g.k, panelsA, batchA])
+        try set(pack, [.buffer(b.buffer.handle), .ulong(UInt64(g.k * g.n)), .int(Int32(tb ? g.k : g.n)), .int(tb ? 0 : 1),
+                       .int(Int32(g.n)), .int(Int32(g.k)), .int(Int32(cols)), .buffer(packedB)])
+        try enqueue(pack, global: [g.k, panelsB, batchB])
         let gemm = try kernel("gemm_packed", family: "matmul", dtype: l.dtype)
         try set(gemm, [.int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)),
                        .buffer(packedA), .ulong(UInt64(batchA > 1 ? panelsA * g.k * rows : 0)),
