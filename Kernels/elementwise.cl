@@ -11,6 +11,8 @@
 
 // A fused chain's program (see Fusion.swift) is built with -DFUNCTIONS_ONLY: the op functions
 // op_NAME and bop_NAME without the kernels, so PoCL compiles one kernel, not all of them.
+// (Each definition pastes `name` itself: PoCL defines builtins such as sin as object-like macros,
+// so passing `name` on to another macro would expand it.)
 #ifdef FUNCTIONS_ONLY
 #define UNARY(name, expr) inline T op_##name(const T x) { return (expr); }
 #define BINARY(name, expr) inline T bop_##name(const T a, const T b) { return (expr); }
@@ -25,22 +27,22 @@ __kernel void unary_##name(__global const T* restrict xs, __global T* restrict o
 inline T bop_##name(const T a, const T b) { return (expr); }                                     \
 __kernel void binary_##name##_vv(__global const T* restrict as, __global const T* restrict bs,   \
                                  __global T* restrict out, const ulong off) {                    \
-    const size_t i = get_global_id(0) + off; const T a = as[i], b = bs[i]; out[i] = (expr);        \
+    const size_t i = get_global_id(0) + off; const T a = as[i], b = bs[i]; out[i] = bop_##name(a, b);   \
 }                                                                                                \
 __kernel void binary_##name##_sv(__global const T* restrict as, __global const T* restrict bs,   \
                                  __global T* restrict out, const ulong off) {                    \
-    const size_t i = get_global_id(0) + off; const T a = as[0], b = bs[i]; out[i] = (expr);        \
+    const size_t i = get_global_id(0) + off; const T a = as[0], b = bs[i]; out[i] = bop_##name(a, b);   \
 }                                                                                                \
 __kernel void binary_##name##_vs(__global const T* restrict as, __global const T* restrict bs,   \
                                  __global T* restrict out, const ulong off) {                    \
-    const size_t i = get_global_id(0) + off; const T a = as[i], b = bs[0]; out[i] = (expr);        \
+    const size_t i = get_global_id(0) + off; const T a = as[i], b = bs[0]; out[i] = bop_##name(a, b);   \
 }                                                                                                \
 __kernel void binary_##name##_g(__global const T* restrict as, __global const T* restrict bs,    \
                                 __global T* restrict out, const int rank, const int8 shape,      \
                                 const int8 sa, const int8 sb, const ulong off) {                 \
     const size_t i = get_global_id(0) + off;                                                     \
     const T a = as[strided_offset(i, rank, shape, sa)], b = bs[strided_offset(i, rank, shape, sb)]; \
-    out[i] = (expr);                                                                             \
+    out[i] = bop_##name(a, b);                                                                   \
 }
 
 #endif

@@ -39,15 +39,15 @@ package enum Fusion {
 
     /// The steps of one fused kernel computing `root`, and its inputs (computed tensors).
     static func program(for root: Expression) -> (FusedProgram, [Tensor]) {
-        var steps: [FusedProgram.Step] = [], inputs: [Tensor] = [], seen: [ObjectIdentifier: Int] = [:], key = ""
+        var steps: [FusedProgram.Step] = [], inputs: [Tensor] = [], seen: [ObjectIdentifier: Int] = [:]
         func step(_ e: Expression) -> Int {
             switch e.forward {
             case .unary(let name, let f):
                 let a = visit(e.inputs[0])
-                steps.append(.unary(name, f, a)); key += "u \(name) \(a);"
+                steps.append(.unary(name, f, a))
             case .binary(let name, let f):
                 let (a, b) = (visit(e.inputs[0]), visit(e.inputs[1]))
-                steps.append(.binary(name, f, a, b)); key += "b \(name) \(a) \(b);"
+                steps.append(.binary(name, f, a, b))
             case .gather: return visit(e.inputs[0])            // a one-element input, read as such
             default: preconditionFailure("only elementwise ops are fused")
             }
@@ -59,43 +59,46 @@ package enum Fusion {
             let k: Int
             if let e = t.handle.lazy?.expression { k = step(e) } else {
                 inputs.append(t)
-                steps.append(.input(inputs.count - 1, single: t.count == 1)); key += "i \(t.count == 1 ? "s" : "v");"
+                steps.append(.input(inputs.count - 1, single: t.count == 1))
                 k = steps.count - 1
             }
             seen[id] = k
             return k
         }
         _ = step(root)
-        return (FusedProgram(steps: steps, key: key), inputs)
+        return (FusedProgram(steps: steps), inputs)
     }
 }
 
 /// One pending elementwise op.
-package final class Expression: @unchecked Sendable {
+package struct Expression: @unchecked Sendable {
     let forward: Forward
     let inputs: [Tensor]
     /// Ops in the expression (a shared sub-expression counts once per use).
     let ops: Int
-    init(forward: Forward, inputs: [Tensor], ops: Int) { (self.forward, self.inputs, self.ops) = (forward, inputs, ops) }
 }
 
 /// A pending tensor's state: its expression until first use, then its buffer.
 package final class Lazy: Sendable {
-    private let state: Mutex<(expression: Expression?, buffer: Buffer?)>
-    init(_ expression: Expression) { state = Mutex((expression, nil)) }
+    private enum State { case pending(Expression), computed(Buffer) }
+    private let state: Mutex<State>
+    init(_ expression: Expression) { state = Mutex(.pending(expression)) }
 
     /// The expression, while not yet computed.
-    var expression: Expression? { state.withLock { $0.expression } }
+    var expression: Expression? { state.withLock { if case .pending(let e) = $0 { e } else { nil } } }
 
     func buffer(of handle: TensorHandle) throws -> Buffer {
         try state.withLock { s in
-            if let b = s.buffer { return b }
-            let (program, inputs) = Fusion.program(for: s.expression!)
-            let out = try handle.core.allocate(bytes: Shape.count(handle.shape) * handle.dtype.byteSize)
-            try handle.core.run(Launch(opName: "fused", forward: .fused(program), inputs: inputs, output: out,
-                                       shape: handle.shape, dtype: handle.dtype, attributes: Attributes()))
-            s = (nil, out)                                     // the expression and its inputs go
-            return out
+            switch s {
+            case .computed(let buffer): return buffer
+            case .pending(let expression):
+                let (program, inputs) = Fusion.program(for: expression)
+                let out = try handle.core.allocate(bytes: Shape.count(handle.shape) * handle.dtype.byteSize)
+                try handle.core.run(Launch(opName: "fused", forward: .fused(program), inputs: inputs, output: out,
+                                           shape: handle.shape, dtype: handle.dtype, attributes: Attributes()))
+                s = .computed(out)                             // the expression and its inputs go
+                return out
+            }
         }
     }
 }
@@ -111,4 +114,15 @@ package struct FusedProgram: Sendable {
     package let steps: [Step]
     /// The steps as text, with op names: the kernel's identity for the program caches.
     package let key: String
+
+    init(steps: [Step]) {
+        self.steps = steps
+        key = steps.map { step in
+            switch step {
+            case .input(_, let single): "i \(single ? "s" : "v");"
+            case .unary(let name, _, let a): "u \(name) \(a);"
+            case .binary(let name, _, let a, let b): "b \(name) \(a) \(b);"
+            }
+        }.joined()
+    }
 }

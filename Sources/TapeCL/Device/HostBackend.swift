@@ -168,7 +168,7 @@ final class HostBackend: Backend {
     /// A fused chain, block by block: each step's values in its own scratch row, rounded to `T`
     /// after every op as separate launches would store them.
     private func fused<T: HostScalar>(_ l: Launch, _ p: FusedProgram, _: T.Type) {
-        let inputs = l.inputs.map { UnsafeMutablePointer(mutating: $0.buffer.handle.assumingMemoryBound(to: T.self)) }
+        let inputs = l.inputs.map { $0.buffer.handle.assumingMemoryBound(to: T.self) }
         let o = l.output.handle.assumingMemoryBound(to: T.self)
         blocks(Shape.count(l.shape), scratch: p.steps.count) { i, m, s, stride in
             for (k, step) in p.steps.enumerated() {
@@ -180,8 +180,7 @@ final class HostBackend: Backend {
                 }
                 if T.self != Double.self { for t in 0..<m { out[t] = T.fromDouble(out[t]).double } }
             }
-            let last = s + (p.steps.count - 1) * stride, dst = o + i
-            for t in 0..<m { dst[t] = .fromDouble(last[t]) }
+            Self.store(s + (p.steps.count - 1) * stride, m, into: o + i)
         }
     }
 
@@ -192,11 +191,9 @@ final class HostBackend: Backend {
         let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self)
         let o = l.output.handle.assumingMemoryBound(to: T.self)
         blocks(Shape.count(l.shape), scratch: 2) { i, m, s, stride in
-            let (xs, os) = (s, s + stride)
-            let (src, dst) = (x + i, o + i)                        // offsets outside the loops, so they vectorise
-            for k in 0..<m { xs[k] = src[k].double }
-            f(xs, os, m)
-            for k in 0..<m { dst[k] = .fromDouble(os[k]) }
+            Layout.full.load(x, i, m, into: s)
+            f(s, s + stride, m)
+            Self.store(s + stride, m, into: o + i)
         }
     }
 
@@ -210,9 +207,14 @@ final class HostBackend: Backend {
             la.load(pa, i, m, into: as_)
             lb.load(pb, i, m, into: bs)
             f(as_, bs, os, m)
-            let dst = o + i
-            for k in 0..<m { dst[k] = .fromDouble(os[k]) }
+            Self.store(os, m, into: o + i)
         }
+    }
+
+    /// Converts `m` float64 results into the output's element type.
+    @inline(__always)
+    private static func store<T: HostScalar>(_ values: UnsafeMutablePointer<Double>, _ m: Int, into out: UnsafeMutablePointer<T>) {
+        for k in 0..<m { out[k] = .fromDouble(values[k]) }
     }
 
     /// Runs `body(start, count, scratch, stride)` over `0..<n` in blocks of at most ``block``, both
@@ -255,7 +257,7 @@ final class HostBackend: Backend {
         func load<T: HostScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int, _ m: Int, into out: UnsafeMutablePointer<Double>) {
             switch self {
             case .full:
-                let src = p + i
+                let src = p + i                                  // offsets outside the loops, so they vectorise
                 for k in 0..<m { out[k] = src[k].double }
             case .single:
                 let v = p[0].double

@@ -116,20 +116,23 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         switch d { case .float32: "float"; case .float64: "double"; case .int32: "int"; case .int8: "char" }
     }
 
-    /// `family` (a file of `Kernels/`) built for element type `dtype` (and source type for `convert`).
-    private func kernel(_ name: String, family: String, dtype: DType, source: DType? = nil) throws -> cl_kernel {
+    /// `family` (a file of `Kernels/`) built for element type `dtype` (and source type for `convert`);
+    /// or, for a fused chain, the program `generated` makes (built with `-DFUNCTIONS_ONLY`).
+    private func kernel(_ name: String, family: String, dtype: DType, source: DType? = nil,
+                        generated: (() -> String)? = nil) throws -> cl_kernel {
         let key = KernelKey(name: name, family: family, dtype: dtype, source: source)
         if let k = kernels[key] { return k }
         if (dtype == .float64 || source == .float64) && !info.supportsFloat64 { throw Unsupported(reason: "the device has no fp64") }
         var options = "-DT=\(Self.cType(dtype)) -DIS_FLOAT=\(dtype.isFloatingPoint ? 1 : 0)"
         if dtype == .float64 || source == .float64 { options += " -DUSE_FP64" }
         if let source { options += " -DS=\(Self.cType(source))" }
+        if generated != nil { options += " -DFUNCTIONS_ONLY" }
         if correctlyRoundedDivide { options += " -cl-fp32-correctly-rounded-divide-sqrt" }
         let programKey = family + " " + options
-        let program = try self.program(family: family, options: options, key: programKey)
+        let program = try self.program(family: family, options: options, key: programKey, source: generated?())
         var status: cl_int = 0
         guard let k = clCreateKernel(program, name, &status), status == CL_SUCCESS else {
-            throw Unsupported(reason: "no kernel \(name) in \(family).cl for \(dtype) (\(clErrorName(status)))")
+            throw Unsupported(reason: "no kernel \(name) in \(family) for \(dtype) (\(clErrorName(status)))")
         }
         kernels[key] = k
         return k
@@ -139,32 +142,23 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
     /// generated kernel calling them step by step. Built once per chain and dtype, then cached
     /// like every program.
     private func fusedKernel(_ p: FusedProgram, dtype: DType) throws -> cl_kernel {
-        let key = KernelKey(name: "fused", family: "fused " + p.key, dtype: dtype, source: nil)
-        if let k = kernels[key] { return k }
-        var parameters: [String] = [], body = ["    const size_t i = get_global_id(0) + off;"]
-        for (k, step) in p.steps.enumerated() {
-            let value: String
-            switch step {
-            case .input(let j, let single):
-                parameters.append("__global const T* restrict in\(j)")
-                value = single ? "in\(j)[0]" : "in\(j)[i]"
-            case .unary(let name, _, let a): value = "op_\(name)(v\(a))"
-            case .binary(let name, _, let a, let b): value = "bop_\(name)(v\(a), v\(b))"
+        try kernel("fused", family: "fused " + p.key, dtype: dtype) {
+            var parameters: [String] = [], body = ["    const size_t i = get_global_id(0) + off;"]
+            for (k, step) in p.steps.enumerated() {
+                let value: String
+                switch step {
+                case .input(let j, let single):
+                    parameters.append("__global const T* restrict in\(j)")
+                    value = single ? "in\(j)[0]" : "in\(j)[i]"
+                case .unary(let name, _, let a): value = "op_\(name)(v\(a))"
+                case .binary(let name, _, let a, let b): value = "bop_\(name)(v\(a), v\(b))"
+                }
+                body.append("    const T v\(k) = \(value);")
             }
-            body.append("    const T v\(k) = \(value);")
+            body.append("    out[i] = v\(p.steps.count - 1);")
+            return (Self.source(family: "elementwise") ?? "") + "\n__kernel void fused(" +
+                (parameters + ["__global T* restrict out", "const ulong off"]).joined(separator: ", ") + ") {\n" + body.joined(separator: "\n") + "\n}\n"
         }
-        body.append("    out[i] = v\(p.steps.count - 1);")
-        let source = (Self.source(family: "elementwise") ?? "") + "\n__kernel void fused(" +
-            (parameters + ["__global T* restrict out", "const ulong off"]).joined(separator: ", ") + ") {\n" + body.joined(separator: "\n") + "\n}\n"
-        let options = "-DT=\(Self.cType(dtype)) -DIS_FLOAT=1 -DFUNCTIONS_ONLY" + (dtype == .float64 ? " -DUSE_FP64" : "")
-            + (correctlyRoundedDivide ? " -cl-fp32-correctly-rounded-divide-sqrt" : "")
-        let program = try self.program(family: "fused", options: options, key: key.family + " " + options, source: source)
-        var status: cl_int = 0
-        guard let k = clCreateKernel(program, "fused", &status), status == CL_SUCCESS else {
-            throw Unsupported(reason: "fused kernel \(p.key) (\(clErrorName(status)))")
-        }
-        kernels[key] = k
-        return k
     }
 
     private func program(family: String, options: String, key: String, source: String? = nil) throws -> cl_program {
