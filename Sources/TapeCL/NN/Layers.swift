@@ -42,9 +42,11 @@ public func softmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor {
     -(labels * logSoftmax(logits)).sum(axes: [-1]).mean()
 }
 
-/// `mean((prediction − target)²)`.
+/// `mean((prediction − target)²)`, the square taken as `d · d` (as `tf.square` does; `pow` would
+/// call libm's pow per element and again in the backward pass).
 public func meanSquaredError(_ prediction: Tensor, _ target: Tensor) -> Tensor {
-    pow(prediction - target, 2).mean()
+    let d = prediction - target
+    return (d * d).mean()
 }
 
 /// One-hot rows: `[labels.count, classes]` with a 1 at each label.
