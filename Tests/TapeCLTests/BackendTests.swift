@@ -108,6 +108,24 @@ struct BackendTests {
         for d in Device.openCL { #expect(withNaN.to(d).max().scalar.isNaN, "max with NaN on \(d)") }
     }
 
+    @Test func columnReductionsKeepTheOrderOfOneRow() throws {
+        // The host reduces up to 16 columns side by side; each column must still add (and max) in
+        // the order of a single row, so summing axis 0 equals summing the transposed rows bit for bit.
+        for shape in [[300, 37], [256, 512], [5, 16], [1000, 1]] {
+            var values = Tensor.randomNormal(shape: shape, seed: UInt64(shape[0]), on: .host).scalars
+            values[values.count / 2] = .nan                                     // one column's max is NaN
+            let x = Tensor(shape: shape, scalars: values, on: .host)
+            let rows = x.transposed()
+            for d in Device.all {
+                let (xd, rd) = (x.to(d), rows.to(d))
+                #expect(xd.sum(axes: [0]).scalars(as: Double.self).map(\.bitPattern) == rd.sum(axes: [1]).scalars(as: Double.self).map(\.bitPattern), "sum \(shape) on \(d)")
+                let (m, r) = (xd.max(axes: [0]).scalars, rd.max(axes: [1]).scalars)
+                #expect(zip(m, r).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }, "max \(shape) on \(d)")
+                #expect(m.contains { $0.isNaN }, "max \(shape) keeps the NaN on \(d)")
+            }
+        }
+    }
+
     /// The kernels' own float sin and cos (range reduction by π/2) on arguments far beyond the
     /// op cases' [-2, 2], up to and past the switch to the builtin at 25000.
     @Test(arguments: Device.openCL)
