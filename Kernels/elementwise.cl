@@ -6,6 +6,7 @@
 // tensors in one launch), so no kernel has a bounds check and PoCL vectorises the work-group loop.
 // Binary variants (chosen on the host by OpenCLBackend.binaryVariant):
 //   _vv  both operands have the output's shape       _sv / _vs  one operand is a single element
+//   _vr / _rv  one operand is a row repeated along the leading axes (a bias), fewer than 2³¹ items
 //   _g   general NumPy broadcasting through strides (0 along broadcast axes)
 #include "common.cl"
 
@@ -36,6 +37,14 @@ __kernel void binary_##name##_sv(__global const T* restrict as, __global const T
 __kernel void binary_##name##_vs(__global const T* restrict as, __global const T* restrict bs,   \
                                  __global T* restrict out, const ulong off) {                    \
     const size_t i = get_global_id(0) + off; const T a = as[i], b = bs[0]; out[i] = bop_##name(a, b);   \
+}                                                                                                \
+__kernel void binary_##name##_vr(__global const T* restrict as, __global const T* restrict bs,   \
+                                 __global T* restrict out, const int row, const ulong off) {    \
+    const size_t i = get_global_id(0) + off; const T a = as[i], b = bs[(uint)i % (uint)row]; out[i] = bop_##name(a, b); \
+}                                                                                                \
+__kernel void binary_##name##_rv(__global const T* restrict as, __global const T* restrict bs,   \
+                                 __global T* restrict out, const int row, const ulong off) {    \
+    const size_t i = get_global_id(0) + off; const T a = as[(uint)i % (uint)row], b = bs[i]; out[i] = bop_##name(a, b); \
 }                                                                                                \
 __kernel void binary_##name##_g(__global const T* restrict as, __global const T* restrict bs,    \
                                 __global T* restrict out, const int rank, const int8 shape,      \

@@ -39,6 +39,26 @@ void reduce_rows_##name(__global const T* restrict x, __global T* restrict out, 
     for (int k = get_local_id(0); k < extent; k += LANES) acc = OP(acc, base[(size_t)k * inner]); \
     name##_tree(p, acc, out, o);                                                                  \
 }                                                                                                 \
+/* Eight adjacent columns (inner % 8 == 0) as one T8 per lane: each column in the order above,  \
+   with an eighth of the work-groups (a bias gradient sums 512 columns of 256 rows).            \
+*/                                                                                                \
+__kernel __attribute__((reqd_work_group_size(LANES, 1, 1)))                                       \
+void reduce_cols8_##name(__global const T* restrict x, __global T* restrict out,                 \
+                         const int extent, const int inner) {                                     \
+    __local T8 p[LANES];                                                                          \
+    const size_t o = get_group_id(0), groups = inner / 8, row = o / groups, col = o % groups * 8; \
+    __global const T* base = x + row * (size_t)extent * inner + col;                              \
+    const int l = get_local_id(0);                                                                \
+    T8 acc = (T8)(INIT);                                                                          \
+    for (int k = l; k < extent; k += LANES) acc = OP8(acc, vload8(0, base + (size_t)k * inner));  \
+    p[l] = acc;                                                                                   \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                 \
+    for (int s = LANES / 2; s > 0; s >>= 1) {                                                     \
+        if (l < s) p[l] = OP8(p[l], p[l + s]);                                                    \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                             \
+    }                                                                                             \
+    if (l == 0) vstore8(p[0], 0, out + row * inner + col);                                        \
+}                                                                                                 \
 /* Long rows, chunk by chunk: LANES / 8 items, item i running lanes 8i … 8i+7 as one T8, so each  \
    lane still combines its elements in turn (the same order, bit for bit) with eight at a time;  \
    then item 0 runs the halving tree.                                                            \

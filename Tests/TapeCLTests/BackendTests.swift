@@ -10,7 +10,10 @@ struct BackendTests {
         #expect(OpenCLBackend.binaryVariant([], [3, 4], output: [3, 4]) == V.sv)
         #expect(OpenCLBackend.binaryVariant([1, 1], [3, 4], output: [3, 4]) == V.sv)
         #expect(OpenCLBackend.binaryVariant([3, 4], [1], output: [3, 4]) == V.vs)
-        #expect(OpenCLBackend.binaryVariant([3, 4], [4], output: [3, 4]) == V.g)
+        #expect(OpenCLBackend.binaryVariant([3, 4], [4], output: [3, 4]) == V.vr)
+        #expect(OpenCLBackend.binaryVariant([1, 4], [3, 4], output: [3, 4]) == V.rv)
+        #expect(OpenCLBackend.binaryVariant([2, 3, 4], [3, 4], output: [2, 3, 4]) == V.vr)
+        #expect(OpenCLBackend.binaryVariant([3, 1], [3, 4], output: [3, 4]) == V.g)
         #expect(OpenCLBackend.binaryVariant([3, 1], [1, 4], output: [3, 4]) == V.g)
         #expect(OpenCLBackend.binaryVariant([], [], output: []) == V.vv)
     }

@@ -61,6 +61,7 @@ let opCases: [OpCase] = [
     OpCase("add", shapes: [[M, N], [M, N]]) { $0[0] + $0[1] },
     OpCase("add", "add broadcast [M,N]+[N]", shapes: [[M, N], [N]]) { $0[0] + $0[1] },
     OpCase("add", "add broadcast [M,1]+[1,N]", shapes: [[M, 1], [1, N]]) { $0[0] + $0[1] },
+    OpCase("sub", "sub broadcast [N]-[M,N]", shapes: [[N], [M, N]]) { $0[0] - $0[1] },
     OpCase("sub", shapes: [[M, N], [M, N]]) { $0[0] - $0[1] },
     OpCase("sub", "sub scalar-tensor", shapes: [[], [M, N]]) { $0[0] - $0[1] },
     OpCase("mul", shapes: [[M, N], [M, N]]) { $0[0] * $0[1] },

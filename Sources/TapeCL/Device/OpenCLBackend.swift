@@ -296,12 +296,16 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// Which `binary_*` kernel serves operands of these shapes (see `elementwise.cl`). Pure, so
     /// it is unit-tested without a device.
-    package enum BinaryVariant: String, Sendable { case vv, sv, vs, g }
+    package enum BinaryVariant: String, Sendable { case vv, sv, vs, vr, rv, g }
 
     package static func binaryVariant(_ a: [Int], _ b: [Int], output: [Int]) -> BinaryVariant {
         if a == output && b == output { return .vv }
         if Shape.count(a) == 1 && b == output { return .sv }
         if Shape.count(b) == 1 && a == output { return .vs }
+        if Shape.count(output) <= Int(Int32.max) {                   // the row index is taken in 32 bits
+            if a == output && HostBackend.isRow(b, of: output) { return .vr }
+            if b == output && HostBackend.isRow(a, of: output) { return .rv }
+        }
         return .g
     }
 
@@ -331,6 +335,7 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
             let variant = Self.binaryVariant(a.shape, b.shape, output: l.shape)
             let k = try kernel("binary_\(name)_\(variant.rawValue)", family: "elementwise", dtype: l.dtype)
             var args: [Argument] = [.buffer(a.buffer.handle), .buffer(b.buffer.handle), out]
+            if variant == .vr || variant == .rv { args.append(.int(Int32(Shape.count(variant == .vr ? b.shape : a.shape)))) }
             if variant == .g {
                 guard l.shape.count <= 8 else { throw Unsupported(reason: "rank \(l.shape.count) > 8") }
                 args += [.int(Int32(l.shape.count)), .int8(l.shape), .int8(Shape.broadcastStrides(a.shape, to: l.shape)),
@@ -372,6 +377,10 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
             try enqueue(chunked, global: [outer * chunks * lanes / 8], local: [lanes / 8])
             try set(rows, [.buffer(partial), out, .int(Int32(chunks)), .int(1)])
             try enqueue(rows, global: [outer * lanes], local: [lanes])
+        } else if inner % 8 == 0 {                                             // eight columns to a work-group
+            let columns = try kernel("reduce_cols8_\(kind.rawValue)", family: "reduce", dtype: l.dtype)
+            try set(columns, [x, out, .int(Int32(extent)), .int(Int32(inner))])
+            try enqueue(columns, global: [outer * inner / 8 * lanes], local: [lanes])
         } else {
             try set(rows, [x, out, .int(Int32(extent)), .int(Int32(inner))])
             try enqueue(rows, global: [outer * inner * lanes], local: [lanes])
