@@ -101,12 +101,14 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
     package func write(_ bytes: UnsafeRawBufferPointer, to buffer: Buffer) throws {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
+        openGate()
         try check(clEnqueueWriteBuffer(queue, OpaquePointer(buffer.handle), cl_bool(CL_TRUE), 0, bytes.count, base, 0, nil, nil), "clEnqueueWriteBuffer")
     }
 
     package func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {
         guard let base = into.baseAddress, into.count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
+        openGate()
         try check(clEnqueueReadBuffer(queue, OpaquePointer(buffer.handle), cl_bool(CL_TRUE), 0, into.count, base, 0, nil, nil), "clEnqueueReadBuffer")
     }
 
@@ -265,11 +267,42 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
     private func enqueue(_ kernel: cl_kernel, global: [Int], local: [Int]? = nil) throws {
         guard global.allSatisfy({ $0 > 0 }) else { return }
         var g = global
-        if var l = local {
-            try check(clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, &g, &l, 0, nil, nil), "clEnqueueNDRangeKernel")
-        } else {
-            try check(clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, &g, nil, 0, nil, nil), "clEnqueueNDRangeKernel")
+        let waits: [cl_event?] = try closedGate().map { [$0] } ?? []
+        let status = waits.withUnsafeBufferPointer { w -> cl_int in
+            let (count, list) = (cl_uint(w.count), w.isEmpty ? nil : w.baseAddress)
+            if var l = local { return clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, &g, &l, count, list, nil) }
+            return clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, &g, nil, count, list, nil)
         }
+        try check(status, "clEnqueueNDRangeKernel")
+        gated += 1
+        if gated >= Self.batch || g.reduce(1, *) > Self.smallLaunch { openGate() }   // a large kernel keeps the device busy anyway
+    }
+
+    // Small launches are queued in batches behind a closed gate (a user event the first of them
+    // waits for; the in-order queue holds the rest behind it). PoCL's CPU device wakes its worker
+    // threads for every command that finds them idle: for a scalar op that wake-up and the sleep
+    // after it cost more than the kernel (W1's profile: a third of the time in context switches).
+    // Opened by the 64th launch, by a large one, and before anything waits for the queue.
+    private var gate: cl_event?
+    private var gated = 0
+    private static let batch = 64
+
+    /// The gate the next launch waits for: a new one for the first launch of a batch, else none.
+    private func closedGate() throws -> cl_event? {
+        guard gate == nil else { return nil }
+        var status: cl_int = 0
+        gate = clCreateUserEvent(context, &status)
+        try check(status, "clCreateUserEvent")
+        gated = 0
+        return gate
+    }
+
+    /// Lets the queued launches run (before a read, a write, or a large launch).
+    private func openGate() {
+        guard let g = gate else { return }
+        clSetUserEventStatus(g, CL_COMPLETE)
+        clReleaseEvent(g)
+        gate = nil
     }
 
     /// `n` items with no bounds check: a multiple of 64 from offset 0, then the tail with its offset
