@@ -17,7 +17,7 @@ let package = Package(
         .target(
             name: "TapeCL",
             dependencies: [
-                "COpenCL", "COpenBLAS", "TapeCLKernels",
+                "COpenCL", "COpenBLAS", "CHostMath", "TapeCLKernels",
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
@@ -30,6 +30,9 @@ let package = Package(
         // The OpenCL C API (Debian: ocl-icd-opencl-dev) and CBLAS (Debian: libopenblas-dev).
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        // The host's sin, cos and exp block loops, in C for one reason: compiled for AVX2 and for
+        // baseline x86-64, the CPU choosing at load time (Swift has no per-function target).
+        .target(name: "CHostMath"),
         // Kernels/*.cl and *.h, embedded as string literals at build time by the plugin below,
         // so an installed `tapecl` needs no source tree.
         .target(name: "TapeCLKernels", path: "Kernels", plugins: ["EmbedKernelsPlugin"]),

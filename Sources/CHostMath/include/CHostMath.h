@@ -1,0 +1,12 @@
+// Block loops of sin, cos and exp over float64 values for the host backend (HostMath.swift).
+// Each is compiled twice, for AVX2 and for baseline x86-64 (or the target's default), and the
+// loader picks one for the CPU at hand (target_clones). Both give the same bits: no FMA
+// contraction, the same IEEE operations in the same order, only wider vectors.
+#ifndef TAPECL_HOST_MATH_H
+#define TAPECL_HOST_MATH_H
+
+void tapecl_sin(const double *x, double *out, long n);
+void tapecl_cos(const double *x, double *out, long n);
+void tapecl_exp(const double *x, double *out, long n);
+
+#endif
