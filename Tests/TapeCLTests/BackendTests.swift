@@ -111,6 +111,29 @@ struct BackendTests {
         for d in Device.openCL { #expect(withNaN.to(d).max().scalar.isNaN, "max with NaN on \(d)") }
     }
 
+    @Test func hostPoolRunsEveryPartOnceFromManyThreadsAndNested() {
+        // The host loops' pool: callers on four threads at once, each with a nested parallelFor;
+        // every index must be visited exactly once per call, whoever runs its part.
+        let n = 1 << 16
+        DispatchQueue.concurrentPerform(iterations: 4) { caller in
+            let counts = UnsafeMutablePointer<UInt8>.allocate(capacity: n)
+            counts.initialize(repeating: 0, count: n)
+            defer { counts.deallocate() }
+            for round in 0..<40 {
+                if round % 2 == 0 {
+                    parallelFor(n, grain: 1 << 10) { r in for i in r { counts[i] &+= 1 } }
+                } else {
+                    parallelFor(8, grain: 1) { outer in                    // parts that split again
+                        for part in outer {
+                            parallelFor(n / 8, grain: 1 << 9) { r in for i in r { counts[part * n / 8 + i] &+= 1 } }
+                        }
+                    }
+                }
+            }
+            #expect((0..<n).allSatisfy { counts[$0] == 40 }, "caller \(caller)")
+        }
+    }
+
     @Test func columnReductionsKeepTheOrderOfOneRow() throws {
         // The host reduces up to 16 columns side by side; each column must still add (and max) in
         // the order of a single row, so summing axis 0 equals summing the transposed rows bit for bit.
