@@ -437,10 +437,10 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         let (ta, tb) = (l.attributes.transposeA, l.attributes.transposeB)
         try set(pack, [.buffer(a.buffer.handle), .ulong(UInt64(g.m * g.k)), .int(Int32(ta ? g.m : g.k)), .int(ta ? 1 : 0),
                        .int(Int32(g.m)), .int(Int32(g.k)), .int(Int32(rows)), .buffer(packedA)])
-        try enqueue(pack, global: [g.k, panelsA, batchA])
+        try enqueue(pack, global: [(g.k + 7) / 8, panelsA, batchA])
         try set(pack, [.buffer(b.buffer.handle), .ulong(UInt64(g.k * g.n)), .int(Int32(tb ? g.k : g.n)), .int(tb ? 0 : 1),
                        .int(Int32(g.n)), .int(Int32(g.k)), .int(Int32(cols)), .buffer(packedB)])
-        try enqueue(pack, global: [g.k, panelsB, batchB])
+        try enqueue(pack, global: [(g.k + 7) / 8, panelsB, batchB])
         let gemm = try kernel("gemm_packed", family: "matmul", dtype: l.dtype)
         try set(gemm, [.int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)),
                        .buffer(packedA), .ulong(UInt64(batchA > 1 ? panelsA * g.k * rows : 0)),
