@@ -246,9 +246,9 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         case buffer(UnsafeMutableRawPointer), int(Int32), ulong(UInt64), int8([Int])
     }
 
-    private func set(_ kernel: cl_kernel, _ args: [Argument]) throws {
+    private func set(_ kernel: cl_kernel, _ args: [Argument], from first: Int = 0) throws {
         for (i, a) in args.enumerated() {
-            let index = cl_uint(i)
+            let index = cl_uint(first + i)
             let status: cl_int
             switch a {
             case .buffer(let h):
@@ -310,8 +310,9 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
     /// (the kernel's last argument).
     private func enqueueExact(_ kernel: cl_kernel, _ args: [Argument], n: Int) throws {
         let main = n <= Self.smallLaunch ? n : n / 64 * 64
+        try set(kernel, args)
         for (offset, count) in [(0, main), (main, n - main)] where count > 0 {
-            try set(kernel, args + [.ulong(UInt64(offset))])
+            try set(kernel, [.ulong(UInt64(offset))], from: args.count)
             try enqueue(kernel, global: [count])
         }
     }
