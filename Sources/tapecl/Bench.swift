@@ -34,7 +34,9 @@ struct Bench: ParsableCommand {
                     print("{" + fields.joined(separator: ", ") + "}")
                 } else {
                     let extras = (m.extra + m.checks).map { "\($0.0) \(String(format: "%.6g", $0.1))" }.joined(separator: ", ")
-                    print(String(format: "%@ %-11@ %-9@ size %-9d %@ median %.4g (min %.4g, max %.4g, %d reps)", w.id, w.name, device.name, size, w.figure, m.median, lo, hi, m.samples.count)
+                    func column(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+                    print("\(w.id) \(column(w.name, 11)) \(column(device.name, 9)) size \(column(String(size), 9)) "
+                          + String(format: "%@ median %.4g (min %.4g, max %.4g, %d reps)", w.figure, m.median, lo, hi, m.samples.count)
                           + (extras.isEmpty ? "" : "; " + extras))
                 }
             }
