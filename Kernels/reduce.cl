@@ -18,15 +18,19 @@
 #define SUM_OP8(p, v) ((p) + (v))
 #define MAX_OP8(p, v) select((p), (v), ((v) > (p)) | isnan(v))   /* lane by lane, as MAX_OP */
 
-#define REDUCE(name, OP, OP8, INIT)                                                                    \
-inline void name##_tree(__local T* p, const T acc, __global T* out, const size_t o) {             \
-    const int l = get_local_id(0);                                                                \
-    p[l] = acc;                                                                                   \
+// The halving tree over the work-group's lanes in local memory p (scalars or T8 columns).
+#define HALVING_TREE(p, l, OP)                                                                    \
     barrier(CLK_LOCAL_MEM_FENCE);                                                                 \
     for (int s = LANES / 2; s > 0; s >>= 1) {                                                     \
         if (l < s) p[l] = OP(p[l], p[l + s]);                                                     \
         barrier(CLK_LOCAL_MEM_FENCE);                                                             \
-    }                                                                                             \
+    }
+
+#define REDUCE(name, OP, OP8, INIT)                                                                    \
+inline void name##_tree(__local T* p, const T acc, __global T* out, const size_t o) {             \
+    const int l = get_local_id(0);                                                                \
+    p[l] = acc;                                                                                   \
+    HALVING_TREE(p, l, OP);                                                                       \
     if (l == 0) out[o] = p[0];                                                                    \
 }                                                                                                 \
 __kernel __attribute__((reqd_work_group_size(LANES, 1, 1)))                                       \
@@ -52,11 +56,7 @@ void reduce_cols8_##name(__global const T* restrict x, __global T* restrict out,
     T8 acc = (T8)(INIT);                                                                          \
     for (int k = l; k < extent; k += LANES) acc = OP8(acc, vload8(0, base + (size_t)k * inner));  \
     p[l] = acc;                                                                                   \
-    barrier(CLK_LOCAL_MEM_FENCE);                                                                 \
-    for (int s = LANES / 2; s > 0; s >>= 1) {                                                     \
-        if (l < s) p[l] = OP8(p[l], p[l + s]);                                                    \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                             \
-    }                                                                                             \
+    HALVING_TREE(p, l, OP8);                                                                      \
     if (l == 0) vstore8(p[0], 0, out + row * inner + col);                                        \
 }                                                                                                 \
 /* Long rows, chunk by chunk: LANES / 8 items, item i running lanes 8i … 8i+7 as one T8, so each  \
