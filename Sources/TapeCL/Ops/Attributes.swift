@@ -1,41 +1,37 @@
-/// Per-call parameters of an op (axes, target shape, transpose flags...). Most ops have none, and
-/// every op's attributes are copied into its launch and its tape entry, so the values live in one
-/// shared box (copied on write): a copy is one reference, not six.
+/// Per-call parameters of an op (axes, target shape, transpose flags...), read and written as
+/// `attributes.axes`. Most ops have none, and every op's attributes are copied into its launch
+/// and its tape entry, so the values live in one shared box (copied on write): a copy is one
+/// reference, not six.
+@dynamicMemberLookup
 package struct Attributes: Sendable {
-    private final class Values: @unchecked Sendable {
-        var axes: [Int] = [], keepDims = false, shape: [Int] = [], strides: [Int] = [], permutation: [Int] = []
-        var transposeA = false, transposeB = false
+    package struct Fields: Sendable {
+        package var axes: [Int] = []
+        package var keepDims = false
+        package var shape: [Int] = []
+        package var strides: [Int] = []
+        package var permutation: [Int] = []
+        package var transposeA = false
+        package var transposeB = false
         /// Output dtype of `cast`, and the input's (for its backward).
-        var dtype: DType? = nil, sourceDType: DType? = nil
+        package var dtype: DType? = nil
+        package var sourceDType: DType? = nil
         /// Target device of `to(_:)`, and the input's (for its backward).
-        var device: Device? = nil, sourceDevice: Device? = nil
-
-        func copy() -> Values {
-            let v = Values()
-            (v.axes, v.keepDims, v.shape, v.strides, v.permutation) = (axes, keepDims, shape, strides, permutation)
-            (v.transposeA, v.transposeB, v.dtype, v.sourceDType, v.device, v.sourceDevice) = (transposeA, transposeB, dtype, sourceDType, device, sourceDevice)
-            return v
-        }
+        package var device: Device? = nil
+        package var sourceDevice: Device? = nil
     }
-    private static let defaults = Values()
-    private var values: Values?
+    private final class Box: @unchecked Sendable {      // mutated only while uniquely referenced
+        var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+    private static let defaults = Fields()
+    private var box: Box?
     package init() {}
 
-    private var read: Values { values ?? Self.defaults }
-    private mutating func write<V>(_ path: ReferenceWritableKeyPath<Values, V>, _ value: V) {
-        if values == nil { values = Values() } else if !isKnownUniquelyReferenced(&values) { values = values!.copy() }
-        values![keyPath: path] = value
+    package subscript<V>(dynamicMember path: WritableKeyPath<Fields, V>) -> V {
+        get { box.map { $0.fields[keyPath: path] } ?? Self.defaults[keyPath: path] }   // one field, not a copy of all
+        set {
+            if box == nil { box = Box(Fields()) } else if !isKnownUniquelyReferenced(&box!) { box = Box(box!.fields) }
+            box!.fields[keyPath: path] = newValue
+        }
     }
-
-    package var axes: [Int] { get { read.axes } set { write(\.axes, newValue) } }
-    package var keepDims: Bool { get { read.keepDims } set { write(\.keepDims, newValue) } }
-    package var shape: [Int] { get { read.shape } set { write(\.shape, newValue) } }
-    package var strides: [Int] { get { read.strides } set { write(\.strides, newValue) } }
-    package var permutation: [Int] { get { read.permutation } set { write(\.permutation, newValue) } }
-    package var transposeA: Bool { get { read.transposeA } set { write(\.transposeA, newValue) } }
-    package var transposeB: Bool { get { read.transposeB } set { write(\.transposeB, newValue) } }
-    package var dtype: DType? { get { read.dtype } set { write(\.dtype, newValue) } }
-    package var sourceDType: DType? { get { read.sourceDType } set { write(\.sourceDType, newValue) } }
-    package var device: Device? { get { read.device } set { write(\.device, newValue) } }
-    package var sourceDevice: Device? { get { read.sourceDevice } set { write(\.sourceDevice, newValue) } }
 }
