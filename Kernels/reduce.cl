@@ -15,8 +15,7 @@
 
 #define SUM_OP(p, v) ((p) + (v))
 #define MAX_OP(p, v) (((v) > (p) || isnan(v)) ? (v) : (p))
-#define SUM_OP8(p, v) ((p) + (v))
-#define MAX_OP8(p, v) select((p), (v), ((v) > (p)) | isnan(v))   /* lane by lane, as MAX_OP */
+#define MAX_OP8(p, v) select((p), (v), ((v) > (p)) | isnan(v))   /* lane by lane, as MAX_OP (SUM_OP serves vectors as is) */
 
 // The halving tree over the work-group's lanes in local memory p (scalars or T8 columns).
 #define HALVING_TREE(p, l, OP)                                                                    \
@@ -84,6 +83,6 @@ void reduce_chunks_##name(__global const T* restrict x, __global T* restrict out
 }
 
 #if IS_FLOAT
-REDUCE(sum, SUM_OP, SUM_OP8, (T)0)
+REDUCE(sum, SUM_OP, SUM_OP, (T)0)
 REDUCE(max, MAX_OP, MAX_OP8, (T)(-INFINITY))
 #endif

@@ -57,5 +57,12 @@ package enum Shape {
         return "[" + (0..<d).map { nested(items.dropFirst($0 * step).prefix(step), shape.dropFirst()) }.joined(separator: ", ") + "]"
     }
 
+    /// Whether `shape` (leading 1s aside) is the trailing part of `output`, so it repeats every row
+    /// (a bias); a single element is a row of length 1.
+    package static func isRow(_ shape: [Int], of output: [Int]) -> Bool {
+        let core = shape.drop { $0 == 1 }
+        return core.isEmpty || (core.count < output.count && Array(core) == Array(output.suffix(core.count)))
+    }
+
     package static func describe(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
 }

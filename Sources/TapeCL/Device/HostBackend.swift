@@ -73,6 +73,7 @@ package enum ReduceOrder {
     @inline(__always)
     static func lanes<T: BinaryFloatingPoint>(_ x: UnsafePointer<T>, extent: Int, stride: Int, width: Int = 1, _ kind: ReduceKind,
                                               into out: UnsafeMutablePointer<T>) {
+        precondition(width <= maxWidth, "ReduceOrder.lanes: \(width) columns, at most \(maxWidth)")
         let initial: T = kind == .sum ? 0 : -.infinity
         withUnsafeTemporaryAllocation(of: T.self, capacity: lanes * maxWidth) { buffer in
             let p = buffer.baseAddress!
@@ -253,7 +254,7 @@ final class HostBackend: Backend {
         init(_ shape: [Int], of output: [Int]) {
             if shape == output { self = .full }
             else if Shape.count(shape) == 1 { self = .single }
-            else if HostBackend.isRow(shape, of: output) { self = .row(length: Shape.count(shape)) }
+            else if Shape.isRow(shape, of: output) { self = .row(length: Shape.count(shape)) }
             else { self = .strided(shape: output, strides: Shape.broadcastStrides(shape, to: output)) }
         }
 
@@ -278,13 +279,6 @@ final class HostBackend: Backend {
                 forEachOffset(shape, strides, strides, i..<i + m) { index, offset, _ in out[index - i] = p[offset].double }
             }
         }
-    }
-
-    /// Whether `shape` (leading 1s aside) is the trailing part of `output`, so it repeats every row;
-    /// a single element is a row of length 1.
-    static func isRow(_ shape: [Int], of output: [Int]) -> Bool {
-        let core = shape.drop { $0 == 1 }
-        return core.isEmpty || (core.count < output.count && Array(core) == Array(output.suffix(core.count)))
     }
 
     private func gather<T: HostScalar>(_ l: Launch, _: T.Type) {

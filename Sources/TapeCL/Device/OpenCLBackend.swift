@@ -338,8 +338,8 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         if Shape.count(a) == 1 && b == output { return .sv }
         if Shape.count(b) == 1 && a == output { return .vs }
         if Shape.count(output) <= Int(Int32.max) {                   // the row index is taken in 32 bits
-            if a == output && HostBackend.isRow(b, of: output) { return .vr }
-            if b == output && HostBackend.isRow(a, of: output) { return .rv }
+            if a == output && Shape.isRow(b, of: output) { return .vr }
+            if b == output && Shape.isRow(a, of: output) { return .rv }
         }
         return .g
     }
