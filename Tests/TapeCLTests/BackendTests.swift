@@ -48,6 +48,25 @@ struct BackendTests {
         }
     }
 
+    /// The C conversion loops (AVX2 or baseline, chosen at load time) give Swift's own conversions
+    /// bit for bit: halfway cases, float32 overflow and underflow, subnormals, NaN payloads, ±0, ±∞.
+    @Test func hostFloatConversionsMatchSwift() {
+        var rng = SplitMix64(seed: 11)
+        var doubles: [Double] = [0, -0.0, .nan, -.nan, Double(bitPattern: 0x7FF0_0000_0000_0001), .infinity, -.infinity,
+                                 1 + 0x1p-24, 1 + 0x1p-24 + 0x1p-52, 1 + 3 * 0x1p-24, 0x1p-149, 0x1p-150, 0x1.8p-150, 0x1p-127,
+                                 Double(Float.greatestFiniteMagnitude) * (1 + 0x1p-25), 3.5e38, -1e39, 1e-300, .leastNonzeroMagnitude]
+        doubles += (0..<4099).map { _ in Double(bitPattern: rng.next()) }             // every exponent, odd length
+        let floats: [Float] = doubles.map { Float($0) } + [.nan, .leastNonzeroMagnitude, -.greatestFiniteMagnitude, -0.0]
+        var widened = [Double](repeating: 1, count: floats.count), narrowed = [Float](repeating: 1, count: doubles.count)
+        var rounded = doubles
+        floats.withUnsafeBufferPointer { f in widened.withUnsafeMutableBufferPointer { HostMath.widen(f.baseAddress!, $0.baseAddress!, f.count) } }
+        doubles.withUnsafeBufferPointer { d in narrowed.withUnsafeMutableBufferPointer { HostMath.narrow(d.baseAddress!, $0.baseAddress!, d.count) } }
+        rounded.withUnsafeMutableBufferPointer { HostMath.round($0.baseAddress!, $0.count) }
+        #expect(zip(floats, widened).allSatisfy { Double($0).bitPattern == $1.bitPattern })
+        #expect(zip(doubles, narrowed).allSatisfy { Float($0).bitPattern == $1.bitPattern })
+        #expect(zip(doubles, rounded).allSatisfy { Double(Float($0)).bitPattern == $1.bitPattern })
+    }
+
     /// The host's elementwise loops run in blocks of 1024 split over the cores: operands that
     /// repeat by rows (rows longer and shorter than a block, cut by a worker's boundary) or broadcast
     /// in general give the plain nested loop's values.

@@ -9,4 +9,10 @@ void tapecl_sin(const double *x, double *out, long n);
 void tapecl_cos(const double *x, double *out, long n);
 void tapecl_exp(const double *x, double *out, long n);
 
+// The float32 <-> float64 conversions around every host block loop: out[i] = x[i] widened or
+// narrowed, and x[i] rounded to float32 in place (as a float32 kernel would store it).
+void tapecl_widen(const float *x, double *out, long n);
+void tapecl_narrow(const double *x, float *out, long n);
+void tapecl_round(double *x, long n);
+
 #endif

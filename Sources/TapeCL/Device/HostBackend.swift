@@ -82,7 +82,8 @@ package enum ReduceOrder {
             while k < extent {
                 let n = Swift.min(lanes, extent - k)
                 if kind == .sum && width == 1 && stride == 1 {            // one contiguous row: vectorise over lanes
-                    for l in 0..<n { p[l] += x[k + l] }
+                    let src = x + k                                         // (an offset inside the loop, overflow-checked, kept it scalar)
+                    for l in 0..<n { p[l] += src[l] }
                 } else {
                     for l in 0..<n {
                         let (src, dst) = (x + (k + l) * stride, p + l * width)
@@ -184,7 +185,7 @@ final class HostBackend: Backend {
                 case .unary(_, let f, let a): f(s + a * stride, out, m)
                 case .binary(_, let f, let a, let b): f(s + a * stride, s + b * stride, out, m)
                 }
-                if T.self != Double.self { for t in 0..<m { out[t] = T.fromDouble(out[t]).double } }
+                if k < p.steps.count - 1 { Self.round(out, m, to: T.self) }   // the last step is rounded by the store
             }
             Self.store(s + (p.steps.count - 1) * stride, m, into: o + i)
         }
@@ -220,7 +221,22 @@ final class HostBackend: Backend {
     /// Converts `m` float64 results into the output's element type.
     @inline(__always)
     private static func store<T: HostScalar>(_ values: UnsafeMutablePointer<Double>, _ m: Int, into out: UnsafeMutablePointer<T>) {
+        if T.self == Float.self { return HostMath.narrow(values, UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self), m) }
         for k in 0..<m { out[k] = .fromDouble(values[k]) }
+    }
+
+    /// Rounds `m` float64 values to `T` and back, as storing and reloading them would.
+    @inline(__always)
+    private static func round<T: HostScalar>(_ values: UnsafeMutablePointer<Double>, _ m: Int, to: T.Type) {
+        if T.self == Float.self { return HostMath.round(values, m) }
+        if T.self != Double.self { for t in 0..<m { values[t] = T.fromDouble(values[t]).double } }
+    }
+
+    /// `out[k] = src[k]` as float64 (float32 through CHostMath's AVX2 loop).
+    @inline(__always)
+    static func widen<T: HostScalar>(_ src: UnsafeMutablePointer<T>, _ m: Int, into out: UnsafeMutablePointer<Double>) {
+        if T.self == Float.self { return HostMath.widen(UnsafeRawPointer(src).assumingMemoryBound(to: Float.self), out, m) }
+        for k in 0..<m { out[k] = src[k].double }
     }
 
     /// Runs `body(start, count, scratch, stride)` over `0..<n` in blocks of at most ``block``, both
@@ -263,16 +279,15 @@ final class HostBackend: Backend {
         func load<T: HostScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int, _ m: Int, into out: UnsafeMutablePointer<Double>) {
             switch self {
             case .full:
-                let src = p + i                                  // offsets outside the loops, so they vectorise
-                for k in 0..<m { out[k] = src[k].double }
+                HostBackend.widen(p + i, m, into: out)
             case .single:
                 let v = p[0].double
                 for k in 0..<m { out[k] = v }
             case .row(let length):
                 var (k, j) = (0, i % length)
                 while k < m {
-                    let (run, src, dst) = (min(length - j, m - k), p + j, out + k)
-                    for t in 0..<run { dst[t] = src[t].double }
+                    let run = min(length - j, m - k)
+                    HostBackend.widen(p + j, run, into: out + k)
                     k += run; j = 0
                 }
             case .strided(let shape, let strides):
