@@ -76,3 +76,24 @@ CLONES void tapecl_exp(const double *x, double *o, long n) {
 CLONES void tapecl_widen(const float *x, double *out, long n) { for (long i = 0; i < n; i++) out[i] = x[i]; }
 CLONES void tapecl_narrow(const double *x, float *out, long n) { for (long i = 0; i < n; i++) out[i] = (float)x[i]; }
 CLONES void tapecl_round(double *x, long n) { for (long i = 0; i < n; i++) x[i] = (float)x[i]; }
+
+// narrow with non-temporal stores, for outputs larger than the last-level cache: the stores skip
+// the cache, so the output's lines are not read first (a third of the traffic of a
+// read-one-write-one pass). Fenced, so the values are visible to whoever reads them next.
+CLONES void tapecl_narrow_stream(const double *x, float *out, long n) {
+    typedef float f8 __attribute__((vector_size(32)));
+    typedef double d8 __attribute__((vector_size(64)));
+    long i = 0;
+    for (; i < n && ((uintptr_t)(out + i) & 31) != 0; i++) out[i] = (float)x[i];
+    for (; i + 8 <= n; i += 8) {
+        d8 d;
+        memcpy(&d, x + i, sizeof d);
+        __builtin_nontemporal_store(__builtin_convertvector(d, f8), (f8 *)(out + i));
+    }
+    for (; i < n; i++) out[i] = (float)x[i];
+#if defined(__x86_64__)
+    __builtin_ia32_sfence();
+#else
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}

@@ -48,8 +48,8 @@ struct BackendTests {
         }
     }
 
-    /// The C conversion loops (AVX2 or baseline, chosen at load time) give Swift's own conversions
-    /// bit for bit: halfway cases, float32 overflow and underflow, subnormals, NaN payloads, ±0, ±∞.
+    /// The C conversion loops (AVX2 or baseline, chosen at load time; cached or streaming stores)
+    /// give Swift's own conversions bit for bit: halfway cases, float32 overflow and underflow, subnormals, NaN payloads, ±0, ±∞.
     @Test func hostFloatConversionsMatchSwift() {
         var rng = SplitMix64(seed: 11)
         var doubles: [Double] = [0, -0.0, .nan, -.nan, Double(bitPattern: 0x7FF0_0000_0000_0001), .infinity, -.infinity,
@@ -62,15 +62,23 @@ struct BackendTests {
         floats.withUnsafeBufferPointer { f in widened.withUnsafeMutableBufferPointer { HostMath.widen(f.baseAddress!, $0.baseAddress!, f.count) } }
         doubles.withUnsafeBufferPointer { d in narrowed.withUnsafeMutableBufferPointer { HostMath.narrow(d.baseAddress!, $0.baseAddress!, d.count) } }
         rounded.withUnsafeMutableBufferPointer { HostMath.round($0.baseAddress!, $0.count) }
+        // Non-temporal stores: an unaligned start (one float in) and an odd length.
+        var streamed = [Float](repeating: 1, count: doubles.count + 1)
+        doubles.withUnsafeBufferPointer { d in
+            streamed.withUnsafeMutableBufferPointer { HostMath.narrow(d.baseAddress!, $0.baseAddress! + 1, d.count, streaming: true) }
+        }
         #expect(zip(floats, widened).allSatisfy { Double($0).bitPattern == $1.bitPattern })
         #expect(zip(doubles, narrowed).allSatisfy { Float($0).bitPattern == $1.bitPattern })
+        #expect(streamed[0] == 1 && zip(doubles, streamed.dropFirst()).allSatisfy { Float($0).bitPattern == $1.bitPattern })
         #expect(zip(doubles, rounded).allSatisfy { Double(Float($0)).bitPattern == $1.bitPattern })
     }
 
     /// The host's elementwise loops run in blocks of 1024 split over the cores: operands that
     /// repeat by rows (rows longer and shorter than a block, cut by a worker's boundary) or broadcast
-    /// in general give the plain nested loop's values.
-    @Test(arguments: [([50, 1500], [1500]), ([1500], [50, 1500]), ([30000, 3], [3]), ([7, 1, 5], [4, 1]), ([70000], [])])
+    /// in general give the plain nested loop's values; so do outputs beyond `streamingBytes`, stored
+    /// around the cache (a row operand, and a fused chain with one element).
+    @Test(arguments: [([50, 1500], [1500]), ([1500], [50, 1500]), ([30000, 3], [3]), ([7, 1, 5], [4, 1]), ([70000], []),
+                      ([2, 4_194_305], [4_194_305]), ([8_388_609], [])])
     func hostBroadcastingInBlocks(_ shapes: ([Int], [Int])) {
         let (sa, sb) = shapes
         let a = Tensor.randomNormal(shape: sa, seed: 1, on: .host), b = Tensor.randomNormal(shape: sb, seed: 2, on: .host)

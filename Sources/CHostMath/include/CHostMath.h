@@ -13,6 +13,7 @@ void tapecl_exp(const double *x, double *out, long n);
 // narrowed, and x[i] rounded to float32 in place (as a float32 kernel would store it).
 void tapecl_widen(const float *x, double *out, long n);
 void tapecl_narrow(const double *x, float *out, long n);
+void tapecl_narrow_stream(const double *x, float *out, long n);
 void tapecl_round(double *x, long n);
 
 #endif

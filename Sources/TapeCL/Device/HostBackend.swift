@@ -176,7 +176,7 @@ final class HostBackend: Backend {
     /// after every op as separate launches would store them.
     private func fused<T: HostScalar>(_ l: Launch, _ p: FusedProgram, _: T.Type) {
         let inputs = l.inputs.map { $0.buffer.handle.assumingMemoryBound(to: T.self) }
-        let o = l.output.handle.assumingMemoryBound(to: T.self)
+        let o = l.output.handle.assumingMemoryBound(to: T.self), streaming = Self.streams(l)
         blocks(Shape.count(l.shape), scratch: p.steps.count) { i, m, s, stride in
             for (k, step) in p.steps.enumerated() {
                 let out = s + k * stride
@@ -187,41 +187,46 @@ final class HostBackend: Backend {
                 }
                 if k < p.steps.count - 1 { Self.round(out, m, to: T.self) }   // the last step is rounded by the store
             }
-            Self.store(s + (p.steps.count - 1) * stride, m, into: o + i)
+            Self.store(s + (p.steps.count - 1) * stride, m, into: o + i, streaming: streaming)
         }
     }
 
     /// Elements per block: the host loops run on float64 blocks that stay in the L1 cache.
     static let block = 1024
 
+    /// Outputs of at least this many bytes are written around the cache (non-temporal stores):
+    /// larger than a last-level cache, they would only evict what the next op reads.
+    static let streamingBytes = 32 << 20
+    private static func streams(_ l: Launch) -> Bool { Shape.count(l.shape) * l.dtype.byteSize >= streamingBytes }
+
     private func unary<T: HostScalar>(_ l: Launch, _ f: UnaryLoop, _: T.Type) {
         let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self)
-        let o = l.output.handle.assumingMemoryBound(to: T.self)
+        let o = l.output.handle.assumingMemoryBound(to: T.self), streaming = Self.streams(l)
         blocks(Shape.count(l.shape), scratch: 2) { i, m, s, stride in
             Layout.full.load(x, i, m, into: s)
             f(s, s + stride, m)
-            Self.store(s + stride, m, into: o + i)
+            Self.store(s + stride, m, into: o + i, streaming: streaming)
         }
     }
 
     private func binary<T: HostScalar>(_ l: Launch, _ f: BinaryLoop, _: T.Type) {
         let (a, b) = (l.inputs[0], l.inputs[1])
         let pa = a.buffer.handle.assumingMemoryBound(to: T.self), pb = b.buffer.handle.assumingMemoryBound(to: T.self)
-        let o = l.output.handle.assumingMemoryBound(to: T.self)
+        let o = l.output.handle.assumingMemoryBound(to: T.self), streaming = Self.streams(l)
         let (la, lb) = (Layout(a.shape, of: l.shape), Layout(b.shape, of: l.shape))
         blocks(Shape.count(l.shape), scratch: 3) { i, m, s, stride in
             let (as_, bs, os) = (s, s + stride, s + 2 * stride)
             la.load(pa, i, m, into: as_)
             lb.load(pb, i, m, into: bs)
             f(as_, bs, os, m)
-            Self.store(os, m, into: o + i)
+            Self.store(os, m, into: o + i, streaming: streaming)
         }
     }
 
     /// Converts `m` float64 results into the output's element type.
     @inline(__always)
-    private static func store<T: HostScalar>(_ values: UnsafeMutablePointer<Double>, _ m: Int, into out: UnsafeMutablePointer<T>) {
-        if T.self == Float.self { return HostMath.narrow(values, UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self), m) }
+    private static func store<T: HostScalar>(_ values: UnsafeMutablePointer<Double>, _ m: Int, into out: UnsafeMutablePointer<T>, streaming: Bool) {
+        if T.self == Float.self { return HostMath.narrow(values, UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self), m, streaming: streaming) }
         for k in 0..<m { out[k] = .fromDouble(values[k]) }
     }
 

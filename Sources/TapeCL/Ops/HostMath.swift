@@ -30,9 +30,12 @@ package enum HostMath {
     package static let exp: UnaryLoop = { x, o, n in tapecl_exp(x, o, n) }
 
     /// The float32 conversions around the block loops, in the same C target for the same reason:
-    /// `out[i] = x[i]` widened, `out[i] = Float(x[i])`, and `x[i] = Double(Float(x[i]))` in place
+    /// `out[i] = x[i]` widened, `out[i] = Float(x[i])` (`streaming`: with non-temporal stores, for
+    /// outputs larger than the cache), and `x[i] = Double(Float(x[i]))` in place
     /// (a value rounded as a float32 kernel would store it). Exactly Swift's conversions.
     @inline(__always) package static func widen(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Double>, _ n: Int) { tapecl_widen(x, out, n) }
-    @inline(__always) package static func narrow(_ x: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Float>, _ n: Int) { tapecl_narrow(x, out, n) }
+    @inline(__always) package static func narrow(_ x: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Float>, _ n: Int, streaming: Bool = false) {
+        if streaming { tapecl_narrow_stream(x, out, n) } else { tapecl_narrow(x, out, n) }
+    }
     @inline(__always) package static func round(_ x: UnsafeMutablePointer<Double>, _ n: Int) { tapecl_round(x, n) }
 }
