@@ -13,7 +13,7 @@ import Foundation
 package final class Op: Sendable {
     package typealias VJP = @Sendable (_ saved: Saved, _ dy: Tensor) -> [Tensor?]
     package typealias JVP = @Sendable (_ saved: Saved, _ dx: [Tensor?]) -> Tensor?
-    package typealias ShapeRule = @Sendable (_ inputs: [[Int]], _ attributes: Attributes) throws -> [Int]
+    package typealias ShapeRule = @Sendable (_ inputs: InputShapes, _ attributes: Attributes) throws -> [Int]
 
     package let name: String
     package let arity: Int
@@ -46,6 +46,12 @@ package final class Op: Sendable {
         self.jvp = jvp
         self.sampleDomain = sampleDomain
     }
+}
+
+/// The inputs' shapes as a shape rule reads them, `shapes[i]`, without building an array per op.
+package struct InputShapes {
+    let inputs: [Tensor]
+    package subscript(i: Int) -> [Int] { inputs[i].shape }
 }
 
 /// What an entry on the tape keeps for its op's backward rule. Saving less frees memory sooner:
@@ -125,7 +131,7 @@ extension Op {
         if floatOnly && !inDType.isFloatingPoint {
             throw TapeError.dtype("\(name): \(inDType) is not supported (float32 and float64 are)")
         }
-        let outShape = try shape(inputs.map(\.shape), attributes)
+        let outShape = try shape(InputShapes(inputs: inputs), attributes)
         let dtype = attributes.dtype ?? inDType
         switch forward {
         case .alias:
