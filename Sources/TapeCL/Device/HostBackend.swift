@@ -202,6 +202,12 @@ final class HostBackend: Backend {
     private func unary<T: HostScalar>(_ l: Launch, _ f: UnaryLoop, _: T.Type) {
         let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self)
         let o = l.output.handle.assumingMemoryBound(to: T.self), streaming = Self.streams(l)
+        if Shape.count(l.shape) == 1 {                          // a scalar (W1's chains): no blocks, no threads
+            var (v, r) = (x[0].double, 0.0)
+            f(&v, &r, 1)
+            o[0] = .fromDouble(r)
+            return
+        }
         blocks(Shape.count(l.shape), scratch: 2) { i, m, s, stride in
             Layout.full.load(x, i, m, into: s)
             f(s, s + stride, m)
@@ -213,6 +219,12 @@ final class HostBackend: Backend {
         let (a, b) = (l.inputs[0], l.inputs[1])
         let pa = a.buffer.handle.assumingMemoryBound(to: T.self), pb = b.buffer.handle.assumingMemoryBound(to: T.self)
         let o = l.output.handle.assumingMemoryBound(to: T.self), streaming = Self.streams(l)
+        if Shape.count(l.shape) == 1 {                          // one element out: each operand has one too
+            var (va, vb, r) = (pa[0].double, pb[0].double, 0.0)
+            f(&va, &vb, &r, 1)
+            o[0] = .fromDouble(r)
+            return
+        }
         let (la, lb) = (Layout(a.shape, of: l.shape), Layout(b.shape, of: l.shape))
         blocks(Shape.count(l.shape), scratch: 3) { i, m, s, stride in
             let (as_, bs, os) = (s, s + stride, s + 2 * stride)
