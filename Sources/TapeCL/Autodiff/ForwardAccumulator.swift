@@ -11,7 +11,7 @@
 /// acc.jvp(z)                      // cos(9)·6 ≈ -5.4668
 /// ```
 public final class ForwardAccumulator: @unchecked Sendable {
-    private var tangents: [UInt64: Tensor] = [:]
+    private var tangents: [TensorID: Tensor] = [:]
     private var variableTangents: [ObjectIdentifier: Tensor] = [:]
     private var paused = 0
 

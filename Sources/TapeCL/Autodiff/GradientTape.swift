@@ -23,20 +23,20 @@ public final class GradientTape: @unchecked Sendable {
 
     struct Entry {
         let op: Op
-        let inputIDs: [UInt64]
-        let outputID: UInt64
+        let inputIDs: [TensorID]
+        let outputID: TensorID
         var saved: Saved?
     }
     var entries: [Entry] = []
     /// Ids of the tensors this tape differentiates through: watched, read variables, recorded outputs.
-    var tracked: Set<UInt64> = []
+    var tracked: Set<TensorID> = []
     private(set) var variables: [Variable] = []
-    var variableReads: [ObjectIdentifier: Set<UInt64>] = [:]
+    var variableReads: [ObjectIdentifier: Set<TensorID>] = [:]
     private var paused = 0
     private var consumed = false
     // For `explainGradient`: what was seen while stopped, and before `reset()`.
-    var usedWhilePaused: Set<UInt64> = []
-    var beforeReset: Set<UInt64> = []
+    var usedWhilePaused: Set<TensorID> = []
+    var beforeReset: Set<TensorID> = []
     var variablesBeforeReset: Set<ObjectIdentifier> = []
 
     /// - Parameters:
@@ -113,7 +113,7 @@ public final class GradientTape: @unchecked Sendable {
         guard needs.contains(true) else { return }
         guard paused == 0 else { usedWhilePaused.formUnion(inputs.map(\.id)); return }
         let keep: [Tensor?] = switch op.saves {
-        case .nothing, .output: Array(repeating: nil, count: inputs.count)
+        case .nothing, .output: []                          // the rule reads no input
         case .inputs, .inputsAndOutput: inputs
         case .crossed: inputs.indices.map { needs[inputs.count - 1 - $0] ? inputs[$0] : nil }
         }
@@ -170,13 +170,13 @@ public final class GradientTape: @unchecked Sendable {
     }
 
     /// The tape walk: cotangents flow from `target` back to the `wanted` ids.
-    private func backward(from target: Tensor, seed: Tensor, to wanted: Set<UInt64>) throws -> [UInt64: Tensor] {
+    private func backward(from target: Tensor, seed: Tensor, to wanted: Set<TensorID>) throws -> [TensorID: Tensor] {
         if !persistent { paused += 1 }      // a one-shot tape does not record its own backward pass
         defer { if !persistent { paused -= 1 } }
         let n = entries.count               // a persistent tape may record onto itself meanwhile
         var reach = wanted                  // ids that depend on a source: only these need cotangents
         for e in entries[..<n] where e.inputIDs.contains(where: reach.contains) { reach.insert(e.outputID) }
-        var cotangents = [target.id: seed], found: [UInt64: Tensor] = [:]
+        var cotangents = [target.id: seed], found: [TensorID: Tensor] = [:]
         for k in stride(from: n - 1, through: 0, by: -1) {
             let output = entries[k].outputID
             guard let dy = cotangents.removeValue(forKey: output) else { continue }                 // pop = free
@@ -202,7 +202,7 @@ public final class GradientTape: @unchecked Sendable {
 
     /// The tensor ids standing for a source on this tape: a tensor's own id when watched, every
     /// value a variable had when this tape saw it read.
-    func sourceIDs(_ source: any TensorConvertible) -> [UInt64] {
+    func sourceIDs(_ source: any TensorConvertible) -> [TensorID] {
         if let v = source as? Variable { return Array(variableReads[ObjectIdentifier(v)] ?? []) }
         if let t = source as? Tensor, tracked.contains(t.id) { return [t.id] }
         return []

@@ -3,10 +3,25 @@ import Synchronization
 
 private let nextTensorID = Atomic<UInt64>(1)
 
+/// A tensor's identity on tapes and accumulators: a number from a process-wide counter.
+///
+/// Tapes look ids up a few dozen times per recorded op, so the hash is a two-multiply mix of the
+/// number with the table's seed (SplitMix64's finalizer), not the general SipHash of `Hasher`.
+package struct TensorID: Hashable, Sendable {
+    let raw: UInt64
+    package func hash(into hasher: inout Hasher) { hasher.combine(raw) }
+    package func _rawHashValue(seed: Int) -> Int {
+        var z = raw ^ UInt64(bitPattern: Int64(seed))
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int(truncatingIfNeeded: z ^ (z >> 31))
+    }
+}
+
 /// Storage and identity of a tensor; copies of a `Tensor` share one handle, reshapes share the buffer.
 /// A large elementwise result may be pending (see ``Fusion``): its buffer is computed on first use.
 package final class TensorHandle: Sendable {
-    let id: UInt64
+    let id: TensorID
     let shape: [Int]
     let dtype: DType
     let core: DeviceCore
@@ -16,12 +31,12 @@ package final class TensorHandle: Sendable {
     package let lazy: Lazy?
 
     init(buffer: Buffer, shape: [Int], dtype: DType) {
-        id = nextTensorID.add(1, ordering: .relaxed).newValue
+        id = TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue)
         (self.shape, self.dtype, core, eager, lazy) = (shape, dtype, buffer.core, buffer, nil)
     }
 
     init(pending expression: Expression, shape: [Int], dtype: DType, core: DeviceCore) {
-        id = nextTensorID.add(1, ordering: .relaxed).newValue
+        id = TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue)
         (self.shape, self.dtype, self.core, eager, lazy) = (shape, dtype, core, nil, Lazy(expression))
     }
 
@@ -62,7 +77,7 @@ public struct Tensor: @unchecked Sendable {
     public var count: Int { Shape.count(handle.shape) }
     /// Bytes of this tensor's elements.
     public var byteCount: Int { count * dtype.byteSize }
-    package var id: UInt64 { handle.id }
+    package var id: TensorID { handle.id }
     package var buffer: Buffer { handle.buffer }
     /// Whether the elements wait to be computed by a fused kernel (see ``Fusion``).
     package var isPending: Bool { handle.lazy?.expression != nil }

@@ -65,6 +65,7 @@ package enum Saves: Sendable {
 /// The values a rule sees: saved inputs and output, attributes, input shapes, and which inputs
 /// need a cotangent.
 package struct Saved: @unchecked Sendable {
+    /// The inputs the op's ``Saves`` keeps (`nil` where `.crossed` drops one); empty when it keeps none.
     package var inputs: [Tensor?]
     package var output: Tensor?
     package let attributes: Attributes
