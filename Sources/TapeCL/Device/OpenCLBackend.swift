@@ -19,6 +19,11 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
     private var programs: [String: Result<cl_program, Unsupported>] = [:]
     private struct KernelKey: Hashable { let name: String, family: String, dtype: DType, source: DType? }
     private var kernels: [KernelKey: cl_kernel] = [:]
+    /// Elementwise kernels by the table's op name, their kind and element type: every launch looks
+    /// one up, so the key is not a kernel name built per launch (a third of TapeCL's enqueue cost).
+    private struct ElementwiseKey: Hashable { let op: String, kind: ElementwiseKind, dtype: DType }
+    private enum ElementwiseKind: Hashable { case unary, fixup, fixup8, binary(BinaryVariant) }
+    private var elementwise: [ElementwiseKey: cl_kernel] = [:]
     /// Every program build so far (from source or a cached binary), for `tapecl devices --build-kernels`.
     private var builds: [ProgramBuild] = []
 
@@ -137,6 +142,20 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
             throw Unsupported(reason: "no kernel \(name) in \(family) for \(dtype) (\(clErrorName(status)))")
         }
         kernels[key] = k
+        return k
+    }
+
+    private func kernel(_ kind: ElementwiseKind, _ op: String, dtype: DType) throws -> cl_kernel {
+        let key = ElementwiseKey(op: op, kind: kind, dtype: dtype)
+        if let k = elementwise[key] { return k }
+        let name = switch kind {
+        case .unary: "unary_" + op
+        case .fixup: "fixup_" + op
+        case .fixup8: "fixup8_" + op
+        case .binary(let variant): "binary_\(op)_\(variant.rawValue)"
+        }
+        let k = try kernel(name, family: "elementwise", dtype: dtype)
+        elementwise[key] = k
         return k
     }
 
@@ -353,14 +372,14 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
             let args: [Argument] = [.buffer(l.inputs[0].buffer.handle), out]
             let fixup = l.dtype == .float32 && Self.hasFixup(name)
             if !fixup || n > Self.smallLaunch {
-                try enqueueExact(try kernel("unary_" + name, family: "elementwise", dtype: l.dtype), args, n: n)
+                try enqueueExact(try kernel(.unary, name, dtype: l.dtype), args, n: n)
             }
             if fixup {
-                let single = try kernel("fixup_" + name, family: "elementwise", dtype: l.dtype)
+                let single = try kernel(.fixup, name, dtype: l.dtype)
                 if n <= Self.smallLaunch {
                     try enqueueExact(single, args + [.int(1)], n: n)                  // the only pass
                 } else {
-                    try enqueueExact(try kernel("fixup8_" + name, family: "elementwise", dtype: l.dtype), args, n: n / 8)
+                    try enqueueExact(try kernel(.fixup8, name, dtype: l.dtype), args, n: n / 8)
                     try set(single, args + [.int(0), .ulong(UInt64(n / 8 * 8))])     // the last n % 8
                     try enqueue(single, global: [n % 8])
                 }
@@ -368,7 +387,7 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         case .binary(let name, _):
             let (a, b) = (l.inputs[0], l.inputs[1])
             let variant = Self.binaryVariant(a.shape, b.shape, output: l.shape)
-            let k = try kernel("binary_\(name)_\(variant.rawValue)", family: "elementwise", dtype: l.dtype)
+            let k = try kernel(.binary(variant), name, dtype: l.dtype)
             var args: [Argument] = [.buffer(a.buffer.handle), .buffer(b.buffer.handle), out]
             if variant == .vr || variant == .rv { args.append(.int(Int32(Shape.count(variant == .vr ? b.shape : a.shape)))) }
             if variant == .g {
