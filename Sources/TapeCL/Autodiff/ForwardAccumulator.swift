@@ -54,8 +54,8 @@ public final class ForwardAccumulator: @unchecked Sendable {
         guard dx.contains(where: { $0 != nil }) else { return }
         paused += 1                         // the rule's own ops carry no tangent of this accumulator
         defer { paused -= 1 }
-        let saved = Saved(inputs: inputs, output: output, attributes: attributes, shapes: inputs.map(\.shape),
-                          needs: dx.map { $0 != nil })
+        let saved = Saved(inputs: zip(inputs, dx).map { Saved.Input(shape: $0.shape, needs: $1 != nil, value: $0) },
+                          output: output, attributes: attributes)
         guard let t = op.jvp(saved, dx) else { return }
         tangents[output.id] = t.shape == output.shape ? t : t.broadcast(to: output.shape)   // broadcast, once
     }

@@ -109,19 +109,20 @@ public final class GradientTape: @unchecked Sendable {
     }
 
     func record(_ op: Op, _ inputs: [Tensor], _ output: Tensor, _ attributes: Attributes) {
-        let needs = inputs.map { tracked.contains($0.id) }
-        guard needs.contains(true) else { return }
+        var slots = inputs.map { Saved.Input(shape: $0.shape, needs: tracked.contains($0.id), value: nil) }
+        guard slots.contains(where: \.needs) else { return }
         guard paused == 0 else { usedWhilePaused.formUnion(inputs.map(\.id)); return }
-        let keep: [Tensor?] = switch op.saves {
-        case .nothing, .output: []                          // the rule reads no input
-        case .inputs, .inputsAndOutput: inputs
-        case .crossed: inputs.indices.map { needs[inputs.count - 1 - $0] ? inputs[$0] : nil }
+        for i in slots.indices {
+            let keep = switch op.saves {
+            case .nothing, .output: false
+            case .inputs, .inputsAndOutput: true
+            case .crossed: slots[slots.count - 1 - i].needs
+            }
+            if keep { _ = inputs[i].buffer; slots[i].value = inputs[i] }   // a pending value the backward reads is computed once, now
         }
         let keepOutput: Bool = switch op.saves { case .output, .inputsAndOutput: true; default: false }
-        for t in keep { _ = t?.buffer }                     // a pending value the backward reads is computed once, now
         if keepOutput { _ = output.buffer }
-        let saved = Saved(inputs: keep, output: keepOutput ? output : nil, attributes: attributes,
-                          shapes: inputs.map(\.shape), needs: needs)
+        let saved = Saved(inputs: slots, output: keepOutput ? output : nil, attributes: attributes)
         entries.append(Entry(op: op, inputIDs: inputs.map(\.id), outputID: output.id, saved: saved))
         tracked.insert(output.id)
     }
@@ -184,10 +185,10 @@ public final class GradientTape: @unchecked Sendable {
             // A one-shot tape moves the saved values out: they go back to the allocator after this step.
             guard var saved = persistent ? entries[k].saved : entries[k].saved.take() else { continue }
             let inputs = entries[k].inputIDs
-            for i in saved.needs.indices where saved.needs[i] && !reach.contains(inputs[i]) { saved.needs[i] = false }
-            guard saved.needs.contains(true) else { continue }
-            for (i, g) in entries[k].op.vjp(saved, dy).enumerated() where saved.needs[i] {
-                guard let g = g?.summed(toShape: saved.shapes[i]) else { continue }                 // unbroadcast, once
+            for i in saved.inputs.indices where saved.inputs[i].needs && !reach.contains(inputs[i]) { saved.inputs[i].needs = false }
+            guard saved.inputs.contains(where: \.needs) else { continue }
+            for (i, g) in entries[k].op.vjp(saved, dy).enumerated() where saved.inputs[i].needs {
+                guard let g = g?.summed(toShape: saved.inputs[i].shape) else { continue }           // unbroadcast, once
                 cotangents[inputs[i]] = cotangents[inputs[i]].map { $0 + g } ?? g
             }
         }

@@ -48,10 +48,19 @@ package final class Op: Sendable {
     }
 }
 
-/// The inputs' shapes as a shape rule reads them, `shapes[i]`, without building an array per op.
+/// The inputs' shapes as shape rules and backward rules read them, `shapes[i]`, without building
+/// an array per op: from the op's inputs, or from what a tape entry saved.
 package struct InputShapes {
-    let inputs: [Tensor]
-    package subscript(i: Int) -> [Int] { inputs[i].shape }
+    private enum Source { case tensors([Tensor]), saved([Saved.Input]) }
+    private let source: Source
+    init(inputs: [Tensor]) { source = .tensors(inputs) }
+    init(saved: [Saved.Input]) { source = .saved(saved) }
+    package subscript(i: Int) -> [Int] {
+        switch source { case .tensors(let t): t[i].shape; case .saved(let s): s[i].shape }
+    }
+    package var count: Int {
+        switch source { case .tensors(let t): t.count; case .saved(let s): s.count }
+    }
 }
 
 /// What an entry on the tape keeps for its op's backward rule. Saving less frees memory sooner:
@@ -62,27 +71,32 @@ package enum Saves: Sendable {
     case crossed
 }
 
-/// The values a rule sees: saved inputs and output, attributes, input shapes, and which inputs
-/// need a cotangent.
+/// The values a rule sees: for each input its shape, whether it needs a cotangent and its value
+/// if kept; the output if kept; the attributes. One array per tape entry.
 package struct Saved: @unchecked Sendable {
-    /// The inputs the op's ``Saves`` keeps (`nil` where `.crossed` drops one); empty when it keeps none.
-    package var inputs: [Tensor?]
+    package struct Input {
+        package let shape: [Int]
+        package var needs: Bool
+        /// Set when the op's ``Saves`` keeps this input (`.crossed` keeps only some).
+        package var value: Tensor?
+    }
+    package var inputs: [Input]
     package var output: Tensor?
     package let attributes: Attributes
-    package let shapes: [[Int]]
-    package var needs: [Bool]
 
     /// The first input (unary ops). A rule reads only what its op's ``Saves`` keeps.
-    package var x: Tensor { inputs[0]! }
-    package var a: Tensor { inputs[0]! }
-    package var b: Tensor { inputs[1]! }
+    package var x: Tensor { inputs[0].value! }
+    package var a: Tensor { inputs[0].value! }
+    package var b: Tensor { inputs[1].value! }
     package var y: Tensor { output! }
+    /// Input `i`'s shape: `shapes[i]`.
+    package var shapes: InputShapes { InputShapes(saved: inputs) }
 
     /// One cotangent, computed only when needed.
-    package func grad(_ dx: @autoclosure () -> Tensor) -> [Tensor?] { [needs[0] ? dx() : nil] }
+    package func grad(_ dx: @autoclosure () -> Tensor) -> [Tensor?] { [inputs[0].needs ? dx() : nil] }
     /// Two cotangents, each computed only when its input needs one.
     package func grads(_ da: @autoclosure () -> Tensor, _ db: @autoclosure () -> Tensor) -> [Tensor?] {
-        [needs[0] ? da() : nil, needs[1] ? db() : nil]
+        [inputs[0].needs ? da() : nil, inputs[1].needs ? db() : nil]
     }
 }
 
