@@ -33,7 +33,7 @@ public final class ForwardAccumulator: @unchecked Sendable {
     /// Runs `body` with this accumulator pushing tangents; re-entrant.
     public func record<R>(_ body: () throws -> R) rethrows -> R {
         if Recorder.accumulators.contains(where: { $0 === self }) { return try body() }
-        return try Recorder.$accumulators.withValue(Recorder.accumulators + [self], operation: body)
+        return try Recorder.with(self, body)
     }
 
     /// The tangent of `value` (the directional derivative along the given tangents), or `nil` when

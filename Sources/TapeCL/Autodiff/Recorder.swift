@@ -1,25 +1,45 @@
-/// The active tapes and forward accumulators (task-locals, so concurrent tasks each have their
-/// own), and the one place where an op reaches them.
+/// The active tapes and forward accumulators (one task-local, so concurrent tasks each have their
+/// own and an op reads it once), and the one place where an op reaches them.
 enum Recorder {
-    @TaskLocal static var tapes: [GradientTape] = []
-    @TaskLocal static var accumulators: [ForwardAccumulator] = []
+    struct Active {
+        var tapes: [GradientTape] = []
+        var accumulators: [ForwardAccumulator] = []
+    }
+    @TaskLocal static var active = Active()
+    static var tapes: [GradientTape] { active.tapes }
+    static var accumulators: [ForwardAccumulator] { active.accumulators }
 
     /// Called by ``Op/apply(_:_:)`` after every differentiable op with a float output.
     static func record(_ op: Op, _ inputs: [Tensor], _ output: Tensor, _ attributes: Attributes) {
-        let tapes = Recorder.tapes, accumulators = Recorder.accumulators
-        if tapes.isEmpty && accumulators.isEmpty { return }
-        for tape in tapes { tape.record(op, inputs, output, attributes) }
-        for accumulator in accumulators { accumulator.propagate(op, inputs, output, attributes) }
+        let active = Recorder.active
+        if active.tapes.isEmpty && active.accumulators.isEmpty { return }
+        for tape in active.tapes { tape.record(op, inputs, output, attributes) }
+        for accumulator in active.accumulators { accumulator.propagate(op, inputs, output, attributes) }
     }
 
     /// A variable was read: every active tape that watches it tracks the value read.
     static func noteRead(_ variable: Variable, _ value: Tensor) {
-        for tape in tapes { tape.noteRead(variable, value) }
-        for accumulator in accumulators { accumulator.noteRead(variable, value) }
+        let active = Recorder.active
+        for tape in active.tapes { tape.noteRead(variable, value) }
+        for accumulator in active.accumulators { accumulator.noteRead(variable, value) }
+    }
+
+    /// Runs `body` with `tape` recording too.
+    static func with<R>(_ tape: GradientTape, _ body: () throws -> R) rethrows -> R {
+        var next = active
+        next.tapes.append(tape)
+        return try $active.withValue(next, operation: body)
+    }
+
+    /// Runs `body` with `accumulator` propagating too.
+    static func with<R>(_ accumulator: ForwardAccumulator, _ body: () throws -> R) rethrows -> R {
+        var next = active
+        next.accumulators.append(accumulator)
+        return try $active.withValue(next, operation: body)
     }
 
     /// Runs `body` with no tape or accumulator recording (optimizer updates, custom forwards).
     static func unrecorded<R>(_ body: () throws -> R) rethrows -> R {
-        try $tapes.withValue([]) { try $accumulators.withValue([], operation: body) }
+        try $active.withValue(Active(), operation: body)
     }
 }
