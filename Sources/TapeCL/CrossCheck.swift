@@ -31,7 +31,7 @@ package enum CrossCheck {
         let worst = OpCheck.error(a, b)
         guard worst.rel > tolerance else { return nil }
         let d = Disagreement(op: op.name, shapes: inputs.map(\.shape), absoluteError: worst.abs, relativeError: worst.rel,
-                             element: worst.at, tapePosition: Recorder.tapes.last.map { $0.entries.count })
+                             element: worst.at, tapePosition: Recorder.active.tapes.last.map { $0.entries.count })
         let isFirst = first.withLock { current in
             guard current == nil else { return false }
             current = d

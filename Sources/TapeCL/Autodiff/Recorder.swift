@@ -1,13 +1,8 @@
 /// The active tapes and forward accumulators (one task-local, so concurrent tasks each have their
 /// own and an op reads it once), and the one place where an op reaches them.
 enum Recorder {
-    struct Active {
-        var tapes: [GradientTape] = []
-        var accumulators: [ForwardAccumulator] = []
-    }
+    struct Active { var tapes: [GradientTape] = [], accumulators: [ForwardAccumulator] = [] }
     @TaskLocal static var active = Active()
-    static var tapes: [GradientTape] { active.tapes }
-    static var accumulators: [ForwardAccumulator] { active.accumulators }
 
     /// Called by ``Op/apply(_:_:)`` after every differentiable op with a float output.
     static func record(_ op: Op, _ inputs: [Tensor], _ output: Tensor, _ attributes: Attributes) {
@@ -24,17 +19,10 @@ enum Recorder {
         for accumulator in active.accumulators { accumulator.noteRead(variable, value) }
     }
 
-    /// Runs `body` with `tape` recording too.
-    static func with<R>(_ tape: GradientTape, _ body: () throws -> R) rethrows -> R {
+    /// Runs `body` with `change` made to the active set (a tape or an accumulator joining it).
+    static func with<R>(_ change: (inout Active) -> Void, _ body: () throws -> R) rethrows -> R {
         var next = active
-        next.tapes.append(tape)
-        return try $active.withValue(next, operation: body)
-    }
-
-    /// Runs `body` with `accumulator` propagating too.
-    static func with<R>(_ accumulator: ForwardAccumulator, _ body: () throws -> R) rethrows -> R {
-        var next = active
-        next.accumulators.append(accumulator)
+        change(&next)
         return try $active.withValue(next, operation: body)
     }
 

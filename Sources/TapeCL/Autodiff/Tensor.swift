@@ -3,19 +3,13 @@ import Synchronization
 
 private let nextTensorID = Atomic<UInt64>(1)
 
-/// A tensor's identity on tapes and accumulators: a number from a process-wide counter.
-///
-/// Tapes look ids up a few dozen times per recorded op, so the hash is a two-multiply mix of the
-/// number with the table's seed (SplitMix64's finalizer), not the general SipHash of `Hasher`.
+/// A tensor's identity on tapes and accumulators: a number from a process-wide counter. Tapes
+/// look ids up a few dozen times per recorded op, so the hash is SplitMix64's two-multiply mix of
+/// the number and the table's seed, not the general SipHash of `Hasher`.
 package struct TensorID: Hashable, Sendable {
     let raw: UInt64
     package func hash(into hasher: inout Hasher) { hasher.combine(raw) }
-    package func _rawHashValue(seed: Int) -> Int {
-        var z = raw ^ UInt64(bitPattern: Int64(seed))
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Int(truncatingIfNeeded: z ^ (z >> 31))
-    }
+    package func _rawHashValue(seed: Int) -> Int { Int(truncatingIfNeeded: SplitMix64.mix(raw ^ UInt64(bitPattern: Int64(seed)))) }
 }
 
 /// Storage and identity of a tensor; copies of a `Tensor` share one handle, reshapes share the buffer.
@@ -235,10 +229,12 @@ package struct SplitMix64: RandomNumberGenerator {
     package init(seed: UInt64) { state = seed }
     package mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        return Self.mix(state)
+    }
+    /// The output function: every bit of `z` reaches every bit of the result.
+    static func mix(_ z: UInt64) -> UInt64 {
+        let y = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9, x = (y ^ (y >> 27)) &* 0x94D0_49BB_1331_11EB
+        return x ^ (x >> 31)
     }
     /// Uniform in [0, 1) with 53 random bits.
     package mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
