@@ -131,7 +131,9 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         if let k = kernels[key] { return k }
         if (dtype == .float64 || source == .float64) && !info.supportsFloat64 { throw Unsupported(reason: "the device has no fp64") }
         var options = "-DT=\(Self.cType(dtype)) -DIS_FLOAT=\(dtype.isFloatingPoint ? 1 : 0)"
-        if dtype == .float64 || source == .float64 { options += " -DUSE_FP64" }
+        // -w: PoCL's clang notes that double8 values change the ABI without AVX-512, and printed
+        // "38 warnings generated." on a user's first run; the OpenCL option keeps builds quiet.
+        if dtype == .float64 || source == .float64 { options += " -DUSE_FP64 -w" }
         if let source { options += " -DS=\(Self.cType(source))" }
         if generated != nil { options += " -DFUNCTIONS_ONLY" }
         if correctlyRoundedDivide { options += " -cl-fp32-correctly-rounded-divide-sqrt" }
