@@ -176,8 +176,8 @@ final class HostBackend: Backend {
     /// after every op as separate launches would store them.
     private func fused<T: HostScalar>(_ l: Launch, _ p: FusedProgram, _: T.Type) {
         let inputs = l.inputs.map { $0.buffer.handle.assumingMemoryBound(to: T.self) }
-        let o = l.output.handle.assumingMemoryBound(to: T.self), streaming = Self.streams(l)
-        blocks(Shape.count(l.shape), scratch: p.steps.count) { i, m, s, stride in
+        let o = l.output.handle.assumingMemoryBound(to: T.self), n = Shape.count(l.shape), streaming = Self.streams(n, l.dtype)
+        blocks(n, scratch: p.steps.count) { i, m, s, stride in
             for (k, step) in p.steps.enumerated() {
                 let out = s + k * stride
                 switch step {
@@ -197,18 +197,19 @@ final class HostBackend: Backend {
     /// Outputs of at least this many bytes are written around the cache (non-temporal stores):
     /// larger than a last-level cache, they would only evict what the next op reads.
     static let streamingBytes = 32 << 20
-    private static func streams(_ l: Launch) -> Bool { Shape.count(l.shape) * l.dtype.byteSize >= streamingBytes }
+    private static func streams(_ n: Int, _ dtype: DType) -> Bool { n * dtype.byteSize >= streamingBytes }
 
     private func unary<T: HostScalar>(_ l: Launch, _ f: UnaryLoop, _: T.Type) {
         let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self)
-        let o = l.output.handle.assumingMemoryBound(to: T.self), streaming = Self.streams(l)
-        if Shape.count(l.shape) == 1 {                          // a scalar (W1's chains): no blocks, no threads
+        let o = l.output.handle.assumingMemoryBound(to: T.self), n = Shape.count(l.shape)
+        if n == 1 {                                             // a scalar (W1's chains): no blocks, no threads
             var (v, r) = (x[0].double, 0.0)
             f(&v, &r, 1)
             o[0] = .fromDouble(r)
             return
         }
-        blocks(Shape.count(l.shape), scratch: 2) { i, m, s, stride in
+        let streaming = Self.streams(n, l.dtype)
+        blocks(n, scratch: 2) { i, m, s, stride in
             Layout.full.load(x, i, m, into: s)
             f(s, s + stride, m)
             Self.store(s + stride, m, into: o + i, streaming: streaming)
@@ -218,15 +219,15 @@ final class HostBackend: Backend {
     private func binary<T: HostScalar>(_ l: Launch, _ f: BinaryLoop, _: T.Type) {
         let (a, b) = (l.inputs[0], l.inputs[1])
         let pa = a.buffer.handle.assumingMemoryBound(to: T.self), pb = b.buffer.handle.assumingMemoryBound(to: T.self)
-        let o = l.output.handle.assumingMemoryBound(to: T.self), streaming = Self.streams(l)
-        if Shape.count(l.shape) == 1 {                          // one element out: each operand has one too
+        let o = l.output.handle.assumingMemoryBound(to: T.self), n = Shape.count(l.shape)
+        if n == 1 {                                             // one element out: each operand has one too
             var (va, vb, r) = (pa[0].double, pb[0].double, 0.0)
             f(&va, &vb, &r, 1)
             o[0] = .fromDouble(r)
             return
         }
-        let (la, lb) = (Layout(a.shape, of: l.shape), Layout(b.shape, of: l.shape))
-        blocks(Shape.count(l.shape), scratch: 3) { i, m, s, stride in
+        let (la, lb, streaming) = (Layout(a.shape, of: l.shape), Layout(b.shape, of: l.shape), Self.streams(n, l.dtype))
+        blocks(n, scratch: 3) { i, m, s, stride in
             let (as_, bs, os) = (s, s + stride, s + 2 * stride)
             la.load(pa, i, m, into: as_)
             lb.load(pb, i, m, into: bs)
