@@ -31,7 +31,7 @@ struct BackendTests {
         for (name, loop, reference) in [("sin", HostMath.sin, Foundation.sin), ("cos", HostMath.cos, Foundation.cos),
                                          ("exp", HostMath.exp, Foundation.exp)] as [(String, UnaryLoop, @Sendable (Double) -> Double)] {
             var out = [Double](repeating: 0, count: xs.count)
-            xs.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { loop(x.baseAddress!, $0.baseAddress!, xs.count) } }
+            xs.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { loop.double(x.baseAddress!, $0.baseAddress!, xs.count) } }
             var worst = (ulps: 0.0, x: 0.0)
             for (x, y) in zip(xs, out) {
                 let r = reference(x)
@@ -48,29 +48,36 @@ struct BackendTests {
         }
     }
 
-    /// The C conversion loops (AVX2 or baseline, chosen at load time; cached or streaming stores)
-    /// give Swift's own conversions bit for bit: halfway cases, float32 overflow and underflow, subnormals, NaN payloads, ±0, ±∞.
-    @Test func hostFloatConversionsMatchSwift() {
+    /// Every elementwise op's float32 host loop, run on float32 memory, gives its float64 loop's
+    /// values rounded once, bit for bit: values of every exponent, halfway cases, subnormals,
+    /// NaN, ±0, ±∞ (the float32 loops are what float32 tensors run; the float64 loops are checked
+    /// against libm and float64 references elsewhere). The streaming copy of large outputs copies
+    /// bits exactly from an unaligned start and for an odd length.
+    @Test func hostFloatLoopsAreTheFloat64LoopsRounded() {
         var rng = SplitMix64(seed: 11)
-        var doubles: [Double] = [0, -0.0, .nan, -.nan, Double(bitPattern: 0x7FF0_0000_0000_0001), .infinity, -.infinity,
-                                 1 + 0x1p-24, 1 + 0x1p-24 + 0x1p-52, 1 + 3 * 0x1p-24, 0x1p-149, 0x1p-150, 0x1.8p-150, 0x1p-127,
-                                 Double(Float.greatestFiniteMagnitude) * (1 + 0x1p-25), 3.5e38, -1e39, 1e-300, .leastNonzeroMagnitude]
-        doubles += (0..<4099).map { _ in Double(bitPattern: rng.next()) }             // every exponent, odd length
-        let floats: [Float] = doubles.map { Float($0) } + [.nan, .leastNonzeroMagnitude, -.greatestFiniteMagnitude, -0.0]
-        var widened = [Double](repeating: 1, count: floats.count), narrowed = [Float](repeating: 1, count: doubles.count)
-        var rounded = doubles
-        floats.withUnsafeBufferPointer { f in widened.withUnsafeMutableBufferPointer { HostMath.widen(f.baseAddress!, $0.baseAddress!, f.count) } }
-        doubles.withUnsafeBufferPointer { d in narrowed.withUnsafeMutableBufferPointer { HostMath.narrow(d.baseAddress!, $0.baseAddress!, d.count) } }
-        rounded.withUnsafeMutableBufferPointer { HostMath.round($0.baseAddress!, $0.count) }
-        // Non-temporal stores: an unaligned start (one float in) and an odd length.
-        var streamed = [Float](repeating: 1, count: doubles.count + 1)
-        doubles.withUnsafeBufferPointer { d in
-            streamed.withUnsafeMutableBufferPointer { HostMath.narrow(d.baseAddress!, $0.baseAddress! + 1, d.count, streaming: true) }
+        var a: [Float] = [0, -0.0, .nan, .infinity, -.infinity, 1, -1, 0.5, 2, 1 + 0x1p-23, 0x1p-149, -0x1p-126, .greatestFiniteMagnitude,
+                          -.greatestFiniteMagnitude, 3e9, 88.7, -103.9, 1048577, .pi]
+        a += (0..<2000).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }      // every exponent
+        a += (0..<2000).map { _ in Float((rng.nextUnit() * 2 - 1) * 10) }
+        let b = a.map { _ in Float((rng.nextUnit() * 2 - 1) * 4) }.reversed() + []
+        for op in Op.all {
+            let (da, db) = (a.map(Double.init), b.map(Double.init))
+            var (wide, narrow) = ([Double](repeating: 0, count: a.count), [Float](repeating: 0, count: a.count))
+            switch op.forward {
+            case .unary(_, let f):
+                f.double(da, &wide, a.count)
+                f.float(a, &narrow, a.count)
+            case .binary(_, let f):
+                f.double(da, db, &wide, a.count)
+                f.float(a, b, &narrow, a.count)
+            default: continue
+            }
+            let wrong = zip(wide, narrow).filter { Float($0).bitPattern != $1.bitPattern && !($0.isNaN && $1.isNaN) }
+            #expect(wrong.isEmpty, "\(op.name): \(wrong.count) float32 results differ, first \(wrong.first.map { "\($0)" } ?? "")")
         }
-        #expect(zip(floats, widened).allSatisfy { Double($0).bitPattern == $1.bitPattern })
-        #expect(zip(doubles, narrowed).allSatisfy { Float($0).bitPattern == $1.bitPattern })
-        #expect(streamed[0] == 1 && zip(doubles, streamed.dropFirst()).allSatisfy { Float($0).bitPattern == $1.bitPattern })
-        #expect(zip(doubles, rounded).allSatisfy { Double(Float($0)).bitPattern == $1.bitPattern })
+        var streamed = [Float](repeating: 1, count: a.count + 1)
+        streamed.withUnsafeMutableBytes { HostMath.stream(a, $0.baseAddress! + 4, bytes: a.count * 4) }
+        #expect(streamed[0] == 1 && zip(a, streamed.dropFirst()).allSatisfy { $0.bitPattern == $1.bitPattern })
     }
 
     /// The host's elementwise loops run in blocks of 1024 split over the cores: operands that
@@ -96,6 +103,20 @@ struct BackendTests {
             if out[i] != av[ia] - bv[ib] { mismatches += 1 }
         }
         #expect(mismatches == 0)
+    }
+
+    /// Integer elementwise ops (on the host element by element through the float64 loop) with a
+    /// row and a one-element operand: int32 and int8 against Swift's arithmetic, on every device.
+    @Test func integerElementwiseOpsBroadcast() {
+        let a: [Int32] = (0..<12).map { Int32($0 * 7 % 11) - 5 }, b: [Int32] = [3, -2, 0, 9]
+        for device in [Device.host] + Device.openCL {
+            for dtype in [DType.int32, .int8] {
+                let ta = Tensor(shape: [3, 4], scalars: a, dtype: dtype, on: device), tb = Tensor(shape: [4], scalars: b, dtype: dtype, on: device)
+                #expect((ta - tb).scalars(as: Int.self) == a.indices.map { Int(a[$0] - b[$0 % 4]) }, "\(dtype) on \(device)")
+                #expect((tb * ta).scalars(as: Int.self) == a.indices.map { Int(a[$0] * b[$0 % 4]) }, "\(dtype) on \(device)")
+                #expect((-ta + Tensor(shape: [], scalars: [Int32(3)], dtype: dtype, on: device)).scalars(as: Int.self) == a.map { Int(3 - $0) }, "\(dtype) on \(device)")
+            }
+        }
     }
 
     @Test func allocatorBlockSizesWasteAtMostAnEighth() {

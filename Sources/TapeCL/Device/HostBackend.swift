@@ -25,6 +25,58 @@ extension Int8: HostScalar {
     var double: Double { Double(self) }
 }
 
+/// Float32 and float64: elementwise loops run block by block on the tensors' own memory, with no
+/// conversion (each op's loop for the type, see ``UnaryLoop``); a fused chain keeps each step in
+/// a scratch row of the element type, so it is rounded after every op as separate launches store it.
+protocol HostFloat: HostScalar {
+    static func loop(_ f: UnaryLoop) -> @Sendable (UnsafePointer<Self>, UnsafeMutablePointer<Self>, Int) -> Void
+    static func loop(_ f: BinaryLoop) -> @Sendable (UnsafePointer<Self>, UnsafePointer<Self>, UnsafeMutablePointer<Self>, Int) -> Void
+}
+extension Float: HostFloat {
+    static func loop(_ f: UnaryLoop) -> @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void { f.float }
+    static func loop(_ f: BinaryLoop) -> @Sendable (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void { f.float }
+}
+extension Double: HostFloat {
+    static func loop(_ f: UnaryLoop) -> @Sendable (UnsafePointer<Double>, UnsafeMutablePointer<Double>, Int) -> Void { f.double }
+    static func loop(_ f: BinaryLoop) -> @Sendable (UnsafePointer<Double>, UnsafePointer<Double>, UnsafeMutablePointer<Double>, Int) -> Void { f.double }
+}
+
+extension HostFloat {
+    private static func memory(_ t: Tensor) -> UnsafePointer<Self> { UnsafePointer(t.buffer.handle.assumingMemoryBound(to: Self.self)) }
+
+    static func unary(_ l: Launch, _ f: UnaryLoop) {
+        let (x, o, n, run) = (memory(l.inputs[0]), l.output.handle.assumingMemoryBound(to: Self.self), Shape.count(l.shape), loop(f))
+        if n == 1 { return run(x, o, 1) }                       // a scalar (W1's chains): no blocks, no threads
+        HostBackend.blocks(n, into: o, scratch: 0) { i, m, out, _, _ in run(x + i, out, m) }
+    }
+
+    static func binary(_ l: Launch, _ f: BinaryLoop) {
+        let (a, b, run) = (l.inputs[0], l.inputs[1], loop(f))
+        let (pa, pb, o, n) = (memory(a), memory(b), l.output.handle.assumingMemoryBound(to: Self.self), Shape.count(l.shape))
+        if n == 1 { return run(pa, pb, o, 1) }                  // one element out: each operand has one too
+        let (la, lb) = (HostBackend.Layout(a.shape, of: l.shape), HostBackend.Layout(b.shape, of: l.shape))
+        HostBackend.blocks(n, into: o, scratch: 2) { i, m, out, s, stride in
+            run(la.elements(pa, i, m, scratch: s), lb.elements(pb, i, m, scratch: s + stride), out, m)
+        }
+    }
+
+    static func fused(_ l: Launch, _ p: FusedProgram) {
+        let (inputs, o, last) = (l.inputs.map(memory), l.output.handle.assumingMemoryBound(to: Self.self), p.steps.count - 1)
+        HostBackend.blocks(Shape.count(l.shape), into: o, scratch: p.steps.count) { i, m, out, s, stride in
+            withUnsafeTemporaryAllocation(of: UnsafePointer<Self>.self, capacity: p.steps.count) { v in
+                for (k, step) in p.steps.enumerated() {
+                    let row = k == last ? out : s + k * stride
+                    switch step {
+                    case .input(let j, let single): v[k] = single ? HostBackend.Layout.single.elements(inputs[j], i, m, scratch: row) : inputs[j] + i
+                    case .unary(_, let f, let a): loop(f)(v[a], row, m); v[k] = UnsafePointer(row)
+                    case .binary(_, let f, let a, let b): loop(f)(v[a], v[b], row, m); v[k] = UnsafePointer(row)
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Row-major walk over `shape` for the flat indices in `range`, giving each index and its offsets
 /// into two operands read with strides `sa` and `sb` (0 where broadcast).
 @inline(__always)
@@ -148,15 +200,24 @@ final class HostBackend: Backend {
         switch l.dtype {
         case .float32: try run(l, Float.self)
         case .float64: try run(l, Double.self)
-        case .int32: try run(l, Int32.self)
-        case .int8: try run(l, Int8.self)
+        case .int32: try run(general: l, Int32.self)
+        case .int8: try run(general: l, Int8.self)
         }
     }
 
-    private func run<T: HostScalar>(_ l: Launch, _: T.Type) throws {
+    private func run<T: HostFloat>(_ l: Launch, _: T.Type) throws {
         switch l.forward {
-        case .unary(_, let f): unary(l, f, T.self)
-        case .binary(_, let f): binary(l, f, T.self)
+        case .unary(_, let f): T.unary(l, f)
+        case .binary(_, let f): T.binary(l, f)
+        case .fused(let program): T.fused(l, program)
+        default: try run(general: l, T.self)
+        }
+    }
+
+    /// int32 and int8 tensors, and the ops that are not elementwise.
+    private func run<T: HostScalar>(general l: Launch, _: T.Type) throws {
+        switch l.forward {
+        case .unary, .binary: converted(l, T.self)
         case .reduce(let kind): try reduce(l, kind)
         case .matmul: try matmul(l)
         case .gather: gather(l, T.self)
@@ -167,107 +228,47 @@ final class HostBackend: Backend {
             case .int32: cast(l, from: Int32.self, to: T.self)
             case .int8: cast(l, from: Int8.self, to: T.self)
             }
-        case .fused(let program): fused(l, program, T.self)
-        case .alias, .transfer: preconditionFailure("\(l.opName) is not a kernel")
+        case .fused, .alias, .transfer: preconditionFailure("\(l.opName) (\(l.dtype)) is not a kernel here")
         }
     }
 
-    /// A fused chain, block by block: each step's values in its own scratch row, rounded to `T`
-    /// after every op as separate launches would store them.
-    private func fused<T: HostScalar>(_ l: Launch, _ p: FusedProgram, _: T.Type) {
-        let inputs = l.inputs.map { $0.buffer.handle.assumingMemoryBound(to: T.self) }
-        let o = l.output.handle.assumingMemoryBound(to: T.self), n = Shape.count(l.shape), streaming = Self.streams(n, l.dtype)
-        blocks(n, scratch: p.steps.count) { i, m, s, stride in
-            for (k, step) in p.steps.enumerated() {
-                let out = s + k * stride
-                switch step {
-                case .input(let j, let single): (single ? Layout.single : .full).load(inputs[j], i, m, into: out); continue
-                case .unary(_, let f, let a): f(s + a * stride, out, m)
-                case .binary(_, let f, let a, let b): f(s + a * stride, s + b * stride, out, m)
-                }
-                if k < p.steps.count - 1 { Self.round(out, m, to: T.self) }   // the last step is rounded by the store
-            }
-            Self.store(s + (p.steps.count - 1) * stride, m, into: o + i, streaming: streaming)
-        }
-    }
-
-    /// Elements per block: the host loops run on float64 blocks that stay in the L1 cache.
+    /// Elements per block: the loops run block by block on scratch rows that stay in the L1 cache.
     static let block = 1024
 
     /// Outputs of at least this many bytes are written around the cache (non-temporal stores):
     /// larger than a last-level cache, they would only evict what the next op reads.
     static let streamingBytes = 32 << 20
-    private static func streams(_ n: Int, _ dtype: DType) -> Bool { n * dtype.byteSize >= streamingBytes }
 
-    private func unary<T: HostScalar>(_ l: Launch, _ f: UnaryLoop, _: T.Type) {
-        let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self)
-        let o = l.output.handle.assumingMemoryBound(to: T.self), n = Shape.count(l.shape)
-        if n == 1 {                                             // a scalar (W1's chains): no blocks, no threads
-            var (v, r) = (x[0].double, 0.0)
-            f(&v, &r, 1)
-            o[0] = .fromDouble(r)
-            return
-        }
-        let streaming = Self.streams(n, l.dtype)
-        blocks(n, scratch: 2) { i, m, s, stride in
-            Layout.full.load(x, i, m, into: s)
-            f(s, s + stride, m)
-            Self.store(s + stride, m, into: o + i, streaming: streaming)
+    /// Integer elementwise ops, element by element through the float64 loop (int32 and int8
+    /// values are doubles exactly; results convert back as `fromDouble` says).
+    private func converted<T: HostScalar>(_ l: Launch, _: T.Type) {
+        let (p, o) = (l.inputs.map { $0.buffer.handle.assumingMemoryBound(to: T.self) }, l.output.handle.assumingMemoryBound(to: T.self))
+        let strides = l.inputs.map { Shape.broadcastStrides($0.shape, to: l.shape) }
+        var (a, b, r) = (0.0, 0.0, 0.0)
+        forEachOffset(l.shape, strides[0], strides[strides.count - 1], 0..<Shape.count(l.shape)) { i, ia, ib in
+            (a, b) = (p[0][ia].double, p[p.count - 1][ib].double)
+            if case .unary(_, let f) = l.forward { f.double(&a, &r, 1) }
+            if case .binary(_, let f) = l.forward { f.double(&a, &b, &r, 1) }
+            o[i] = .fromDouble(r)
         }
     }
 
-    private func binary<T: HostScalar>(_ l: Launch, _ f: BinaryLoop, _: T.Type) {
-        let (a, b) = (l.inputs[0], l.inputs[1])
-        let pa = a.buffer.handle.assumingMemoryBound(to: T.self), pb = b.buffer.handle.assumingMemoryBound(to: T.self)
-        let o = l.output.handle.assumingMemoryBound(to: T.self), n = Shape.count(l.shape)
-        if n == 1 {                                             // one element out: each operand has one too
-            var (va, vb, r) = (pa[0].double, pb[0].double, 0.0)
-            f(&va, &vb, &r, 1)
-            o[0] = .fromDouble(r)
-            return
-        }
-        let (la, lb, streaming) = (Layout(a.shape, of: l.shape), Layout(b.shape, of: l.shape), Self.streams(n, l.dtype))
-        blocks(n, scratch: 3) { i, m, s, stride in
-            let (as_, bs, os) = (s, s + stride, s + 2 * stride)
-            la.load(pa, i, m, into: as_)
-            lb.load(pb, i, m, into: bs)
-            f(as_, bs, os, m)
-            Self.store(os, m, into: o + i, streaming: streaming)
-        }
-    }
-
-    /// Converts `m` float64 results into the output's element type.
-    @inline(__always)
-    private static func store<T: HostScalar>(_ values: UnsafeMutablePointer<Double>, _ m: Int, into out: UnsafeMutablePointer<T>, streaming: Bool) {
-        if T.self == Float.self { return HostMath.narrow(values, UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self), m, streaming: streaming) }
-        for k in 0..<m { out[k] = .fromDouble(values[k]) }
-    }
-
-    /// Rounds `m` float64 values to `T` and back, as storing and reloading them would.
-    @inline(__always)
-    private static func round<T: HostScalar>(_ values: UnsafeMutablePointer<Double>, _ m: Int, to: T.Type) {
-        if T.self == Float.self { return HostMath.round(values, m) }
-        if T.self != Double.self { for t in 0..<m { values[t] = T.fromDouble(values[t]).double } }
-    }
-
-    /// `out[k] = src[k]` as float64 (float32 through CHostMath's AVX2 loop).
-    @inline(__always)
-    static func widen<T: HostScalar>(_ src: UnsafeMutablePointer<T>, _ m: Int, into out: UnsafeMutablePointer<Double>) {
-        if T.self == Float.self { return HostMath.widen(UnsafeRawPointer(src).assumingMemoryBound(to: Float.self), out, m) }
-        for k in 0..<m { out[k] = src[k].double }
-    }
-
-    /// Runs `body(start, count, scratch, stride)` over `0..<n` in blocks of at most ``block``, both
-    /// cores for large `n`, each worker with `scratch` float64 buffers `stride` elements apart.
-    private func blocks(_ n: Int, scratch: Int, _ body: (_ start: Int, _ count: Int, _ scratch: UnsafeMutablePointer<Double>, _ stride: Int) -> Void) {
+    /// Runs `body(start, count, out, scratch, stride)` over `0..<n` in blocks of at most ``block``,
+    /// both cores for large `n`, each worker with `scratch` rows `stride` elements apart. `out` is
+    /// where a block's results go: the output itself, or for a streaming output a row of its own,
+    /// copied around the cache after `body`.
+    static func blocks<T>(_ n: Int, into o: UnsafeMutablePointer<T>, scratch: Int,
+                          _ body: (_ start: Int, _ count: Int, _ out: UnsafeMutablePointer<T>, _ scratch: UnsafeMutablePointer<T>, _ stride: Int) -> Void) {
+        let streaming = n * MemoryLayout<T>.stride >= streamingBytes
         parallelFor(n) { r in
             let block = min(Self.block, r.count)                  // small tensors: scratch on the stack, not malloc'd
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: scratch * block) { memory in
-                let s = memory.baseAddress!
+            withUnsafeTemporaryAllocation(of: T.self, capacity: (scratch + 1) * block) { memory in
+                let s = memory.baseAddress!, staged = s + scratch * block
                 var i = r.lowerBound
                 while i < r.upperBound {
                     let m = min(block, r.upperBound - i)
-                    body(i, m, s, block)
+                    body(i, m, streaming ? staged : o + i, s, block)
+                    if streaming { HostMath.stream(staged, o + i, bytes: m * MemoryLayout<T>.stride) }
                     i += m
                 }
             }
@@ -292,25 +293,25 @@ final class HostBackend: Backend {
             else { self = .strided(shape: output, strides: Shape.broadcastStrides(shape, to: output)) }
         }
 
-        /// Converts the operand's values for output indices `i..<i+m` into `out`.
+        /// The operand's values for output indices `i..<i+m`: in place where they lie in a row of
+        /// memory, else copied into `scratch`.
         @inline(__always)
-        func load<T: HostScalar>(_ p: UnsafeMutablePointer<T>, _ i: Int, _ m: Int, into out: UnsafeMutablePointer<Double>) {
+        func elements<T>(_ p: UnsafePointer<T>, _ i: Int, _ m: Int, scratch: UnsafeMutablePointer<T>) -> UnsafePointer<T> {
             switch self {
-            case .full:
-                HostBackend.widen(p + i, m, into: out)
-            case .single:
-                let v = p[0].double
-                for k in 0..<m { out[k] = v }
+            case .full: return p + i
+            case .single: scratch.update(repeating: p[0], count: m)
             case .row(let length):
                 var (k, j) = (0, i % length)
+                if length - j >= m { return p + j }
                 while k < m {
                     let run = min(length - j, m - k)
-                    HostBackend.widen(p + j, run, into: out + k)
+                    (scratch + k).update(from: p + j, count: run)
                     k += run; j = 0
                 }
             case .strided(let shape, let strides):
-                forEachOffset(shape, strides, strides, i..<i + m) { index, offset, _ in out[index - i] = p[offset].double }
+                forEachOffset(shape, strides, strides, i..<i + m) { index, offset, _ in scratch[index - i] = p[offset] }
             }
+            return UnsafePointer(scratch)
         }
     }
 

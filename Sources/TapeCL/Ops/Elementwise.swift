@@ -9,7 +9,7 @@ extension Op {
     /// An elementwise unary op. Its Jacobian is diagonal, so the forward rule J·dx is the same
     /// product as the reverse rule Jᵀ·dy: one derivative serves both.
     static func unary(_ name: String, saves: Saves, floatOnly: Bool = true, fusable: Bool = true, domain: ClosedRange<Double> = -2...2,
-                      _ host: @escaping UnaryLoop, derivative: @escaping @Sendable (Saved, Tensor) -> Tensor) -> Op {
+                      _ host: UnaryLoop, derivative: @escaping @Sendable (Saved, Tensor) -> Tensor) -> Op {
         Op(name: name, arity: 1, forward: .unary(kernel: name, host: host), shape: sameShape, saves: saves, floatOnly: floatOnly,
            fusable: fusable, sampleDomain: domain,
            vjp: { s, dy in s.grad(derivative(s, dy)) },
@@ -18,7 +18,7 @@ extension Op {
 
     /// An elementwise binary op with NumPy broadcasting.
     static func binary(_ name: String, saves: Saves, floatOnly: Bool = false, domain: ClosedRange<Double> = -2...2,
-                       _ host: @escaping BinaryLoop, vjp: @escaping VJP, jvp: @escaping JVP) -> Op {
+                       _ host: BinaryLoop, vjp: @escaping VJP, jvp: @escaping JVP) -> Op {
         Op(name: name, arity: 2, forward: .binary(kernel: name, host: host), shape: broadcastShape(name), saves: saves,
            floatOnly: floatOnly, sampleDomain: domain, vjp: vjp, jvp: jvp)
     }

@@ -1,41 +1,45 @@
 import CHostMath
-import Foundation
 
-/// A host loop of an elementwise op: `out[i] = f(x[i])` for `i < n`, over float64 values (every
-/// element type converts to float64 and back exactly; the host backend converts block by block).
-package typealias UnaryLoop = @Sendable (_ x: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>, _ n: Int) -> Void
-/// `out[i] = f(a[i], b[i])` for `i < n`; the backend has already broadcast the operands.
-package typealias BinaryLoop = @Sendable (_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>,
-                                          _ out: UnsafeMutablePointer<Double>, _ n: Int) -> Void
+/// The host loop of an elementwise unary op, compiled twice from one element function `f`:
+/// over float64 values, `out[i] = f(x[i])`, and over float32 values,
+/// `out[i] = Float(f(Double(x[i])))` — the float64 value rounded once, which is what a float32
+/// kernel stores for `+ − × ÷` (exact: 53 ≥ 2·24 + 2 bits, so no double rounding) and libm's
+/// value rounded for the rest. Other element types go through the float64 loop.
+package struct UnaryLoop: Sendable {
+    package let double: @Sendable (_ x: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>, _ n: Int) -> Void
+    package let float: @Sendable (_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) -> Void
+}
+/// `out[i] = f(a[i], b[i])` for `i < n`, in the same two forms; the backend has already broadcast the operands.
+package struct BinaryLoop: Sendable {
+    package let double: @Sendable (_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>, _ n: Int) -> Void
+    package let float: @Sendable (_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) -> Void
+}
 
-/// The loop applying `f` to each element. `f` is a closure literal at each op's table line and
-/// this function is inlined there, so the optimiser compiles `f` into the loop (no call per element).
+/// The loops applying `f` to each element. `f` is a closure literal at each op's table line and
+/// this function is inlined there, so the optimiser compiles `f` into both loops (no call per
+/// element; `Float(Double(a) * Double(b))` becomes a float32 multiply).
 @inline(__always)
 func each(_ f: @escaping @Sendable (Double) -> Double) -> UnaryLoop {
-    { x, o, n in for i in 0..<n { o[i] = f(x[i]) } }
+    UnaryLoop(double: { x, o, n in for i in 0..<n { o[i] = f(x[i]) } },
+              float: { x, o, n in for i in 0..<n { o[i] = Float(f(Double(x[i]))) } })
 }
 @inline(__always)
 func each(_ f: @escaping @Sendable (Double, Double) -> Double) -> BinaryLoop {
-    { a, b, o, n in for i in 0..<n { o[i] = f(a[i], b[i]) } }
+    BinaryLoop(double: { a, b, o, n in for i in 0..<n { o[i] = f(a[i], b[i]) } },
+               float: { a, b, o, n in for i in 0..<n { o[i] = Float(f(Double(a[i]), Double(b[i]))) } })
 }
 
-/// sin, cos and exp over blocks: Cephes's double-precision algorithms (S. L. Moshier, `sin.c`
-/// and `exp.c`) written without branches so the loops vectorise, in `Sources/CHostMath`, built for
-/// AVX2 and for baseline x86-64 with the same bits from both. Accurate to about 1 ulp of a double,
-/// so float32 results are libm's rounded to float. Arguments outside the reductions' range
+/// sin, cos and exp: Cephes's double-precision algorithms (S. L. Moshier, `sin.c` and `exp.c`)
+/// without branches so the loops vectorise, in `Sources/CHostMath`, built for AVX2 and baseline
+/// x86-64 with the same bits from both. About 1 ulp of a double, so float32 results (computed in
+/// double, rounded once) are libm's rounded to float. Arguments beyond the reductions' range
 /// (|x| > 2²⁰ for sin and cos, exp beyond ±708, NaN, ±∞) are redone with libm.
 package enum HostMath {
-    package static let sin: UnaryLoop = { x, o, n in tapecl_sin(x, o, n) }
-    package static let cos: UnaryLoop = { x, o, n in tapecl_cos(x, o, n) }
-    package static let exp: UnaryLoop = { x, o, n in tapecl_exp(x, o, n) }
+    package static let sin = UnaryLoop(double: { tapecl_sin($0, $1, $2) }, float: { tapecl_sin_f32($0, $1, $2) })
+    package static let cos = UnaryLoop(double: { tapecl_cos($0, $1, $2) }, float: { tapecl_cos_f32($0, $1, $2) })
+    package static let exp = UnaryLoop(double: { tapecl_exp($0, $1, $2) }, float: { tapecl_exp_f32($0, $1, $2) })
 
-    /// The float32 conversions around the block loops, in the same C target for the same reason:
-    /// `out[i] = x[i]` widened, `out[i] = Float(x[i])` (`streaming`: with non-temporal stores, for
-    /// outputs larger than the cache), and `x[i] = Double(Float(x[i]))` in place
-    /// (a value rounded as a float32 kernel would store it). Exactly Swift's conversions.
-    @inline(__always) package static func widen(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Double>, _ n: Int) { tapecl_widen(x, out, n) }
-    @inline(__always) package static func narrow(_ x: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Float>, _ n: Int, streaming: Bool = false) {
-        if streaming { tapecl_narrow_stream(x, out, n) } else { tapecl_narrow(x, out, n) }
-    }
-    @inline(__always) package static func round(_ x: UnsafeMutablePointer<Double>, _ n: Int) { tapecl_round(x, n) }
+    /// Copies `bytes` (a multiple of 4) around the cache (non-temporal stores), for outputs larger
+    /// than the cache; fenced, so whoever reads them next sees them.
+    @inline(__always) package static func stream(_ x: UnsafeRawPointer, _ out: UnsafeMutableRawPointer, bytes: Int) { tapecl_stream(x, out, bytes) }
 }
