@@ -36,14 +36,17 @@ static inline __attribute__((always_inline)) double sincos1(double v, int cosine
     const uint64_t j = bits(q + magic) & 7;
     const double z = ((a - q * dp1) - q * dp2) - q * dp3;   // |z| <= pi/4
     const double zz = z * z;
-    const double s = z + z * zz * (((((1.58962301576546568060e-10 * zz - 2.50507477628578072866e-8) * zz
-        + 2.75573136213857245213e-6) * zz - 1.98412698295895385996e-4) * zz + 8.33333333332211858878e-3) * zz
-        - 1.66666666666666307295e-1);
-    const double c = 1 - 0.5 * zz + zz * zz * (((((-1.13585365213876817300e-11 * zz + 2.08757008419747316778e-9) * zz
-        - 2.75573141792967388112e-7) * zz + 2.48015872888517045348e-5) * zz - 1.38888888888730564116e-3) * zz
-        + 4.16666666666665929218e-2);
-    // sin(a) by octant j: s, c, -s, -c; cos(a): c, -s, -c, s; sin is odd, cos even.
-    const double r = (((j & 2) == 0) != cosine) ? s : c;
+    // sin(a) by octant j: s, c, -s, -c; cos(a): c, -s, -c, s; sin is odd, cos even. Each lane
+    // evaluates only its polynomial: s = z + z·zz·P(zz), c = 1 − zz/2 + zz·zz·Q(zz), the same
+    // operations in the same order as evaluating both.
+    const int sine = ((j & 2) == 0) != cosine;
+    const double p = ((((((sine ? 1.58962301576546568060e-10 : -1.13585365213876817300e-11) * zz
+        + (sine ? -2.50507477628578072866e-8 : 2.08757008419747316778e-9)) * zz
+        + (sine ? 2.75573136213857245213e-6 : -2.75573141792967388112e-7)) * zz
+        + (sine ? -1.98412698295895385996e-4 : 2.48015872888517045348e-5)) * zz
+        + (sine ? 8.33333333332211858878e-3 : -1.38888888888730564116e-3)) * zz
+        + (sine ? -1.66666666666666307295e-1 : 4.16666666666665929218e-2));
+    const double r = (sine ? z : 1 - 0.5 * zz) + (sine ? z * zz : zz * zz) * p;
     const int negative = cosine ? ((j + 2) & 4) != 0 : (((j & 4) != 0) != (signbit(v) != 0));
     return negative ? -r : r;
 }
