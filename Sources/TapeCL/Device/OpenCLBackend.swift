@@ -19,9 +19,15 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
     private var programs: [String: Result<cl_program, Unsupported>] = [:]
     private struct KernelKey: Hashable { let name: String, family: String, dtype: DType, source: DType? }
     private var kernels: [KernelKey: cl_kernel] = [:]
-    /// Elementwise kernels by the table's op name, their kind and element type: every launch looks
-    /// one up, so the key is not a kernel name built per launch (a third of TapeCL's enqueue cost).
-    private struct ElementwiseKey: Hashable { let op: String, kind: ElementwiseKind, dtype: DType }
+    /// Elementwise kernels by the table's op name, kind and element type (not a kernel name built per
+    /// launch), hashed by the name's length and last letter and the element size (SipHash over the
+    /// name was 700 instructions a launch); an op's kinds share a hash, a collision costs an equality test.
+    private struct ElementwiseKey: Hashable {
+        let op: String, kind: ElementwiseKind, dtype: DType
+        func _rawHashValue(seed: Int) -> Int {
+            Int(truncatingIfNeeded: SplitMix64.mix(UInt64(op.utf8.count << 16 | Int(op.utf8.last ?? 0) << 8 | dtype.byteSize) ^ UInt64(bitPattern: Int64(seed))))
+        }
+    }
     private enum ElementwiseKind: Hashable { case unary, fixup, fixup8, binary(BinaryVariant) }
     private var elementwise: [ElementwiseKey: cl_kernel] = [:]
     /// Every program build so far (from source or a cached binary), for `tapecl devices --build-kernels`.
@@ -150,12 +156,8 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
     private func kernel(_ kind: ElementwiseKind, _ op: String, dtype: DType) throws -> cl_kernel {
         let key = ElementwiseKey(op: op, kind: kind, dtype: dtype)
         if let k = elementwise[key] { return k }
-        let name = switch kind {
-        case .unary: "unary_" + op
-        case .fixup: "fixup_" + op
-        case .fixup8: "fixup8_" + op
-        case .binary(let variant): "binary_\(op)_\(variant.rawValue)"
-        }
+        let name = switch kind { case .unary: "unary_" + op; case .fixup: "fixup_" + op; case .fixup8: "fixup8_" + op
+                                 case .binary(let variant): "binary_\(op)_\(variant.rawValue)" }
         let k = try kernel(name, family: "elementwise", dtype: dtype)
         elementwise[key] = k
         return k
@@ -345,9 +347,7 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
     static func hasFixup(_ name: String) -> Bool { fixups.contains(name) }
     private static let fixups: Set<String> = {
         let text = KernelSource.files["elementwise.cl"] ?? ""
-        return Set(text.split(separator: "\n").compactMap { line in
-            line.hasPrefix("FIXUP(") ? line.dropFirst(6).split(separator: ",").first.map(String.init) : nil
-        })
+        return Set(text.split(separator: "\n").compactMap { $0.hasPrefix("FIXUP(") ? $0.dropFirst(6).split(separator: ",").first.map(String.init) : nil })
     }()
 
     /// Which `binary_*` kernel serves operands of these shapes (see `elementwise.cl`). Pure, so
