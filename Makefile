@@ -21,8 +21,10 @@ deps:
 build: deps
 	$(SWIFT) build
 
+## The Swift runtime is linked statically: the binary runs where no Swift toolchain is installed,
+## and calls into the runtime (retain, release: a quarter of W1's instructions) skip the dynamic linker's stubs.
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 ## The main job on the default device: list devices, differentiate the seed example, train on digits.
 run: release
