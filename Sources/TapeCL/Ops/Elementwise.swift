@@ -1,7 +1,7 @@
 import Foundation
 
 // Elementwise ops: one line each, kernel name = op name (see Kernels/elementwise.cl).
-// Host loops: `each { f }` over float64 values, or a block loop of HostMath (sin, cos, exp).
+// Host loops: `each { f }`, compiled for float64 and float32 values, or HostMath's (sin, cos, exp).
 // sin and cos are not fused: on OpenCL their large arguments need a second pass (elementwise.cl).
 // Rules: `dy` is the output's cotangent, `s` the saved values (`s.x` input, `s.y` output).
 
