@@ -30,7 +30,7 @@ let package = Package(
         // The OpenCL C API (Debian: ocl-icd-opencl-dev) and CBLAS (Debian: libopenblas-dev).
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
-        // The host's sin, cos and exp block loops and float32 conversions, in C for one reason: compiled for AVX2 and for
+        // The host's sin, cos and exp loops and its streaming copy, in C for one reason: compiled for AVX2 and for
         // baseline x86-64, the CPU choosing at load time (Swift has no per-function target).
         .target(name: "CHostMath"),
         // Kernels/*.cl and *.h, embedded as string literals at build time by the plugin below,

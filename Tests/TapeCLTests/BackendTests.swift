@@ -59,9 +59,9 @@ struct BackendTests {
                           -.greatestFiniteMagnitude, 3e9, 88.7, -103.9, 1048577, .pi]
         a += (0..<2000).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }      // every exponent
         a += (0..<2000).map { _ in Float((rng.nextUnit() * 2 - 1) * 10) }
-        let b = a.map { _ in Float((rng.nextUnit() * 2 - 1) * 4) }.reversed() + []
+        let b = a.map { _ in Float((rng.nextUnit() * 2 - 1) * 4) }
+        let (da, db) = (a.map(Double.init), b.map(Double.init))
         for op in Op.all {
-            let (da, db) = (a.map(Double.init), b.map(Double.init))
             var (wide, narrow) = ([Double](repeating: 0, count: a.count), [Float](repeating: 0, count: a.count))
             switch op.forward {
             case .unary(_, let f):

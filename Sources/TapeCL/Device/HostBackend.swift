@@ -2,8 +2,8 @@ import COpenBLAS
 import Dispatch
 import Foundation
 
-/// An element type the host loops handle; conversions go through `Double`, exact for every op's
-/// `+ - * /` on float32 (double rounding cannot occur with 53 ≥ 2·24 + 2 bits).
+/// An element type the host's casts, gathers and integer loops handle: values convert through
+/// `Double`, exactly for every element type (float32 and float64 loops need none, see ``HostFloat``).
 protocol HostScalar {
     static func fromDouble(_ d: Double) -> Self
     var double: Double { get }
