@@ -13,6 +13,6 @@ check() {
     fi
 }
 check Sources/TapeCL/Autodiff 1325    # 1300 until TensorID's hash and the single task-local of the leaner recording path
-check Sources/TapeCL/Device 1510      # 1300 until the fused kernels; 1360 until the host worker pool; 1440 until the row kernels, column reductions and launch batching; 1480 until the C conversions, streaming stores, one-element path and elementwise kernel cache
+check Sources/TapeCL/Device 1520      # 1300 until the fused kernels; 1360 until the host worker pool; 1440 until the row kernels, column reductions and launch batching; 1480 until the C conversions, streaming stores, one-element path and elementwise kernel cache; 1510 until the blocked, threaded integer loops
 check Sources/TapeCL/Ops 450
 exit $status

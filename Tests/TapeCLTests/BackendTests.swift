@@ -105,12 +105,23 @@ struct BackendTests {
         #expect(mismatches == 0)
     }
 
-    /// Integer elementwise ops (on the host element by element through the float64 loop) with a
-    /// row and a one-element operand: int32 and int8 against Swift's arithmetic, on every device.
+    /// Integer elementwise ops (on the host block by block through the float64 loop) with a row,
+    /// a column and a one-element operand: int32 and int8 against Swift's arithmetic, on every
+    /// device, small and past one block and one worker (300 × 331, blocks not aligned to rows).
     @Test func integerElementwiseOpsBroadcast() {
+        let (rows, cols) = (300, 331)
+        let big: [Int32] = (0..<rows * cols).map { Int32($0 * 7 % 11) - 5 }, row: [Int32] = (0..<cols).map { Int32($0 % 9) - 2 }
+        let column: [Int32] = (0..<rows).map { Int32($0 % 5) - 2 }
         let a: [Int32] = (0..<12).map { Int32($0 * 7 % 11) - 5 }, b: [Int32] = [3, -2, 0, 9]
         for device in [Device.host] + Device.openCL {
             for dtype in [DType.int32, .int8] {
+                let t = { (shape: [Int], values: [Int32]) in Tensor(shape: shape, scalars: values, dtype: dtype, on: device) }
+                let (x, r, c) = (t([rows, cols], big), t([cols], row), t([rows, 1], column))
+                // Counted, not compared as arrays: a failing comparison of 99,300 elements would diff them.
+                let wrong = { (y: Tensor, want: (Int) -> Int32) in zip(0..., y.scalars(as: Int.self)).count { $1 != Int(want($0)) } }
+                #expect(wrong(x * x - r) { big[$0] * big[$0] - row[$0 % cols] } == 0, "\(dtype) on \(device)")
+                #expect(wrong(c - x) { column[$0 / cols] - big[$0] } == 0, "\(dtype) on \(device)")
+                #expect(wrong(abs(x)) { Swift.abs(big[$0]) } == 0, "\(dtype) on \(device)")
                 let ta = Tensor(shape: [3, 4], scalars: a, dtype: dtype, on: device), tb = Tensor(shape: [4], scalars: b, dtype: dtype, on: device)
                 #expect((ta - tb).scalars(as: Int.self) == a.indices.map { Int(a[$0] - b[$0 % 4]) }, "\(dtype) on \(device)")
                 #expect((tb * ta).scalars(as: Int.self) == a.indices.map { Int(a[$0] * b[$0 % 4]) }, "\(dtype) on \(device)")

@@ -239,17 +239,26 @@ final class HostBackend: Backend {
     /// larger than a last-level cache, they would only evict what the next op reads.
     static let streamingBytes = 32 << 20
 
-    /// Integer elementwise ops, element by element through the float64 loop (int32 and int8
-    /// values are doubles exactly; results convert back as `fromDouble` says).
+    /// Integer elementwise ops through the float64 loop, block by block on both cores: operands
+    /// gathered into float64 rows (int32 and int8 values are doubles exactly), results converted
+    /// back as `fromDouble` says.
     private func converted<T: HostScalar>(_ l: Launch, _: T.Type) {
         let (p, o) = (l.inputs.map { $0.buffer.handle.assumingMemoryBound(to: T.self) }, l.output.handle.assumingMemoryBound(to: T.self))
-        let strides = l.inputs.map { Shape.broadcastStrides($0.shape, to: l.shape) }
-        var (a, b, r) = (0.0, 0.0, 0.0)
-        forEachOffset(l.shape, strides[0], strides[strides.count - 1], 0..<Shape.count(l.shape)) { i, ia, ib in
-            (a, b) = (p[0][ia].double, p[p.count - 1][ib].double)
-            if case .unary(_, let f) = l.forward { f.double(&a, &r, 1) }
-            if case .binary(_, let f) = l.forward { f.double(&a, &b, &r, 1) }
-            o[i] = .fromDouble(r)
+        let (sa, sb) = (Shape.broadcastStrides(l.inputs[0].shape, to: l.shape), Shape.broadcastStrides(l.inputs[p.count - 1].shape, to: l.shape))
+        let full = l.inputs.allSatisfy { $0.shape == l.shape }
+        parallelFor(Shape.count(l.shape)) { r in
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * Self.block) { rows in
+                let (a, b, out) = (rows.baseAddress!, rows.baseAddress! + Self.block, rows.baseAddress! + 2 * Self.block)
+                for i in stride(from: r.lowerBound, to: r.upperBound, by: Self.block) {
+                    let m = min(Self.block, r.upperBound - i)
+                    if full { for k in 0..<m { (a[k], b[k]) = (p[0][i + k].double, p[p.count - 1][i + k].double) } } else {
+                        forEachOffset(l.shape, sa, sb, i..<i + m) { k, ia, ib in (a[k - i], b[k - i]) = (p[0][ia].double, p[p.count - 1][ib].double) }
+                    }
+                    if case .unary(_, let f) = l.forward { f.double(a, out, m) }
+                    if case .binary(_, let f) = l.forward { f.double(a, b, out, m) }
+                    for k in 0..<m { o[i + k] = .fromDouble(out[k]) }
+                }
+            }
         }
     }
 
