@@ -57,6 +57,8 @@ let opCases: [OpCase] = [
     OpCase("sigmoid", shapes: [[M, N]], domain: -4...4) { sigmoid($0[0]) },
     OpCase("relu", shapes: [[M, N]], avoidZero: 0.05) { relu($0[0]) },
     OpCase("abs", shapes: [[M, N]], avoidZero: 0.05) { abs($0[0]) },
+    OpCase("step", "step (relu's mask)", shapes: [[M, N]], avoidZero: 0.05) { Op.named("step")!($0[0]) },
+    OpCase("sign", "sign (abs's mask)", shapes: [[M, N]], avoidZero: 0.05) { Op.named("sign")!($0[0]) },
     OpCase("safe_log", "pow (exponent gradient, safe_log)", shapes: [[M, N], [M, N]], domain: 0.3...2) { pow($0[0], $0[1]) },
     OpCase("add", shapes: [[M, N], [M, N]]) { $0[0] + $0[1] },
     OpCase("add", "add broadcast [M,N]+[N]", shapes: [[M, N], [N]]) { $0[0] + $0[1] },

@@ -80,7 +80,7 @@ struct OpTableTests {
         }
     }
 
-    /// 0/1 masks have no gradient; their forward must still agree across devices.
+    /// 0/1 masks (comparisons have no gradient, step and sign a zero one): the forward must agree across devices.
     @Test(arguments: ["step", "sign", "equal", "greater_equal"], Device.openCL)
     func masksMatchHost(_ name: String, device: Device) throws {
         let op = try #require(Op.named(name))

@@ -168,6 +168,28 @@ struct HigherOrderTests {
         }
     }
 
+    /// Second derivatives through relu's and abs's masks are zeros and through maximum's nil, as
+    /// TensorFlow 2 prints them at x = [1.5, -2] (nested tf.GradientTape): tf.nn.relu [0. 0.],
+    /// tf.abs [0. 0.], tf.nn.relu(x) * x [2. 0.], tf.maximum(x, 0.5) None.
+    @Test(arguments: devices)
+    func secondDerivativesThroughMasksAreTensorFlows(device: Device) throws {
+        let x = Tensor([1.5, -2.0], on: device), c = Tensor([0.5, 0.5], on: device)
+        func second(_ f: (Tensor) -> Tensor) throws -> [Float]? {
+            let outer = GradientTape()
+            outer.watch(x)
+            let dy = try outer.record { () throws -> Tensor in
+                let inner = GradientTape()
+                inner.watch(x)
+                return try #require(try inner.gradient(of: inner.record { f(x) }, wrt: x))
+            }
+            return try outer.gradient(of: dy, wrt: x)?.scalars
+        }
+        #expect(try second { relu($0) } == [0, 0])
+        #expect(try second { abs($0) } == [0, 0])
+        #expect(try second { relu($0) * $0 } == [2, 0])
+        #expect(try second { maximum($0, c) } == nil)
+    }
+
     @Test(arguments: devices)
     func jacobianShapesAndValues(device: Device) throws {
         try withDevice(device) {

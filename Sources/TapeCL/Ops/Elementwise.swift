@@ -23,11 +23,9 @@ extension Op {
            floatOnly: floatOnly, sampleDomain: domain, vjp: vjp, jvp: jvp)
     }
 
-    /// A 0/1 mask: not differentiable (never recorded), so no gradient flows through it.
-    static func mask(_ name: String, arity: Int, _ host1: UnaryLoop? = nil, _ host2: BinaryLoop? = nil) -> Op {
-        Op(name: name, arity: arity, forward: host2.map { .binary(kernel: name, host: $0) } ?? .unary(kernel: name, host: host1!),
-           shape: arity == 1 ? sameShape : broadcastShape(name), saves: .nothing, differentiable: false,
-           vjp: { _, _ in [Tensor?](repeating: nil, count: arity) }, jvp: { _, _ in nil })
+    /// A 0/1 comparison: not differentiable (never recorded), so no gradient flows through it.
+    static func mask(_ name: String, _ host: BinaryLoop) -> Op {
+        Op(name: name, arity: 2, forward: .binary(kernel: name, host: host), shape: broadcastShape(name), saves: .nothing, differentiable: false, vjp: { _, _ in [nil, nil] }, jvp: { _, _ in nil })
     }
 
     static let neg = unary("neg", saves: .nothing, floatOnly: false, each { -$0 }) { _, dy in -dy }
@@ -68,10 +66,12 @@ extension Op {
         vjp: { s, dy in let m = Op.greaterEqual(s.b, s.a); return s.grads(dy * m, dy * (1 - m)) },
         jvp: { s, d in let m = Op.greaterEqual(s.b, s.a); return plus(d[0].map { $0 * m }, d[1].map { $0 * (1 - m) }) })
 
-    static let step = mask("step", arity: 1, each { $0 > 0 ? 1 : 0 })
-    static let sign = mask("sign", arity: 1, each { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 })
-    static let equal = mask("equal", arity: 2, nil, each { $0 == $1 ? 1 : 0 })
-    static let greaterEqual = mask("greater_equal", arity: 2, nil, each { $0 >= $1 ? 1 : 0 })
+    // relu's and abs's masks: a zero derivative, as TensorFlow registers for ReluGrad's input and Sign, so second
+    // derivatives through relu and abs are zeros, as there (through maximum, minimum and max: nil, TensorFlow's None).
+    static let step = unary("step", saves: .nothing, floatOnly: false, each { $0 > 0 ? 1 : 0 }) { _, dy in .zeros(shape: dy.shape, dtype: dy.dtype, on: dy.device) }
+    static let sign = unary("sign", saves: .nothing, floatOnly: false, each { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }) { _, dy in .zeros(shape: dy.shape, dtype: dy.dtype, on: dy.device) }
+    static let equal = mask("equal", each { $0 == $1 ? 1 : 0 })
+    static let greaterEqual = mask("greater_equal", each { $0 >= $1 ? 1 : 0 })
 }
 
 /// The sum of the tangents that exist (`nil` is a zero tangent).

@@ -22,7 +22,7 @@ package final class Op: Sendable {
     package let saves: Saves
     /// Only float32 and float64 (transcendental functions, matmul).
     package let floatOnly: Bool
-    /// Whether the op is recorded at all (masks and `stopGradient` are not: no gradient flows).
+    /// Whether the op is recorded at all (comparisons and `stopGradient` are not: no gradient flows).
     package let differentiable: Bool
     /// Whether a large elementwise result may wait to run in a fused kernel (see ``Fusion``).
     package let fusable: Bool
