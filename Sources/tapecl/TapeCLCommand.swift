@@ -45,6 +45,7 @@ extension ParsableCommand {
 /// Numbers as people read them (12, -0.5, 4.0205746) and as JSON (non-finite values as strings).
 enum Format {
     static func number(_ v: Double, json: Bool = false) -> String {
+        if v.isNaN { return json ? "\"nan\"" : "nan" }                 // as TensorFlow prints it, whatever its sign bit
         if !v.isFinite { return json ? "\"\(v)\"" : "\(v)" }
         if v == v.rounded() && abs(v) < 1e15 { return String(Int64(v)) }
         return "\(Float(v))" == "\(v)" ? "\(v)" : "\(Float(v))"

@@ -56,6 +56,17 @@ struct CLITests {
         #expect((vec["gradient"] as! [String: [Double]])["x"] == [2, 4, 6])
     }
 
+    /// NaN prints as `nan`, as TensorFlow prints it (x ** y at x = -2, y = 0.5: f = nan, dx = nan,
+    /// dy = nan), although 0 · NaN here has its sign bit set, which Swift prints as `-nan`.
+    @Test func nanPrintsAsTensorFlowPrintsIt() throws {
+        let r = try tapecl(["grad", "x^y", "--at", "x=-2", "--at", "y=0.5", "--device", "host"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out == "f = nan\ndf/dx = nan\ndf/dy = nan\n")
+        let j = try json(try tapecl(["grad", "x^y", "--at", "x=-2", "--at", "y=0.5", "--json", "--device", "host"]).out) as! [String: Any]
+        #expect(j["value"] as? String == "nan")
+        #expect(Tensor([-Float.nan, 1]).description == "Tensor([nan, 1.0], shape: [2], dtype: float32)")
+    }
+
     @Test(arguments: [
         (["grad", "(x+y", "--at", "x=1", "--at", "y=2"], "column 5"),
         (["grad", "x +* y", "--at", "x=1", "--at", "y=2"], "column 4"),

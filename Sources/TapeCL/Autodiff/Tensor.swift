@@ -241,11 +241,11 @@ package struct SplitMix64: RandomNumberGenerator {
 }
 
 extension Tensor: CustomStringConvertible {
-    /// `Tensor(shape: [2], dtype: float32, [4.0, 12.0])`, with values as TensorFlow prints them
-    /// (shortest round-trip form of each element).
+    /// `Tensor([4.0, 12.0], shape: [2], dtype: float32)`, with values as TensorFlow prints them
+    /// (shortest round-trip form of each element; `nan` whatever its sign bit, where Swift says `-nan`).
     public var description: String {
-        let values: [String] = dtype == .float64 ? scalars(as: Double.self).map { "\($0)" }
-            : dtype.isFloatingPoint ? scalars.map { "\($0)" } : scalars(as: Int.self).map { "\($0)" }
+        let values: [String] = dtype == .float64 ? scalars(as: Double.self).map { $0.isNaN ? "nan" : "\($0)" }
+            : dtype.isFloatingPoint ? scalars.map { $0.isNaN ? "nan" : "\($0)" } : scalars(as: Int.self).map { "\($0)" }
         return "Tensor(\(Shape.nested(values[...], shape[...])), shape: \(Shape.describe(shape)), dtype: \(dtype))"
     }
 }
