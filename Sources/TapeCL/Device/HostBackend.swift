@@ -239,24 +239,26 @@ final class HostBackend: Backend {
     /// larger than a last-level cache, they would only evict what the next op reads.
     static let streamingBytes = 32 << 20
 
-    /// Integer elementwise ops through the float64 loop, block by block on both cores: operands
-    /// gathered into float64 rows (int32 and int8 values are doubles exactly), results converted
-    /// back as `fromDouble` says.
+    /// Integer elementwise ops through the float64 loop, block by block on both cores: each
+    /// operand's values read as ``Layout`` says and converted into a float64 row (int32 and int8
+    /// values are doubles exactly), results converted back as `fromDouble` says.
     private func converted<T: HostScalar>(_ l: Launch, _: T.Type) {
-        let (p, o) = (l.inputs.map { $0.buffer.handle.assumingMemoryBound(to: T.self) }, l.output.handle.assumingMemoryBound(to: T.self))
-        let (sa, sb) = (Shape.broadcastStrides(l.inputs[0].shape, to: l.shape), Shape.broadcastStrides(l.inputs[p.count - 1].shape, to: l.shape))
-        let full = l.inputs.allSatisfy { $0.shape == l.shape }
+        let (p, o) = (l.inputs.map { UnsafePointer($0.buffer.handle.assumingMemoryBound(to: T.self)) }, l.output.handle.assumingMemoryBound(to: T.self))
+        let layouts = l.inputs.map { Layout($0.shape, of: l.shape) }
         parallelFor(Shape.count(l.shape)) { r in
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * Self.block) { rows in
-                let (a, b, out) = (rows.baseAddress!, rows.baseAddress! + Self.block, rows.baseAddress! + 2 * Self.block)
-                for i in stride(from: r.lowerBound, to: r.upperBound, by: Self.block) {
-                    let m = min(Self.block, r.upperBound - i)
-                    if full { for k in 0..<m { (a[k], b[k]) = (p[0][i + k].double, p[p.count - 1][i + k].double) } } else {
-                        forEachOffset(l.shape, sa, sb, i..<i + m) { k, ia, ib in (a[k - i], b[k - i]) = (p[0][ia].double, p[p.count - 1][ib].double) }
+            withUnsafeTemporaryAllocation(of: T.self, capacity: Self.block) { copied in
+                withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * Self.block) { rows in
+                    let (a, b, out) = (rows.baseAddress!, rows.baseAddress! + Self.block, rows.baseAddress! + 2 * Self.block)
+                    for i in stride(from: r.lowerBound, to: r.upperBound, by: Self.block) {
+                        let m = min(Self.block, r.upperBound - i)
+                        for j in p.indices {                    // operand j into row j (a, then b)
+                            let values = layouts[j].elements(p[j], i, m, scratch: copied.baseAddress!)
+                            for k in 0..<m { a[j * Self.block + k] = values[k].double }
+                        }
+                        if case .unary(_, let f) = l.forward { f.double(a, out, m) }
+                        if case .binary(_, let f) = l.forward { f.double(a, b, out, m) }
+                        for k in 0..<m { o[i + k] = .fromDouble(out[k]) }
                     }
-                    if case .unary(_, let f) = l.forward { f.double(a, out, m) }
-                    if case .binary(_, let f) = l.forward { f.double(a, b, out, m) }
-                    for k in 0..<m { o[i + k] = .fromDouble(out[k]) }
                 }
             }
         }
