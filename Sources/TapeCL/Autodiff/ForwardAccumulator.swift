@@ -41,7 +41,7 @@ public final class ForwardAccumulator: @unchecked Sendable {
     public func jvp(_ value: some TensorConvertible, unconnected: GradientTape.UnconnectedGradients = .none) -> Tensor? {
         let t = GradientTape.tensor(value)
         if let found = tangents[t.id] { return found }
-        return unconnected == .zero ? Tensor.zeros(shape: t.shape, dtype: t.dtype, on: t.device) : nil
+        return unconnected == .zero ? Tensor.zeros(like: t) : nil
     }
 
     func noteRead(_ variable: Variable, _ value: Tensor) {

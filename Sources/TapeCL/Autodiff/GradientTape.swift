@@ -164,7 +164,7 @@ public final class GradientTape: @unchecked Sendable {
             let parts = ids.compactMap { found[$0] }
             if let first = parts.first { return parts.dropFirst().reduce(first, +) }
             let s = Self.tensor(source)
-            return unconnected == .zero && s.dtype.isFloatingPoint ? Tensor.zeros(shape: s.shape, dtype: s.dtype, on: s.device) : nil
+            return unconnected == .zero && s.dtype.isFloatingPoint ? Tensor.zeros(like: s) : nil
         }
         for case let g? in gradients { _ = g.buffer }          // fused chains run now; the values they read go
         return gradients

@@ -110,6 +110,8 @@ public struct Tensor: @unchecked Sendable {
     public static func zeros(shape: [Int], dtype: DType = .float32, on device: Device? = nil) -> Tensor {
         full(shape: shape, value: 0, dtype: dtype, on: device)
     }
+    /// Zeros of `t`'s shape and dtype on `t`'s device (TensorFlow's `zeros_like`).
+    package static func zeros(like t: Tensor) -> Tensor { zeros(shape: t.shape, dtype: t.dtype, on: t.device) }
     /// A tensor of `shape` filled with 1 (float32 unless `dtype` says otherwise).
     public static func ones(shape: [Int], dtype: DType = .float32, on device: Device? = nil) -> Tensor {
         full(shape: shape, value: 1, dtype: dtype, on: device)

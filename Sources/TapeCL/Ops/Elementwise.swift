@@ -68,8 +68,8 @@ extension Op {
 
     // relu's and abs's masks: a zero derivative, as TensorFlow registers for ReluGrad's input and Sign, so second
     // derivatives through relu and abs are zeros, as there (through maximum, minimum and max: nil, TensorFlow's None).
-    static let step = unary("step", saves: .nothing, floatOnly: false, each { $0 > 0 ? 1 : 0 }) { _, dy in .zeros(shape: dy.shape, dtype: dy.dtype, on: dy.device) }
-    static let sign = unary("sign", saves: .nothing, floatOnly: false, each { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }) { _, dy in .zeros(shape: dy.shape, dtype: dy.dtype, on: dy.device) }
+    static let step = unary("step", saves: .nothing, floatOnly: false, each { $0 > 0 ? 1 : 0 }) { _, dy in .zeros(like: dy) }
+    static let sign = unary("sign", saves: .nothing, floatOnly: false, each { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }) { _, dy in .zeros(like: dy) }
     static let equal = mask("equal", each { $0 == $1 ? 1 : 0 })
     static let greaterEqual = mask("greater_equal", each { $0 >= $1 ? 1 : 0 })
 }
