@@ -41,6 +41,8 @@ let package = Package(
 
         // MARK: - Tests
         .testTarget(name: "TapeCLTests", dependencies: ["TapeCL"]),
+        // Misuses TapeCL on purpose; `make test` builds it in release, where a stop must still print its message.
+        .executableTarget(name: "tapecl-stop", dependencies: ["TapeCL"], path: "Tests/Programs/tapecl-stop"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -24,6 +24,9 @@ public enum TapeError: Error, CustomStringConvertible, Equatable {
 /// Stops the program with `error`'s message: what non-throwing operators do on bad input,
 /// as a Swift array does on a bad index. Use the throwing ``Tensor/apply(_:_:axes:keepDims:shape:)``
 /// to handle such input instead.
+///
+/// The message is printed in every build: `preconditionFailure` drops its message in `-O` builds
+/// (a user saw only "Illegal instruction"), `fatalError` keeps it.
 func fail(_ error: any Error) -> Never {
-    preconditionFailure("TapeCL: \(error)")
+    fatalError("TapeCL: \(error)")
 }

@@ -3,6 +3,25 @@ package enum Shape {
     /// Number of elements: the product of the dimensions (1 for a scalar).
     package static func count(_ shape: [Int]) -> Int { shape.reduce(1, *) }
 
+    /// The number of elements and bytes of a tensor of `shape` and `dtype`, checked: every
+    /// dimension is ≥ 0 and neither product overflows. Every op validates its output shape with
+    /// this before anything is allocated, so `count` above never overflows afterwards.
+    /// - Throws: ``TapeError/shape(_:)`` naming `op` and the shape.
+    package static func checkedBytes(_ shape: [Int], _ dtype: DType, op: String) throws -> Int {
+        if let negative = shape.first(where: { $0 < 0 }) {
+            throw TapeError.shape("\(op): dimension \(negative) in shape \(describe(shape)) is negative")
+        }
+        var n = 1
+        for d in shape {
+            let (product, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw TapeError.shape("\(op): shape \(describe(shape)) has more elements than Int can count") }
+            n = product
+        }
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: dtype.byteSize)
+        guard !overflow else { throw TapeError.shape("\(op): shape \(describe(shape)) of \(dtype) needs more bytes than Int can count") }
+        return bytes
+    }
+
     /// Row-major strides, in elements.
     package static func strides(_ shape: [Int]) -> [Int] {
         var strides = [Int](repeating: 1, count: shape.count)

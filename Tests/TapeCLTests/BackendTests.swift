@@ -141,7 +141,7 @@ struct BackendTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-cache-test-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let binary: [UInt8] = Array("not really a program".utf8)
-        ProgramCache.store(key: "k", binary: binary, in: dir)
+        try ProgramCache.store(key: "k", binary: binary, in: dir)
         #expect(ProgramCache.load(key: "k", in: dir) == binary)
         #expect(ProgramCache.load(key: "other", in: dir) == nil)
         let file = try #require(try FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil).first)

@@ -5,21 +5,48 @@ import TapeCL
 /// Runs the built `tapecl` (beside the test bundle), as a user would.
 func tapecl(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
     let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    let executable = bundle.appendingPathComponent("tapecl")
+    return try run(bundle.appendingPathComponent("tapecl"), arguments, environment: environment)
+}
+
+/// Runs `executable` and collects its standard output and error. Both pipes are drained at once
+/// (stderr on another thread): a child that fills one pipe's 64 KiB while the parent waits on the
+/// other would never finish.
+func run(_ executable: URL, _ arguments: [String], environment: [String: String] = [:], removing: [String] = [])
+    throws -> (status: Int32, out: String, err: String)
+{
     guard FileManager.default.isExecutableFile(atPath: executable.path) else {
-        throw TapeError.argument("tapecl is not built next to the tests (\(executable.path)); run `swift build --build-tests` first")
+        throw TapeError.argument("\(executable.lastPathComponent) is not built (\(executable.path)); run `make test`")
     }
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let out = Pipe(), err = Pipe()
+    var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    for key in removing { env[key] = nil }
+    process.environment = env
+    let out = Pipe()
+    let err = Pipe()
     process.standardOutput = out
     process.standardError = err
     try process.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    let errors = Collected(err.fileHandleForReading)
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = errors.wait()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// A pipe read to its end on another thread; `wait` returns what it read.
+final class Collected: @unchecked Sendable {
+    private var data = Data()
+    private let done = DispatchGroup()
+    init(_ handle: FileHandle) {
+        DispatchQueue.global().async(group: done) { self.data = handle.readDataToEndOfFile() }
+    }
+    /// The data, once the writer closed the pipe (the group's wait orders the write before the read).
+    func wait() -> Data {
+        done.wait()
+        return data
+    }
 }
 
 func json(_ text: String) throws -> Any { try JSONSerialization.jsonObject(with: Data(text.utf8)) }

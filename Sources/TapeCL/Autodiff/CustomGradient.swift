@@ -29,7 +29,9 @@ public func customGradient(_ f: @escaping ([Tensor]) -> (value: Tensor, gradient
         let op = Op(name: "custom_gradient", arity: xs.count, forward: .alias, shape: { _, _ in value.shape }, saves: .nothing,
                     vjp: { s, dy in
                         let g = box.value(dy)
-                        precondition(g.count == s.shapes.count, "customGradient: the backward returned \(g.count) cotangents for \(s.shapes.count) inputs")
+                        guard g.count == s.shapes.count else {
+                            fail(TapeError.argument("customGradient: the backward returned \(g.count) cotangents for \(s.shapes.count) inputs"))
+                        }
                         return g
                     },
                     jvp: { _, _ in nil })

@@ -20,10 +20,14 @@ public final class ForwardAccumulator: @unchecked Sendable {
     ///   - tangents: one per primal, of its shape and dtype.
     /// - Precondition: as many tangents as primals, each matching its primal's shape.
     public init(primals: [any TensorConvertible], tangents: [Tensor]) {
-        precondition(primals.count == tangents.count, "ForwardAccumulator: \(primals.count) primals but \(tangents.count) tangents")
+        guard primals.count == tangents.count else {
+            fail(TapeError.argument("ForwardAccumulator: \(primals.count) primals but \(tangents.count) tangents"))
+        }
         for (p, t) in zip(primals, tangents) {
             let value = GradientTape.tensor(p)
-            precondition(value.shape == t.shape, "ForwardAccumulator: tangent \(Shape.describe(t.shape)) for a primal of \(Shape.describe(value.shape))")
+            guard value.shape == t.shape else {
+                fail(TapeError.shape("ForwardAccumulator: tangent \(Shape.describe(t.shape)) for a primal of \(Shape.describe(value.shape))"))
+            }
             let t = t.dtype == value.dtype ? t : t.cast(to: value.dtype)
             self.tangents[value.id] = t
             if let v = p as? Variable { variableTangents[ObjectIdentifier(v)] = t }

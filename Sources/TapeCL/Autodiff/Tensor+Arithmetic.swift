@@ -176,6 +176,7 @@ extension Tensor {
 
     package func broadcastChecked(to target: [Int]) throws -> Tensor {
         if target == shape { return self }
+        _ = try Shape.checkedBytes(target, dtype, op: "broadcast")
         guard Shape.broadcast(shape, target) == target else {      // checked before the strides, which assume it
             throw TapeError.shape("broadcast: \(Shape.describe(shape)) does not broadcast to \(Shape.describe(target))")
         }
@@ -188,12 +189,18 @@ extension Tensor {
     package func reshapedChecked(to newShape: [Int]) throws -> Tensor {
         var target = newShape
         if let hole = newShape.firstIndex(of: -1) {
-            let known = newShape.enumerated().filter { $0.offset != hole }.reduce(1) { $0 * $1.element }
-            guard known > 0, count % known == 0, newShape.filter({ $0 == -1 }).count == 1 else {
-                throw TapeError.shape("reshape: cannot reshape \(Shape.describe(shape)) to \(Shape.describe(newShape))")
+            var known = newShape
+            known.remove(at: hole)
+            guard newShape.filter({ $0 == -1 }).count == 1 else {
+                throw TapeError.shape("reshape: at most one dimension of \(Shape.describe(newShape)) may be -1")
             }
-            target[hole] = count / known
+            let knownCount = try Shape.checkedBytes(known, .int8, op: "reshape")
+            guard knownCount > 0, count % knownCount == 0 else {
+                throw TapeError.shape("reshape: cannot reshape \(Shape.describe(shape)) (\(count) elements) to \(Shape.describe(newShape))")
+            }
+            target[hole] = count / knownCount
         }
+        _ = try Shape.checkedBytes(target, dtype, op: "reshape")
         if target == shape { return self }
         var a = Attributes()
         a.shape = target

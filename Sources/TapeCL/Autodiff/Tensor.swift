@@ -103,8 +103,18 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// A tensor of `shape` filled with `value`.
+    /// The elements are written on the device (no host array of the tensor's size).
     public static func full(shape: [Int], value: Double, dtype: DType = .float32, on device: Device? = nil) -> Tensor {
-        Tensor(shape: shape, scalars: [Double](repeating: value, count: Shape.count(shape)), dtype: dtype, on: device)
+        do { return try filled(shape: shape, value: value, dtype: dtype, on: device ?? .current) } catch { fail(error) }
+    }
+
+    package static func filled(shape: [Int], value: Double, dtype: DType, on device: Device) throws -> Tensor {
+        let bytes = try Shape.checkedBytes(shape, dtype, op: "Tensor.full")
+        try device.core.checkAllocatable(bytes, op: "Tensor.full", shape: shape, dtype: dtype)
+        let buffer = try device.core.allocate(bytes: bytes)
+        let element = withHostBytes([value], as: dtype) { Array($0) }
+        try device.core.backend.fill(buffer, with: element, count: Shape.count(shape))
+        return Tensor(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype))
     }
     /// A tensor of `shape` filled with 0 (float32 unless `dtype` says otherwise).
     public static func zeros(shape: [Int], dtype: DType = .float32, on device: Device? = nil) -> Tensor {
@@ -137,6 +147,8 @@ public struct Tensor: @unchecked Sendable {
 
     package static func make<S: TensorScalar>(shape: [Int], scalars: [S], dtype: DType, on device: Device) throws -> Tensor {
         guard shape.allSatisfy({ $0 >= 0 }) else { throw TapeError.shape("Tensor: negative dimension in shape \(Shape.describe(shape))") }
+        let bytes = try Shape.checkedBytes(shape, dtype, op: "Tensor")
+        try device.core.checkAllocatable(bytes, op: "Tensor", shape: shape, dtype: dtype)
         guard scalars.count == Shape.count(shape) else {
             throw TapeError.shape("Tensor: \(scalars.count) scalars do not fill shape \(Shape.describe(shape)) (\(Shape.count(shape)) elements)")
         }
@@ -153,7 +165,9 @@ public struct Tensor: @unchecked Sendable {
     /// The single element of a one-element tensor, as `Float`.
     /// - Precondition: `count == 1`.
     public var scalar: Float {
-        precondition(count == 1, "TapeCL: scalar of a tensor of shape \(Shape.describe(shape)); use scalars")
+        guard count == 1 else {
+            fail(TapeError.shape("scalar: a tensor of shape \(Shape.describe(shape)) has \(count) elements; use scalars"))
+        }
         return scalars[0]
     }
 
@@ -163,6 +177,13 @@ public struct Tensor: @unchecked Sendable {
     }
 
     package func readScalars<T: TensorScalar>(as: T.Type) throws -> [T] {
+        let sameType = (T.defaultDType == dtype || T.self == Double.self) && MemoryLayout<T>.size == dtype.byteSize
+        if sameType {   // Float from float32, Double from float64, Int32, Int8: read into the result, no second copy
+            return try [T](unsafeUninitializedCapacity: count) { out, initialized in
+                try buffer.core.backend.read(buffer, into: UnsafeMutableRawBufferPointer(out))
+                initialized = count
+            }
+        }
         var raw = [UInt8](repeating: 0, count: byteCount)
         try raw.withUnsafeMutableBytes { try buffer.core.backend.read(buffer, into: $0) }
         return raw.withUnsafeBytes { bytes in

@@ -52,6 +52,9 @@ package protocol Backend: AnyObject, Sendable {
     func free(_ handle: UnsafeMutableRawPointer)
     /// Copies host bytes into `buffer` (from offset 0); `bytes` may be reused when this returns.
     func write(_ bytes: UnsafeRawBufferPointer, to buffer: Buffer) throws
+    /// Fills the first `count` elements of `buffer` with `element` (one element's bytes), without
+    /// a host array of the tensor's size.
+    func fill(_ buffer: Buffer, with element: [UInt8], count: Int) throws
     /// Waits for queued work on `buffer`, then copies its first `into.count` bytes out.
     func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws
     /// Enqueues one op.
@@ -81,6 +84,9 @@ public struct DeviceInfo: Sendable, Codable {
     public var type: String
     public var computeUnits: Int
     public var globalMemoryBytes: Int
+    /// The largest single buffer the device allocates (`CL_DEVICE_MAX_MEM_ALLOC_SIZE`; the
+    /// physical memory on the host). A larger tensor is a ``TapeError``, never a crash.
+    public var maxAllocationBytes: Int
     /// `CL_DEVICE_OPENCL_C_VERSION`, e.g. `OpenCL C 1.2 PoCL` (nil for the host).
     public var openCLCVersion: String?
     public var driverVersion: String?

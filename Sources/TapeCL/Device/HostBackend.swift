@@ -179,16 +179,36 @@ final class HostBackend: Backend {
         return DeviceInfo(name: "host", kind: "host", deviceName: model, vendor: "host", type: "CPU",
                           computeUnits: ProcessInfo.processInfo.activeProcessorCount,
                           globalMemoryBytes: Int(ProcessInfo.processInfo.physicalMemory),
+                          maxAllocationBytes: Int(ProcessInfo.processInfo.physicalMemory),
                           openCLCVersion: nil, driverVersion: nil, platform: nil, supportsFloat64: true)
     }()
 
+    /// `posix_memalign`, which reports a failure (Swift's `allocate` stops the program instead).
     func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
-        UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        var pointer: UnsafeMutableRawPointer?
+        guard posix_memalign(&pointer, 64, Swift.max(bytes, 64)) == 0, let pointer else {
+            throw TapeError.backend("host: out of memory: \(bytes) bytes asked, \(Self.availableBytes()) available")
+        }
+        return pointer
     }
-    func free(_ handle: UnsafeMutableRawPointer) { handle.deallocate() }
+    func free(_ handle: UnsafeMutableRawPointer) { Foundation.free(handle) }
     func write(_ bytes: UnsafeRawBufferPointer, to buffer: Buffer) throws {
         if let base = bytes.baseAddress { buffer.handle.copyMemory(from: base, byteCount: bytes.count) }
     }
+    func fill(_ buffer: Buffer, with element: [UInt8], count: Int) throws {
+        func fill<T>(_: T.Type) {
+            let value = element.withUnsafeBytes { $0.loadUnaligned(as: T.self) }
+            let o = buffer.handle.assumingMemoryBound(to: T.self)
+            parallelFor(count) { r in (o + r.lowerBound).update(repeating: value, count: r.count) }
+        }
+        switch element.count {
+        case 1: fill(UInt8.self)
+        case 4: fill(UInt32.self)
+        default: fill(UInt64.self)
+        }
+    }
+    /// Physical memory not in use now (`_SC_AVPHYS_PAGES`), for out-of-memory messages.
+    static func availableBytes() -> Int { sysconf(Int32(_SC_AVPHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE)) }
     func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {
         if let base = into.baseAddress { base.copyMemory(from: buffer.handle, byteCount: into.count) }
     }

@@ -60,6 +60,17 @@ package final class DeviceCore: @unchecked Sendable {
         return (bytes + step - 1) / step * step
     }
 
+    /// Throws unless a buffer of `bytes` can exist on this device at all (at most
+    /// ``DeviceInfo/maxAllocationBytes``): checked when an op is applied, before its result is
+    /// allocated or deferred (a pending result allocates later, where it could not throw).
+    /// - Throws: ``TapeError/backend(_:)`` naming `op`, the shape, the bytes asked and available.
+    package func checkAllocatable(_ bytes: Int, op: String, shape: [Int], dtype: DType) throws {
+        let limit = backend.info.maxAllocationBytes
+        guard bytes > limit else { return }
+        throw TapeError.backend(
+            "\(op): a \(dtype) result of shape \(Shape.describe(shape)) needs \(bytes) bytes; \(name) allocates at most \(limit) bytes a buffer (\(stats.liveBytes) bytes live)")
+    }
+
     package func allocate(bytes: Int) throws -> Buffer {
         let capacity = Self.capacity(for: bytes)
         let reused: UnsafeMutableRawPointer? = state.withLock { s -> Block? in
@@ -78,8 +89,12 @@ package final class DeviceCore: @unchecked Sendable {
         } catch {
             emptyCache()  // out of memory with blocks cached: give them back and try once more
             do { handle = try backend.allocate(bytes: capacity) } catch {
-                state.withLock { s in s.stats.liveAllocations -= 1; s.stats.liveBytes -= bytes }
-                throw error
+                let live = state.withLock { s in
+                    s.stats.liveAllocations -= 1
+                    s.stats.liveBytes -= bytes
+                    return s.stats.liveBytes
+                }
+                throw TapeError.backend("\(name): cannot allocate \(bytes) bytes (\(live) bytes live): \(error)")
             }
         }
         state.withLock { $0.stats.backendAllocations += 1 }

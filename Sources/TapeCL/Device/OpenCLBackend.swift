@@ -83,6 +83,7 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
             type: type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0 ? "GPU" : type & cl_device_type(CL_DEVICE_TYPE_CPU) != 0 ? "CPU" : "ACCELERATOR",
             computeUnits: Int(clValue(cl_uint(0)) { clGetDeviceInfo(device, cl_device_info(CL_DEVICE_MAX_COMPUTE_UNITS), $0, $1, $2) }),
             globalMemoryBytes: Int(clValue(cl_ulong(0)) { clGetDeviceInfo(device, cl_device_info(CL_DEVICE_GLOBAL_MEM_SIZE), $0, $1, $2) }),
+            maxAllocationBytes: Int(clValue(cl_ulong(0)) { clGetDeviceInfo(device, cl_device_info(CL_DEVICE_MAX_MEM_ALLOC_SIZE), $0, $1, $2) }),
             openCLCVersion: deviceString(CL_DEVICE_OPENCL_C_VERSION),
             driverVersion: deviceString(CL_DRIVER_VERSION),
             platform: clString { clGetPlatformInfo(platform, cl_platform_info(CL_PLATFORM_NAME), $0, $1, $2) },
@@ -114,6 +115,16 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         openGate()
         try check(clEnqueueWriteBuffer(queue, OpaquePointer(buffer.handle), cl_bool(CL_TRUE), 0, bytes.count, base, 0, nil, nil), "clEnqueueWriteBuffer")
+    }
+
+    package func fill(_ buffer: Buffer, with element: [UInt8], count: Int) throws {
+        guard count > 0 else { return }
+        lock.lock(); defer { lock.unlock() }
+        openGate()
+        try element.withUnsafeBytes { e in
+            try check(clEnqueueFillBuffer(queue, OpaquePointer(buffer.handle), e.baseAddress, e.count, 0, count * e.count, 0, nil, nil),
+                      "clEnqueueFillBuffer")
+        }
     }
 
     package func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {
@@ -221,6 +232,7 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
             if let program { clReleaseProgram(program) }
             ProgramCache.remove(key: diskKey)            // corrupt or stale: rebuild, never trust
         }
+        Notices.building(device: info.name, program: family + " " + options)
         let program: cl_program? = source.withCString { text in
             var ptr: UnsafePointer<CChar>? = text
             var length = strlen(text)
@@ -234,6 +246,7 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
             throw Unsupported(reason: "Kernels/\(family).cl did not build (\(options)):\n\(log)")
         }
         builds.append(ProgramBuild(program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: false, error: nil))
+        Notices.built(seconds: Date().timeIntervalSince(start))
         var size = 0
         if clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS, size > 0 {
             var binary = [UInt8](repeating: 0, count: size)
@@ -241,7 +254,9 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
                 var ptr: UnsafeMutablePointer<UInt8>? = b.baseAddress
                 return clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &ptr, nil) == CL_SUCCESS
             }
-            if ok { ProgramCache.store(key: diskKey, binary: binary) }
+            if ok {
+                do { try ProgramCache.store(key: diskKey, binary: binary) } catch { Notices.cacheUnwritable(error) }
+            }
         }
         return program
     }

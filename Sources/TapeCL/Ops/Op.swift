@@ -148,19 +148,22 @@ extension Op {
         }
         let outShape = try shape(InputShapes(inputs: inputs), attributes)
         let dtype = attributes.dtype ?? inDType
+        let bytes = try Shape.checkedBytes(outShape, dtype, op: name)
         switch forward {
         case .alias:
             return Tensor(handle: TensorHandle(buffer: inputs[0].buffer, shape: outShape, dtype: dtype))
         case .transfer:
             let target = attributes.device!
-            let out = try target.core.allocate(bytes: inputs[0].byteCount)
+            try target.core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
+            let out = try target.core.allocate(bytes: bytes)
             var raw = [UInt8](repeating: 0, count: inputs[0].byteCount)
             try raw.withUnsafeMutableBytes { try device.core.backend.read(inputs[0].buffer, into: $0) }
             try raw.withUnsafeBytes { try target.core.backend.write($0, to: out) }
             return Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
         default:
+            try device.core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
             if let pending = Fusion.deferred(self, inputs, shape: outShape, dtype: dtype) { return pending }
-            let out = try device.core.allocate(bytes: Shape.count(outShape) * dtype.byteSize)
+            let out = try device.core.allocate(bytes: bytes)
             let launch = Launch(opName: name, forward: forward, inputs: inputs, output: out, shape: outShape,
                                 dtype: dtype, attributes: attributes)
             try device.core.run(launch)

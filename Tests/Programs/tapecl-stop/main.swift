@@ -1,0 +1,25 @@
+// A user's program that misuses TapeCL on purpose, built in release (-O) by `make test`: the test
+// `StopMessageTests` checks that each stop prints its message, which `preconditionFailure` would
+// drop in an optimised build (a bare "Illegal instruction").
+import TapeCL
+
+let which = CommandLine.arguments.dropFirst().first ?? ""
+let device = try Device.named(CommandLine.arguments.dropFirst(2).first ?? "host")
+withDevice(device) {
+    switch which {
+    case "shape":
+        print(Tensor([1, 2, 3]) + Tensor([1, 2]))
+    case "matmul":
+        print(matmul(Tensor([[1, 2, 3]]), Tensor([[1, 2]])))
+    case "reshape":
+        print(Tensor([1, 2, 3]).reshaped(to: [2, 2]))
+    case "scalar":
+        print(Tensor([1, 2]).scalar)
+    case "zeros":
+        print(Tensor.zeros(shape: [1 << 40, 1 << 10]))
+    case "devices":
+        print(Tensor([1, 2]).to(.host) + Tensor([1, 2]).to(Device.openCL.first ?? .host))
+    default:
+        print("usage: tapecl-stop shape|matmul|reshape|scalar|zeros|devices [DEVICE]")
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+
+import TapeCL
+
+/// The package root, from this file's path (Tests/TapeCLTests/…).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+@Suite("Errors that print and throw")
+struct ErrorTests {
+    /// A stop in an optimised build prints its message (`make test` builds `tapecl-stop` in release).
+    @Test(arguments: [
+        ("shape", "add: shapes [3] and [2] do not broadcast"),
+        ("matmul", "matmul: shapes [1, 3] and [1, 2] do not fit"),
+        ("reshape", "reshape: cannot reshape [3] (3 elements) to [2, 2]"),
+        ("scalar", "scalar: a tensor of shape [2] has 2 elements; use scalars"),
+        ("zeros", "Tensor.full: a float32 result of shape [1099511627776, 1024] needs 4503599627370496 bytes; host allocates at most"),
+    ])
+    func releaseBuildStopsWithItsMessage(misuse: String, message: String) throws {
+        let program = packageRoot.appendingPathComponent(".build/release/tapecl-stop")
+        let r = try run(program, [misuse])
+        #expect(r.status != 0)
+        #expect(r.err.contains("Fatal error: TapeCL: \(message)"), "\(r.err.prefix(400))")
+    }
+
+    @Test func mixedDevicesStopWithBothNames() throws {
+        guard let cl = Device.openCL.first else {
+            Issue.record("no OpenCL device: this machine's make test installs PoCL")
+            return
+        }
+        let r = try run(packageRoot.appendingPathComponent(".build/release/tapecl-stop"), ["devices", cl.name])
+        #expect(r.err.contains("Fatal error: TapeCL: add: inputs on host and \(cl.name); move one with to(_:)"), "\(r.err.prefix(400))")
+    }
+
+    /// Shapes a user can pass to the throwing API never trap: negative, overflowing, too large.
+    @Test(arguments: devices)
+    func throwingApplyThrowsForImpossibleShapes(device: Device) throws {
+        let x = Tensor([1, 2, 3, 4], on: device)
+        let one = Tensor(2.0, on: device)
+        let cases: [(String, () throws -> Tensor, String)] = [
+            ("broadcast negative", { try Tensor.apply("broadcast", [one], shape: [-1, 3]) }, "dimension -1 in shape [-1, 3] is negative"),
+            ("broadcast overflow", { try Tensor.apply("broadcast", [one], shape: [Int.max, 3]) }, "more elements than Int can count"),
+            ("reshape negative", { try Tensor.apply("reshape", [x], shape: [-2, -2]) }, "dimension -2 in shape [-2, -2] is negative"),
+            ("reshape overflow", { try Tensor.apply("reshape", [x], shape: [Int.max, Int.max, -1]) }, "more elements than Int can count"),
+            ("reshape two holes", { try Tensor.apply("reshape", [x], shape: [-1, -1]) }, "at most one dimension"),
+        ]
+        for (what, make, message) in cases {
+            #expect(throws: TapeError.self, "\(what)") { try make() }
+            do { _ = try make() } catch { #expect("\(error)".contains(message), "\(what): \(error)") }
+        }
+    }
+
+    /// A result larger than the device can hold throws a `TapeError` naming the op, the shape and
+    /// the bytes (on opencl:0 at 4.1 GiB the pending result used to stop in Fusion.swift).
+    @Test(arguments: devices)
+    func tooLargeResultThrowsWithBytes(device: Device) throws {
+        let limit = device.info.maxAllocationBytes
+        let n = limit / 4 + 1024
+        let one = Tensor(2.0, on: device)
+        do {
+            _ = try Tensor.apply("broadcast", [one], shape: [n])
+            Issue.record("a \(n)-element float32 result on \(device) did not throw")
+        } catch let e as TapeError {
+            #expect("\(e)".contains("broadcast: a float32 result of shape [\(n)] needs \(n * 4) bytes"), "\(e)")
+            #expect("\(e)".contains("at most \(limit) bytes"), "\(e)")
+        }
+        let big = try Tensor.apply("broadcast", [one], shape: [1 << 16])   // fused (pending) result
+        do {
+            _ = try Tensor.apply("mul", [big, try Tensor.apply("broadcast", [one], shape: [n])])
+            Issue.record("no error")
+        } catch let e as TapeError {
+            #expect("\(e)".contains("needs \(n * 4) bytes"), "\(e)")
+        }
+    }
+
+    @Test(arguments: devices)
+    func fullWritesOnTheDevice(device: Device) {
+        let t = Tensor.full(shape: [3, 70_001], value: -1.5, dtype: .float64, on: device)
+        let v = t.scalars(as: Double.self)
+        #expect(v.count == 210_003 && v.allSatisfy { $0 == -1.5 })
+        let i = Tensor.full(shape: [5], value: 7, dtype: .int8, on: device)
+        #expect(i.scalars(as: Int8.self) == [7, 7, 7, 7, 7])
+        #expect(Tensor.zeros(shape: [2, 2], dtype: .int32, on: device).scalars(as: Int32.self) == [0, 0, 0, 0])
+    }
+
+    /// The CLI tests' helper drains stderr while reading stdout: a child writing more than a
+    /// pipe's 64 KiB to stderr used to block forever.
+    @Test func helperReadsLargeStandardErrorWithoutDeadlock() throws {
+        let r = try run(URL(fileURLWithPath: "/bin/sh"), ["-c", "head -c 300000 /dev/zero | tr '\\\\0' x >&2; echo done"])
+        #expect(r.status == 0)
+        #expect(r.out == "done\n")
+        #expect(r.err.count == 300_000)
+    }
+}
+
+@Suite("Kernel disk cache")
+struct ProgramCacheTests {
+    func folder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-cache-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test func entriesVerifyTheirKeyAndChecksum() throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = Array("binary for float32".utf8)
+        let b = Array("binary for float64, longer".utf8)
+        try ProgramCache.store(key: "elementwise -DT=float", binary: a, in: dir)
+        try ProgramCache.store(key: "elementwise -DT=double", binary: b, in: dir)
+        #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == a)
+        #expect(ProgramCache.load(key: "elementwise -DT=double", in: dir) == b)
+        let fileA = ProgramCache.file(for: "elementwise -DT=float", in: dir)!
+        let fileB = ProgramCache.file(for: "elementwise -DT=double", in: dir)!
+        let entryA = try Data(contentsOf: fileA)
+
+        try FileManager.default.removeItem(at: fileA)                       // swapped: B's entry under A's name
+        try FileManager.default.copyItem(at: fileB, to: fileA)
+        #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == nil)
+
+        for position in [0, 30, entryA.count - 1] {                         // one flipped byte anywhere
+            var flipped = entryA
+            flipped[position] ^= 0x10
+            try flipped.write(to: fileA)
+            #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == nil, "byte \(position)")
+        }
+        for length in [0, 10, entryA.count - 1] {                           // truncated, empty
+            try entryA.prefix(length).write(to: fileA)
+            #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == nil, "\(length) bytes")
+        }
+        try (entryA + Data([0])).write(to: fileA)                           // trailing garbage
+        #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == nil)
+        var random = SystemRandomNumberGenerator()
+        try Data((0..<4096).map { _ in UInt8.random(in: 0...255, using: &random) }).write(to: fileA)
+        #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == nil)
+
+        try FileManager.default.removeItem(at: fileA)                       // a directory in its place
+        try FileManager.default.createDirectory(at: fileA, withIntermediateDirectories: true)
+        #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == nil)
+        try ProgramCache.store(key: "elementwise -DT=float", binary: a, in: dir)   // replaced
+        #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == a)
+    }
+
+    /// Writers racing on one key never leave a torn entry: every load sees one whole binary.
+    @Test func concurrentWritersLeaveAWholeEntry() async throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let binaries = (0..<8).map { i in [UInt8](repeating: UInt8(i), count: 20_000 + 1000 * i) }
+        await withTaskGroup(of: Void.self) { group in
+            for binary in binaries {
+                group.addTask {
+                    for _ in 0..<10 { try? ProgramCache.store(key: "race", binary: binary, in: dir) }
+                }
+                group.addTask {
+                    for _ in 0..<10 {
+                        if let seen = ProgramCache.load(key: "race", in: dir) { #expect(binaries.contains(seen)) }
+                    }
+                }
+            }
+        }
+        #expect(ProgramCache.load(key: "race", in: dir).map(binaries.contains) == true)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".tmp") }
+        #expect(leftovers.isEmpty)
+    }
+
+    @Test func unwritableFolderThrows() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-not-a-folder-\(UUID().uuidString)")
+        try Data("x".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        #expect(throws: (any Error).self) { try ProgramCache.store(key: "k", binary: [1, 2], in: file) }
+    }
+}
