@@ -27,9 +27,10 @@ let package = Package(
         ),
 
         // MARK: - Implementation details
-        // The OpenCL C API (Debian: ocl-icd-opencl-dev) and CBLAS (Debian: libopenblas-dev).
+        // The OpenCL C API (Debian: ocl-icd-opencl-dev).
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
-        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        // OpenBLAS through dlopen at first use (Debian: libopenblas0), so TapeCL can pick its CPU kernels first.
+        .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl")]),
         // The host's sin, cos and exp loops and its streaming copy, in C for one reason: compiled for AVX2 and for
         // baseline x86-64, the CPU choosing at load time (Swift has no per-function target).
         .target(name: "CHostMath"),

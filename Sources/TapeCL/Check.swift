@@ -81,7 +81,14 @@ package enum OpCheck {
             }
             do {
                 let host = try evaluate(apply, shapes, values, on: .host, seed: seed, differentiable: op.differentiable)
+                let before = device.core.fallbacks.count
                 let dev = try evaluate(apply, shapes, values, on: device, seed: seed, differentiable: op.differentiable)
+                let after = device.core.fallbacks
+                if after.count > before {
+                    let reason = after.reasons[op.name] ?? after.reasons.values.first ?? ""
+                    let firstLine = reason.split(separator: "\n").first.map(String.init) ?? reason
+                    result.note = "ran on the host, not on \(device): \(firstLine)"
+                }
                 let f = error(dev.value, host.value)
                 result.forward = (f.abs, f.rel)
                 if op.differentiable {

@@ -27,13 +27,20 @@ struct Bench: ParsableCommand {
                 let m = try w.run(size, device, quick)
                 let (lo, hi) = (m.samples.min() ?? .nan, m.samples.max() ?? .nan)
                 if options.json {
-                    var fields = ["\"workload\": \"\(w.id)\"", "\"name\": \"\(w.name)\"", "\"device\": \"\(device)\"", "\"size\": \(size)",
-                                  "\"figure\": \"\(w.figure)\"", "\"median\": \(json(m.median))", "\"min\": \(json(lo))", "\"max\": \(json(hi))",
-                                  "\"reps\": \(m.samples.count)"]
-                    fields += (m.extra + m.checks).map { "\(Format.jsonString($0.0.replacingOccurrences(of: " ", with: "_").replacingOccurrences(of: "/", with: "_"))): \(json($0.1))" }
-                    print("{" + fields.joined(separator: ", ") + "}")
+                    var fields: [String: JSONField] = [
+                        "workload": .string(w.id), "name": .string(w.name), "device": .string(device.name), "size": .int(size),
+                        "figure": .string(w.figure), "median": .double(m.median), "min": .double(lo), "max": .double(hi),
+                        "reps": .int(m.samples.count),
+                    ]
+                    for (key, value) in m.extra + m.checks {
+                        let name = key.replacingOccurrences(of: " ", with: "_").replacingOccurrences(of: "/", with: "_")
+                        fields[name] = key.hasSuffix("bytes") ? .int(Int(value)) : .double(value)
+                    }
+                    try JSON.print(fields)
                 } else {
-                    let extras = (m.extra + m.checks).map { "\($0.0) \(String(format: "%.6g", $0.1))" }.joined(separator: ", ")
+                    let extras = (m.extra + m.checks).map { key, value in
+                        "\(key) " + (key.hasSuffix("bytes") ? String(Int(value)) : String(format: "%.6g", value))
+                    }.joined(separator: ", ")
                     func column(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
                     print("\(w.id) \(column(w.name, 11)) \(column(device.name, 9)) size \(column(String(size), 9)) "
                           + String(format: "%@ median %.4g (min %.4g, max %.4g, %d reps)", w.figure, m.median, lo, hi, m.samples.count)
@@ -42,6 +49,4 @@ struct Bench: ParsableCommand {
             }
         }
     }
-
-    func json(_ v: Double) -> String { v.isFinite ? String(format: "%.6g", v) : "null" }
 }

@@ -18,15 +18,7 @@ struct Check: ParsableCommand {
             failed = results.filter { !$0.ok }.count
             func e(_ x: Double) -> String { String(format: "%.1e", x) }
             if options.json {
-                let rows = results.map { r -> String in
-                    var f = ["\"op\": \"\(r.op)\"", "\"shapes\": \"\(r.shapes)\"", "\"forward_abs\": \(e(r.forward.abs))", "\"forward_rel\": \(e(r.forward.rel))"]
-                    if let g = r.gradient { f += ["\"gradient_abs\": \(e(g.abs))", "\"gradient_rel\": \(e(g.rel))"] }
-                    if let s = r.secondOrder { f += ["\"second_order_rel\": \(e(s.rel))"] }
-                    f += ["\"tolerance_forward\": \(e(r.tolerance.forward))", "\"tolerance_gradient\": \(e(r.tolerance.gradient))", "\"ok\": \(r.ok)"]
-                    if !r.note.isEmpty { f.append("\"note\": \(Format.jsonString(r.note))") }
-                    return "{" + f.joined(separator: ", ") + "}"
-                }
-                print("[" + rows.joined(separator: ",\n ") + "]")
+                try JSON.print(results.map(Row.init))
             } else {
                 print("checking \(device) (\(device.info.deviceName)) against the host, float32, seed \(seed)")
                 print("op             shapes                 forward abs/rel      gradient abs/rel     2nd order rel  tolerance f/g      ok")
@@ -44,5 +36,34 @@ struct Check: ParsableCommand {
             }
         }
         if failed > 0 { throw ExitCode(1) }
+    }
+}
+
+/// One op of `tapecl check --json`.
+struct Row: Encodable {
+    let op: String
+    let shapes: String
+    let forwardAbs: Double
+    let forwardRel: Double
+    let gradientAbs: Double?
+    let gradientRel: Double?
+    let secondOrderRel: Double?
+    let toleranceForward: Double
+    let toleranceGradient: Double
+    let ok: Bool
+    let note: String?
+
+    init(_ r: OpCheck.Result) {
+        op = r.op
+        shapes = r.shapes
+        forwardAbs = r.forward.abs
+        forwardRel = r.forward.rel
+        gradientAbs = r.gradient?.abs
+        gradientRel = r.gradient?.rel
+        secondOrderRel = r.secondOrder?.rel
+        toleranceForward = r.tolerance.forward
+        toleranceGradient = r.tolerance.gradient
+        ok = r.ok
+        note = r.note.isEmpty ? nil : r.note
     }
 }

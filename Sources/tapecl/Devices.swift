@@ -10,51 +10,74 @@ struct Devices: ParsableCommand {
 
     @OptionGroup var options: CommonOptions
 
+    /// One device of `tapecl devices --json`.
+    struct Entry: Encodable {
+        let name: String
+        let device: String
+        let vendor: String
+        let type: String
+        let computeUnits: Int
+        let globalMemoryBytes: Int
+        let maxAllocationBytes: Int
+        let fp64: Bool
+        let `default`: Bool
+        let platform: String?
+        let openclCVersion: String?
+        let driverVersion: String?
+        /// Why the device cannot build kernels (every op would run on the host), if it cannot.
+        let buildProblem: String?
+        /// The host's matmul library and the kernels it runs (e.g. `OpenBLAS 0.3.21, SkylakeX kernels`).
+        let blas: String?
+    }
+
     func run() throws {
         try reportingErrors {
             let chosen = try options.resolveDevice()
-            if buildKernels {
-                for d in Device.openCL {
-                    let start = Date()
-                    let builds = d.core.backend.buildAll()
-                    for b in builds {
-                        print("\(d.name)  \(b.program.padding(toLength: 64, withPad: " ", startingAt: 0)) \(String(format: "%6.3f s", b.seconds))  \(b.error.map { "FAILED: \($0)" } ?? (b.fromDiskCache ? "from the disk cache" : "built from source"))")
-                    }
-                    print("\(d.name)  \(builds.count) programs in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
-                }
-                return
-            }
-            let all = Device.all
-            if options.json {
-                let items = all.map { d -> String in
-                    let i = d.info
-                    var fields = [
-                        "\"name\": \(Format.jsonString(i.name))", "\"device\": \(Format.jsonString(i.deviceName))",
-                        "\"vendor\": \(Format.jsonString(i.vendor))", "\"type\": \(Format.jsonString(i.type))",
-                        "\"compute_units\": \(i.computeUnits)", "\"global_memory_bytes\": \(i.globalMemoryBytes)",
-                        "\"fp64\": \(i.supportsFloat64)", "\"default\": \(d == chosen)",
-                    ]
-                    if let p = i.platform { fields.append("\"platform\": \(Format.jsonString(p))") }
-                    if let v = i.openCLCVersion { fields.append("\"opencl_c_version\": \(Format.jsonString(v))") }
-                    if let v = i.driverVersion { fields.append("\"driver_version\": \(Format.jsonString(v))") }
-                    return "{" + fields.joined(separator: ", ") + "}"
-                }
-                print("[" + items.joined(separator: ",\n ") + "]")
-                return
-            }
-            for d in all {
+            if buildKernels { return try build() }
+            let entries = Device.all.map { d in
                 let i = d.info
-                let memory = String(format: "%.1f GiB", Double(i.globalMemoryBytes) / 1_073_741_824)
-                print("\(d == chosen ? "*" : " ") \(i.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(i.deviceName)")
-                var details = ["\(i.type)", "\(i.computeUnits) compute units", memory, i.supportsFloat64 ? "fp64" : "no fp64"]
-                if let v = i.openCLCVersion { details.append(v) }
-                if let v = i.driverVersion { details.append("driver \(v)") }
-                if let p = i.platform { details.append("platform \(p)") } else { details.append("OpenBLAS for matmul") }
-                if i.kind == "opencl" { details.insert("vendor \(i.vendor)", at: 1) }
+                return Entry(name: i.name, device: i.deviceName, vendor: i.vendor, type: i.type, computeUnits: i.computeUnits,
+                             globalMemoryBytes: i.globalMemoryBytes, maxAllocationBytes: i.maxAllocationBytes,
+                             fp64: i.supportsFloat64, default: d == chosen, platform: i.platform,
+                             openclCVersion: i.openCLCVersion, driverVersion: i.driverVersion,
+                             buildProblem: d.core.backend.buildProblem(), blas: i.kind == "host" ? HostBLAS.description : nil)
+            }
+            if options.json { return try JSON.print(entries) }
+            for e in entries {
+                let memory = String(format: "%.1f GiB", Double(e.globalMemoryBytes) / 1_073_741_824)
+                print("\(e.default ? "*" : " ") \(e.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(e.device)")
+                var details = [e.type, "\(e.computeUnits) compute units", memory, e.fp64 ? "fp64" : "no fp64"]
+                if e.platform != nil { details.insert("vendor \(e.vendor)", at: 1) }
+                if let v = e.openclCVersion { details.append(v) }
+                if let v = e.driverVersion { details.append("driver \(v)") }
+                if let p = e.platform { details.append("platform \(p)") }
+                if let b = e.blas { details.append("matmul by \(b)") }
                 print("            " + details.joined(separator: ", "))
+                if let problem = e.buildProblem {
+                    print("            CANNOT BUILD KERNELS: \(problem); every op on \(e.name) runs on the host")
+                }
             }
             if Device.openCL.isEmpty { print("  (no OpenCL platform found: everything runs on the host)") }
             print("* = default (--device, else TAPECL_DEVICE, else the first GPU, else the first OpenCL device, else the host)")
         }
+    }
+
+    /// `--build-kernels`: every program of every OpenCL device, with its build time.
+    func build() throws {
+        guard !Device.openCL.isEmpty else {
+            throw UserError("--build-kernels: no OpenCL platform found (install an OpenCL driver and its ICD file, e.g. pocl-opencl-icd)")
+        }
+        var failures = 0
+        for d in Device.openCL {
+            let start = Date()
+            let builds = d.core.backend.buildAll()
+            for b in builds {
+                let how = b.error.map { "FAILED: \($0)" } ?? (b.fromDiskCache ? "from the disk cache" : "built from source")
+                print("\(d.name)  \(b.program.padding(toLength: 64, withPad: " ", startingAt: 0)) \(String(format: "%6.3f s", b.seconds))  \(how)")
+                if b.error != nil { failures += 1 }
+            }
+            print("\(d.name)  \(builds.count) programs in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+        }
+        if failures > 0 { throw UserError("--build-kernels: \(failures) programs did not build") }
     }
 }

@@ -40,7 +40,7 @@ struct Grad: ParsableCommand {
             }
             let names = bound.map(\.name), sources = bound.map(\.value)
             let result = try differentiate(program, values, sources, on: device)
-            print(options.json ? json(result, names) : text(result, names))
+            if options.json { try JSON.print(json(result, names)) } else { print(text(result, names)) }
         }
     }
 
@@ -99,17 +99,21 @@ struct Grad: ParsableCommand {
         return lines.joined(separator: "\n")
     }
 
-    func json(_ r: Result, _ names: [String]) -> String {
-        func object(_ pairs: [(String, String)]) -> String {
-            "{" + pairs.map { "\(Format.jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
+    /// `{"gradient": {NAME: ...}, "hessian": {NAME: {NAME: ...}}, "value": ...}`; `hessian` only with `--order 2`.
+    struct Output: Encodable {
+        let value: TensorJSON
+        let gradient: [String: TensorJSON]
+        let hessian: [String: [String: TensorJSON]]?
+    }
+
+    func json(_ r: Result, _ names: [String]) -> Output {
+        let hessian = r.hessian.map { h in
+            Dictionary(uniqueKeysWithValues: names.enumerated().map { i, a in
+                (a, Dictionary(uniqueKeysWithValues: names.enumerated().map { j, b in (b, TensorJSON(h[i][j])) }))
+            })
         }
-        var top = [("value", Format.tensor(r.value, json: true)),
-                   ("gradient", object(zip(names, r.gradients).map { ($0, Format.tensor($1, json: true)) }))]
-        if let h = r.hessian {
-            top.append(("hessian", object(names.enumerated().map { i, a in
-                (a, object(names.enumerated().map { j, b in (b, Format.tensor(h[i][j], json: true)) }))
-            })))
-        }
-        return object(top)
+        return Output(value: TensorJSON(r.value),
+                      gradient: Dictionary(uniqueKeysWithValues: zip(names, r.gradients.map(TensorJSON.init))),
+                      hessian: hessian)
     }
 }

@@ -42,30 +42,84 @@ extension ParsableCommand {
     }
 }
 
-/// Numbers as people read them (12, -0.5, 4.0205746) and as JSON (non-finite values as strings).
+/// Numbers as people read them (12, -0.5, 4.0205746).
 enum Format {
-    static func number(_ v: Double, json: Bool = false) -> String {
-        if v.isNaN { return json ? "\"nan\"" : "nan" }                 // as TensorFlow prints it, whatever its sign bit
-        if !v.isFinite { return json ? "\"\(v)\"" : "\(v)" }
+    static func number(_ v: Double) -> String {
+        if v.isNaN { return "nan" }                 // as TensorFlow prints it, whatever its sign bit
+        if !v.isFinite { return "\(v)" }
         if v == v.rounded() && abs(v) < 1e15 { return String(Int64(v)) }
         return "\(Float(v))" == "\(v)" ? "\(v)" : "\(Float(v))"
     }
 
     /// A tensor as a number or nested lists.
-    static func tensor(_ t: Tensor, json: Bool = false) -> String {
-        Shape.nested(t.scalars(as: Double.self).map { number($0, json: json) }[...], t.shape[...])
+    static func tensor(_ t: Tensor) -> String {
+        Shape.nested(t.scalars(as: Double.self).map { number($0) }[...], t.shape[...])
+    }
+}
+
+/// Every `--json` output goes through `JSONEncoder`: keys sorted and in snake_case, strings
+/// escaped by the encoder, numbers in their shortest round-trip form (a float32 value as the
+/// float32 it is), and the non-finite values spelled as the strings "nan", "inf" and "-inf".
+enum JSON {
+    static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
     }
 
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out += c.value < 0x20 ? String(format: "\\u%04x", c.value) : String(c)
-            }
+    static func print(_ value: some Encodable) throws {
+        Swift.print(String(decoding: try encoder().encode(value), as: UTF8.self))
+    }
+}
+
+/// A tensor's values for JSON: a number (as its dtype holds it) or nested lists.
+indirect enum TensorJSON: Encodable {
+    case float(Float)
+    case double(Double)
+    case int(Int)
+    case list([TensorJSON])
+
+    init(_ t: Tensor) {
+        let leaves: [TensorJSON] = switch t.dtype {
+        case .float32: t.scalars(as: Float.self).map { .float($0.isNaN ? .nan : $0) }
+        case .float64: t.scalars(as: Double.self).map { .double($0.isNaN ? .nan : $0) }
+        case .int32, .int8: t.scalars(as: Int.self).map { .int($0) }
         }
-        return out + "\""
+        self = Self.nest(leaves[...], t.shape[...])
+    }
+
+    private static func nest(_ items: ArraySlice<TensorJSON>, _ shape: ArraySlice<Int>) -> TensorJSON {
+        guard let d = shape.first else { return items.first ?? .list([]) }
+        let step = d == 0 ? 0 : items.count / d
+        return .list((0..<d).map { nest(items.dropFirst($0 * step).prefix(step), shape.dropFirst()) })
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .float(let v): try c.encode(v)
+        case .double(let v): try c.encode(v)
+        case .int(let v): try c.encode(v)
+        case .list(let v): try c.encode(v)
+        }
+    }
+}
+
+/// A value of a JSON object whose keys are known only at run time (benchmark figures): a count
+/// stays an exact integer, a measurement a double.
+enum JSONField: Encodable {
+    case string(String)
+    case int(Int)
+    case double(Double)
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .string(let v): try c.encode(v)
+        case .int(let v): try c.encode(v)
+        case .double(let v): try c.encode(v)
+        }
     }
 }

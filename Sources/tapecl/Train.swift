@@ -58,7 +58,7 @@ struct Train: ParsableCommand {
             let loss = lossSum / Double(data.trainCount), accuracy = Double(correct) / Double(data.trainCount)
             if progress { print("\r\u{1B}[2K", terminator: "") }
             if options.json {
-                print("{\"epoch\": \(epoch), \"loss\": \(Format.number(loss, json: true)), \"accuracy\": \(Format.number(accuracy, json: true)), \"seconds\": \(String(format: "%.3f", seconds))}")
+                try JSON.print(Epoch(epoch: epoch, loss: loss, accuracy: accuracy, seconds: seconds))
             } else {
                 print(String(format: "epoch %2d/%d  loss %.4f  train accuracy %5.1f%%  %.2f s", epoch, epochs, loss, 100 * accuracy, seconds))
             }
@@ -67,10 +67,25 @@ struct Train: ParsableCommand {
         let right = zip(argmax(model(x)), labels).filter { $0 == $1 }.count
         let accuracy = Double(right) / Double(data.testCount)
         if options.json {
-            print("{\"held_out_accuracy\": \(Format.number(accuracy, json: true)), \"held_out\": \(data.testCount), \"device\": \"\(device)\"}")
+            try JSON.print(Summary(heldOutAccuracy: accuracy, heldOut: data.testCount, device: device.name))
         } else {
             print(String(format: "held-out accuracy: %.1f%% (%d of %d)", 100 * accuracy, right, data.testCount))
         }
+    }
+
+    /// One `--json` line per epoch.
+    struct Epoch: Encodable {
+        let epoch: Int
+        let loss: Double
+        let accuracy: Double
+        let seconds: Double
+    }
+
+    /// The last `--json` line.
+    struct Summary: Encodable {
+        let heldOutAccuracy: Double
+        let heldOut: Int
+        let device: String
     }
 
     func argmax(_ logits: Tensor) -> [Int] {

@@ -171,3 +171,81 @@ struct ProgramCacheTests {
         #expect(throws: (any Error).self) { try ProgramCache.store(key: "k", binary: [1, 2], in: file) }
     }
 }
+
+@Suite("Host BLAS kernels")
+struct HostBLASTests {
+    static let avx512: Set<String> = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
+    static let avx2: Set<String> = ["sse4_2", "avx", "avx2", "fma"]
+
+    /// The choice is a pure function of the CPU's flags, its vendor, OpenBLAS's own pick and the user's variable.
+    @Test func coreChoice() {
+        func choose(_ flags: Set<String>, _ vendor: String, _ picked: String, user: Bool = false) -> String? {
+            HostBLAS.coreToForce(flags: flags, vendor: vendor, openBLASCore: picked, userSetCore: user)
+        }
+        #expect(choose(Self.avx512, "GenuineIntel", "Prescott") == "SkylakeX")          // Xeon model 207 on 0.3.21
+        #expect(choose(Self.avx512, "AuthenticAMD", "Prescott") == "SkylakeX")          // Zen 4/5 unknown to it
+        #expect(choose(Self.avx2, "AuthenticAMD", "Prescott") == "Zen")
+        #expect(choose(Self.avx2, "GenuineIntel", "Nehalem") == "Haswell")
+        #expect(choose(["sse4_2", "avx"], "GenuineIntel", "Core2") == "Sandybridge")
+        #expect(choose(["sse4_2"], "GenuineIntel", "Prescott") == nil)                   // nothing better to run
+        #expect(choose(Self.avx512, "GenuineIntel", "Prescott", user: true) == nil)      // the user's variable wins
+        for known in ["Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"] {    // OpenBLAS knows the CPU
+            #expect(choose(Self.avx512, "GenuineIntel", known) == nil, "\(known)")
+        }
+    }
+
+    /// The reload path on this machine: a first load that picks Prescott (as on a CPU OpenBLAS does
+    /// not know) is replaced by kernels for this CPU, and `tapecl devices` says so.
+    @Test func misdetectedCoreIsReplaced() throws {
+        let cpu = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flags = Set(cpu.split(separator: "\n").first { $0.hasPrefix("flags") }!.split(separator: " ").map(String.init))
+        let vendor = cpu.contains("AuthenticAMD") ? "AuthenticAMD" : "GenuineIntel"
+        let expected = HostBLAS.coreToForce(flags: flags, vendor: vendor, openBLASCore: "Prescott", userSetCore: false)
+        let r = try run(packageRoot.appendingPathComponent(".build/debug/tapecl"), ["devices", "--json"],
+                        environment: ["TAPECL_TEST_BLAS_FIRST_CORE": "Prescott"], removing: ["OPENBLAS_CORETYPE"])
+        #expect(r.status == 0, "\(r.err)")
+        let host = (try json(r.out) as! [[String: Any]]).first { $0["name"] as? String == "host" }!
+        let blas = host["blas"] as! String
+        if let expected {
+            #expect(blas.contains("\(expected) kernels (chosen by TapeCL: OpenBLAS picked Prescott)"), "\(blas)")
+        } else {
+            #expect(blas.contains("Prescott kernels"), "\(blas)")
+        }
+        // A user's own OPENBLAS_CORETYPE is kept.
+        let user = try run(packageRoot.appendingPathComponent(".build/debug/tapecl"), ["devices"],
+                           environment: ["OPENBLAS_CORETYPE": "Haswell", "TAPECL_TEST_BLAS_FIRST_CORE": "Prescott"])
+        #expect(user.out.contains("matmul by OpenBLAS 0.3.21, Haswell kernels\n"), "\(user.out)")
+        // And the product is right after a reload.
+        let product = try run(packageRoot.appendingPathComponent(".build/debug/tapecl"),
+                              ["grad", "sum(w @ v)", "--at", "w=[[1,2],[3,4]]", "--at", "v=[[1],[2]]", "--device", "host"],
+                              environment: ["TAPECL_TEST_BLAS_FIRST_CORE": "Prescott"], removing: ["OPENBLAS_CORETYPE"])
+        #expect(product.out == "f = 16\ndf/dw = [[1, 2], [1, 2]]\ndf/dv = [[4], [6]]\n", "\(product.err)")
+    }
+}
+
+@Suite("Devices that cannot build kernels")
+struct FallbackTests {
+    /// PoCL cannot build anything when its cache folder is a file: `devices` says so, and `check`
+    /// fails every op that ran on the host instead (it used to print "32 of 32 ops match the host").
+    @Test func checkFailsWhenOpsFellBackToTheHost() throws {
+        guard let cl = Device.openCL.first else {
+            Issue.record("no OpenCL device: this machine's make test installs PoCL")
+            return
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-pocl-file-\(UUID().uuidString)")
+        try Data("x".utf8).write(to: file)
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-empty-\(UUID().uuidString)")
+        defer {
+            try? FileManager.default.removeItem(at: file)
+            try? FileManager.default.removeItem(at: cache)
+        }
+        let env = ["POCL_CACHE_DIR": file.path, "TAPECL_CACHE_DIR": cache.path]
+        let tool = packageRoot.appendingPathComponent(".build/debug/tapecl")
+        let devices = try run(tool, ["devices"], environment: env)
+        #expect(devices.out.contains("CANNOT BUILD KERNELS: clBuildProgram"), "\(devices.out)")
+        let check = try run(tool, ["check", "--device", cl.name], environment: env)
+        #expect(check.status == 1)
+        #expect(check.out.contains("ran on the host, not on \(cl.name)"), "\(check.out.suffix(600))")
+        #expect(!check.out.contains("32 of 32 ops match the host"))
+    }
+}

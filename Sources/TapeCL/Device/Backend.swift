@@ -61,6 +61,9 @@ package protocol Backend: AnyObject, Sendable {
     func run(_ launch: Launch) throws
     /// Builds every kernel program now (else each is built on first use) and reports each build.
     func buildAll() -> [ProgramBuild]
+    /// Why this device cannot build kernels (its ops would all run on the host), or nil when a
+    /// small probe program builds.
+    func buildProblem() -> String?
 }
 
 /// One program build: which family and options, how long, and whether from the disk cache.

@@ -214,6 +214,7 @@ final class HostBackend: Backend {
     }
 
     func buildAll() -> [ProgramBuild] { [] }      // nothing to build: Swift loops and OpenBLAS
+    func buildProblem() -> String? { nil }
 
     /// One concrete switch per launch, so every loop below is specialized for its element type.
     func run(_ l: Launch) throws {
@@ -421,12 +422,10 @@ final class HostBackend: Backend {
         }
     }
 
-    /// OpenBLAS runs single-threaded: its own pool busy-waits (sched_yield) and fought the host
-    /// loops' threads for the cores; instead each product's rows (and batches) are split here.
-    private static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
-
+    /// Each product's rows (and batches) are split over the host's pool; OpenBLAS itself runs
+    /// single-threaded (see ``HostBLAS``).
     private func matmul(_ l: Launch) throws {
-        _ = Self.singleThreadedBLAS
+        try HostBLAS.ready()
         guard l.dtype.isFloatingPoint else { throw TapeError.dtype("matmul: \(l.dtype) is not supported (float32 and float64 are)") }
         let (a, b) = (l.inputs[0], l.inputs[1])
         let (ta, tb) = (l.attributes.transposeA, l.attributes.transposeB)
@@ -450,13 +449,13 @@ final class HostBackend: Backend {
     private func gemm(_ dtype: DType, _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int,
                       _ a: UnsafeMutableRawPointer, _ ia: Int, _ lda: Int, _ b: UnsafeMutableRawPointer, _ ib: Int, _ ldb: Int,
                       _ c: UnsafeMutableRawPointer, _ ic: Int) {
-        let (opA, opB) = (ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans)
+        let (opA, opB) = (ta ? Int32(1) : 0, tb ? Int32(1) : 0)
         if dtype == .float32 {
-            cblas_sgemm(CblasRowMajor, opA, opB, Int32(m), Int32(n), Int32(k), 1, a.assumingMemoryBound(to: Float.self) + ia, Int32(lda),
-                        b.assumingMemoryBound(to: Float.self) + ib, Int32(ldb), 0, c.assumingMemoryBound(to: Float.self) + ic, Int32(n))
+            tapecl_sgemm(opA, opB, Int32(m), Int32(n), Int32(k), a.assumingMemoryBound(to: Float.self) + ia, Int32(lda),
+                         b.assumingMemoryBound(to: Float.self) + ib, Int32(ldb), c.assumingMemoryBound(to: Float.self) + ic, Int32(n))
         } else {
-            cblas_dgemm(CblasRowMajor, opA, opB, Int32(m), Int32(n), Int32(k), 1, a.assumingMemoryBound(to: Double.self) + ia, Int32(lda),
-                        b.assumingMemoryBound(to: Double.self) + ib, Int32(ldb), 0, c.assumingMemoryBound(to: Double.self) + ic, Int32(n))
+            tapecl_dgemm(opA, opB, Int32(m), Int32(n), Int32(k), a.assumingMemoryBound(to: Double.self) + ia, Int32(lda),
+                         b.assumingMemoryBound(to: Double.self) + ib, Int32(ldb), c.assumingMemoryBound(to: Double.self) + ic, Int32(n))
         }
     }
 }

@@ -39,6 +39,9 @@ package final class DeviceCore: @unchecked Sendable {
         var small = [[Block]](repeating: [], count: 17)
         var free: [Int: [Block]] = [:]
         var warned: Set<String> = []
+        /// Launches that ran on the host instead, and the first reason given for each op.
+        var fallbacks = 0
+        var fallbackReasons: [String: String] = [:]
         var constants: [ConstantKey: Tensor] = [:]
     }
     private let state = Mutex(State())
@@ -126,6 +129,13 @@ package final class DeviceCore: @unchecked Sendable {
     }
 
     package var stats: MemoryStats { state.withLock { $0.stats } }
+
+    /// How many launches ran on the host instead of this device so far, and why (first reason per
+    /// op): `tapecl check` fails an op whose device run fell back, so a check never passes on a
+    /// device where nothing ran.
+    package var fallbacks: (count: Int, reasons: [String: String]) {
+        state.withLock { ($0.fallbacks, $0.fallbackReasons) }
+    }
     package func resetPeak() { state.withLock { $0.stats.peakBytes = $0.stats.liveBytes } }
 
     /// Prints `message` to standard error the first time `key` is seen on this device.
@@ -161,6 +171,10 @@ package final class DeviceCore: @unchecked Sendable {
         do {
             try backend.run(launch)
         } catch let u as Unsupported {
+            state.withLock { s in
+                s.fallbacks += 1
+                if s.fallbackReasons[launch.opName] == nil { s.fallbackReasons[launch.opName] = u.reason }
+            }
             warnOnce("fallback:\(launch.opName):\(launch.dtype)",
                      "\(launch.opName) (\(launch.dtype)) runs on the host on \(name): \(u.reason)")
             try runOnHost(launch)

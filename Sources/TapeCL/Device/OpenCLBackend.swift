@@ -261,6 +261,25 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         return program
     }
 
+    package func buildProblem() -> String? {
+        lock.lock(); defer { lock.unlock() }
+        var status: cl_int = 0
+        var dev: cl_device_id? = device
+        let source = "__kernel void tapecl_probe(__global int* x) { x[0] = 1; }"
+        let program: cl_program? = source.withCString { text in
+            var ptr: UnsafePointer<CChar>? = text
+            var length = strlen(text)
+            return clCreateProgramWithSource(context, 1, &ptr, &length, &status)
+        }
+        guard let program, status == CL_SUCCESS else { return "clCreateProgramWithSource: \(clErrorName(status))" }
+        defer { clReleaseProgram(program) }
+        let built = clBuildProgram(program, 1, &dev, nil, nil, nil)
+        guard built != CL_SUCCESS else { return nil }
+        let log = clString { clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), $0, $1, $2) }
+        let detail = log.split(separator: "\n").first.map(String.init) ?? ""
+        return "clBuildProgram: \(clErrorName(built))" + (detail.isEmpty ? "" : " (\(detail))")
+    }
+
     package func buildAll() -> [ProgramBuild] {
         lock.lock(); defer { lock.unlock() }
         let before = builds.count
