@@ -10,6 +10,29 @@ struct TapeCLCommand: ParsableCommand {
         discussion: "Every subcommand runs on --device NAME (else TAPECL_DEVICE, else the default device: the first OpenCL GPU, else the first OpenCL device, else the host).",
         subcommands: [Devices.self, Grad.self, Check.self, Train.self, Bench.self]
     )
+
+    /// Parses the normalised command line (see ``Arguments``) and runs it. Whatever the parser
+    /// rejects (an unknown option or subcommand, a missing or malformed value) is one line
+    /// `error: ...` and exit status 2, as the commands' own errors are; `--help` prints help.
+    static func main() {
+        let arguments = Arguments.normalize(Array(CommandLine.arguments.dropFirst()))
+        let names = configuration.subcommands.map { $0._commandName }
+        if let first = arguments.first, !first.hasPrefix("-"), !names.contains(first), first != "help" {
+            FileHandle.standardError.write(Data("error: unknown subcommand '\(first)' (\(names.joined(separator: ", ")))\n".utf8))
+            Foundation.exit(2)
+        }
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }   // --help
+            let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+            Foundation.exit(2)
+        }
+    }
 }
 
 /// `--device` and `--json`, shared by every subcommand.

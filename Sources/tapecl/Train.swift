@@ -17,15 +17,44 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard epochs >= 1, batchSize >= 1, hidden >= 1, learningRate > 0 else { throw UserError("--epochs, --batch-size, --hidden and --learning-rate must be positive") }
+            try validate()
             let opt: any Optimizer = switch optimizer.lowercased() {
             case "adam": Adam(learningRate: learningRate)
             case "sgd": SGD(learningRate: learningRate, momentum: 0.9)
             default: throw UserError("--optimizer must be adam or sgd, not '\(optimizer)'")
             }
             let device = try options.resolveDevice()
+            try checkMemory(on: device)
             let data = DigitsData(seed: seed)
             try withDevice(device) { try train(data, opt, device) }
+        }
+    }
+
+    static let maxEpochs = 1_000_000
+    static let maxBatchSize = 1 << 20
+    static let maxHidden = 1 << 24
+
+    /// Every option in its range, checked before anything is allocated or trained.
+    func validate() throws {
+        guard (1...Self.maxEpochs).contains(epochs) else { throw UserError("--epochs must be from 1 to \(Self.maxEpochs), not \(epochs)") }
+        guard (1...Self.maxBatchSize).contains(batchSize) else {
+            throw UserError("--batch-size must be from 1 to \(Self.maxBatchSize), not \(batchSize)")
+        }
+        guard (1...Self.maxHidden).contains(hidden) else { throw UserError("--hidden must be from 1 to \(Self.maxHidden), not \(hidden)") }
+        guard learningRate.isFinite, learningRate > 0 else {
+            throw UserError("--learning-rate must be a finite number above 0, not \(learningRate)")
+        }
+    }
+
+    /// The network's memory: weights with their gradients and two Adam moments, and a batch's
+    /// activations and their gradients, float32. Larger than the device is an error, not an abort.
+    func checkMemory(on device: Device) throws {
+        let weights = 64 * hidden + hidden + hidden * 10 + 10
+        let activations = min(batchSize, 1437) * (64 + 2 * hidden + 2 * 10)
+        let bytes = 4 * (4 * weights + 2 * activations)
+        let available = device.info.globalMemoryBytes
+        guard bytes <= available / 2 else {
+            throw UserError("--hidden \(hidden) with --batch-size \(batchSize) needs about \(bytes) bytes; \(device) has \(available)")
         }
     }
 
@@ -56,11 +85,14 @@ struct Train: ParsableCommand {
             }
             let seconds = Date().timeIntervalSince(start)
             let loss = lossSum / Double(data.trainCount), accuracy = Double(correct) / Double(data.trainCount)
+            guard loss.isFinite else {
+                throw UserError("training diverged in epoch \(epoch): the loss is \(Format.number(loss)); try a smaller --learning-rate")
+            }
             if progress { print("\r\u{1B}[2K", terminator: "") }
             if options.json {
                 try JSON.print(Epoch(epoch: epoch, loss: loss, accuracy: accuracy, seconds: seconds))
             } else {
-                print(String(format: "epoch %2d/%d  loss %.4f  train accuracy %5.1f%%  %.2f s", epoch, epochs, loss, 100 * accuracy, seconds))
+                print(String(format: "epoch %2ld/%ld  loss %.4f  train accuracy %5.1f%%  %.2f s", epoch, epochs, loss, 100 * accuracy, seconds))
             }
         }
         let (x, _, labels) = data.batch(Array(0..<data.testCount), from: .test, on: device)
@@ -69,7 +101,7 @@ struct Train: ParsableCommand {
         if options.json {
             try JSON.print(Summary(heldOutAccuracy: accuracy, heldOut: data.testCount, device: device.name))
         } else {
-            print(String(format: "held-out accuracy: %.1f%% (%d of %d)", 100 * accuracy, right, data.testCount))
+            print(String(format: "held-out accuracy: %.1f%% (%ld of %ld)", 100 * accuracy, right, data.testCount))
         }
     }
 
@@ -99,7 +131,7 @@ struct Train: ParsableCommand {
     func drawBar(_ epoch: Int, _ step: Int, _ steps: Int, _ loss: Double) {
         let width = 30, filled = width * step / steps
         let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "") + String(repeating: " ", count: max(0, width - filled - 1))
-        print(String(format: "\repoch %2d/%d [%@] %d/%d loss %.4f", epoch, epochs, bar, step, steps, loss), terminator: "")
+        print(String(format: "\repoch %2ld/%ld [%@] %ld/%ld loss %.4f", epoch, epochs, bar, step, steps, loss), terminator: "")
         fflush(nil)
     }
 }

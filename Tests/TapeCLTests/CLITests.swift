@@ -105,6 +105,22 @@ struct CLITests {
         (["grad", "x", "--at", "x"], "NAME=VALUE"),
         (["grad", "x", "--at", "x=1", "--device", "nowhere"], "unknown device"),
         (["grad", String(repeating: "(", count: 300) + "x" + String(repeating: ")", count: 300), "--at", "x=1"], "nests deeper"),
+        // What the argument parser rejects is one line too (it printed usage and exited 64).
+        (["grad", "x", "--at", "x=1", "--order", "-1"], "--order must be 1 or 2, not -1"),
+        (["grad", "x", "--at", "x=1", "--order", "abc"], "'abc' is invalid for '--order"),
+        (["grad", "x", "--at", "x=1", "--order", "99999999999999999999"], "is invalid for '--order"),
+        (["grad", "x", "--at", "x=1", "--bogus"], "Unknown option '--bogus'"),
+        (["grad", "--at", "x=1"], "Missing expected argument '<expression>'"),
+        (["bogus"], "unknown subcommand 'bogus' (devices, grad, check, train, bench)"),
+        (["check", "--seed", "-3"], "'-3' is invalid for '--seed"),
+        // train's ranges, checked up front.
+        (["train", "--epochs", "-1"], "--epochs must be from 1 to 1000000, not -1"),
+        (["train", "--epochs", "3000000000"], "--epochs must be from 1 to 1000000, not 3000000000"),
+        (["train", "--batch-size", "9223372036854775807"], "--batch-size must be from 1 to"),
+        (["train", "--hidden", "4611686018427387904"], "--hidden must be from 1 to"),
+        (["train", "--hidden", "16000000"], "needs about"),
+        (["train", "--learning-rate", "inf"], "--learning-rate must be a finite number above 0, not inf"),
+        (["train", "--learning-rate", "nan"], "--learning-rate must be a finite number above 0, not nan"),
     ])
     func badInputIsOneLineAndStatus2(arguments: [String], expected: String) throws {
         let r = try tapecl(arguments + (arguments.contains("--device") ? [] : ["--device", "host"]))
@@ -112,6 +128,47 @@ struct CLITests {
         #expect(r.out.isEmpty)
         let lines = r.err.split(separator: "\n")
         #expect(lines.count == 1 && lines[0].hasPrefix("error: ") && r.err.contains(expected), "\(r.err)")
+    }
+
+    /// A run whose loss becomes NaN or infinite stops with exit 2 instead of printing NaNs and exit 0.
+    @Test func divergingTrainingIsAnError() throws {
+        let r = try tapecl(["train", "--learning-rate", "1e30", "--epochs", "2", "--device", "host"])
+        #expect(r.status == 2)
+        #expect(r.err == "error: training diverged in epoch 1: the loss is nan; try a smaller --learning-rate\n")
+    }
+
+    /// A leading minus is maths, before or after the options, and after `--` (it used to print
+    /// the help text, exit 0, for `-(tanh(x))`, and fail for `-(x*y)` and `-- -x --at x=3`).
+    @Test(arguments: [
+        (["grad", "-(tanh(x))", "--at", "x=1"], "f = -0.7615942\ndf/dx = -0.41997433\n"),
+        (["grad", "-(x*y)", "--at", "x=2", "--at", "y=3"], "f = -6\ndf/dx = -3\ndf/dy = -2\n"),
+        (["grad", "--at", "x=2", "--at", "y=3", "-(x*y)"], "f = -6\ndf/dx = -3\ndf/dy = -2\n"),
+        (["grad", "--", "-x", "--at", "x=3"], "f = -3\ndf/dx = -1\n"),
+        (["grad", "-x", "--at", "x=-3", "--order", "2"], "f = 3\ndf/dx = -1\nd2f/dxdx = 0\n"),
+        (["grad", "-h*h", "--at", "h=2"], "f = -4\ndf/dh = -4\n"),
+    ])
+    func leadingMinusIsMaths(arguments: [String], expected: String) throws {
+        let r = try tapecl(arguments + ["--device", "host"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out == expected)
+    }
+
+    /// JSON comes from JSONEncoder: counts are exact integers, names with quotes stay valid.
+    @Test func jsonIsEncodedNotInterpolated() throws {
+        let bench = try tapecl(["bench", "W5", "--quick", "--json", "--device", "host"])
+        #expect(bench.status == 0, "\(bench.err)")
+        let w5 = try json(bench.out) as! [String: Any]
+        let after = try #require(w5["live_after_bytes"] as? Int)
+        let expected = try #require(w5["x_plus_gradient_bytes"] as? Int)
+        #expect(after == expected && after > 0)
+        #expect(bench.out.contains("\"live_after_bytes\":\(after)"))
+        let grad = try json(try tapecl(["grad", "log(x)", "--at", "x=[0,-1]", "--json", "--device", "host"]).out) as! [String: Any]
+        #expect(grad["value"] as? [String] == ["-inf", "nan"])
+        let dx = try #require((grad["gradient"] as? [String: [Any]])?["x"])
+        #expect(dx.first as? String == "inf" && dx.last as? Double == -1)
+        let check = try tapecl(["check", "--json", "--device", "host"])
+        let rows = try json(check.out) as! [[String: Any]]
+        #expect(rows.count == 32 && rows.allSatisfy { $0["ok"] as? Bool == true })
     }
 
     @Test func longExpressionsWork() throws {
