@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// `TAPECL_CROSSCHECK=1`: every op on a device runs on the host as well, and the first
@@ -19,6 +20,23 @@ package enum CrossCheck {
     }
 
     private static let first = Mutex<Disagreement?>(nil)
+    private struct Tally {
+        var ops = 0
+        var worst = 0.0
+        var worstOp = ""
+    }
+    private static let tally = Mutex(Tally())
+
+    /// Says once that the cross-check is on, and arranges the summary at exit: how many ops were
+    /// checked and the worst relative error.
+    package static let announce: Void = {
+        printError("TAPECL_CROSSCHECK=1: every op on an OpenCL device also runs on the host and is compared")
+        atexit {
+            let t = CrossCheck.tally.withLock { $0 }
+            let worst = t.ops == 0 ? "" : String(format: ", worst relative error %.2e (%@)", t.worst, t.worstOp)
+            printError("TAPECL_CROSSCHECK: \(t.ops) device ops checked against the host\(worst)")
+        }
+    }()
     /// The first disagreement of this process, if any.
     package static var firstDisagreement: Disagreement? { first.withLock { $0 } }
 
@@ -29,6 +47,13 @@ package enum CrossCheck {
         let (a, b) = (try result.readScalars(as: Double.self), try host.readScalars(as: Double.self))
         let tolerance = OpCheck.tolerance(op.name, result.dtype).forward
         let worst = OpCheck.error(a, b)
+        tally.withLock { t in
+            t.ops += 1
+            if worst.rel > t.worst || t.worstOp.isEmpty {
+                t.worst = max(t.worst, worst.rel)
+                t.worstOp = op.name
+            }
+        }
         guard worst.rel > tolerance else { return nil }
         let d = Disagreement(op: op.name, shapes: inputs.map(\.shape), absoluteError: worst.abs, relativeError: worst.rel,
                              element: worst.at, tapePosition: Recorder.active.tapes.last.map { $0.entries.count })

@@ -44,7 +44,9 @@ struct CommonOptions: ParsableArguments {
     var json = false
 
     func resolveDevice() throws -> Device {
-        guard let device else { return Device.default }
+        guard let device else {
+            do { return try Device.defaultDevice() } catch { throw UserError("\(error)") }
+        }
         do { return try Device.named(device) } catch { throw UserError("--device: \(error)") }
     }
 }

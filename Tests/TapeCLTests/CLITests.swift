@@ -11,8 +11,8 @@ func tapecl(_ arguments: [String], environment: [String: String] = [:]) throws -
 /// Runs `executable` and collects its standard output and error. Both pipes are drained at once
 /// (stderr on another thread): a child that fills one pipe's 64 KiB while the parent waits on the
 /// other would never finish.
-func run(_ executable: URL, _ arguments: [String], environment: [String: String] = [:], removing: [String] = [])
-    throws -> (status: Int32, out: String, err: String)
+func run(_ executable: URL, _ arguments: [String], environment: [String: String] = [:], removing: [String] = [],
+         in directory: URL? = nil) throws -> (status: Int32, out: String, err: String)
 {
     guard FileManager.default.isExecutableFile(atPath: executable.path) else {
         throw TapeError.argument("\(executable.lastPathComponent) is not built (\(executable.path)); run `make test`")
@@ -23,6 +23,7 @@ func run(_ executable: URL, _ arguments: [String], environment: [String: String]
     var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     for key in removing { env[key] = nil }
     process.environment = env
+    if let directory { process.currentDirectoryURL = directory }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out

@@ -249,3 +249,83 @@ struct FallbackTests {
         #expect(!check.out.contains("32 of 32 ops match the host"))
     }
 }
+
+@Suite("Environment variables")
+struct EnvironmentTests {
+    let tool = packageRoot.appendingPathComponent(".build/debug/tapecl")
+
+    func temporaryFolder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-env-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// An unknown TAPECL_DEVICE is an error naming it and the devices (it fell back to the host with a
+    /// warning); `--device` does not consult it at all; the library's `Device.defaultDevice()` throws it.
+    @Test func unknownDefaultDeviceIsAnError() throws {
+        let r = try run(tool, ["grad", "x", "--at", "x=1"], environment: ["TAPECL_DEVICE": "nowhere"])
+        #expect(r.status == 2)
+        let names = Device.all.map(\.name).joined(separator: ", ")
+        #expect(r.err == "error: TAPECL_DEVICE=nowhere names no device; this machine has \(names)\n")
+        let given = try run(tool, ["grad", "x", "--at", "x=1", "--device", "host"], environment: ["TAPECL_DEVICE": "nowhere"])
+        #expect(given.status == 0 && given.err.isEmpty, "\(given.err)")
+        let stopped = try run(packageRoot.appendingPathComponent(".build/release/tapecl-stop"), ["default"],
+                              environment: ["TAPECL_DEVICE": "nowhere"])
+        #expect(stopped.err.contains("Fatal error: TapeCL: TAPECL_DEVICE=nowhere names no device"), "\(stopped.err.prefix(300))")
+    }
+
+    @Test func crossCheckSaysItIsOnAndSumsUp() throws {
+        guard let cl = Device.openCL.first else {
+            Issue.record("no OpenCL device: this machine's make test installs PoCL")
+            return
+        }
+        let r = try run(tool, ["grad", "sin(x) * x", "--at", "x=1", "--device", cl.name], environment: ["TAPECL_CROSSCHECK": "1"])
+        #expect(r.status == 0, "\(r.err)")
+        let lines = r.err.split(separator: "\n")
+        #expect(lines.filter { $0.hasPrefix("TAPECL_CROSSCHECK=1: every op on an OpenCL device") }.count == 1, "\(r.err)")
+        let summary = try #require(lines.last { $0.hasPrefix("TAPECL_CROSSCHECK: ") })
+        #expect(summary.contains(" device ops checked against the host, worst relative error "), "\(summary)")
+        #expect(!summary.hasPrefix("TAPECL_CROSSCHECK: 0 "))
+    }
+
+    /// With HOME and XDG_CACHE_HOME empty, nothing is created in the current directory (PoCL's
+    /// cache went to ./pocl, TapeCL's to ./.cache).
+    @Test func emptyHomeCreatesNothingHere() throws {
+        let here = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: here) }
+        let r = try run(tool, ["grad", "x * x", "--at", "x=2", "--device", Device.openCL.first?.name ?? "host"],
+                        environment: ["HOME": "", "XDG_CACHE_HOME": ""], removing: ["TAPECL_CACHE_DIR", "POCL_CACHE_DIR"],
+                        in: here)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: here.path).isEmpty)
+    }
+
+    /// Caches that cannot be written are reported once, with the reason; a cold build says what it is doing.
+    @Test func cacheProblemsAndColdBuildsAreSaid() throws {
+        guard let cl = Device.openCL.first else {
+            Issue.record("no OpenCL device: this machine's make test installs PoCL")
+            return
+        }
+        let file = try temporaryFolder().appendingPathComponent("a-file")
+        try Data("x".utf8).write(to: file)
+        let unwritable = try run(tool, ["grad", "x * x + 1", "--at", "x=2", "--device", cl.name],
+                                 environment: ["TAPECL_CACHE_DIR": file.appendingPathComponent("sub").path, "TAPECL_QUIET": "1"])
+        #expect(unwritable.status == 0)
+        let warnings = unwritable.err.split(separator: "\n").filter { $0.contains("the kernel cache cannot be written") }
+        #expect(warnings.count == 1, "\(unwritable.err)")
+        let pocl = try run(tool, ["devices"], environment: ["POCL_CACHE_DIR": file.path])
+        #expect(pocl.err.contains("POCL_CACHE_DIR=\(file.path) cannot hold PoCL's kernel cache (it is not a folder)"), "\(pocl.err)")
+
+        let cold = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: cold) }
+        let first = try run(tool, ["grad", "x * x", "--at", "x=2", "--device", cl.name], environment: ["TAPECL_CACHE_DIR": cold.path])
+        #expect(first.err.contains("TapeCL: building OpenCL kernels for \(cl.name), first use only; cached in \(cold.path)\n"), "\(first.err)")
+        let warm = try run(tool, ["grad", "x * x", "--at", "x=2", "--device", cl.name], environment: ["TAPECL_CACHE_DIR": cold.path])
+        #expect(!warm.err.contains("building OpenCL kernels"), "\(warm.err)")
+        let quiet = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: quiet) }
+        let silenced = try run(tool, ["grad", "x * x", "--at", "x=2", "--device", cl.name],
+                               environment: ["TAPECL_CACHE_DIR": quiet.path, "TAPECL_QUIET": "1"])
+        #expect(silenced.err.isEmpty, "\(silenced.err)")
+    }
+}

@@ -40,15 +40,21 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
     /// The OpenCL devices, in `opencl:N` order.
     public static var openCL: [Device] { Registry.shared.openCL }
     /// The process default (see the type's documentation); `withDevice` overrides it in a scope.
-    public static var `default`: Device { Registry.shared.defaultDevice }
+    /// A `TAPECL_DEVICE` that names no device stops the program with ``defaultDevice()``'s error.
+    public static var `default`: Device {
+        do { return try defaultDevice() } catch { fail(error) }
+    }
+    /// The process default, or the error for a `TAPECL_DEVICE` that names no device here (the
+    /// value and the devices there are).
+    public static func defaultDevice() throws -> Device { try Registry.shared.defaultDevice.get() }
     /// The device new tensors are created on here: the innermost `withDevice`, else `default`.
-    public static var current: Device { Scope.device ?? Registry.shared.defaultDevice }
+    public static var current: Device { Scope.device ?? Device.default }
 
     /// Looks a device up by name (`host`, `opencl`, `opencl:N`, `opencl:gpu`, `opencl:cpu`).
     /// - Throws: ``TapeError/argument(_:)`` naming the devices there are.
     public static func named(_ name: String) throws -> Device {
         let r = Registry.shared
-        let found = name.lowercased() == "default" ? r.defaultDevice : Registry.lookup(name, host: r.host, openCL: r.openCL)
+        let found = name.lowercased() == "default" ? try r.defaultDevice.get() : Registry.lookup(name, host: r.host, openCL: r.openCL)
         guard let found else {
             let names = Device.all.map(\.name).joined(separator: ", ")
             throw TapeError.argument("unknown device '\(name)': this machine has \(names)")
@@ -79,22 +85,25 @@ final class Registry: Sendable {
     static let shared = Registry()
     let host: Device
     let openCL: [Device]
-    let defaultDevice: Device
+    let defaultDevice: Result<Device, TapeError>
 
     private init() {
-        host = Device(core: DeviceCore(name: "host", backend: HostBackend()))
-        openCL = OpenCLBackend.discover().enumerated().map { i, b in
+        let host = Device(core: DeviceCore(name: "host", backend: HostBackend()))
+        let openCL = OpenCLBackend.discover().enumerated().map { i, b in
             Device(core: DeviceCore(name: "opencl:\(i)", backend: b, cacheLimit: 1 << 30))
         }
+        self.host = host
+        self.openCL = openCL
         if let name = ProcessInfo.processInfo.environment["TAPECL_DEVICE"], !name.isEmpty {
-            if let d = Self.lookup(name, host: host, openCL: openCL) {
-                defaultDevice = d
-            } else {
-                printError("TapeCL warning: TAPECL_DEVICE=\(name) names no device here; using the host")
-                defaultDevice = host
-            }
+            defaultDevice = Result {
+                guard let d = Self.lookup(name, host: host, openCL: openCL) else {
+                    let names = ([host] + openCL).map(\.name).joined(separator: ", ")
+                    throw TapeError.argument("TAPECL_DEVICE=\(name) names no device; this machine has \(names)")
+                }
+                return d
+            }.mapError { $0 as! TapeError }
         } else {
-            defaultDevice = openCL.first { $0.info.type == "GPU" } ?? openCL.first ?? host
+            defaultDevice = .success(openCL.first { $0.info.type == "GPU" } ?? openCL.first ?? host)
         }
     }
 

@@ -55,12 +55,25 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         return found
     }
 
-    /// PoCL drops a device whose kernel-cache folder it cannot create; point it at a writable one.
+    /// PoCL drops a device (or fails every build) when it cannot write its kernel-cache folder:
+    /// a user's `POCL_CACHE_DIR` that is not a writable folder is reported once; unset, PoCL is
+    /// pointed at a writable one. Only absolute `XDG_CACHE_HOME` and `HOME` count (an empty or
+    /// relative one would create folders in the current directory).
     private static func preparePoCLCache() {
         let env = ProcessInfo.processInfo.environment
-        guard env["POCL_CACHE_DIR"] == nil else { return }
-        let base = env["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
-            ?? env["HOME"].map { URL(fileURLWithPath: $0).appendingPathComponent(".cache") }
+        if let dir = env["POCL_CACHE_DIR"] {
+            var isDirectory: ObjCBool = false
+            let created = (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil
+            let exists = FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory)
+            let reason = !exists ? "it cannot be created" : !isDirectory.boolValue ? "it is not a folder"
+                : !created || !FileManager.default.isWritableFile(atPath: dir) ? "it is not writable" : nil
+            if let reason {
+                Notices.warnOnce("pocl-cache", "POCL_CACHE_DIR=\(dir) cannot hold PoCL's kernel cache (\(reason)): PoCL may hide its device or fail every kernel build")
+            }
+            return
+        }
+        let base = env["XDG_CACHE_HOME"].flatMap { $0.hasPrefix("/") ? URL(fileURLWithPath: $0) : nil }
+            ?? env["HOME"].flatMap { $0.hasPrefix("/") ? URL(fileURLWithPath: $0).appendingPathComponent(".cache") : nil }
         if let base, (try? FileManager.default.createDirectory(at: base.appendingPathComponent("pocl"), withIntermediateDirectories: true)) != nil,
            FileManager.default.isWritableFile(atPath: base.appendingPathComponent("pocl").path) { return }
         let fallback = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-pocl-cache")

@@ -78,10 +78,14 @@ package enum ProgramCache {
     package static func store(key: String, binary: [UInt8], in directory: URL? = directory) throws {
         guard let url = file(for: key, in: directory) else { return }
         let folder = url.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let unique = "\(ProcessInfo.processInfo.processIdentifier)-\(UInt64.random(in: 0...UInt64.max))"
         let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(unique).tmp")
-        try Data(encode(key: key, binary: binary)).write(to: temporary)
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try Data(encode(key: key, binary: binary)).write(to: temporary)
+        } catch {
+            throw TapeError.backend("cannot write in \(folder.path): \((error as NSError).localizedDescription)")
+        }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
             try? FileManager.default.removeItem(at: url)

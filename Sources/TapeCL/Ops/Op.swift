@@ -168,7 +168,10 @@ extension Op {
                                 dtype: dtype, attributes: attributes)
             try device.core.run(launch)
             let result = Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
-            if crossCheckEnabled && device != .host { try CrossCheck.compare(self, inputs, attributes, result) }
+            if crossCheckEnabled && device != .host {
+                CrossCheck.announce
+                try CrossCheck.compare(self, inputs, attributes, result)
+            }
             return result
         }
     }

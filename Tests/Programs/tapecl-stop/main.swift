@@ -4,6 +4,9 @@
 import TapeCL
 
 let which = CommandLine.arguments.dropFirst().first ?? ""
+if which == "default" {
+    print(Tensor([1, 2]))    // on Device.default, which stops when TAPECL_DEVICE names no device
+}
 let device = try Device.named(CommandLine.arguments.dropFirst(2).first ?? "host")
 withDevice(device) {
     switch which {
@@ -20,6 +23,6 @@ withDevice(device) {
     case "devices":
         print(Tensor([1, 2]).to(.host) + Tensor([1, 2]).to(Device.openCL.first ?? .host))
     default:
-        print("usage: tapecl-stop shape|matmul|reshape|scalar|zeros|devices [DEVICE]")
+        print("usage: tapecl-stop shape|matmul|reshape|scalar|zeros|devices|default [DEVICE]")
     }
 }
