@@ -310,6 +310,7 @@ struct MemoryTests {
     func oneShotTapeFreesIntermediatesDuringGradient(shared: Device) throws {
         let n = 1 << 14, bytes = n * 4
         let device = shared.isolated()
+        defer { device.core.release() }
         try withDevice(device) {
             let x = Tensor.randomNormal(shape: [n], seed: 1)
             _ = 0.001.tensor(like: x)

@@ -147,6 +147,7 @@ extension Workload {
     /// stays live after `gradient` (x and its gradient).
     static let memory = Workload(id: "W5", name: "memory", figure: "MiB peak", size: 1 << 22, quickSize: 1 << 16, higherIsBetter: false) { n, shared, _ in
         let device = shared.isolated()            // its own allocator and statistics
+        defer { device.core.release() }
         return try withDevice(device) {
             let x = Tensor.randomNormal(shape: [n], seed: 1)
             _ = 0.001.tensor(like: x)                              // the chain's constant, cached per device

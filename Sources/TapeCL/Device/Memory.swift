@@ -42,7 +42,8 @@ package final class DeviceCore: @unchecked Sendable {
         /// Launches that ran on the host instead, and the first reason given for each op.
         var fallbacks = 0
         var fallbackReasons: [String: String] = [:]
-        var constants: [ConstantKey: Tensor] = [:]
+        var constants: [ConstantKey: Constant] = [:]
+        var tick: UInt64 = 0
     }
     private let state = Mutex(State())
     /// Cached blocks beyond this are given back to the backend at once.
@@ -147,22 +148,65 @@ package final class DeviceCore: @unchecked Sendable {
     /// A cached block (device memory is only touched by its owner; the pointer is an address).
     struct Block: @unchecked Sendable { let handle: UnsafeMutableRawPointer }
 
-    struct ConstantKey: Hashable { let bits: UInt64; let dtype: DType }
+    struct ConstantKey: Hashable {
+        let bits: UInt64
+        let dtype: DType
+    }
+
+    struct Constant {
+        let tensor: Tensor
+        var lastUse: UInt64
+    }
+
+    /// How many number constants a device keeps: the least recently used goes when a new one comes.
+    package static let constantCapacity = 256
 
     /// A cached scalar tensor for a number literal (`y * 0.001` in a loop uploads 0.001 once).
+    ///
+    /// The cache keeps the ``constantCapacity`` most recently used values, so constants that change
+    /// every step (Adam's bias corrections) replace each other instead of filling device memory,
+    /// and the ones used every step stay uploaded.
     func constant(_ value: Double, dtype: DType, make: () -> Tensor) -> Tensor {
         let key = ConstantKey(bits: value.bitPattern, dtype: dtype)
-        if let t = state.withLock({ $0.constants[key] }) { return t }
-        let t = make()
-        // Never replace an entry under the lock: a tensor released there would recycle its buffer,
-        // which takes this lock again. A thread that loses the race returns the winner's tensor,
-        // and its own `t` is released after the lock is dropped.
-        let winner: Tensor? = state.withLock { s in
-            if let existing = s.constants[key] { return existing }
-            if s.constants.count < 4096 { s.constants[key] = t }
-            return nil
+        let hit: Tensor? = state.withLock { s in
+            s.tick += 1
+            guard var entry = s.constants[key] else { return nil }
+            entry.lastUse = s.tick
+            s.constants[key] = entry
+            return entry.tensor
         }
+        if let hit { return hit }
+        let t = make()
+        // Never release a tensor under the lock: its buffer would be recycled, which takes this
+        // lock again. A thread that loses the race returns the winner's tensor; the evicted one
+        // and the loser's `t` are released after the lock is dropped.
+        let (winner, evicted): (Tensor?, Tensor?) = state.withLock { s in
+            if let existing = s.constants[key] { return (existing.tensor, nil) }
+            var evicted: Tensor?
+            if s.constants.count >= Self.constantCapacity, let oldest = s.constants.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+                evicted = s.constants.removeValue(forKey: oldest.key)?.tensor
+            }
+            s.constants[key] = Constant(tensor: t, lastUse: s.tick)
+            return (nil, evicted)
+        }
+        withExtendedLifetime(evicted) {}
         return winner ?? t
+    }
+
+    /// Number constants cached now (for tests).
+    package var constantCount: Int { state.withLock { $0.constants.count } }
+
+    /// Drops the cached constants and gives the spare blocks back. A device made by `isolated()`
+    /// calls this when done: its constants' buffers refer back to it, a cycle that would otherwise
+    /// keep it and its cached blocks alive for the rest of the process.
+    package func release() {
+        let constants = state.withLock { s in
+            let all = s.constants
+            s.constants = [:]
+            return all
+        }
+        withExtendedLifetime(constants) {}
+        emptyCache()
     }
 
     /// Runs `launch` on the backend; one it cannot run goes to the host, with a warning once per op.
