@@ -373,3 +373,41 @@ struct DeviceMemoryTests {
         #expect(core == nil)
     }
 }
+
+@Suite("Thread safety")
+struct ThreadSafetyTests {
+    /// Four threads recording on one tape at once (it segfaulted): every entry is kept, and each
+    /// thread's gradient is its own.
+    @Test(arguments: devices)
+    func oneTapeFromFourThreads(device: Device) throws {
+        let x = Tensor.randomNormal(shape: [64], seed: 3, on: device)
+        let tape = GradientTape(persistent: true)
+        tape.watch(x)
+        let results = Results()
+        DispatchQueue.concurrentPerform(iterations: 4) { i in
+            for k in 0..<100 {
+                let y = tape.record { (x * Double(i + 1) + Double(k)).sum() }
+                results.add(i, y)
+            }
+        }
+        let all = results.all
+        #expect(all.count == 400)
+        for (i, y) in all.enumerated() where i % 37 == 0 {
+            let g = try tape.gradient(of: y.1, wrt: x)
+            expectClose(g, [Double](repeating: Double(y.0 + 1), count: 64))
+        }
+        let acc = ForwardAccumulator(primals: [x], tangents: [Tensor.ones(shape: [64], on: device)])
+        let pushed = Results()
+        DispatchQueue.concurrentPerform(iterations: 4) { i in
+            for _ in 0..<50 { pushed.add(i, acc.record { (x * Double(i + 1)).sum() }) }
+        }
+        for (i, y) in pushed.all { expectClose(acc.jvp(y), [64 * Double(i + 1)], tol: 1e-5) }
+    }
+
+    final class Results: @unchecked Sendable {
+        private let lock = NSLock()
+        private var items: [(Int, Tensor)] = []
+        func add(_ i: Int, _ t: Tensor) { lock.withLock { items.append((i, t)) } }
+        var all: [(Int, Tensor)] { lock.withLock { items } }
+    }
+}

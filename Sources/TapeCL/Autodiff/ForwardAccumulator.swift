@@ -1,3 +1,5 @@
+import Foundation
+
 /// Forward-mode differentiation: pushes tangents along with values (dual numbers, seed 004).
 ///
 /// Each op run inside ``record(_:)`` on an input with a tangent gets the tangent of its output
@@ -10,10 +12,15 @@
 /// let z = acc.record { sin(x * x) }
 /// acc.jvp(z)                      // cos(9)·6 ≈ -5.4668
 /// ```
+///
+/// Thread safety: as ``GradientTape``, the state is guarded by a (recursive) lock; ops pushed from
+/// several threads at once are handled one at a time.
 public final class ForwardAccumulator: @unchecked Sendable {
     private var tangents: [TensorID: Tensor] = [:]
     private var variableTangents: [ObjectIdentifier: Tensor] = [:]
     private var paused = 0
+    /// Guards the fields above; recursive because a rule's own ops come back through `propagate`.
+    private let lock = NSRecursiveLock()
 
     /// - Parameters:
     ///   - primals: the tensors or variables whose tangents are given.
@@ -44,15 +51,19 @@ public final class ForwardAccumulator: @unchecked Sendable {
     /// it does not depend on the primals; `.zero` gives zeros instead.
     public func jvp(_ value: some TensorConvertible, unconnected: GradientTape.UnconnectedGradients = .none) -> Tensor? {
         let t = GradientTape.tensor(value)
-        if let found = tangents[t.id] { return found }
+        if let found = lock.withLock({ tangents[t.id] }) { return found }
         return unconnected == .zero ? Tensor.zeros(like: t) : nil
     }
 
     func noteRead(_ variable: Variable, _ value: Tensor) {
+        lock.lock()
+        defer { lock.unlock() }
         if let t = variableTangents[ObjectIdentifier(variable)], tangents[value.id] == nil { tangents[value.id] = t }
     }
 
     func propagate(_ op: Op, _ inputs: [Tensor], _ output: Tensor, _ attributes: Attributes) {
+        lock.lock()
+        defer { lock.unlock() }
         guard paused == 0 else { return }
         let dx = inputs.map { tangents[$0.id] }
         guard dx.contains(where: { $0 != nil }) else { return }

@@ -43,6 +43,8 @@ extension GradientTape {
     /// tape.explainGradient(of: z, wrt: [x, y])   // [nil, .notTrainable]
     /// ```
     public func explainGradient(of target: some TensorConvertible, wrt sources: [any TensorConvertible]) -> [NilGradientReason?] {
+        lock.lock()
+        defer { lock.unlock() }
         let y = Self.tensor(target)
         return sources.map { source in
             let s = Self.tensor(source)

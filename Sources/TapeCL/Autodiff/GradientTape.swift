@@ -1,3 +1,5 @@
+import Foundation
+
 /// Records ops for reverse-mode differentiation, with the semantics of TensorFlow's `tf.GradientTape`.
 ///
 /// - Ops run inside ``record(_:)`` are recorded when one of their inputs is watched: a tensor
@@ -15,6 +17,11 @@
 /// let y = tape.record { x * x }
 /// let dy = try tape.gradient(of: y, wrt: x)     // -4.0
 /// ```
+///
+/// Thread safety: a tape's state is guarded by a lock, so ops recorded from several threads at once
+/// (tasks of one `record`, a tape shared by workers) are recorded one at a time; `gradient` holds
+/// the lock for its walk. (TensorFlow gives each thread its own tapes; sharing one here is safe
+/// but serialises the recording.)
 public final class GradientTape: @unchecked Sendable {
     /// Whether `gradient` may be called more than once (entries are then kept until the tape goes away).
     public let persistent: Bool
@@ -34,6 +41,9 @@ public final class GradientTape: @unchecked Sendable {
     var variableReads: [ObjectIdentifier: Set<TensorID>] = [:]
     private var paused = 0
     private var consumed = false
+    /// Guards every field below and above. Recursive: a persistent tape records onto itself during
+    /// its own `gradient`, and `watch([...])` calls `watch(_:)`.
+    let lock = NSRecursiveLock()
     // For `explainGradient`: what was seen while stopped, and before `reset()`.
     var usedWhilePaused: Set<TensorID> = []
     var beforeReset: Set<TensorID> = []
@@ -55,13 +65,15 @@ public final class GradientTape: @unchecked Sendable {
 
     /// Runs `body` inside `record` without recording on this tape (other tapes still record).
     public func stopRecording<R>(_ body: () throws -> R) rethrows -> R {
-        paused += 1
-        defer { paused -= 1 }
+        lock.withLock { paused += 1 }
+        defer { lock.withLock { paused -= 1 } }
         return try body()
     }
 
     /// Forgets everything recorded and watched so far; recording goes on.
     public func reset() {
+        lock.lock()
+        defer { lock.unlock() }
         beforeReset.formUnion(tracked)
         variablesBeforeReset.formUnion(variables.map(ObjectIdentifier.init))
         entries = []
@@ -73,6 +85,8 @@ public final class GradientTape: @unchecked Sendable {
 
     /// Watches a tensor: ops on it are recorded and it can be a source. Integer tensors are ignored.
     public func watch(_ tensor: Tensor) {
+        lock.lock()
+        defer { lock.unlock() }
         if tensor.dtype.isFloatingPoint { tracked.insert(tensor.id) }
     }
 
@@ -80,6 +94,8 @@ public final class GradientTape: @unchecked Sendable {
     public func watch(_ variable: Variable) {
         let value = variable.stored
         guard value.dtype.isFloatingPoint else { return }
+        lock.lock()
+        defer { lock.unlock() }
         track(variable, value)
     }
 
@@ -91,7 +107,7 @@ public final class GradientTape: @unchecked Sendable {
     }
 
     /// The variables this tape watches, in the order they were created (as TensorFlow lists them).
-    public var watchedVariables: [Variable] { variables.sorted { $0.serial < $1.serial } }
+    public var watchedVariables: [Variable] { lock.withLock { variables.sorted { $0.serial < $1.serial } } }
 
     private func track(_ variable: Variable, _ value: Tensor) {
         let key = ObjectIdentifier(variable)
@@ -101,6 +117,8 @@ public final class GradientTape: @unchecked Sendable {
     }
 
     func noteRead(_ variable: Variable, _ value: Tensor) {
+        lock.lock()
+        defer { lock.unlock() }
         guard paused == 0 else { return }
         let watched = variableReads[ObjectIdentifier(variable)] != nil
         if watched || (watchAccessedVariables && variable.trainable && value.dtype.isFloatingPoint) {
@@ -109,6 +127,8 @@ public final class GradientTape: @unchecked Sendable {
     }
 
     func record(_ op: Op, _ inputs: [Tensor], _ output: Tensor, _ attributes: Attributes) {
+        lock.lock()
+        defer { lock.unlock() }
         var slots = inputs.map { Saved.Input(shape: $0.shape, needs: tracked.contains($0.id), value: nil) }
         guard slots.contains(where: \.needs) else { return }
         guard paused == 0 else { usedWhilePaused.formUnion(inputs.map(\.id)); return }
@@ -148,6 +168,8 @@ public final class GradientTape: @unchecked Sendable {
     ///   - unconnected: `.none` gives `nil` for a source the target does not depend on; `.zero` zeros.
     public func gradient(of target: some TensorConvertible, wrt sources: [any TensorConvertible],
                          outputGradients: Tensor? = nil, unconnected: UnconnectedGradients = .none) throws -> [Tensor?] {
+        lock.lock()
+        defer { lock.unlock() }
         guard !consumed else {
             throw TapeError.tape("GradientTape.gradient: this tape is not persistent and was already used for a gradient; create it with GradientTape(persistent: true) to compute more than one")
         }
@@ -215,5 +237,5 @@ public final class GradientTape: @unchecked Sendable {
     }
 
     /// Whether a backward step can still run (false after `gradient` on a non-persistent tape).
-    package var isConsumed: Bool { consumed }
+    package var isConsumed: Bool { lock.withLock { consumed } }
 }

@@ -6,7 +6,7 @@
 /// let layer = Dense(inputSize: 64, outputSize: 10, seed: 1)
 /// let logits = layer(images)          // [batch, 64] -> [batch, 10]
 /// ```
-public final class Dense: @unchecked Sendable {
+public final class Dense: Sendable {
     /// `[inputSize, outputSize]`.
     public let weight: Variable
     /// `[outputSize]`.
