@@ -26,7 +26,7 @@ package enum OpCheck {
         let ulp = dtype == .float32 ? 1.2e-7 : 2.3e-16
         switch op {
         case "neg", "add", "sub", "mul", "div", "reshape", "transpose", "broadcast", "cast", "to", "relu", "abs",
-             "maximum", "minimum", "max", "sum", "step", "sign", "equal", "greater_equal", "stop_gradient":
+             "maximum", "minimum", "max", "sum", "step", "sign", "equal", "greater_equal", "stop_gradient", "concat", "slice":
             return (0, 16 * ulp)
         case "matmul": return (64 * ulp, 64 * ulp)
         default: return (16 * ulp, 64 * ulp)
@@ -58,6 +58,8 @@ package enum OpCheck {
             case "cast": return ([[m, n]], { $0[0].cast(to: .float64) * 2 })
             case "to": return ([[m, n]], { $0[0].to(.host) * 2 })
             case "stop_gradient": return ([[m, n]], { stopGradient($0[0]) * $0[0] })
+            case "concat": return ([[m, n], [m, n], [m, n]], { stack($0, axis: 1) * 2 })
+            case "slice": return ([[m, n]], { $0[0].range(from: n, shape: [m - 1, n]) * 2 })
             default: return nil
             }
         }

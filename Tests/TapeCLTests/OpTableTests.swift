@@ -101,7 +101,7 @@ enum Tolerance {
     static func of(_ op: String, _ dtype: DType) -> (forward: Double, gradient: Double) {
         let ulp = dtype == .float32 ? 1.2e-7 : 2.3e-16
         switch op {
-        case "neg", "add", "sub", "mul", "div", "reshape", "transpose", "broadcast", "cast", "to", "relu", "abs", "maximum", "minimum", "max":
+        case "neg", "add", "sub", "mul", "div", "reshape", "transpose", "broadcast", "cast", "to", "relu", "abs", "maximum", "minimum", "max", "concat", "slice":
             return (0, dtype == .float32 ? 8 * ulp : 16 * ulp)
         case "sum": return (0, 8 * ulp)
         case "matmul": return (64 * ulp, 64 * ulp)

@@ -70,6 +70,15 @@ public func matmul(_ a: some TensorConvertible, _ b: some TensorConvertible, tra
     return Op.matmul(ta, tb, attributes: attributes)
 }
 
+/// The tensors, of one shape, stacked along a new axis `axis` (TensorFlow's `tf.stack`):
+/// `stack([a, b])` of two `[3]` tensors is `[2, 3]`; `stack([a, b], axis: 1)` is `[3, 2]`.
+/// Recorded: each input's gradient is its slice of the output's. An array literal of tensors,
+/// `let s: Tensor = [a, b]`, is `stack([a, b])`.
+/// - Precondition: one or more tensors of one shape, dtype and device; `axis` in `-(rank+1)...rank`.
+public func stack(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
+    do { return try Tensor.stacked(tensors, axis: axis) } catch { fail(error) }
+}
+
 /// `x` itself, through which no gradient flows: `stopGradient(x)` is a constant to every tape.
 public func stopGradient(_ x: some TensorConvertible) -> Tensor { Op.stop(x.tensor(like: nil)) }
 
@@ -131,6 +140,33 @@ extension Tensor {
         a.device = device
         a.sourceDevice = self.device
         return differentiable ? try Op.transfer.apply([self], a) : try Op.transfer.execute([self], a)
+    }
+
+    /// Elements `offset ..< offset + count(shape)` of this tensor's row-major elements, in `shape`
+    /// (recorded; the rows of a stack are ranges).
+    package func range(from offset: Int, shape: [Int]) -> Tensor {
+        var a = Attributes()
+        a.offset = offset
+        a.shape = shape
+        return Op.slice(self, attributes: a)
+    }
+
+    package static func stacked(_ tensors: [Tensor], axis: Int) throws -> Tensor {
+        guard let first = tensors.first else { throw TapeError.argument("stack: no tensors to stack") }
+        guard tensors.allSatisfy({ $0.shape == first.shape }) else {
+            let shapes = tensors.map { Shape.describe($0.shape) }.joined(separator: ", ")
+            throw TapeError.shape("stack: the tensors' shapes differ (\(shapes))")
+        }
+        let rank = first.rank
+        guard (-(rank + 1)...rank).contains(axis) else {
+            throw TapeError.argument("stack: axis \(axis) is out of range for \(tensors.count) tensors of rank \(rank)")
+        }
+        var a = Attributes()
+        a.shape = [tensors.count] + first.shape
+        let rows = try Op.concat.apply(tensors, a)
+        let k = axis < 0 ? axis + rank + 1 : axis
+        if k == 0 { return rows }
+        return try rows.transposedChecked(permutation: Array(1...k) + [0] + Array((k + 1)..<(rank + 1)))
     }
 
     /// `self` summed down to `target` (undoing a broadcast): what the tape walk does to every cotangent.

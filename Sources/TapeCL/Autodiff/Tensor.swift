@@ -278,15 +278,15 @@ extension Tensor: CustomStringConvertible {
 extension Tensor: ExpressibleByFloatLiteral, ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral {
     public init(floatLiteral value: Double) { self.init(shape: [], scalars: [Float(value)]) }
     public init(integerLiteral value: Int) { self.init(shape: [], scalars: [Float(value)]) }
-    /// Nested array literals stack: `[[1, 2], [3, 4]]` has shape `[2, 2]`.
+    /// An array literal stacks its elements (``stack(_:axis:)``, recorded like any op):
+    /// `[[1, 2], [3, 4]]` has shape `[2, 2]`, and `let s: Tensor = [a, b]` differentiates through
+    /// to `a` and `b`, as TensorFlow packs a list of tensors. `[]` is an empty float32 vector.
     /// - Precondition: the elements have one shape (a ragged literal stops with its shapes named).
     public init(arrayLiteral elements: Tensor...) {
-        let inner = elements.first?.shape ?? []
-        guard elements.allSatisfy({ $0.shape == inner }) else {
-            fail(TapeError.argument("Tensor: ragged array literal (element shapes \(elements.map { Shape.describe($0.shape) }.joined(separator: ", ")))"))
+        if elements.isEmpty {
+            self.init(shape: [0], scalars: [Float]())
+            return
         }
-        let dtype = elements.first?.dtype ?? .float32
-        let values = elements.flatMap { $0.scalars(as: Double.self) }
-        self.init(shape: [elements.count] + inner, scalars: values, dtype: dtype)
+        self = stack(elements)
     }
 }

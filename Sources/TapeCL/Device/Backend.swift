@@ -21,6 +21,10 @@ package enum Forward: Sendable {
     case cast
     /// Copy to another device (`attributes.device`).
     case transfer
+    /// The inputs' elements one after another (row-major), into an output of `attributes.shape`.
+    case concat
+    /// Elements `attributes.offset ..< attributes.offset + count(output)` of the input, in order.
+    case copyRange
     /// A chain of elementwise ops in one kernel (see ``Fusion``); `inputs` are the program's inputs.
     case fused(FusedProgram)
 }
@@ -61,6 +65,10 @@ package protocol Backend: AnyObject, Sendable {
     func run(_ launch: Launch) throws
     /// Builds every kernel program now (else each is built on first use) and reports each build.
     func buildAll() -> [ProgramBuild]
+    /// Waits until everything queued has run. Called for every device at process exit: PoCL runs
+    /// (and compiles) queued kernels on worker threads, which crashed when the process exited under
+    /// them while its LLVM's static destructors ran.
+    func finish()
     /// Why this device cannot build kernels (its ops would all run on the host), or nil when a
     /// small probe program builds.
     func buildProblem() -> String?

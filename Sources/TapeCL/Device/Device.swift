@@ -94,6 +94,7 @@ final class Registry: Sendable {
         }
         self.host = host
         self.openCL = openCL
+        if !openCL.isEmpty { Registry.drainAtExit() }
         if let name = ProcessInfo.processInfo.environment["TAPECL_DEVICE"], !name.isEmpty {
             defaultDevice = Result {
                 guard let d = Self.lookup(name, host: host, openCL: openCL) else {
@@ -104,6 +105,19 @@ final class Registry: Sendable {
             }.mapError { $0 as! TapeError }
         } else {
             defaultDevice = .success(openCL.first { $0.info.type == "GPU" } ?? openCL.first ?? host)
+        }
+    }
+
+    /// Makes exit wait for every OpenCL queue before anything registered so far is torn down.
+    ///
+    /// PoCL runs queued kernels on worker threads and compiles each on first run; a program that
+    /// exits with work queued had those threads compile while exit tore down LLVM (a crash in 5 of
+    /// 5 runs with a cold PoCL cache). Exit runs its handlers in reverse order of registration and
+    /// PoCL registers its own when it first compiles, so this is registered again after every
+    /// program build (`finish` is cheap on an idle queue).
+    static func drainAtExit() {
+        atexit {
+            for device in Registry.shared.openCL { device.core.backend.finish() }
         }
     }
 

@@ -215,6 +215,7 @@ final class HostBackend: Backend {
 
     func buildAll() -> [ProgramBuild] { [] }      // nothing to build: Swift loops and OpenBLAS
     func buildProblem() -> String? { nil }
+    func finish() {}      // host loops are done when they return
 
     /// One concrete switch per launch, so every loop below is specialized for its element type.
     func run(_ l: Launch) throws {
@@ -242,6 +243,15 @@ final class HostBackend: Backend {
         case .reduce(let kind): try reduce(l, kind)
         case .matmul: try matmul(l)
         case .gather: gather(l, T.self)
+        case .concat:
+            var at = l.output.handle
+            for input in l.inputs {
+                at.copyMemory(from: input.buffer.handle, byteCount: input.byteCount)
+                at += input.byteCount
+            }
+        case .copyRange:
+            let size = l.dtype.byteSize
+            l.output.handle.copyMemory(from: l.inputs[0].buffer.handle + l.attributes.offset * size, byteCount: l.output.bytes)
         case .cast:
             switch l.inputs[0].dtype {
             case .float32: cast(l, from: Float.self, to: T.self)
@@ -249,7 +259,7 @@ final class HostBackend: Backend {
             case .int32: cast(l, from: Int32.self, to: T.self)
             case .int8: cast(l, from: Int8.self, to: T.self)
             }
-        case .fused, .alias, .transfer: preconditionFailure("\(l.opName) (\(l.dtype)) is not a kernel here")
+        case .fused, .alias, .transfer: fatalError("\(l.opName) (\(l.dtype)) is not a kernel here")
         }
     }
 

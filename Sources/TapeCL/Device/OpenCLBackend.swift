@@ -240,6 +240,7 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
             }
             if let program, status == CL_SUCCESS, binaryStatus == CL_SUCCESS, clBuildProgram(program, 1, &dev, options, nil, nil) == CL_SUCCESS {
                 builds.append(ProgramBuild(program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: true, error: nil))
+                Registry.drainAtExit()
                 return program
             }
             if let program { clReleaseProgram(program) }
@@ -260,6 +261,7 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         }
         builds.append(ProgramBuild(program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: false, error: nil))
         Notices.built(seconds: Date().timeIntervalSince(start))
+        Registry.drainAtExit()
         var size = 0
         if clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS, size > 0 {
             var binary = [UInt8](repeating: 0, count: size)
@@ -272,6 +274,13 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
             }
         }
         return program
+    }
+
+    package func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        openGate()
+        clFinish(queue)
     }
 
     package func buildProblem() -> String? {
@@ -459,9 +468,30 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         case .fused(let program):
             let k = try fusedKernel(program, dtype: l.dtype)
             try enqueueExact(k, l.inputs.map { .buffer($0.buffer.handle) } + [out], n: n)
+        case .concat:
+            var at = 0
+            for input in l.inputs where input.byteCount > 0 {
+                try copy(input.buffer, from: 0, to: l.output, at: at, bytes: input.byteCount)
+                at += input.byteCount
+            }
+        case .copyRange:
+            try copy(l.inputs[0].buffer, from: l.attributes.offset * l.dtype.byteSize, to: l.output, at: 0, bytes: l.output.bytes)
         case .alias, .transfer:
-            preconditionFailure("\(l.opName) is not a kernel")
+            fatalError("\(l.opName) is not a kernel")
         }
+    }
+
+    /// A device-side copy (`clEnqueueCopyBuffer`), queued behind the batch like a kernel.
+    private func copy(_ source: Buffer, from: Int, to target: Buffer, at: Int, bytes: Int) throws {
+        guard bytes > 0 else { return }
+        let waits: [cl_event?] = try closedGate().map { [$0] } ?? []
+        let status = waits.withUnsafeBufferPointer { w in
+            clEnqueueCopyBuffer(queue, OpaquePointer(source.handle), OpaquePointer(target.handle), from, at, bytes,
+                                cl_uint(w.count), w.isEmpty ? nil : w.baseAddress, nil)
+        }
+        try check(status, "clEnqueueCopyBuffer")
+        gated += 1
+        if gated >= Self.batch { openGate() }
     }
 
     private func reduce(_ l: Launch, _ kind: ReduceKind) throws {

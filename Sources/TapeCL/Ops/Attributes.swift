@@ -18,6 +18,8 @@ package struct Attributes: Sendable {
         /// Target device of `to(_:)`, and the input's (for its backward).
         package var device: Device? = nil
         package var sourceDevice: Device? = nil
+        /// First element of `slice`'s range in its (row-major) input.
+        package var offset = 0
     }
     private final class Box: @unchecked Sendable {      // mutated only while uniquely referenced
         var fields: Fields

@@ -16,6 +16,7 @@ package final class Op: Sendable {
     package typealias ShapeRule = @Sendable (_ inputs: InputShapes, _ attributes: Attributes) throws -> [Int]
 
     package let name: String
+    /// The number of inputs, or ``variadic`` (one or more).
     package let arity: Int
     package let forward: Forward
     package let shape: ShapeRule
@@ -103,6 +104,9 @@ package struct Saved: @unchecked Sendable {
 // MARK: - Shape rules
 
 extension Op {
+    /// The arity of an op that takes one or more inputs (`concat`).
+    static let variadic = -1
+
     static let sameShape: ShapeRule = { shapes, _ in shapes[0] }
 
     static func broadcastShape(_ name: String) -> ShapeRule {
@@ -134,7 +138,9 @@ extension Op {
 
     /// The forward computation alone (no recording).
     package func execute(_ inputs: [Tensor], _ attributes: Attributes) throws -> Tensor {
-        guard inputs.count == arity else { throw TapeError.argument("\(name): expects \(arity) inputs, got \(inputs.count)") }
+        guard arity == Op.variadic ? !inputs.isEmpty : inputs.count == arity else {
+            throw TapeError.argument("\(name): expects \(arity == Op.variadic ? "one or more" : "\(arity)") inputs, got \(inputs.count)")
+        }
         let device = inputs[0].device
         if case .transfer = forward {} else if let other = inputs.first(where: { $0.device != device }) {
             throw TapeError.device("\(name): inputs on \(device) and \(other.device); move one with to(_:)")

@@ -87,6 +87,53 @@ extension Op {
                         d[1].map { TapeCL.matmul(s.a, $0, transposeA: ta, transposeB: tb) })
         })
 
+    /// The inputs' elements one after another (row-major) in `attributes.shape`; any number of
+    /// inputs. `stack` is this with shape `[n] + s`. Input i's cotangent is its range of `dy`.
+    static let concat = Op(name: "concat", arity: variadic, forward: .concat, shape: { shapes, a in
+            var total = 0
+            for i in 0..<shapes.count { total += Shape.count(shapes[i]) }
+            guard total == Shape.count(a.shape) else {
+                throw TapeError.shape("concat: \(total) elements do not fill shape \(Shape.describe(a.shape)) (\(Shape.count(a.shape)) elements)")
+            }
+            return a.shape
+        }, saves: .nothing, fusable: false,
+        vjp: { s, dy in
+            var offset = 0
+            return s.inputs.map { input in
+                defer { offset += Shape.count(input.shape) }
+                return input.needs ? dy.range(from: offset, shape: input.shape) : nil
+            }
+        },
+        jvp: { s, dx in
+            guard dx.contains(where: { $0 != nil }) else { return nil }
+            let parts = zip(s.inputs, dx).map { input, d in d ?? Tensor.zeros(like: input.value!) }
+            return Op.concat(parts, shape: s.attributes.shape)
+        })
+
+    /// Elements `offset ..< offset + count(shape)` of the row-major input, in `attributes.shape`.
+    /// Its cotangent is `dy` in place and zeros elsewhere (a `concat` with zeros on both sides).
+    static let slice = Op(name: "slice", arity: 1, forward: .copyRange, shape: { shapes, a in
+            let (n, total) = (Shape.count(a.shape), Shape.count(shapes[0]))
+            guard a.offset >= 0, a.offset <= total - n else {
+                throw TapeError.shape("slice: elements \(a.offset)..<\(a.offset + n) are outside the \(total) of \(Shape.describe(shapes[0]))")
+            }
+            return a.shape
+        }, saves: .nothing, fusable: false,
+        vjp: { s, dy in
+            let total = Shape.count(s.shapes[0])
+            let before = Tensor.zeros(shape: [s.attributes.offset], dtype: dy.dtype, on: dy.device)
+            let after = Tensor.zeros(shape: [total - s.attributes.offset - dy.count], dtype: dy.dtype, on: dy.device)
+            return s.grad(Op.concat([before, dy, after], shape: s.shapes[0]))
+        },
+        jvp: { s, dx in dx[0].map { $0.range(from: s.attributes.offset, shape: s.attributes.shape) } })
+
+    /// `concat` of `parts` into `shape`, stopping on bad input (for backward rules, whose shapes are right).
+    static func concat(_ parts: [Tensor], shape: [Int]) -> Tensor {
+        var a = Attributes()
+        a.shape = shape
+        do { return try concat.apply(parts, a) } catch { fail(error) }
+    }
+
     static func inverse(_ permutation: [Int]) -> [Int] {
         var inv = permutation
         for (i, p) in permutation.enumerated() { inv[p] = i }
@@ -100,7 +147,7 @@ extension Op {
         neg, sin, cos, tan, exp, log, sqrt, tanh, sigmoid, relu, abs, safeLog,
         add, sub, mul, div, pow, maximum, minimum,
         step, sign, equal, greaterEqual,
-        sum, max, reshape, transpose, broadcast, cast, transfer, stop, matmul,
+        sum, max, reshape, transpose, broadcast, cast, transfer, stop, matmul, concat, slice,
     ]
 
     package static func named(_ name: String) -> Op? { all.first { $0.name == name } }

@@ -20,9 +20,16 @@ withDevice(device) {
         print(Tensor([1, 2]).scalar)
     case "zeros":
         print(Tensor.zeros(shape: [1 << 40, 1 << 10]))
+    case "pending":
+        // Exits with kernels still queued (never read): the runtime drains the queue at exit.
+        let x = Tensor.randomNormal(shape: [300, 300], seed: 1)
+        let tape = GradientTape()
+        tape.watch(x)
+        let y = tape.record { (matmul(sin(x), exp(-x)) + stack([x, x * 2]).sum(axes: [0])).max() }
+        _ = try? tape.gradient(of: y, wrt: x)
     case "devices":
         print(Tensor([1, 2]).to(.host) + Tensor([1, 2]).to(Device.openCL.first ?? .host))
     default:
-        print("usage: tapecl-stop shape|matmul|reshape|scalar|zeros|devices|default [DEVICE]")
+        print("usage: tapecl-stop shape|matmul|reshape|scalar|zeros|pending|devices|default [DEVICE]")
     }
 }
