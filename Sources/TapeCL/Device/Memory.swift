@@ -48,11 +48,14 @@ package final class DeviceCore: @unchecked Sendable {
     private let state = Mutex(State())
     /// Cached blocks beyond this are given back to the backend at once.
     private let cacheLimit: Int
+    /// ``DeviceInfo/maxAllocationBytes``, read once (`backend.info` copies the whole description).
+    private let maxAllocationBytes: Int
 
     init(name: String, backend: any Backend, cacheLimit: Int = 2 << 30) {
         self.name = name
         self.backend = backend
         self.cacheLimit = cacheLimit
+        maxAllocationBytes = backend.info.maxAllocationBytes
     }
 
     /// Block sizes: 256-byte steps up to 4 KiB, then eight steps per power of two, so a reused
@@ -68,10 +71,14 @@ package final class DeviceCore: @unchecked Sendable {
     /// ``DeviceInfo/maxAllocationBytes``): checked when an op is applied, before its result is
     /// allocated or deferred (a pending result allocates later, where it could not throw).
     /// - Throws: ``TapeError/backend(_:)`` naming `op`, the shape, the bytes asked and available.
-    package func checkAllocatable(_ bytes: Int, op: String, shape: [Int], dtype: DType) throws {
-        let limit = backend.info.maxAllocationBytes
-        guard bytes > limit else { return }
-        throw TapeError.backend(
+    @inline(__always)
+    package func checkAllocatable(_ bytes: Int, op: @autoclosure () -> String, shape: @autoclosure () -> [Int], dtype: DType) throws {
+        if bytes > maxAllocationBytes { throw tooLarge(bytes, op: op(), shape: shape(), dtype: dtype) }
+    }
+
+    private func tooLarge(_ bytes: Int, op: String, shape: [Int], dtype: DType) -> TapeError {
+        let limit = maxAllocationBytes
+        return TapeError.backend(
             "\(op): a \(dtype) result of shape \(Shape.describe(shape)) needs \(bytes) bytes; \(name) allocates at most \(limit) bytes a buffer (\(stats.liveBytes) bytes live)")
     }
 
