@@ -181,6 +181,34 @@ struct ProgramCacheTests {
         #expect(leftovers.isEmpty)
     }
 
+    /// The user's report: entries copied over other entries' names made `tapecl grad` print 0 with
+    /// exit 0 on every later run. Now every entry is checked against its key and rebuilt.
+    @Test func swappedEntriesAreRebuiltNotTrusted() throws {
+        guard let cl = Device.openCL.first else {
+            Issue.record("no OpenCL device: this machine's make test installs PoCL")
+            return
+        }
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tool = packageRoot.appendingPathComponent(".build/debug/tapecl")
+        let args = ["grad", "sum(w @ v) + (w*w)^2", "--at", "w=[[1,2],[3,4]]", "--at", "v=[[1],[2]]", "--device", cl.name]
+        let expected = "f = [[17, 32], [97, 272]]\ndf/dw = [[8, 40], [112, 264]]\ndf/dv = [[16], [24]]\n"   // d(Σf)/dw = 4vᵀ + 4w³
+        let env = ["TAPECL_CACHE_DIR": dir.path, "TAPECL_QUIET": "1"]
+        let first = try run(tool, args, environment: env)
+        #expect(first.out == expected, "\(first.err)")
+        let entries = try FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "bin" }.sorted { $0.path < $1.path }
+        #expect(entries.count >= 2)
+        let contents = try entries.map { try Data(contentsOf: $0) }
+        for (i, url) in entries.enumerated() { try contents[(i + 1) % contents.count].write(to: url) }   // each under another's name
+        for _ in 0..<2 {
+            let again = try run(tool, args, environment: env)
+            #expect(again.status == 0)
+            #expect(again.out == expected, "\(again.err)")
+            #expect(again.err.isEmpty, "\(again.err)")                  // rebuilt, not run on the host
+        }
+    }
+
     @Test func unwritableFolderThrows() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-not-a-folder-\(UUID().uuidString)")
         try Data("x".utf8).write(to: file)

@@ -146,7 +146,6 @@ public struct Tensor: @unchecked Sendable {
     }
 
     package static func make<S: TensorScalar>(shape: [Int], scalars: [S], dtype: DType, on device: Device) throws -> Tensor {
-        guard shape.allSatisfy({ $0 >= 0 }) else { throw TapeError.shape("Tensor: negative dimension in shape \(Shape.describe(shape))") }
         let bytes = try Shape.checkedBytes(shape, dtype, op: "Tensor")
         try device.core.checkAllocatable(bytes, op: "Tensor", shape: shape, dtype: dtype)
         guard scalars.count == Shape.count(shape) else {

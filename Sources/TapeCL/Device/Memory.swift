@@ -207,12 +207,14 @@ package final class DeviceCore: @unchecked Sendable {
     /// calls this when done: its constants' buffers refer back to it, a cycle that would otherwise
     /// keep it and its cached blocks alive for the rest of the process.
     package func release() {
-        let constants = state.withLock { s in
-            let all = s.constants
-            s.constants = [:]
-            return all
+        do {
+            let constants = state.withLock { s in
+                let all = s.constants
+                s.constants = [:]
+                return all
+            }
+            _ = constants                                   // released here, outside the lock: back to the cache
         }
-        withExtendedLifetime(constants) {}
         emptyCache()
     }
 
