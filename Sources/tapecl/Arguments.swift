@@ -11,7 +11,8 @@
 enum Arguments {
     /// Options that take a value, across every subcommand.
     static let valued: Set<String> = [
-        "--at", "--order", "--device", "--seed", "--epochs", "--batch-size", "--learning-rate", "--optimizer", "--hidden",
+        "--at", "--order", "--device", "--seed", "--epochs", "--batch-size", "--learning-rate", "--optimizer",
+        "--hidden",
     ]
     /// Flags of `tapecl grad` (everything else starting with `-` there is maths).
     static let gradFlags: Set<String> = ["--json", "-h", "--help"]
@@ -21,7 +22,8 @@ enum Arguments {
         var i = 0
         while i < arguments.count {
             let word = arguments[i]
-            if valued.contains(word), i + 1 < arguments.count, arguments[i + 1].hasPrefix("-"), arguments[i + 1] != "--" {
+            if valued.contains(word), i + 1 < arguments.count, arguments[i + 1].hasPrefix("-"), arguments[i + 1] != "--"
+            {
                 joined.append(word + "=" + arguments[i + 1])
                 i += 2
             } else {
@@ -52,7 +54,7 @@ enum Arguments {
                 options.append(word)
                 i += 1
             } else if word.hasPrefix("--") && word.count > 2 && word.dropFirst(2).first!.isLetter {
-                options.append(word)                                  // an unknown option: ArgumentParser names it
+                options.append(word)  // an unknown option: ArgumentParser names it
                 i += 1
             } else {
                 positional.append(word)

@@ -3,9 +3,12 @@ import Foundation
 import TapeCL
 
 struct Devices: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the host and every OpenCL platform and device; mark the default.")
+    static let configuration = CommandConfiguration(
+        abstract: "List the host and every OpenCL platform and device; mark the default.")
 
-    @Flag(help: "Build every kernel program of each OpenCL device now and print the build times (filling the disk cache).")
+    @Flag(
+        help: "Build every kernel program of each OpenCL device now and print the build times (filling the disk cache)."
+    )
     var buildKernels = false
 
     @OptionGroup var options: CommonOptions
@@ -36,16 +39,18 @@ struct Devices: ParsableCommand {
             if buildKernels { return try build() }
             let entries = Device.all.map { d in
                 let i = d.info
-                return Entry(name: i.name, device: i.deviceName, vendor: i.vendor, type: i.type, computeUnits: i.computeUnits,
-                             globalMemoryBytes: i.globalMemoryBytes, maxAllocationBytes: i.maxAllocationBytes,
-                             fp64: i.supportsFloat64, default: d == chosen, platform: i.platform,
-                             openclCVersion: i.openCLCVersion, driverVersion: i.driverVersion,
-                             buildProblem: d.core.backend.buildProblem(), blas: i.kind == "host" ? HostBLAS.description : nil)
+                return Entry(
+                    name: i.name, device: i.deviceName, vendor: i.vendor, type: i.type, computeUnits: i.computeUnits,
+                    globalMemoryBytes: i.globalMemoryBytes, maxAllocationBytes: i.maxAllocationBytes,
+                    fp64: i.supportsFloat64, default: d == chosen, platform: i.platform,
+                    openclCVersion: i.openCLCVersion, driverVersion: i.driverVersion,
+                    buildProblem: d.core.backend.buildProblem(), blas: i.kind == "host" ? HostBLAS.description : nil)
             }
             if options.json { return try JSON.print(entries) }
             for e in entries {
                 let memory = String(format: "%.1f GiB", Double(e.globalMemoryBytes) / 1_073_741_824)
-                print("\(e.default ? "*" : " ") \(e.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(e.device)")
+                print(
+                    "\(e.default ? "*" : " ") \(e.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(e.device)")
                 var details = [e.type, "\(e.computeUnits) compute units", memory, e.fp64 ? "fp64" : "no fp64"]
                 if e.platform != nil { details.insert("vendor \(e.vendor)", at: 1) }
                 if let v = e.openclCVersion { details.append(v) }
@@ -58,22 +63,26 @@ struct Devices: ParsableCommand {
                 }
             }
             if Device.openCL.isEmpty { print("  (no OpenCL platform found: everything runs on the host)") }
-            print("* = default (--device, else TAPECL_DEVICE, else the first GPU, else the first OpenCL device, else the host)")
+            let order = "--device, else TAPECL_DEVICE, else the first GPU, else the first OpenCL device, else the host"
+            print("* = default (\(order))")
         }
     }
 
     /// `--build-kernels`: every program of every OpenCL device, with its build time.
     func build() throws {
         guard !Device.openCL.isEmpty else {
-            throw UserError("--build-kernels: no OpenCL platform found (install an OpenCL driver and its ICD file, e.g. pocl-opencl-icd)")
+            let hint = "install an OpenCL driver and its ICD file, e.g. pocl-opencl-icd"
+            throw UserError("--build-kernels: no OpenCL platform found (\(hint))")
         }
         var failures = 0
         for d in Device.openCL {
             let start = Date()
             let builds = d.core.backend.buildAll()
             for b in builds {
-                let how = b.error.map { "FAILED: \($0)" } ?? (b.fromDiskCache ? "from the disk cache" : "built from source")
-                print("\(d.name)  \(b.program.padding(toLength: 64, withPad: " ", startingAt: 0)) \(String(format: "%6.3f s", b.seconds))  \(how)")
+                let how =
+                    b.error.map { "FAILED: \($0)" } ?? (b.fromDiskCache ? "from the disk cache" : "built from source")
+                let program = b.program.padding(toLength: 64, withPad: " ", startingAt: 0)
+                print("\(d.name)  \(program) \(String(format: "%6.3f s", b.seconds))  \(how)")
                 if b.error != nil { failures += 1 }
             }
             print("\(d.name)  \(builds.count) programs in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")

@@ -1,7 +1,6 @@
 import Foundation
-import Testing
-
 import TapeCL
+import Testing
 
 /// The package root, from this file's path (Tests/TapeCLTests/…).
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -15,7 +14,10 @@ struct ErrorTests {
         ("matmul", "matmul: shapes [1, 3] and [1, 2] do not fit"),
         ("reshape", "reshape: cannot reshape [3] (3 elements) to [2, 2]"),
         ("scalar", "scalar: a tensor of shape [2] has 2 elements; use scalars"),
-        ("zeros", "Tensor.full: a float32 result of shape [1099511627776, 1024] needs 4503599627370496 bytes; host allocates at most"),
+        (
+            "zeros",
+            "Tensor.full: a float32 result of shape [1099511627776, 1024] needs 4503599627370496 bytes; host allocates at most"
+        ),
     ])
     func releaseBuildStopsWithItsMessage(misuse: String, message: String) throws {
         let program = packageRoot.appendingPathComponent(".build/release/tapecl-stop")
@@ -30,12 +32,18 @@ struct ErrorTests {
     @Test func exitWithQueuedWorkIsClean() throws {
         for device in Device.openCL {
             for _ in 0..<2 {
-                let cold = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-pending-\(UUID().uuidString)")
-                try FileManager.default.createDirectory(at: cold.appendingPathComponent("pocl"), withIntermediateDirectories: true)
+                let cold = FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "tapecl-pending-\(UUID().uuidString)")
+                try FileManager.default.createDirectory(
+                    at: cold.appendingPathComponent("pocl"), withIntermediateDirectories: true)
                 defer { try? FileManager.default.removeItem(at: cold) }
-                let env = ["TAPECL_CACHE_DIR": cold.appendingPathComponent("tapecl").path,
-                           "POCL_CACHE_DIR": cold.appendingPathComponent("pocl").path, "TAPECL_QUIET": "1"]
-                let r = try run(packageRoot.appendingPathComponent(".build/release/tapecl-stop"), ["pending", device.name], environment: env)
+                let env = [
+                    "TAPECL_CACHE_DIR": cold.appendingPathComponent("tapecl").path,
+                    "POCL_CACHE_DIR": cold.appendingPathComponent("pocl").path, "TAPECL_QUIET": "1",
+                ]
+                let r = try run(
+                    packageRoot.appendingPathComponent(".build/release/tapecl-stop"), ["pending", device.name],
+                    environment: env)
                 #expect(r.status == 0, "\(r.err.prefix(300))")
             }
         }
@@ -47,7 +55,9 @@ struct ErrorTests {
             return
         }
         let r = try run(packageRoot.appendingPathComponent(".build/release/tapecl-stop"), ["devices", cl.name])
-        #expect(r.err.contains("Fatal error: TapeCL: add: inputs on host and \(cl.name); move one with to(_:)"), "\(r.err.prefix(400))")
+        #expect(
+            r.err.contains("Fatal error: TapeCL: add: inputs on host and \(cl.name); move one with to(_:)"),
+            "\(r.err.prefix(400))")
     }
 
     /// Shapes a user can pass to the throwing API never trap: negative, overflowing, too large.
@@ -56,10 +66,22 @@ struct ErrorTests {
         let x = Tensor([1, 2, 3, 4], on: device)
         let one = Tensor(2.0, on: device)
         let cases: [(String, () throws -> Tensor, String)] = [
-            ("broadcast negative", { try Tensor.apply("broadcast", [one], shape: [-1, 3]) }, "dimension -1 in shape [-1, 3] is negative"),
-            ("broadcast overflow", { try Tensor.apply("broadcast", [one], shape: [Int.max, 3]) }, "more elements than Int can count"),
-            ("reshape negative", { try Tensor.apply("reshape", [x], shape: [-2, -2]) }, "dimension -2 in shape [-2, -2] is negative"),
-            ("reshape overflow", { try Tensor.apply("reshape", [x], shape: [Int.max, Int.max, -1]) }, "more elements than Int can count"),
+            (
+                "broadcast negative", { try Tensor.apply("broadcast", [one], shape: [-1, 3]) },
+                "dimension -1 in shape [-1, 3] is negative"
+            ),
+            (
+                "broadcast overflow", { try Tensor.apply("broadcast", [one], shape: [Int.max, 3]) },
+                "more elements than Int can count"
+            ),
+            (
+                "reshape negative", { try Tensor.apply("reshape", [x], shape: [-2, -2]) },
+                "dimension -2 in shape [-2, -2] is negative"
+            ),
+            (
+                "reshape overflow", { try Tensor.apply("reshape", [x], shape: [Int.max, Int.max, -1]) },
+                "more elements than Int can count"
+            ),
             ("reshape two holes", { try Tensor.apply("reshape", [x], shape: [-1, -1]) }, "at most one dimension"),
         ]
         for (what, make, message) in cases {
@@ -82,7 +104,7 @@ struct ErrorTests {
             #expect("\(e)".contains("broadcast: a float32 result of shape [\(n)] needs \(n * 4) bytes"), "\(e)")
             #expect("\(e)".contains("at most \(limit) bytes"), "\(e)")
         }
-        let big = try Tensor.apply("broadcast", [one], shape: [1 << 16])   // fused (pending) result
+        let big = try Tensor.apply("broadcast", [one], shape: [1 << 16])  // fused (pending) result
         do {
             _ = try Tensor.apply("mul", [big, try Tensor.apply("broadcast", [one], shape: [n])])
             Issue.record("no error")
@@ -104,7 +126,8 @@ struct ErrorTests {
     /// The CLI tests' helper drains stderr while reading stdout: a child writing more than a
     /// pipe's 64 KiB to stderr used to block forever.
     @Test func helperReadsLargeStandardErrorWithoutDeadlock() throws {
-        let r = try run(URL(fileURLWithPath: "/bin/sh"), ["-c", "head -c 300000 /dev/zero | tr '\\\\0' x >&2; echo done"])
+        let r = try run(
+            URL(fileURLWithPath: "/bin/sh"), ["-c", "head -c 300000 /dev/zero | tr '\\\\0' x >&2; echo done"])
         #expect(r.status == 0)
         #expect(r.out == "done\n")
         #expect(r.err.count == 300_000)
@@ -114,7 +137,8 @@ struct ErrorTests {
 @Suite("Kernel disk cache")
 struct ProgramCacheTests {
     func folder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-cache-test-\(UUID().uuidString)")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tapecl-cache-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
@@ -132,30 +156,30 @@ struct ProgramCacheTests {
         let fileB = ProgramCache.file(for: "elementwise -DT=double", in: dir)!
         let entryA = try Data(contentsOf: fileA)
 
-        try FileManager.default.removeItem(at: fileA)                       // swapped: B's entry under A's name
+        try FileManager.default.removeItem(at: fileA)  // swapped: B's entry under A's name
         try FileManager.default.copyItem(at: fileB, to: fileA)
         #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == nil)
 
-        for position in [0, 30, entryA.count - 1] {                         // one flipped byte anywhere
+        for position in [0, 30, entryA.count - 1] {  // one flipped byte anywhere
             var flipped = entryA
             flipped[position] ^= 0x10
             try flipped.write(to: fileA)
             #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == nil, "byte \(position)")
         }
-        for length in [0, 10, entryA.count - 1] {                           // truncated, empty
+        for length in [0, 10, entryA.count - 1] {  // truncated, empty
             try entryA.prefix(length).write(to: fileA)
             #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == nil, "\(length) bytes")
         }
-        try (entryA + Data([0])).write(to: fileA)                           // trailing garbage
+        try (entryA + Data([0])).write(to: fileA)  // trailing garbage
         #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == nil)
         var random = SystemRandomNumberGenerator()
         try Data((0..<4096).map { _ in UInt8.random(in: 0...255, using: &random) }).write(to: fileA)
         #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == nil)
 
-        try FileManager.default.removeItem(at: fileA)                       // a directory in its place
+        try FileManager.default.removeItem(at: fileA)  // a directory in its place
         try FileManager.default.createDirectory(at: fileA, withIntermediateDirectories: true)
         #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == nil)
-        try ProgramCache.store(key: "elementwise -DT=float", binary: a, in: dir)   // replaced
+        try ProgramCache.store(key: "elementwise -DT=float", binary: a, in: dir)  // replaced
         #expect(ProgramCache.load(key: "elementwise -DT=float", in: dir) == a)
     }
 
@@ -191,8 +215,10 @@ struct ProgramCacheTests {
         let dir = try folder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let tool = packageRoot.appendingPathComponent(".build/debug/tapecl")
-        let args = ["grad", "sum(w @ v) + (w*w)^2", "--at", "w=[[1,2],[3,4]]", "--at", "v=[[1],[2]]", "--device", cl.name]
-        let expected = "f = [[17, 32], [97, 272]]\ndf/dw = [[8, 40], [112, 264]]\ndf/dv = [[16], [24]]\n"   // d(Σf)/dw = 4vᵀ + 4w³
+        let args = [
+            "grad", "sum(w @ v) + (w*w)^2", "--at", "w=[[1,2],[3,4]]", "--at", "v=[[1],[2]]", "--device", cl.name,
+        ]
+        let expected = "f = [[17, 32], [97, 272]]\ndf/dw = [[8, 40], [112, 264]]\ndf/dv = [[16], [24]]\n"  // d(Σf)/dw = 4vᵀ + 4w³
         let env = ["TAPECL_CACHE_DIR": dir.path, "TAPECL_QUIET": "1"]
         let first = try run(tool, args, environment: env)
         #expect(first.out == expected, "\(first.err)")
@@ -200,17 +226,18 @@ struct ProgramCacheTests {
             .filter { $0.pathExtension == "bin" }.sorted { $0.path < $1.path }
         #expect(entries.count >= 2)
         let contents = try entries.map { try Data(contentsOf: $0) }
-        for (i, url) in entries.enumerated() { try contents[(i + 1) % contents.count].write(to: url) }   // each under another's name
+        for (i, url) in entries.enumerated() { try contents[(i + 1) % contents.count].write(to: url) }  // each under another's name
         for _ in 0..<2 {
             let again = try run(tool, args, environment: env)
             #expect(again.status == 0)
             #expect(again.out == expected, "\(again.err)")
-            #expect(again.err.isEmpty, "\(again.err)")                  // rebuilt, not run on the host
+            #expect(again.err.isEmpty, "\(again.err)")  // rebuilt, not run on the host
         }
     }
 
     @Test func unwritableFolderThrows() throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-not-a-folder-\(UUID().uuidString)")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tapecl-not-a-folder-\(UUID().uuidString)")
         try Data("x".utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         #expect(throws: (any Error).self) { try ProgramCache.store(key: "k", binary: [1, 2], in: file) }
@@ -219,7 +246,9 @@ struct ProgramCacheTests {
 
 @Suite("Host BLAS kernels")
 struct HostBLASTests {
-    static let avx512: Set<String> = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
+    static let avx512: Set<String> = [
+        "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl",
+    ]
     static let avx2: Set<String> = ["sse4_2", "avx", "avx2", "fma"]
 
     /// The choice is a pure function of the CPU's flags, its vendor, OpenBLAS's own pick and the user's variable.
@@ -227,14 +256,14 @@ struct HostBLASTests {
         func choose(_ flags: Set<String>, _ vendor: String, _ picked: String, user: Bool = false) -> String? {
             HostBLAS.coreToForce(flags: flags, vendor: vendor, openBLASCore: picked, userSetCore: user)
         }
-        #expect(choose(Self.avx512, "GenuineIntel", "Prescott") == "SkylakeX")          // Xeon model 207 on 0.3.21
-        #expect(choose(Self.avx512, "AuthenticAMD", "Prescott") == "SkylakeX")          // Zen 4/5 unknown to it
+        #expect(choose(Self.avx512, "GenuineIntel", "Prescott") == "SkylakeX")  // Xeon model 207 on 0.3.21
+        #expect(choose(Self.avx512, "AuthenticAMD", "Prescott") == "SkylakeX")  // Zen 4/5 unknown to it
         #expect(choose(Self.avx2, "AuthenticAMD", "Prescott") == "Zen")
         #expect(choose(Self.avx2, "GenuineIntel", "Nehalem") == "Haswell")
         #expect(choose(["sse4_2", "avx"], "GenuineIntel", "Core2") == "Sandybridge")
-        #expect(choose(["sse4_2"], "GenuineIntel", "Prescott") == nil)                   // nothing better to run
-        #expect(choose(Self.avx512, "GenuineIntel", "Prescott", user: true) == nil)      // the user's variable wins
-        for known in ["Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"] {    // OpenBLAS knows the CPU
+        #expect(choose(["sse4_2"], "GenuineIntel", "Prescott") == nil)  // nothing better to run
+        #expect(choose(Self.avx512, "GenuineIntel", "Prescott", user: true) == nil)  // the user's variable wins
+        for known in ["Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"] {  // OpenBLAS knows the CPU
             #expect(choose(Self.avx512, "GenuineIntel", known) == nil, "\(known)")
         }
     }
@@ -243,11 +272,13 @@ struct HostBLASTests {
     /// not know) is replaced by kernels for this CPU, and `tapecl devices` says so.
     @Test func misdetectedCoreIsReplaced() throws {
         let cpu = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        let flags = Set(cpu.split(separator: "\n").first { $0.hasPrefix("flags") }!.split(separator: " ").map(String.init))
+        let flags = Set(
+            cpu.split(separator: "\n").first { $0.hasPrefix("flags") }!.split(separator: " ").map(String.init))
         let vendor = cpu.contains("AuthenticAMD") ? "AuthenticAMD" : "GenuineIntel"
         let expected = HostBLAS.coreToForce(flags: flags, vendor: vendor, openBLASCore: "Prescott", userSetCore: false)
-        let r = try run(packageRoot.appendingPathComponent(".build/debug/tapecl"), ["devices", "--json"],
-                        environment: ["TAPECL_TEST_BLAS_FIRST_CORE": "Prescott"], removing: ["OPENBLAS_CORETYPE"])
+        let r = try run(
+            packageRoot.appendingPathComponent(".build/debug/tapecl"), ["devices", "--json"],
+            environment: ["TAPECL_TEST_BLAS_FIRST_CORE": "Prescott"], removing: ["OPENBLAS_CORETYPE"])
         #expect(r.status == 0, "\(r.err)")
         let host = (try json(r.out) as! [[String: Any]]).first { $0["name"] as? String == "host" }!
         let blas = host["blas"] as! String
@@ -257,13 +288,15 @@ struct HostBLASTests {
             #expect(blas.contains("Prescott kernels"), "\(blas)")
         }
         // A user's own OPENBLAS_CORETYPE is kept.
-        let user = try run(packageRoot.appendingPathComponent(".build/debug/tapecl"), ["devices"],
-                           environment: ["OPENBLAS_CORETYPE": "Haswell", "TAPECL_TEST_BLAS_FIRST_CORE": "Prescott"])
+        let user = try run(
+            packageRoot.appendingPathComponent(".build/debug/tapecl"), ["devices"],
+            environment: ["OPENBLAS_CORETYPE": "Haswell", "TAPECL_TEST_BLAS_FIRST_CORE": "Prescott"])
         #expect(user.out.contains("matmul by OpenBLAS 0.3.21, Haswell kernels\n"), "\(user.out)")
         // And the product is right after a reload.
-        let product = try run(packageRoot.appendingPathComponent(".build/debug/tapecl"),
-                              ["grad", "sum(w @ v)", "--at", "w=[[1,2],[3,4]]", "--at", "v=[[1],[2]]", "--device", "host"],
-                              environment: ["TAPECL_TEST_BLAS_FIRST_CORE": "Prescott"], removing: ["OPENBLAS_CORETYPE"])
+        let product = try run(
+            packageRoot.appendingPathComponent(".build/debug/tapecl"),
+            ["grad", "sum(w @ v)", "--at", "w=[[1,2],[3,4]]", "--at", "v=[[1],[2]]", "--device", "host"],
+            environment: ["TAPECL_TEST_BLAS_FIRST_CORE": "Prescott"], removing: ["OPENBLAS_CORETYPE"])
         #expect(product.out == "f = 16\ndf/dw = [[1, 2], [1, 2]]\ndf/dv = [[4], [6]]\n", "\(product.err)")
     }
 }
@@ -277,7 +310,8 @@ struct FallbackTests {
             Issue.record("no OpenCL device: this machine's make test installs PoCL")
             return
         }
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-pocl-file-\(UUID().uuidString)")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tapecl-pocl-file-\(UUID().uuidString)")
         try Data("x".utf8).write(to: file)
         let cache = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-empty-\(UUID().uuidString)")
         defer {
@@ -312,11 +346,15 @@ struct EnvironmentTests {
         #expect(r.status == 2)
         let names = Device.all.map(\.name).joined(separator: ", ")
         #expect(r.err == "error: TAPECL_DEVICE=nowhere names no device; this machine has \(names)\n")
-        let given = try run(tool, ["grad", "x", "--at", "x=1", "--device", "host"], environment: ["TAPECL_DEVICE": "nowhere"])
+        let given = try run(
+            tool, ["grad", "x", "--at", "x=1", "--device", "host"], environment: ["TAPECL_DEVICE": "nowhere"])
         #expect(given.status == 0 && given.err.isEmpty, "\(given.err)")
-        let stopped = try run(packageRoot.appendingPathComponent(".build/release/tapecl-stop"), ["default"],
-                              environment: ["TAPECL_DEVICE": "nowhere"])
-        #expect(stopped.err.contains("Fatal error: TapeCL: TAPECL_DEVICE=nowhere names no device"), "\(stopped.err.prefix(300))")
+        let stopped = try run(
+            packageRoot.appendingPathComponent(".build/release/tapecl-stop"), ["default"],
+            environment: ["TAPECL_DEVICE": "nowhere"])
+        #expect(
+            stopped.err.contains("Fatal error: TapeCL: TAPECL_DEVICE=nowhere names no device"),
+            "\(stopped.err.prefix(300))")
     }
 
     @Test func crossCheckSaysItIsOnAndSumsUp() throws {
@@ -324,10 +362,12 @@ struct EnvironmentTests {
             Issue.record("no OpenCL device: this machine's make test installs PoCL")
             return
         }
-        let r = try run(tool, ["grad", "sin(x) * x", "--at", "x=1", "--device", cl.name], environment: ["TAPECL_CROSSCHECK": "1"])
+        let r = try run(
+            tool, ["grad", "sin(x) * x", "--at", "x=1", "--device", cl.name], environment: ["TAPECL_CROSSCHECK": "1"])
         #expect(r.status == 0, "\(r.err)")
         let lines = r.err.split(separator: "\n")
-        #expect(lines.filter { $0.hasPrefix("TAPECL_CROSSCHECK=1: every op on an OpenCL device") }.count == 1, "\(r.err)")
+        #expect(
+            lines.filter { $0.hasPrefix("TAPECL_CROSSCHECK=1: every op on an OpenCL device") }.count == 1, "\(r.err)")
         let summary = try #require(lines.last { $0.hasPrefix("TAPECL_CROSSCHECK: ") })
         #expect(summary.contains(" device ops checked against the host, worst relative error "), "\(summary)")
         #expect(!summary.hasPrefix("TAPECL_CROSSCHECK: 0 "))
@@ -338,9 +378,10 @@ struct EnvironmentTests {
     @Test func emptyHomeCreatesNothingHere() throws {
         let here = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: here) }
-        let r = try run(tool, ["grad", "x * x", "--at", "x=2", "--device", Device.openCL.first?.name ?? "host"],
-                        environment: ["HOME": "", "XDG_CACHE_HOME": ""], removing: ["TAPECL_CACHE_DIR", "POCL_CACHE_DIR"],
-                        in: here)
+        let r = try run(
+            tool, ["grad", "x * x", "--at", "x=2", "--device", Device.openCL.first?.name ?? "host"],
+            environment: ["HOME": "", "XDG_CACHE_HOME": ""], removing: ["TAPECL_CACHE_DIR", "POCL_CACHE_DIR"],
+            in: here)
         #expect(r.status == 0, "\(r.err)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: here.path).isEmpty)
     }
@@ -353,24 +394,35 @@ struct EnvironmentTests {
         }
         let file = try temporaryFolder().appendingPathComponent("a-file")
         try Data("x".utf8).write(to: file)
-        let unwritable = try run(tool, ["grad", "x * x + 1", "--at", "x=2", "--device", cl.name],
-                                 environment: ["TAPECL_CACHE_DIR": file.appendingPathComponent("sub").path, "TAPECL_QUIET": "1"])
+        let unwritable = try run(
+            tool, ["grad", "x * x + 1", "--at", "x=2", "--device", cl.name],
+            environment: ["TAPECL_CACHE_DIR": file.appendingPathComponent("sub").path, "TAPECL_QUIET": "1"])
         #expect(unwritable.status == 0)
-        let warnings = unwritable.err.split(separator: "\n").filter { $0.contains("the kernel cache cannot be written") }
+        let warnings = unwritable.err.split(separator: "\n").filter {
+            $0.contains("the kernel cache cannot be written")
+        }
         #expect(warnings.count == 1, "\(unwritable.err)")
         let pocl = try run(tool, ["devices"], environment: ["POCL_CACHE_DIR": file.path])
-        #expect(pocl.err.contains("POCL_CACHE_DIR=\(file.path) cannot hold PoCL's kernel cache (it is not a folder)"), "\(pocl.err)")
+        #expect(
+            pocl.err.contains("POCL_CACHE_DIR=\(file.path) cannot hold PoCL's kernel cache (it is not a folder)"),
+            "\(pocl.err)")
 
         let cold = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: cold) }
-        let first = try run(tool, ["grad", "x * x", "--at", "x=2", "--device", cl.name], environment: ["TAPECL_CACHE_DIR": cold.path])
-        #expect(first.err.contains("TapeCL: building OpenCL kernels for \(cl.name), first use only; cached in \(cold.path)\n"), "\(first.err)")
-        let warm = try run(tool, ["grad", "x * x", "--at", "x=2", "--device", cl.name], environment: ["TAPECL_CACHE_DIR": cold.path])
+        let first = try run(
+            tool, ["grad", "x * x", "--at", "x=2", "--device", cl.name], environment: ["TAPECL_CACHE_DIR": cold.path])
+        #expect(
+            first.err.contains(
+                "TapeCL: building OpenCL kernels for \(cl.name), first use only; cached in \(cold.path)\n"),
+            "\(first.err)")
+        let warm = try run(
+            tool, ["grad", "x * x", "--at", "x=2", "--device", cl.name], environment: ["TAPECL_CACHE_DIR": cold.path])
         #expect(!warm.err.contains("building OpenCL kernels"), "\(warm.err)")
         let quiet = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: quiet) }
-        let silenced = try run(tool, ["grad", "x * x", "--at", "x=2", "--device", cl.name],
-                               environment: ["TAPECL_CACHE_DIR": quiet.path, "TAPECL_QUIET": "1"])
+        let silenced = try run(
+            tool, ["grad", "x * x", "--at", "x=2", "--device", cl.name],
+            environment: ["TAPECL_CACHE_DIR": quiet.path, "TAPECL_QUIET": "1"])
         #expect(silenced.err.isEmpty, "\(silenced.err)")
     }
 }
@@ -411,7 +463,7 @@ struct DeviceMemoryTests {
             core = own.core
             withDevice(own) {
                 let x = Tensor.ones(shape: [1000])
-                _ = (x * 0.5 + 2).sum().scalar                     // two cached constants, a cached block
+                _ = (x * 0.5 + 2).sum().scalar  // two cached constants, a cached block
             }
             own.core.release()
         }

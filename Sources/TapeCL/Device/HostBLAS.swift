@@ -27,7 +27,8 @@ package enum HostBLAS {
     package static var description: String {
         if let problem = loaded.problem { return "no BLAS (\(problem))" }
         let version = loaded.config.split(separator: " ").prefix(2).joined(separator: " ")
-        return "\(version), \(loaded.core) kernels" + (loaded.forced.map { " (chosen by TapeCL: OpenBLAS picked \($0))" } ?? "")
+        return "\(version), \(loaded.core) kernels"
+            + (loaded.forced.map { " (chosen by TapeCL: OpenBLAS picked \($0))" } ?? "")
     }
 
     /// Loads OpenBLAS once; every product goes through here first.
@@ -45,7 +46,9 @@ package enum HostBLAS {
     /// - A generic fallback (Prescott, Core2, Nehalem, …) on a CPU with AVX-512 (F, CD, BW, DQ, VL)
     ///   becomes `SkylakeX`; with AVX2 and FMA, `Zen` on AMD and `Haswell` otherwise; with AVX only,
     ///   `Sandybridge`.
-    package static func coreToForce(flags: Set<String>, vendor: String, openBLASCore: String, userSetCore: Bool) -> String? {
+    package static func coreToForce(flags: Set<String>, vendor: String, openBLASCore: String, userSetCore: Bool)
+        -> String?
+    {
         guard !userSetCore, fallbackCores.contains(openBLASCore.lowercased()) else { return nil }
         if ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) { return "SkylakeX" }
         if flags.contains("avx2") && flags.contains("fma") { return vendor == "AuthenticAMD" ? "Zen" : "Haswell" }
@@ -55,8 +58,8 @@ package enum HostBLAS {
 
     /// OpenBLAS's cores without AVX kernels: what it falls back to for a CPU it does not know.
     static let fallbackCores: Set<String> = [
-        "generic", "unknown", "katmai", "coppermine", "northwood", "prescott", "banias", "core2", "penryn", "dunnington",
-        "nehalem", "atom", "athlon", "opteron", "opteron_sse3", "barcelona", "bobcat",
+        "generic", "unknown", "katmai", "coppermine", "northwood", "prescott", "banias", "core2", "penryn",
+        "dunnington", "nehalem", "atom", "athlon", "opteron", "opteron_sse3", "barcelona", "bobcat",
     ]
 
     /// The CPU's feature flags and vendor from `/proc/cpuinfo` (empty where it cannot be read).
@@ -94,14 +97,15 @@ package enum HostBLAS {
             tapecl_blas_close()
             setenv("OPENBLAS_CORETYPE", core, 1)
             let reopened = tapecl_blas_open(&error, error.count)
-            unsetenv("OPENBLAS_CORETYPE")                    // child processes choose for themselves
+            unsetenv("OPENBLAS_CORETYPE")  // child processes choose for themselves
             guard reopened == 0 else { return Loaded(core: "", config: "", forced: nil, problem: text(error)) }
             forced = picked
         }
         // Single-threaded: OpenBLAS's own pool busy-waits (sched_yield) and fought the host loops'
         // threads for the cores; the host backend splits each product's rows over its pool instead.
         tapecl_blas_set_num_threads(1)
-        return Loaded(core: String(cString: tapecl_blas_corename()), config: String(cString: tapecl_blas_config()),
-                      forced: forced, problem: nil)
+        return Loaded(
+            core: String(cString: tapecl_blas_corename()), config: String(cString: tapecl_blas_config()),
+            forced: forced, problem: nil)
     }
 }

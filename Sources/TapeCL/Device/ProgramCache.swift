@@ -101,7 +101,9 @@ package enum ProgramCache {
         if let url = file(for: key, in: directory) { try? FileManager.default.removeItem(at: url) }
     }
 
-    private static func littleEndian(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+    private static func littleEndian(_ v: UInt64) -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) }
+    }
 
     /// Reads an entry front to back; every read is bounds-checked.
     private struct Reader {

@@ -5,7 +5,7 @@ import TapeCL
 
 let which = CommandLine.arguments.dropFirst().first ?? ""
 if which == "default" {
-    print(Tensor([1, 2]))    // on Device.default, which stops when TAPECL_DEVICE names no device
+    print(Tensor([1, 2]))  // on Device.default, which stops when TAPECL_DEVICE names no device
 }
 let device = try Device.named(CommandLine.arguments.dropFirst(2).first ?? "host")
 withDevice(device) {
