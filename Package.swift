@@ -5,7 +5,10 @@ let package = Package(
     name: "TapeCL",
     products: [
         // MARK: - Public API
+        // `import TapeCL`: tensors, devices, tapes (the runtime is re-exported).
         .library(name: "TapeCL", targets: ["TapeCL"]),
+        // `import TapeCLNN`: layers, losses, optimizers, written against TapeCL's public API only.
+        .library(name: "TapeCLNN", targets: ["TapeCLNN"]),
         .executable(name: "tapecl", targets: ["tapecl"]),
     ],
     dependencies: [
@@ -13,20 +16,32 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
     ],
     targets: [
-        // MARK: - Public API
+        // MARK: - The layers, bottom up (each may use only the ones above it in this list)
+        // Devices, buffers, the caching allocator, kernel programs and their cache, launching, host loops and
+        // BLAS. Knows buffers, shapes, dtypes and kernels; never a Tensor or a tape.
+        .target(
+            name: "TapeCLRuntime",
+            dependencies: ["COpenCL", "COpenBLAS", "CHostMath", "TapeCLKernels"]
+        ),
+        // Tensor, Variable, the op table, GradientTape, ForwardAccumulator, custom gradients, Jacobians.
         .target(
             name: "TapeCL",
-            dependencies: [
-                "COpenCL", "COpenBLAS", "CHostMath", "TapeCLKernels",
-                .product(name: "RealModule", package: "swift-numerics"),
-            ]
+            dependencies: ["TapeCLRuntime", .product(name: "RealModule", package: "swift-numerics")]
         ),
+        // Layers, losses, optimizers: TapeCL's public API only.
+        .target(name: "TapeCLNN", dependencies: ["TapeCL"]),
+        // Not products: the op-check runner (`tapecl check`, the tests) and the benchmark workloads.
+        .target(name: "TapeCLCheck", dependencies: ["TapeCL"]),
+        .target(name: "TapeCLBenchmarks", dependencies: ["TapeCL", "TapeCLNN"]),
         .executableTarget(
             name: "tapecl",
-            dependencies: ["TapeCL", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "TapeCL", "TapeCLNN", "TapeCLCheck", "TapeCLBenchmarks",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
 
-        // MARK: - Implementation details
+        // MARK: - C APIs and kernels
         // The OpenCL C API (Debian: ocl-icd-opencl-dev).
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         // OpenBLAS through dlopen at first use (Debian: libopenblas0), so TapeCL can pick its CPU kernels first.
@@ -41,7 +56,10 @@ let package = Package(
         .plugin(name: "EmbedKernelsPlugin", capability: .buildTool(), dependencies: ["EmbedKernels"]),
 
         // MARK: - Tests
-        .testTarget(name: "TapeCLTests", dependencies: ["TapeCL"]),
+        .testTarget(
+            name: "TapeCLTests",
+            dependencies: ["TapeCL", "TapeCLNN", "TapeCLCheck", "TapeCLBenchmarks"]
+        ),
         // Misuses TapeCL on purpose; `make test` builds it in release, where a stop must still print its message.
         .executableTarget(name: "tapecl-stop", dependencies: ["TapeCL"], path: "Tests/Programs/tapecl-stop"),
     ],

@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 /// `TAPECL_CROSSCHECK=1`: every op on a device runs on the host as well, and the first
-/// disagreement beyond ``OpCheck/tolerance(_:_:)`` is reported once on standard error, naming
+/// disagreement beyond ``Op/tolerance(_:_:)`` is reported once on standard error, naming
 /// the op, the input shapes, the largest absolute and relative errors, the element, and the
 /// op's position on the innermost active tape.
 package enum CrossCheck {
@@ -45,8 +45,8 @@ package enum CrossCheck {
     package static func compare(_ op: Op, _ inputs: [Tensor], _ attributes: Attributes, _ result: Tensor) throws -> Disagreement? {
         let host = try op.execute(try inputs.map { try $0.to(.host, differentiable: false) }, attributes)
         let (a, b) = (try result.readScalars(as: Double.self), try host.readScalars(as: Double.self))
-        let tolerance = OpCheck.tolerance(op.name, result.dtype).forward
-        let worst = OpCheck.error(a, b)
+        let tolerance = Op.tolerance(op.name, result.dtype).forward
+        let worst = Op.error(a, b)
         tally.withLock { t in
             t.ops += 1
             if worst.rel > t.worst || t.worstOp.isEmpty {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TapeCL
+import TapeCLBenchmarks
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TapeCL
+import TapeCLCheck
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(

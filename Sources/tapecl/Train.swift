@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TapeCL
+import TapeCLNN
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(

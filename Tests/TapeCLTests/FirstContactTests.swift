@@ -1,5 +1,6 @@
 import Foundation
 import TapeCL
+import TapeCLNN
 import Testing
 
 /// The package root, from this file's path (Tests/TapeCLTests/…).
@@ -434,7 +435,7 @@ struct DeviceMemoryTests {
     @Test(arguments: devices)
     func adamStepsDoNotAccumulateDeviceMemory(device: Device) throws {
         let own = device.isolated()
-        defer { own.core.release() }
+        defer { own.release() }
         try withDevice(own) {
             let w = Variable(Tensor.randomNormal(shape: [4, 3], seed: 1))
             let adam = Adam(learningRate: 0.01)
@@ -448,7 +449,7 @@ struct DeviceMemoryTests {
             for _ in 0..<400 { try step() }
             #expect(own.memory.liveAllocations == live)
             #expect(own.memory.liveBytes == bytes)
-            #expect(own.core.constantCount <= DeviceCore.constantCapacity)
+            #expect(own.constantCount <= Device.constantCapacity)
             _ = w.value.scalars
         }
     }
@@ -465,7 +466,7 @@ struct DeviceMemoryTests {
                 let x = Tensor.ones(shape: [1000])
                 _ = (x * 0.5 + 2).sum().scalar  // two cached constants, a cached block
             }
-            own.core.release()
+            own.release()
         }
         #expect(core == nil)
     }

@@ -89,7 +89,7 @@ struct FusionTests {
     @Test(arguments: devices)
     func aPendingResultHoldsNoMemoryUntilRead(device: Device) {
         let own = device.isolated()                                                   // its own allocator statistics
-        defer { own.core.release() }
+        defer { own.release() }
         withDevice(own) {
             let (x, two, one) = (Self.input(seed: 5, on: own), Tensor(2.0, on: own), Tensor(1.0, on: own))
             let before = own.memory.liveBytes

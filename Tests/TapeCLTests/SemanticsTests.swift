@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import TapeCL
+import TapeCLBenchmarks
+import TapeCLNN
 
 @Suite("GradientTape semantics")
 struct SemanticsTests {
@@ -310,7 +312,7 @@ struct MemoryTests {
     func oneShotTapeFreesIntermediatesDuringGradient(shared: Device) throws {
         let n = 1 << 14, bytes = n * 4
         let device = shared.isolated()
-        defer { device.core.release() }
+        defer { device.release() }
         try withDevice(device) {
             let x = Tensor.randomNormal(shape: [n], seed: 1)
             _ = 0.001.tensor(like: x)

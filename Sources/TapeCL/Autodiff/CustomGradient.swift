@@ -41,10 +41,6 @@ public func customGradient(_ f: @escaping ([Tensor]) -> (value: Tensor, gradient
     }
 }
 
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
 
 /// `t` scaled down so its L2 norm is at most `maxNorm`: `t · maxNorm / max(‖t‖₂, maxNorm)`.
 public func clipByNorm(_ t: some TensorConvertible, _ maxNorm: some TensorConvertible) -> Tensor {

@@ -94,7 +94,7 @@ package final class Lazy: Sendable {
             case .pending(let expression):
                 let (program, inputs) = Fusion.program(for: expression)
                 let out = try handle.core.allocate(bytes: Shape.count(handle.shape) * handle.dtype.byteSize)
-                try handle.core.run(Launch(opName: "fused", forward: .fused(program), inputs: inputs, output: out,
+                try handle.core.run(Launch(opName: "fused", forward: .fused(program), inputs: inputs.map(\.operand), output: out,
                                            shape: handle.shape, dtype: handle.dtype, attributes: Attributes()))
                 s = .computed(out)                             // the expression and its inputs go
                 return out
@@ -103,26 +103,3 @@ package final class Lazy: Sendable {
     }
 }
 
-/// What a fused kernel computes, step by step, for each element: an input's element (or its only
-/// element), or an op on earlier steps; the last step is the result.
-package struct FusedProgram: Sendable {
-    package enum Step: Sendable {
-        case input(Int, single: Bool)
-        case unary(String, UnaryLoop, Int)
-        case binary(String, BinaryLoop, Int, Int)
-    }
-    package let steps: [Step]
-    /// The steps as text, with op names: the kernel's identity for the program caches.
-    package let key: String
-
-    init(steps: [Step]) {
-        self.steps = steps
-        key = steps.map { step in
-            switch step {
-            case .input(_, let single): "i \(single ? "s" : "v");"
-            case .unary(let name, _, let a): "u \(name) \(a);"
-            case .binary(let name, _, let a, let b): "b \(name) \(a) \(b);"
-            }
-        }.joined()
-    }
-}

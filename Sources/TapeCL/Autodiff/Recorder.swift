@@ -31,3 +31,14 @@ enum Recorder {
         try $active.withValue(Active(), operation: body)
     }
 }
+
+/// Runs `body` with no tape and no forward accumulator recording, and returns what it returns:
+/// an optimizer's update, a metric, anything that must not become part of a gradient. Tapes
+/// active around the call see none of its ops (a nested `record` inside starts recording again).
+///
+/// ```swift
+/// withoutRecording { w.assignSub(0.1 * g) }
+/// ```
+public func withoutRecording<R>(_ body: () throws -> R) rethrows -> R {
+    try Recorder.unrecorded(body)
+}

@@ -73,6 +73,8 @@ public struct Tensor: @unchecked Sendable {
     public var byteCount: Int { count * dtype.byteSize }
     package var id: TensorID { handle.id }
     package var buffer: Buffer { handle.buffer }
+    /// The tensor as a backend reads it (a pending tensor is computed first).
+    package var operand: Operand { Operand(buffer: buffer, shape: shape, dtype: dtype) }
     /// Whether the elements wait to be computed by a fused kernel (see ``Fusion``).
     package var isPending: Bool { handle.lazy?.expression != nil }
 
@@ -243,23 +245,6 @@ func withHostBytes<S: TensorScalar, R>(_ scalars: [S], as dtype: DType, _ body: 
     case .int32: return try scalars.map { Int32.fromDouble($0.doubleValue) }.withUnsafeBytes(body)
     case .int8: return try scalars.map { Int8.fromDouble($0.doubleValue) }.withUnsafeBytes(body)
     }
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): a small, fast, seedable generator.
-package struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    package init(seed: UInt64) { state = seed }
-    package mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return Self.mix(state)
-    }
-    /// The output function: every bit of `z` reaches every bit of the result.
-    static func mix(_ z: UInt64) -> UInt64 {
-        let y = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9, x = (y ^ (y >> 27)) &* 0x94D0_49BB_1331_11EB
-        return x ^ (x >> 31)
-    }
-    /// Uniform in [0, 1) with 53 random bits.
-    package mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
 }
 
 extension Tensor: CustomStringConvertible {

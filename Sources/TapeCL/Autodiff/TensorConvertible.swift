@@ -25,7 +25,7 @@ extension Tensor: TensorConvertible {
 func numberTensor(_ value: Double, like other: Tensor?) -> Tensor {
     let dtype = other?.dtype ?? .float32
     let device = other?.device ?? .current
-    return device.core.constant(value, dtype: dtype) { Tensor(shape: [], scalars: [value], dtype: dtype, on: device) }
+    return Constants.tensor(value, dtype: dtype, on: device) { Tensor(shape: [], scalars: [value], dtype: dtype, on: device) }
 }
 
 extension Double: TensorConvertible {

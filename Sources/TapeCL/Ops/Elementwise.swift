@@ -5,6 +5,20 @@ import Foundation
 // sin and cos are not fused: on OpenCL their large arguments need a second pass (elementwise.cl).
 // Rules: `dy` is the output's cotangent, `s` the saved values (`s.x` input, `s.y` output).
 
+/// The loops applying `f` to each element. `f` is a closure literal at each op's table line and
+/// this function is inlined there, so the optimiser compiles `f` into both loops (no call per
+/// element; `Float(Double(a) * Double(b))` becomes a float32 multiply).
+@inline(__always)
+func each(_ f: @escaping @Sendable (Double) -> Double) -> UnaryLoop {
+    UnaryLoop(double: { x, o, n in for i in 0..<n { o[i] = f(x[i]) } },
+              float: { x, o, n in for i in 0..<n { o[i] = Float(f(Double(x[i]))) } })
+}
+@inline(__always)
+func each(_ f: @escaping @Sendable (Double, Double) -> Double) -> BinaryLoop {
+    BinaryLoop(double: { a, b, o, n in for i in 0..<n { o[i] = f(a[i], b[i]) } },
+               float: { a, b, o, n in for i in 0..<n { o[i] = Float(f(Double(a[i]), Double(b[i]))) } })
+}
+
 extension Op {
     /// An elementwise unary op. Its Jacobian is diagonal, so the forward rule J·dx is the same
     /// product as the reverse rule Jᵀ·dy: one derivative serves both.

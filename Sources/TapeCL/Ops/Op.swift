@@ -170,7 +170,7 @@ extension Op {
             try device.core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
             if let pending = Fusion.deferred(self, inputs, shape: outShape, dtype: dtype) { return pending }
             let out = try device.core.allocate(bytes: bytes)
-            let launch = Launch(opName: name, forward: forward, inputs: inputs, output: out, shape: outShape,
+            let launch = Launch(opName: name, forward: forward, inputs: inputs.map(\.operand), output: out, shape: outShape,
                                 dtype: dtype, attributes: attributes)
             try device.core.run(launch)
             let result = Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))

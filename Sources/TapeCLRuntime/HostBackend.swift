@@ -4,25 +4,25 @@ import Foundation
 
 /// An element type the host's casts, gathers and integer loops handle: values convert through
 /// `Double`, exactly for every element type (float32 and float64 loops need none, see ``HostFloat``).
-protocol HostScalar {
+package protocol HostScalar {
     static func fromDouble(_ d: Double) -> Self
     var double: Double { get }
 }
 extension Float: HostScalar {
-    static func fromDouble(_ d: Double) -> Float { Float(d) }
-    var double: Double { Double(self) }
+    package static func fromDouble(_ d: Double) -> Float { Float(d) }
+    package var double: Double { Double(self) }
 }
 extension Double: HostScalar {
-    static func fromDouble(_ d: Double) -> Double { d }
-    var double: Double { self }
+    package static func fromDouble(_ d: Double) -> Double { d }
+    package var double: Double { self }
 }
 extension Int32: HostScalar {
-    static func fromDouble(_ d: Double) -> Int32 { d.isFinite && abs(d) < 9e18 ? Int32(truncatingIfNeeded: Int64(d)) : 0 }
-    var double: Double { Double(self) }
+    package static func fromDouble(_ d: Double) -> Int32 { d.isFinite && abs(d) < 9e18 ? Int32(truncatingIfNeeded: Int64(d)) : 0 }
+    package var double: Double { Double(self) }
 }
 extension Int8: HostScalar {
-    static func fromDouble(_ d: Double) -> Int8 { d.isFinite && abs(d) < 9e18 ? Int8(truncatingIfNeeded: Int64(d)) : 0 }
-    var double: Double { Double(self) }
+    package static func fromDouble(_ d: Double) -> Int8 { d.isFinite && abs(d) < 9e18 ? Int8(truncatingIfNeeded: Int64(d)) : 0 }
+    package var double: Double { Double(self) }
 }
 
 /// Float32 and float64: elementwise loops run block by block on the tensors' own memory, with no
@@ -42,7 +42,7 @@ extension Double: HostFloat {
 }
 
 extension HostFloat {
-    private static func memory(_ t: Tensor) -> UnsafePointer<Self> { UnsafePointer(t.buffer.handle.assumingMemoryBound(to: Self.self)) }
+    private static func memory(_ t: Operand) -> UnsafePointer<Self> { UnsafePointer(t.buffer.handle.assumingMemoryBound(to: Self.self)) }
 
     static func unary(_ l: Launch, _ f: UnaryLoop) {
         let (x, o, n, run) = (memory(l.inputs[0]), l.output.handle.assumingMemoryBound(to: Self.self), Shape.count(l.shape), loop(f))

@@ -1,4 +1,6 @@
 import Foundation
+import TapeCL
+import TapeCLNN
 
 /// The benchmark workloads of `bench/WORKLOADS.md`, defined once: `tapecl bench` and the
 /// `Benchmarks/` package both run these. Setup (data, first kernel builds) is not timed; each
@@ -147,7 +149,7 @@ extension Workload {
     /// stays live after `gradient` (x and its gradient).
     static let memory = Workload(id: "W5", name: "memory", figure: "MiB peak", size: 1 << 22, quickSize: 1 << 16, higherIsBetter: false) { n, shared, _ in
         let device = shared.isolated()            // its own allocator and statistics
-        defer { device.core.release() }
+        defer { device.release() }
         return try withDevice(device) {
             let x = Tensor.randomNormal(shape: [n], seed: 1)
             _ = 0.001.tensor(like: x)                              // the chain's constant, cached per device

@@ -31,15 +31,43 @@ package enum Forward: Sendable {
 
 package enum ReduceKind: String, Sendable { case sum, max }
 
+/// An op's input as a backend sees it: computed memory, its shape and its element type.
+package struct Operand {
+    package let buffer: Buffer
+    package let shape: [Int]
+    package let dtype: DType
+
+    package init(buffer: Buffer, shape: [Int], dtype: DType) {
+        self.buffer = buffer
+        self.shape = shape
+        self.dtype = dtype
+    }
+
+    package var rank: Int { shape.count }
+    package var count: Int { Shape.count(shape) }
+    package var byteCount: Int { count * dtype.byteSize }
+}
+
 /// One op's work as handed to a backend. `inputs` are on the backend's device (except for `.transfer`).
 package struct Launch {
     package let opName: String
     package let forward: Forward
-    package let inputs: [Tensor]
+    package let inputs: [Operand]
     package let output: Buffer
     package let shape: [Int]
     package let dtype: DType
     package let attributes: Attributes
+
+    package init(opName: String, forward: Forward, inputs: [Operand], output: Buffer, shape: [Int], dtype: DType,
+                 attributes: Attributes) {
+        self.opName = opName
+        self.forward = forward
+        self.inputs = inputs
+        self.output = output
+        self.shape = shape
+        self.dtype = dtype
+        self.attributes = attributes
+    }
 }
 
 /// A backend that cannot run a launch (no kernel for this dtype, a program that failed to build)

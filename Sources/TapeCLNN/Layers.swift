@@ -1,3 +1,5 @@
+import TapeCL
+
 /// A fully connected layer: `y = activation(x · weight + bias)`.
 ///
 /// Weights start as normal(0, 1)/√inputSize (from `seed`), biases at zero.

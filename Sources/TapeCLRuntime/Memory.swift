@@ -29,7 +29,7 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// The backend plus everything device-independent: the caching allocator, memory statistics,
-/// small-constant cache, host fallback. One per ``Device``.
+/// host fallback. One per ``Device``.
 package final class DeviceCore: @unchecked Sendable {
     package let backend: any Backend
     package let name: String
@@ -42,8 +42,6 @@ package final class DeviceCore: @unchecked Sendable {
         /// Launches that ran on the host instead, and the first reason given for each op.
         var fallbacks = 0
         var fallbackReasons: [String: String] = [:]
-        var constants: [ConstantKey: Constant] = [:]
-        var tick: UInt64 = 0
     }
     private let state = Mutex(State())
     /// Cached blocks beyond this are given back to the backend at once.
@@ -155,72 +153,8 @@ package final class DeviceCore: @unchecked Sendable {
     /// A cached block (device memory is only touched by its owner; the pointer is an address).
     struct Block: @unchecked Sendable { let handle: UnsafeMutableRawPointer }
 
-    struct ConstantKey: Hashable {
-        let bits: UInt64
-        let dtype: DType
-    }
-
-    struct Constant {
-        let tensor: Tensor
-        var lastUse: UInt64
-    }
-
-    /// How many number constants a device keeps: the least recently used goes when a new one comes.
-    package static let constantCapacity = 256
-
-    /// A cached scalar tensor for a number literal (`y * 0.001` in a loop uploads 0.001 once).
-    ///
-    /// The cache keeps the ``constantCapacity`` most recently used values, so constants that change
-    /// every step (Adam's bias corrections) replace each other instead of filling device memory,
-    /// and the ones used every step stay uploaded.
-    func constant(_ value: Double, dtype: DType, make: () -> Tensor) -> Tensor {
-        let key = ConstantKey(bits: value.bitPattern, dtype: dtype)
-        let hit: Tensor? = state.withLock { s in
-            s.tick += 1
-            guard var entry = s.constants[key] else { return nil }
-            entry.lastUse = s.tick
-            s.constants[key] = entry
-            return entry.tensor
-        }
-        if let hit { return hit }
-        let t = make()
-        // Never release a tensor under the lock: its buffer would be recycled, which takes this
-        // lock again. A thread that loses the race returns the winner's tensor; the evicted one
-        // and the loser's `t` are released after the lock is dropped.
-        let (winner, evicted): (Tensor?, Tensor?) = state.withLock { s in
-            if let existing = s.constants[key] { return (existing.tensor, nil) }
-            var evicted: Tensor?
-            if s.constants.count >= Self.constantCapacity, let oldest = s.constants.min(by: { $0.value.lastUse < $1.value.lastUse }) {
-                evicted = s.constants.removeValue(forKey: oldest.key)?.tensor
-            }
-            s.constants[key] = Constant(tensor: t, lastUse: s.tick)
-            return (nil, evicted)
-        }
-        withExtendedLifetime(evicted) {}
-        return winner ?? t
-    }
-
-    /// Number constants cached now (for tests).
-    package var constantCount: Int { state.withLock { $0.constants.count } }
-
-    /// Drops the cached constants and gives the spare blocks back. A device made by `isolated()`
-    /// calls this when done: its constants' buffers refer back to it, a cycle that would otherwise
-    /// keep it and its cached blocks alive for the rest of the process.
-    package func release() {
-        do {
-            let constants = state.withLock { s in
-                let all = s.constants
-                s.constants = [:]
-                return all
-            }
-            _ = constants                                   // released here, outside the lock: back to the cache
-        }
-        emptyCache()
-    }
-
     /// Runs `launch` on the backend; one it cannot run goes to the host, with a warning once per op.
-    func run(_ launch: Launch) throws {
-        for input in launch.inputs { _ = input.buffer }     // pending inputs run first, before the backend is busy
+    package func run(_ launch: Launch) throws {
         do {
             try backend.run(launch)
         } catch let u as Unsupported {
@@ -237,7 +171,11 @@ package final class DeviceCore: @unchecked Sendable {
     /// The host fallback: inputs to host memory, the host backend's loop, the result back.
     private func runOnHost(_ launch: Launch) throws {
         let host = Device.host
-        let inputs = try launch.inputs.map { try $0.to(host, differentiable: false) }
+        let inputs = try launch.inputs.map { input in
+            let copy = try host.core.allocate(bytes: input.byteCount)
+            try backend.read(input.buffer, into: UnsafeMutableRawBufferPointer(start: copy.handle, count: input.byteCount))
+            return Operand(buffer: copy, shape: input.shape, dtype: input.dtype)
+        }
         let out = try host.core.allocate(bytes: launch.output.bytes)
         try host.core.backend.run(Launch(opName: launch.opName, forward: launch.forward, inputs: inputs, output: out,
                                          shape: launch.shape, dtype: launch.dtype, attributes: launch.attributes))

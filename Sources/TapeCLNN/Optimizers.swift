@@ -1,3 +1,5 @@
+import TapeCL
+
 /// Updates variables from their gradients. Updates are not recorded on any tape.
 public protocol Optimizer: AnyObject {
     /// Applies one step; a `nil` gradient leaves its variable as it is.
@@ -19,7 +21,7 @@ public final class SGD: Optimizer {
     }
 
     public func update(_ variables: [Variable], gradients: [Tensor?]) {
-        Recorder.unrecorded {
+        withoutRecording {
             for (v, g) in zip(variables, gradients) {
                 guard let g else { continue }
                 var step = g
@@ -52,7 +54,7 @@ public final class Adam: Optimizer {
     public func update(_ variables: [Variable], gradients: [Tensor?]) {
         step += 1
         let c1 = 1 - pow(beta1, Double(step)), c2 = 1 - pow(beta2, Double(step))
-        Recorder.unrecorded {
+        withoutRecording {
             for (v, g) in zip(variables, gradients) {
                 guard let g else { continue }
                 let key = ObjectIdentifier(v)

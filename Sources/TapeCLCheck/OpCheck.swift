@@ -1,4 +1,5 @@
 import Foundation
+import TapeCL
 
 /// `tapecl check`: every op of the table, forward, backward and second order, on a device
 /// against the host, on random shapes. Also used by the tests.
@@ -15,21 +16,6 @@ package enum OpCheck {
         package var ok: Bool {
             forward.rel <= tolerance.forward && (gradient?.rel ?? 0) <= tolerance.gradient
                 && (secondOrder?.rel ?? 0) <= 4 * tolerance.gradient && note.isEmpty
-        }
-    }
-
-    /// How closely a device must match the host (relative to max(1, |host|)), per op and dtype.
-    /// Arithmetic is exact: the same IEEE operations in the same order, including every sum
-    /// (see ``ReduceOrder``). Transcendental functions may differ by the device library's ulp
-    /// bounds (OpenCL 1.2 allows 4 ulp for sin, cos, exp, log); matmul by its summation order.
-    package static func tolerance(_ op: String, _ dtype: DType) -> (forward: Double, gradient: Double) {
-        let ulp = dtype == .float32 ? 1.2e-7 : 2.3e-16
-        switch op {
-        case "neg", "add", "sub", "mul", "div", "reshape", "transpose", "broadcast", "cast", "to", "relu", "abs",
-             "maximum", "minimum", "max", "sum", "step", "sign", "equal", "greater_equal", "stop_gradient", "concat", "slice":
-            return (0, 16 * ulp)
-        case "matmul": return (64 * ulp, 64 * ulp)
-        default: return (16 * ulp, 64 * ulp)
         }
     }
 
@@ -72,7 +58,7 @@ package enum OpCheck {
             guard let (shapes, apply) = sample(op, &rng) else {
                 return Result(op: op.name, shapes: "-", tolerance: (0, 0), note: "no check case for this op")
             }
-            var result = Result(op: op.name, shapes: shapes.map(Shape.describe).joined(separator: " "), tolerance: tolerance(op.name, .float32))
+            var result = Result(op: op.name, shapes: shapes.map(Shape.describe).joined(separator: " "), tolerance: Op.tolerance(op.name, .float32))
             if op.name == "cast" && !device.info.supportsFloat64 { return result }
             let values = shapes.map { s in
                 (0..<Shape.count(s)).map { _ in
@@ -91,7 +77,7 @@ package enum OpCheck {
                     let firstLine = reason.split(separator: "\n").first.map(String.init) ?? reason
                     result.note = "ran on the host, not on \(device): \(firstLine)"
                 }
-                let f = error(dev.value, host.value)
+                let f = Op.error(dev.value, host.value)
                 result.forward = (f.abs, f.rel)
                 if op.differentiable {
                     result.gradient = try worst(dev.gradients, host.gradients, "a gradient")
@@ -132,21 +118,9 @@ package enum OpCheck {
         try zip(device, host).reduce((abs: 0.0, rel: 0.0)) { worst, pair in
             guard (pair.0 == nil) == (pair.1 == nil) else { throw TapeError.backend("\(what) is nil on one device only") }
             guard let d = pair.0, let h = pair.1 else { return worst }
-            let e = error(d, h)
+            let e = Op.error(d, h)
             return (max(worst.abs, e.abs), max(worst.rel, e.rel))
         }
     }
 
-    /// Largest absolute difference, the largest relative to max(1, |b|), and where that is.
-    static func error(_ a: [Double], _ b: [Double]) -> (abs: Double, rel: Double, at: Int) {
-        guard a.count == b.count else { return (.infinity, .infinity, 0) }
-        var worst = (abs: 0.0, rel: 0.0, at: 0)
-        for (i, (x, y)) in zip(a, b).enumerated() {
-            let d = x == y || (x.isNaN && y.isNaN) ? 0 : Swift.abs(x - y)
-            let rel = d / max(1, Swift.abs(y))
-            worst.abs = max(worst.abs, d)
-            if rel > worst.rel { (worst.rel, worst.at) = (rel, i) }
-        }
-        return worst
-    }
 }

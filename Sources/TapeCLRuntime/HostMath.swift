@@ -6,27 +6,27 @@ import CHostMath
 /// kernel stores for `+ − × ÷` (exact: 53 ≥ 2·24 + 2 bits, so no double rounding) and libm's
 /// value rounded for the rest. Other element types go through the float64 loop.
 package struct UnaryLoop: Sendable {
-    package let double: @Sendable (_ x: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>, _ n: Int) -> Void
-    package let float: @Sendable (_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) -> Void
+    package typealias Loop<T> = @Sendable (_ x: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>, _ n: Int) -> Void
+    package let double: Loop<Double>
+    package let float: Loop<Float>
+
+    package init(double: @escaping Loop<Double>, float: @escaping Loop<Float>) {
+        self.double = double
+        self.float = float
+    }
 }
 /// `out[i] = f(a[i], b[i])` for `i < n`, in the same two forms; the backend has already broadcast the operands.
 package struct BinaryLoop: Sendable {
-    package let double: @Sendable (_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>, _ n: Int) -> Void
-    package let float: @Sendable (_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) -> Void
-}
+    package typealias Loop<T> = @Sendable (
+        _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>, _ n: Int
+    ) -> Void
+    package let double: Loop<Double>
+    package let float: Loop<Float>
 
-/// The loops applying `f` to each element. `f` is a closure literal at each op's table line and
-/// this function is inlined there, so the optimiser compiles `f` into both loops (no call per
-/// element; `Float(Double(a) * Double(b))` becomes a float32 multiply).
-@inline(__always)
-func each(_ f: @escaping @Sendable (Double) -> Double) -> UnaryLoop {
-    UnaryLoop(double: { x, o, n in for i in 0..<n { o[i] = f(x[i]) } },
-              float: { x, o, n in for i in 0..<n { o[i] = Float(f(Double(x[i]))) } })
-}
-@inline(__always)
-func each(_ f: @escaping @Sendable (Double, Double) -> Double) -> BinaryLoop {
-    BinaryLoop(double: { a, b, o, n in for i in 0..<n { o[i] = f(a[i], b[i]) } },
-               float: { a, b, o, n in for i in 0..<n { o[i] = Float(f(Double(a[i]), Double(b[i]))) } })
+    package init(double: @escaping Loop<Double>, float: @escaping Loop<Float>) {
+        self.double = double
+        self.float = float
+    }
 }
 
 /// sin, cos and exp: Cephes's double-precision algorithms (S. L. Moshier, `sin.c` and `exp.c`)
