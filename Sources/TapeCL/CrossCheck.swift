@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+@_spi(Runtime) import TapeCLRuntime
 
 /// `TAPECL_CROSSCHECK=1`: every op on a device runs on the host as well, and the first
 /// disagreement beyond ``Op/tolerance(_:_:)`` is reported once on standard error, naming

@@ -1,1 +1,2 @@
 @_exported import TapeCLRuntime
+@_spi(Runtime) import TapeCLRuntime

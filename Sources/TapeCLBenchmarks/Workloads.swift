@@ -1,6 +1,7 @@
 import Foundation
 import TapeCL
 import TapeCLNN
+@_spi(Runtime) import TapeCLRuntime
 
 /// The benchmark workloads of `bench/WORKLOADS.md`, defined once: `tapecl bench` and the
 /// `Benchmarks/` package both run these. Setup (data, first kernel builds) is not timed; each

@@ -1,5 +1,6 @@
 import Foundation
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 /// `tapecl check`: every op of the table, forward, backward and second order, on a device
 /// against the host, on random shapes. Also used by the tests.

@@ -3,7 +3,7 @@ import Synchronization
 /// What a backend executes for one op: the op table's forward description plus its operands.
 ///
 /// Ops never look at the device kind; a ``Backend`` implements each ``Forward`` case once.
-package enum Forward: Sendable {
+@_spi(Runtime) public enum Forward: Sendable {
     /// Elementwise `out = f(x)`; `kernel` names the `UNARY` line in `elementwise.cl`, `host` is the
     /// host loop (see ``UnaryLoop``).
     case unary(kernel: String, host: UnaryLoop)
@@ -11,55 +11,92 @@ package enum Forward: Sendable {
     case binary(kernel: String, host: BinaryLoop)
     /// Reduction over `attributes.axes` in the fixed order of `reduce.cl` (see ``ReduceKind``).
     case reduce(ReduceKind)
-    /// (Batched) matrix product with the transpose flags of ``Attributes``.
+    /// (Batched) matrix product with the transpose flags of ``KernelParameters``.
     case matmul
-    /// Strided copy: `out[i] = in[Σ index_d * attributes.strides[d]]` (transpose, broadcast).
+    /// Strided copy: `out[i] = in[Σ index_d * strides[d]]` (transpose, broadcast).
     case gather
     /// The output shares the input's buffer (reshape, identity); nothing runs.
     case alias
     /// Element type conversion to the output dtype.
     case cast
-    /// Copy to another device (`attributes.device`).
+    /// Copy to another device (the op table does it; no backend runs it).
     case transfer
-    /// The inputs' elements one after another (row-major), into an output of `attributes.shape`.
+    /// The inputs' elements one after another (row-major).
     case concat
-    /// Elements `attributes.offset ..< attributes.offset + count(output)` of the input, in order.
+    /// Elements `offset ..< offset + count(output)` of the input, in order.
     case copyRange
     /// A chain of elementwise ops in one kernel (see ``Fusion``); `inputs` are the program's inputs.
     case fused(FusedProgram)
 }
 
-package enum ReduceKind: String, Sendable { case sum, max }
+@_spi(Runtime) public enum ReduceKind: String, Sendable { case sum, max }
 
 /// An op's input as a backend sees it: computed memory, its shape and its element type.
-package struct Operand {
-    package let buffer: Buffer
-    package let shape: [Int]
-    package let dtype: DType
+@_spi(Runtime) public struct Operand {
+    @_spi(Runtime) public let buffer: Buffer
+    @_spi(Runtime) public let shape: [Int]
+    @_spi(Runtime) public let dtype: DType
 
-    package init(buffer: Buffer, shape: [Int], dtype: DType) {
+    @inlinable
+    @_spi(Runtime) public init(buffer: Buffer, shape: [Int], dtype: DType) {
         self.buffer = buffer
         self.shape = shape
         self.dtype = dtype
     }
 
-    package var rank: Int { shape.count }
-    package var count: Int { Shape.count(shape) }
-    package var byteCount: Int { count * dtype.byteSize }
+    @inlinable @_spi(Runtime) public var rank: Int { shape.count }
+    @inlinable @_spi(Runtime) public var count: Int { Shape.count(shape) }
+    @inlinable @_spi(Runtime) public var byteCount: Int { count * dtype.byteSize }
 }
 
-/// One op's work as handed to a backend. `inputs` are on the backend's device (except for `.transfer`).
-package struct Launch {
-    package let opName: String
-    package let forward: Forward
-    package let inputs: [Operand]
-    package let output: Buffer
-    package let shape: [Int]
-    package let dtype: DType
-    package let attributes: Attributes
+/// Runs `body` with `count` operands made by `operand(i)` in stack memory (no array per launch:
+/// W1's scalar chains spent about 5% of their instructions allocating and freeing one).
+@inlinable @_spi(Runtime) public func withOperands<R>(count: Int, _ operand: (Int) -> Operand,
+                                            _ body: (UnsafeBufferPointer<Operand>) throws -> R) rethrows -> R {
+    try withUnsafeTemporaryAllocation(of: Operand.self, capacity: count) { memory in
+        let base = memory.baseAddress!
+        for i in 0..<count { (base + i).initialize(to: operand(i)) }
+        defer { base.deinitialize(count: count) }
+        return try body(UnsafeBufferPointer(start: base, count: count))
+    }
+}
 
-    package init(opName: String, forward: Forward, inputs: [Operand], output: Buffer, shape: [Int], dtype: DType,
-                 attributes: Attributes) {
+/// The parameters a kernel reads from its op's attributes: the reduced axes (`reduce`), the input
+/// strides (`gather`), the transposes (`matmul`) and the first element of a copied range
+/// (`copyRange`).
+@_spi(Runtime) public struct KernelParameters: Sendable {
+    @_spi(Runtime) public var axes: [Int]
+    @_spi(Runtime) public var strides: [Int]
+    @_spi(Runtime) public var transposeA: Bool
+    @_spi(Runtime) public var transposeB: Bool
+    @_spi(Runtime) public var offset: Int
+
+    @_spi(Runtime) public init(axes: [Int] = [], strides: [Int] = [], transposeA: Bool = false, transposeB: Bool = false, offset: Int = 0) {
+        self.axes = axes
+        self.strides = strides
+        self.transposeA = transposeA
+        self.transposeB = transposeB
+        self.offset = offset
+    }
+}
+
+/// One op's work as handed to a backend. A launch lives for one ``Backend/run(_:)`` call: its
+/// `inputs` point at operands that the caller keeps for that call only (on the stack, see
+/// ``withOperands(_:_:)``), so a backend must not keep them (a queued OpenCL kernel keeps its
+/// buffers alive by itself). `inputs` are on the backend's device (except for `.transfer`).
+@_spi(Runtime) public struct Launch {
+    @_spi(Runtime) public let opName: String
+    @_spi(Runtime) public let forward: Forward
+    @_spi(Runtime) public let inputs: UnsafeBufferPointer<Operand>
+    @_spi(Runtime) public let output: Buffer
+    @_spi(Runtime) public let shape: [Int]
+    @_spi(Runtime) public let dtype: DType
+    @_spi(Runtime) public let attributes: KernelParameters
+
+    @inlinable
+    @_spi(Runtime) public init(opName: String, forward: Forward, inputs: UnsafeBufferPointer<Operand>, output: Buffer,
+                 shape: [Int], dtype: DType,
+                 attributes: KernelParameters) {
         self.opName = opName
         self.forward = forward
         self.inputs = inputs
@@ -72,11 +109,11 @@ package struct Launch {
 
 /// A backend that cannot run a launch (no kernel for this dtype, a program that failed to build)
 /// throws this; the device then runs the op on the host with a one-time warning naming `reason`.
-package struct Unsupported: Error { package let reason: String }
+@_spi(Runtime) public struct Unsupported: Error { @_spi(Runtime) public let reason: String }
 
 /// The device-specific half of a ``Device``: memory and execution. Two conformers: `HostBackend`
 /// and `OpenCLBackend`. Work is enqueued; only ``read(_:into:)`` waits.
-package protocol Backend: AnyObject, Sendable {
+@_spi(Runtime) public protocol Backend: AnyObject, Sendable {
     /// One line for `tapecl devices`.
     var info: DeviceInfo { get }
     /// Fresh device memory of exactly `bytes` (the caching allocator rounds before asking).
@@ -103,11 +140,11 @@ package protocol Backend: AnyObject, Sendable {
 }
 
 /// One program build: which family and options, how long, and whether from the disk cache.
-package struct ProgramBuild: Sendable {
-    package let program: String
-    package let seconds: Double
-    package let fromDiskCache: Bool
-    package let error: String?
+@_spi(Runtime) public struct ProgramBuild: Sendable {
+    @_spi(Runtime) public let program: String
+    @_spi(Runtime) public let seconds: Double
+    @_spi(Runtime) public let fromDiskCache: Bool
+    @_spi(Runtime) public let error: String?
 }
 
 /// What `tapecl devices` shows of a device.
@@ -136,10 +173,10 @@ public struct DeviceInfo: Sendable, Codable {
 
 /// Device memory owned by one tensor (or shared by a tensor and its reshaped views).
 /// Returns to its device's caching allocator when the last tensor using it goes away.
-package final class Buffer: @unchecked Sendable {
-    package let core: DeviceCore
-    package let handle: UnsafeMutableRawPointer
-    package let bytes: Int
+@_spi(Runtime) public final class Buffer: @unchecked Sendable {
+    @_spi(Runtime) public let core: DeviceCore
+    @_spi(Runtime) public let handle: UnsafeMutableRawPointer
+    @_spi(Runtime) public let bytes: Int
     let capacity: Int
 
     init(core: DeviceCore, handle: UnsafeMutableRawPointer, bytes: Int, capacity: Int) {

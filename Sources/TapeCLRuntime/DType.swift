@@ -6,7 +6,7 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
     case float32, float64, int32, int8
 
     /// Bytes per element.
-    public var byteSize: Int {
+    @inlinable public var byteSize: Int {
         switch self {
         case .float32, .int32: 4
         case .float64: 8
@@ -15,7 +15,7 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
     }
 
     /// Whether values of this type can carry gradients.
-    public var isFloatingPoint: Bool { self == .float32 || self == .float64 }
+    @inlinable public var isFloatingPoint: Bool { self == .float32 || self == .float64 }
 
     public var description: String { rawValue }
 }

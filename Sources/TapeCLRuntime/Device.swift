@@ -14,9 +14,9 @@ import Foundation
 /// print(gpu.memory.liveBytes)
 /// ```
 public struct Device: Sendable, Hashable, CustomStringConvertible {
-    package let core: DeviceCore
+    @_spi(Runtime) public let core: DeviceCore
 
-    package init(core: DeviceCore) { self.core = core }
+    @inlinable @_spi(Runtime) public init(core: DeviceCore) { self.core = core }
 
     /// `host` or `opencl:N`.
     public var name: String { core.name }
@@ -64,7 +64,7 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
 
     /// A device with the same backend but its own allocator and memory statistics, so a test can
     /// measure what it allocates while other tests run.
-    package func isolated() -> Device {
+    @_spi(Runtime) public func isolated() -> Device {
         Device(core: DeviceCore(name: name, backend: core.backend))
     }
 }

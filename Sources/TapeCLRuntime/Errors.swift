@@ -27,6 +27,6 @@ public enum TapeError: Error, CustomStringConvertible, Equatable {
 ///
 /// The message is printed in every build: `preconditionFailure` drops its message in `-O` builds
 /// (a user saw only "Illegal instruction"), `fatalError` keeps it.
-package func fail(_ error: any Error) -> Never {
+@_spi(Runtime) public func fail(_ error: any Error) -> Never {
     fatalError("TapeCL: \(error)")
 }

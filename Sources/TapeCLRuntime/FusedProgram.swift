@@ -1,16 +1,16 @@
 /// What a fused kernel computes, step by step, for each element: an input's element (or its only
 /// element), or an op on earlier steps; the last step is the result.
-package struct FusedProgram: Sendable {
-    package enum Step: Sendable {
+@_spi(Runtime) public struct FusedProgram: Sendable {
+    @_spi(Runtime) public enum Step: Sendable {
         case input(Int, single: Bool)
         case unary(String, UnaryLoop, Int)
         case binary(String, BinaryLoop, Int, Int)
     }
-    package let steps: [Step]
+    @_spi(Runtime) public let steps: [Step]
     /// The steps as text, with op names: the kernel's identity for the program caches.
-    package let key: String
+    @_spi(Runtime) public let key: String
 
-    package init(steps: [Step]) {
+    @_spi(Runtime) public init(steps: [Step]) {
         self.steps = steps
         key = steps.map { step in
             switch step {

@@ -11,7 +11,7 @@ import Foundation
 /// and when ``coreToForce(flags:vendor:openBLASCore:userSetCore:)`` says the choice is a fallback
 /// on a CPU with AVX2 or AVX-512, loads it again with `OPENBLAS_CORETYPE` set. A core OpenBLAS
 /// knows (Zen, Haswell, SkylakeX, Cooperlake, …) and a user's own `OPENBLAS_CORETYPE` are kept.
-package enum HostBLAS {
+@_spi(Runtime) public enum HostBLAS {
     /// What was loaded: the kernels in use and how they were chosen, or why OpenBLAS is missing.
     struct Loaded {
         let core: String
@@ -24,7 +24,7 @@ package enum HostBLAS {
 
     /// One phrase for `tapecl devices`: `OpenBLAS 0.3.21, SkylakeX kernels (chosen by TapeCL: OpenBLAS
     /// picked Prescott)`.
-    package static var description: String {
+    @_spi(Runtime) public static var description: String {
         if let problem = loaded.problem { return "no BLAS (\(problem))" }
         let version = loaded.config.split(separator: " ").prefix(2).joined(separator: " ")
         return "\(version), \(loaded.core) kernels"
@@ -46,7 +46,7 @@ package enum HostBLAS {
     /// - A generic fallback (Prescott, Core2, Nehalem, …) on a CPU with AVX-512 (F, CD, BW, DQ, VL)
     ///   becomes `SkylakeX`; with AVX2 and FMA, `Zen` on AMD and `Haswell` otherwise; with AVX only,
     ///   `Sandybridge`.
-    package static func coreToForce(flags: Set<String>, vendor: String, openBLASCore: String, userSetCore: Bool)
+    @_spi(Runtime) public static func coreToForce(flags: Set<String>, vendor: String, openBLASCore: String, userSetCore: Bool)
         -> String?
     {
         guard !userSetCore, fallbackCores.contains(openBLASCore.lowercased()) else { return nil }

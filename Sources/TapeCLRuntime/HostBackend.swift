@@ -4,30 +4,37 @@ import Foundation
 
 /// An element type the host's casts, gathers and integer loops handle: values convert through
 /// `Double`, exactly for every element type (float32 and float64 loops need none, see ``HostFloat``).
-package protocol HostScalar {
+protocol HostScalar {
     static func fromDouble(_ d: Double) -> Self
     var double: Double { get }
 }
 extension Float: HostScalar {
-    package static func fromDouble(_ d: Double) -> Float { Float(d) }
-    package var double: Double { Double(self) }
+    static func fromDouble(_ d: Double) -> Float { Float(d) }
+    var double: Double { Double(self) }
 }
 extension Double: HostScalar {
-    package static func fromDouble(_ d: Double) -> Double { d }
-    package var double: Double { self }
+    static func fromDouble(_ d: Double) -> Double { d }
+    var double: Double { self }
 }
 extension Int32: HostScalar {
-    package static func fromDouble(_ d: Double) -> Int32 { d.isFinite && abs(d) < 9e18 ? Int32(truncatingIfNeeded: Int64(d)) : 0 }
-    package var double: Double { Double(self) }
+    static func fromDouble(_ d: Double) -> Int32 { d.isFinite && abs(d) < 9e18 ? Int32(truncatingIfNeeded: Int64(d)) : 0 }
+    var double: Double { Double(self) }
 }
 extension Int8: HostScalar {
-    package static func fromDouble(_ d: Double) -> Int8 { d.isFinite && abs(d) < 9e18 ? Int8(truncatingIfNeeded: Int64(d)) : 0 }
-    package var double: Double { Double(self) }
+    static func fromDouble(_ d: Double) -> Int8 { d.isFinite && abs(d) < 9e18 ? Int8(truncatingIfNeeded: Int64(d)) : 0 }
+    var double: Double { Double(self) }
 }
 
 /// Float32 and float64: elementwise loops run block by block on the tensors' own memory, with no
 /// conversion (each op's loop for the type, see ``UnaryLoop``); a fused chain keeps each step in
 /// a scratch row of the element type, so it is rounded after every op as separate launches store it.
+/// Conversions from `Double` with the host's rules (integers truncate; non-finite and huge
+/// values give 0), for the core's tensor constructors.
+@_spi(Runtime) public enum HostConversion {
+    @_spi(Runtime) public static func int32(_ d: Double) -> Int32 { .fromDouble(d) }
+    @_spi(Runtime) public static func int8(_ d: Double) -> Int8 { .fromDouble(d) }
+}
+
 protocol HostFloat: HostScalar {
     static func loop(_ f: UnaryLoop) -> @Sendable (UnsafePointer<Self>, UnsafeMutablePointer<Self>, Int) -> Void
     static func loop(_ f: BinaryLoop) -> @Sendable (UnsafePointer<Self>, UnsafePointer<Self>, UnsafeMutablePointer<Self>, Int) -> Void
@@ -105,19 +112,19 @@ func forEachOffset(_ shape: [Int], _ sa: [Int], _ sb: [Int], _ range: Range<Int>
 /// for bit: 256 lanes, lane `l` adding elements `l, l+256, l+512, …` in turn, then a halving tree
 /// `p[l] += p[l+s]` for `s = 128, 64, …, 1`. Rows longer than ``chunk`` with unit stride are cut
 /// into chunks of `chunk` elements, each summed that way, and the chunk sums summed that way too.
-package enum ReduceOrder {
-    package static let lanes = 256
-    package static let chunk = 65536
+@_spi(Runtime) public enum ReduceOrder {
+    @_spi(Runtime) public static let lanes = 256
+    @_spi(Runtime) public static let chunk = 65536
 
     /// Splits a reduction over a contiguous block of axes into `outer × extent × inner`.
-    package static func plan(shape: [Int], axes: [Int]) -> (outer: Int, extent: Int, inner: Int) {
+    @_spi(Runtime) public static func plan(shape: [Int], axes: [Int]) -> (outer: Int, extent: Int, inner: Int) {
         guard let first = axes.first, let last = axes.last else { return (Shape.count(shape), 1, 1) }
         return (Shape.count(Array(shape[..<first])), Shape.count(Array(shape[first...last])),
                 Shape.count(Array(shape[(last + 1)...])))
     }
 
     /// The most columns ``lanes(_:extent:stride:width:_:into:)`` reduces side by side.
-    package static let maxWidth = 16
+    @_spi(Runtime) public static let maxWidth = 16
 
     /// Reduces `width` (at most ``maxWidth``) adjacent columns at once, each in the order above: column `c` adds
     /// `x[c + k·stride]` for `k` in `0..<extent` into `out[c]`. Rows of the lane block are
@@ -472,11 +479,11 @@ final class HostBackend: Backend {
 
 /// The geometry of `op(a) @ op(b)`: a is `[batch?, M, K]` (or `[batch?, K, M]` transposed),
 /// b is `[batch?, K, N]`; a rank-2 operand is shared by every batch. `nil` when they do not fit.
-package struct MatmulShape {
-    package let batch: Int, m: Int, n: Int, k: Int
-    package let output: [Int]
+@_spi(Runtime) public struct MatmulShape {
+    @_spi(Runtime) public let batch: Int, m: Int, n: Int, k: Int
+    @_spi(Runtime) public let output: [Int]
 
-    package init?(_ a: [Int], _ b: [Int], _ ta: Bool, _ tb: Bool) {
+    @_spi(Runtime) public init?(_ a: [Int], _ b: [Int], _ ta: Bool, _ tb: Bool) {
         guard (2...3).contains(a.count), (2...3).contains(b.count) else { return nil }
         let ba = a.count == 3 ? a[0] : nil, bb = b.count == 3 ? b[0] : nil
         if let ba, let bb, ba != bb { return nil }

@@ -7,7 +7,7 @@ let hostCores = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
 /// Splits `0..<n` over the cores when there is enough work (`grain` elements per core at least).
 @inline(__always)
-package func parallelFor(_ n: Int, grain: Int = 1 << 15, _ body: (Range<Int>) -> Void) {
+@_spi(Runtime) public func parallelFor(_ n: Int, grain: Int = 1 << 15, _ body: (Range<Int>) -> Void) {
     if n < 2 * grain { body(0..<n); return }
     let parts = min(hostCores, n / grain)
     if parts <= 1 { body(0..<n); return }

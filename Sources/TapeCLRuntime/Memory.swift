@@ -30,9 +30,9 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
 
 /// The backend plus everything device-independent: the caching allocator, memory statistics,
 /// host fallback. One per ``Device``.
-package final class DeviceCore: @unchecked Sendable {
-    package let backend: any Backend
-    package let name: String
+@_spi(Runtime) public final class DeviceCore: @unchecked Sendable {
+    @_spi(Runtime) public let backend: any Backend
+    @_spi(Runtime) public let name: String
     private struct State {
         var stats = MemoryStats()
         /// Cached blocks by capacity: an array slot per 256-byte class up to 4 KiB, a dictionary above.
@@ -47,7 +47,7 @@ package final class DeviceCore: @unchecked Sendable {
     /// Cached blocks beyond this are given back to the backend at once.
     private let cacheLimit: Int
     /// ``DeviceInfo/maxAllocationBytes``, read once (`backend.info` copies the whole description).
-    private let maxAllocationBytes: Int
+    @_spi(Runtime) public let maxAllocationBytes: Int
 
     init(name: String, backend: any Backend, cacheLimit: Int = 2 << 30) {
         self.name = name
@@ -58,7 +58,7 @@ package final class DeviceCore: @unchecked Sendable {
 
     /// Block sizes: 256-byte steps up to 4 KiB, then eight steps per power of two, so a reused
     /// block wastes at most 12.5%.
-    package static func capacity(for bytes: Int) -> Int {
+    @_spi(Runtime) public static func capacity(for bytes: Int) -> Int {
         if bytes <= 4096 { return max(256, (bytes + 255) & ~255) }
         let top = Int.bitWidth - (bytes - 1).leadingZeroBitCount
         let step = 1 << (top - 4)
@@ -69,18 +69,18 @@ package final class DeviceCore: @unchecked Sendable {
     /// ``DeviceInfo/maxAllocationBytes``): checked when an op is applied, before its result is
     /// allocated or deferred (a pending result allocates later, where it could not throw).
     /// - Throws: ``TapeError/backend(_:)`` naming `op`, the shape, the bytes asked and available.
-    @inline(__always)
-    package func checkAllocatable(_ bytes: Int, op: @autoclosure () -> String, shape: @autoclosure () -> [Int], dtype: DType) throws {
+    @inlinable
+    @_spi(Runtime) public func checkAllocatable(_ bytes: Int, op: @autoclosure () -> String, shape: @autoclosure () -> [Int], dtype: DType) throws {
         if bytes > maxAllocationBytes { throw tooLarge(bytes, op: op(), shape: shape(), dtype: dtype) }
     }
-
-    private func tooLarge(_ bytes: Int, op: String, shape: [Int], dtype: DType) -> TapeError {
+    @usableFromInline
+    func tooLarge(_ bytes: Int, op: String, shape: [Int], dtype: DType) -> TapeError {
         let limit = maxAllocationBytes
         return TapeError.backend(
             "\(op): a \(dtype) result of shape \(Shape.describe(shape)) needs \(bytes) bytes; \(name) allocates at most \(limit) bytes a buffer (\(stats.liveBytes) bytes live)")
     }
 
-    package func allocate(bytes: Int) throws -> Buffer {
+    @_spi(Runtime) public func allocate(bytes: Int) throws -> Buffer {
         let capacity = Self.capacity(for: bytes)
         let reused: UnsafeMutableRawPointer? = state.withLock { s -> Block? in
             s.stats.allocations += 1
@@ -123,7 +123,7 @@ package final class DeviceCore: @unchecked Sendable {
         if !keep { backend.free(handle) }
     }
 
-    package func emptyCache() {
+    @_spi(Runtime) public func emptyCache() {
         let blocks = state.withLock { s in
             let all = s.free.values.flatMap { $0 } + s.small.flatMap { $0 }
             s.free = [:]
@@ -134,18 +134,18 @@ package final class DeviceCore: @unchecked Sendable {
         for b in blocks { backend.free(b.handle) }
     }
 
-    package var stats: MemoryStats { state.withLock { $0.stats } }
+    @_spi(Runtime) public var stats: MemoryStats { state.withLock { $0.stats } }
 
     /// How many launches ran on the host instead of this device so far, and why (first reason per
     /// op): `tapecl check` fails an op whose device run fell back, so a check never passes on a
     /// device where nothing ran.
-    package var fallbacks: (count: Int, reasons: [String: String]) {
+    @_spi(Runtime) public var fallbacks: (count: Int, reasons: [String: String]) {
         state.withLock { ($0.fallbacks, $0.fallbackReasons) }
     }
-    package func resetPeak() { state.withLock { $0.stats.peakBytes = $0.stats.liveBytes } }
+    @_spi(Runtime) public func resetPeak() { state.withLock { $0.stats.peakBytes = $0.stats.liveBytes } }
 
     /// Prints `message` to standard error the first time `key` is seen on this device.
-    package func warnOnce(_ key: String, _ message: @autoclosure () -> String) {
+    @_spi(Runtime) public func warnOnce(_ key: String, _ message: @autoclosure () -> String) {
         let first = state.withLock { $0.warned.insert(key).inserted }
         if first { printError("TapeCL warning: \(message())") }
     }
@@ -154,7 +154,7 @@ package final class DeviceCore: @unchecked Sendable {
     struct Block: @unchecked Sendable { let handle: UnsafeMutableRawPointer }
 
     /// Runs `launch` on the backend; one it cannot run goes to the host, with a warning once per op.
-    package func run(_ launch: Launch) throws {
+    @_spi(Runtime) public func run(_ launch: Launch) throws {
         do {
             try backend.run(launch)
         } catch let u as Unsupported {
@@ -177,14 +177,16 @@ package final class DeviceCore: @unchecked Sendable {
             return Operand(buffer: copy, shape: input.shape, dtype: input.dtype)
         }
         let out = try host.core.allocate(bytes: launch.output.bytes)
-        try host.core.backend.run(Launch(opName: launch.opName, forward: launch.forward, inputs: inputs, output: out,
-                                         shape: launch.shape, dtype: launch.dtype, attributes: launch.attributes))
+        try inputs.withUnsafeBufferPointer { operands in
+            try host.core.backend.run(Launch(opName: launch.opName, forward: launch.forward, inputs: operands, output: out,
+                                             shape: launch.shape, dtype: launch.dtype, attributes: launch.attributes))
+        }
         try backend.write(UnsafeRawBufferPointer(start: out.handle, count: out.bytes), to: launch.output)
     }
 }
 
 import Foundation
 
-package func printError(_ message: String) {
+@_spi(Runtime) public func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }

@@ -8,11 +8,11 @@ import Foundation
 /// cached (``ProgramCache``). Every op is enqueued without waiting; ``read(_:into:)`` is the only
 /// wait. A launch the device cannot run (no fp64, a kernel that is missing or fails to build)
 /// throws ``Unsupported`` and runs on the host instead, with a warning once.
-package final class OpenCLBackend: Backend, @unchecked Sendable {
+@_spi(Runtime) public final class OpenCLBackend: Backend, @unchecked Sendable {
     let device: cl_device_id
     let context: cl_context
     let queue: cl_command_queue
-    package let info: DeviceInfo
+    @_spi(Runtime) public let info: DeviceInfo
     private let maxWorkGroupSize: Int
     private let correctlyRoundedDivide: Bool
     private let lock = NSLock()
@@ -114,23 +114,23 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
 
     // MARK: Memory
 
-    package func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
+    @_spi(Runtime) public func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
         var status: cl_int = 0
         let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), max(bytes, 4), nil, &status)
         try check(status, "clCreateBuffer")
         return UnsafeMutableRawPointer(mem!)
     }
 
-    package func free(_ handle: UnsafeMutableRawPointer) { clReleaseMemObject(OpaquePointer(handle)) }
+    @_spi(Runtime) public func free(_ handle: UnsafeMutableRawPointer) { clReleaseMemObject(OpaquePointer(handle)) }
 
-    package func write(_ bytes: UnsafeRawBufferPointer, to buffer: Buffer) throws {
+    @_spi(Runtime) public func write(_ bytes: UnsafeRawBufferPointer, to buffer: Buffer) throws {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
         openGate()
         try check(clEnqueueWriteBuffer(queue, OpaquePointer(buffer.handle), cl_bool(CL_TRUE), 0, bytes.count, base, 0, nil, nil), "clEnqueueWriteBuffer")
     }
 
-    package func fill(_ buffer: Buffer, with element: [UInt8], count: Int) throws {
+    @_spi(Runtime) public func fill(_ buffer: Buffer, with element: [UInt8], count: Int) throws {
         guard count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
         openGate()
@@ -140,7 +140,7 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         }
     }
 
-    package func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {
+    @_spi(Runtime) public func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {
         guard let base = into.baseAddress, into.count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
         openGate()
@@ -276,14 +276,14 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         return program
     }
 
-    package func finish() {
+    @_spi(Runtime) public func finish() {
         lock.lock()
         defer { lock.unlock() }
         openGate()
         clFinish(queue)
     }
 
-    package func buildProblem() -> String? {
+    @_spi(Runtime) public func buildProblem() -> String? {
         lock.lock(); defer { lock.unlock() }
         var status: cl_int = 0
         var dev: cl_device_id? = device
@@ -302,7 +302,7 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         return "clBuildProgram: \(clErrorName(built))" + (detail.isEmpty ? "" : " (\(detail))")
     }
 
-    package func buildAll() -> [ProgramBuild] {
+    @_spi(Runtime) public func buildAll() -> [ProgramBuild] {
         lock.lock(); defer { lock.unlock() }
         let before = builds.count
         var failures: [ProgramBuild] = []
@@ -408,9 +408,9 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// Which `binary_*` kernel serves operands of these shapes (see `elementwise.cl`). Pure, so
     /// it is unit-tested without a device.
-    package enum BinaryVariant: String, Sendable { case vv, sv, vs, vr, rv, g }
+    @_spi(Runtime) public enum BinaryVariant: String, Sendable { case vv, sv, vs, vr, rv, g }
 
-    package static func binaryVariant(_ a: [Int], _ b: [Int], output: [Int]) -> BinaryVariant {
+    @_spi(Runtime) public static func binaryVariant(_ a: [Int], _ b: [Int], output: [Int]) -> BinaryVariant {
         if a == output && b == output { return .vv }
         if Shape.count(a) == 1 && b == output { return .sv }
         if Shape.count(b) == 1 && a == output { return .vs }
@@ -421,7 +421,7 @@ package final class OpenCLBackend: Backend, @unchecked Sendable {
         return .g
     }
 
-    package func run(_ l: Launch) throws {
+    @_spi(Runtime) public func run(_ l: Launch) throws {
         lock.lock(); defer { lock.unlock() }
         let out = Argument.buffer(l.output.handle)
         let n = Shape.count(l.shape)

@@ -16,8 +16,8 @@ import Foundation
 ///
 /// Layout: `magic`, key length (8 bytes, little-endian), key (UTF-8), binary length (8), checksum
 /// of the binary (8), binary.
-package enum ProgramCache {
-    package static var directory: URL? {
+@_spi(Runtime) public enum ProgramCache {
+    @_spi(Runtime) public static var directory: URL? {
         let env = ProcessInfo.processInfo.environment
         if let dir = env["TAPECL_CACHE_DIR"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
         if let xdg = env["XDG_CACHE_HOME"], xdg.hasPrefix("/") {
@@ -30,9 +30,9 @@ package enum ProgramCache {
     }
 
     /// FNV-1a, 64 bits: stable across runs and platforms (Swift's `Hasher` is seeded per process).
-    package static func fnv1a(_ text: String) -> UInt64 { fnv1a(bytes: Array(text.utf8)) }
+    @_spi(Runtime) public static func fnv1a(_ text: String) -> UInt64 { fnv1a(bytes: Array(text.utf8)) }
 
-    package static func fnv1a(bytes: [UInt8]) -> UInt64 {
+    @_spi(Runtime) public static func fnv1a(bytes: [UInt8]) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in bytes { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return h
@@ -40,20 +40,20 @@ package enum ProgramCache {
 
     static let magic = Array("TAPECL-CL-BINARY-2\n".utf8)
 
-    package static func file(for key: String, in directory: URL?) -> URL? {
+    @_spi(Runtime) public static func file(for key: String, in directory: URL?) -> URL? {
         let name = String(format: "%016llx-%016llx.bin", fnv1a(key), fnv1a(String(key.reversed())))
         return directory?.appendingPathComponent(name)
     }
 
     /// The entry's bytes for `key` and `binary`.
-    package static func encode(key: String, binary: [UInt8]) -> [UInt8] {
+    @_spi(Runtime) public static func encode(key: String, binary: [UInt8]) -> [UInt8] {
         let keyBytes = Array(key.utf8)
         return magic + littleEndian(UInt64(keyBytes.count)) + keyBytes + littleEndian(UInt64(binary.count))
             + littleEndian(fnv1a(bytes: binary)) + binary
     }
 
     /// The binary in `entry` if it is a whole entry for `key` whose checksum matches; else nil.
-    package static func decode(_ entry: [UInt8], key: String) -> [UInt8]? {
+    @_spi(Runtime) public static func decode(_ entry: [UInt8], key: String) -> [UInt8]? {
         var reader = Reader(bytes: entry)
         guard reader.take(magic.count) == magic[...] else { return nil }
         let keyBytes = Array(key.utf8)
@@ -67,7 +67,7 @@ package enum ProgramCache {
     }
 
     /// The cached binary for `key`, if a verified entry exists.
-    package static func load(key: String, in directory: URL? = directory) -> [UInt8]? {
+    @_spi(Runtime) public static func load(key: String, in directory: URL? = directory) -> [UInt8]? {
         guard let url = file(for: key, in: directory), let data = try? Data(contentsOf: url) else { return nil }
         return decode([UInt8](data), key: key)
     }
@@ -75,7 +75,7 @@ package enum ProgramCache {
     /// Writes the entry atomically (a temporary file renamed over the old entry), replacing
     /// whatever was there, a directory included.
     /// - Throws: the file system's error (an unwritable folder), for the caller to report once.
-    package static func store(key: String, binary: [UInt8], in directory: URL? = directory) throws {
+    @_spi(Runtime) public static func store(key: String, binary: [UInt8], in directory: URL? = directory) throws {
         guard let url = file(for: key, in: directory) else { return }
         let folder = url.deletingLastPathComponent()
         let unique = "\(ProcessInfo.processInfo.processIdentifier)-\(UInt64.random(in: 0...UInt64.max))"

@@ -1,17 +1,18 @@
 /// SplitMix64 (Steele, Lea, Flood 2014): a small, fast, seedable generator.
-package struct SplitMix64: RandomNumberGenerator {
+@_spi(Runtime) public struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
-    package init(seed: UInt64) { state = seed }
-    package mutating func next() -> UInt64 {
+    @_spi(Runtime) public init(seed: UInt64) { state = seed }
+    @_spi(Runtime) public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         return Self.mix(state)
     }
     /// The output function: every bit of `z` reaches every bit of the result.
-    package static func mix(_ z: UInt64) -> UInt64 {
+    @inlinable
+    @_spi(Runtime) public static func mix(_ z: UInt64) -> UInt64 {
         let y = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         let x = (y ^ (y >> 27)) &* 0x94D0_49BB_1331_11EB
         return x ^ (x >> 31)
     }
     /// Uniform in [0, 1) with 53 random bits.
-    package mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
+    @_spi(Runtime) public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
 }

@@ -1,13 +1,15 @@
 /// Shape arithmetic shared by the op table and the backends. A shape is `[Int]`, row-major.
-package enum Shape {
+@_spi(Runtime) public enum Shape {
     /// Number of elements: the product of the dimensions (1 for a scalar).
-    package static func count(_ shape: [Int]) -> Int { shape.reduce(1, *) }
+    @inlinable
+    @_spi(Runtime) public static func count(_ shape: [Int]) -> Int { shape.reduce(1, *) }
 
     /// The number of elements and bytes of a tensor of `shape` and `dtype`, checked: every
     /// dimension is ≥ 0 and neither product overflows. Every op validates its output shape with
     /// this before anything is allocated, so `count` above never overflows afterwards.
     /// - Throws: ``TapeError/shape(_:)`` naming `op` and the shape.
-    package static func checkedBytes(_ shape: [Int], _ dtype: DType, op: String) throws -> Int {
+    @inlinable
+    @_spi(Runtime) public static func checkedBytes(_ shape: [Int], _ dtype: DType, op: String) throws -> Int {
         if let negative = shape.first(where: { $0 < 0 }) {
             throw TapeError.shape("\(op): dimension \(negative) in shape \(describe(shape)) is negative")
         }
@@ -23,7 +25,8 @@ package enum Shape {
     }
 
     /// Row-major strides, in elements.
-    package static func strides(_ shape: [Int]) -> [Int] {
+    @inlinable
+    @_spi(Runtime) public static func strides(_ shape: [Int]) -> [Int] {
         var strides = [Int](repeating: 1, count: shape.count)
         var s = 1
         for i in stride(from: shape.count - 1, through: 0, by: -1) {
@@ -34,7 +37,8 @@ package enum Shape {
     }
 
     /// NumPy broadcasting: align trailing dimensions; each pair must be equal or contain a 1.
-    package static func broadcast(_ a: [Int], _ b: [Int]) -> [Int]? {
+    @inlinable
+    @_spi(Runtime) public static func broadcast(_ a: [Int], _ b: [Int]) -> [Int]? {
         if a == b { return a }
         let rank = max(a.count, b.count)
         var out = [Int](repeating: 1, count: rank)
@@ -49,7 +53,8 @@ package enum Shape {
 
     /// The strides with which an input of `shape` is read for each index of `target`
     /// (0 along broadcast dimensions), i.e. `offset = Σ index[i] * result[i]`.
-    package static func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
+    @inlinable
+    @_spi(Runtime) public static func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
         let own = strides(shape)
         let lead = target.count - shape.count
         return (0..<target.count).map { i in
@@ -58,7 +63,7 @@ package enum Shape {
     }
 
     /// Normalizes possibly negative axes against `rank`; `nil` when one is out of range or repeated.
-    package static func normalize(axes: [Int], rank: Int) -> [Int]? {
+    @_spi(Runtime) public static func normalize(axes: [Int], rank: Int) -> [Int]? {
         var seen = Set<Int>()
         var out: [Int] = []
         for a in axes {
@@ -70,7 +75,7 @@ package enum Shape {
     }
 
     /// Row-major `items` as nested lists of `shape`: `[[a, b], [c, d]]`; a scalar is its one item.
-    package static func nested(_ items: ArraySlice<String>, _ shape: ArraySlice<Int>) -> String {
+    @_spi(Runtime) public static func nested(_ items: ArraySlice<String>, _ shape: ArraySlice<Int>) -> String {
         guard let d = shape.first else { return items.first ?? "" }
         let step = d == 0 ? 0 : items.count / d
         return "[" + (0..<d).map { nested(items.dropFirst($0 * step).prefix(step), shape.dropFirst()) }.joined(separator: ", ") + "]"
@@ -78,10 +83,12 @@ package enum Shape {
 
     /// Whether `shape` (leading 1s aside) is the trailing part of `output`, so it repeats every row
     /// (a bias); a single element is a row of length 1.
-    package static func isRow(_ shape: [Int], of output: [Int]) -> Bool {
+    @inlinable
+    @_spi(Runtime) public static func isRow(_ shape: [Int], of output: [Int]) -> Bool {
         let core = shape.drop { $0 == 1 }
         return core.isEmpty || (core.count < output.count && Array(core) == Array(output.suffix(core.count)))
     }
 
-    package static func describe(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
+    @inlinable
+    @_spi(Runtime) public static func describe(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
 }

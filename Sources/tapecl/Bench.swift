@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TapeCL
 import TapeCLBenchmarks
+@_spi(Runtime) import TapeCLRuntime
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TapeCL
 import TapeCLCheck
+@_spi(Runtime) import TapeCLRuntime
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,3 +1,4 @@
+@_spi(Runtime) import TapeCLRuntime
 // The UCI "Optical Recognition of Handwritten Digits" data set (E. Alpaydin, C. Kaynak, 1998),
 // test part as distributed with scikit-learn (`load_digits`): 1,797 images of 8×8 pixels with
 // values 0–16, and their labels 0–9. Licence: CC BY 4.0, https://doi.org/10.24432/C50P49

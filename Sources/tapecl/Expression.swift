@@ -1,4 +1,5 @@
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 /// A parse or evaluation error at a 1-based column of the expression (or of a binding).
 struct ExpressionError: Error, CustomStringConvertible {

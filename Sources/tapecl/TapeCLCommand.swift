@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 @main
 struct TapeCLCommand: ParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TapeCL
 import TapeCLNN
+@_spi(Runtime) import TapeCLRuntime
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(

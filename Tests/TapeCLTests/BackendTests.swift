@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 @Suite("Backend pieces that need no device")
 struct BackendTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 /// Runs the built `tapecl` (beside the test bundle), as a user would.
 func tapecl(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {

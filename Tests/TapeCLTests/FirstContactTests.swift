@@ -2,6 +2,7 @@ import Foundation
 import TapeCL
 import TapeCLNN
 import Testing
+@_spi(Runtime) import TapeCLRuntime
 
 /// The package root, from this file's path (Tests/TapeCLTests/…).
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

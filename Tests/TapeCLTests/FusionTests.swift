@@ -1,5 +1,6 @@
 import Testing
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 /// Fusion must be invisible: a fused chain gives the bits that separate ops give, on every device.
 @Suite("Elementwise fusion")

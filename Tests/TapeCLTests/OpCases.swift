@@ -1,4 +1,5 @@
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 /// One test case per differentiable op of the table (`Op.all`), written with the public API.
 /// `OpTableTests.everyOpHasACase` fails when an op is added without a case here.

@@ -1,5 +1,6 @@
 import Testing
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 /// op × device × {finite differences, host}: every op of the table, forward and backward, and second order.
 @Suite("Op table")

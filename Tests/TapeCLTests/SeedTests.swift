@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 // Every example of ../shared/seeds, on every device, with the numbers TensorFlow printed there.
 // Float32 results are compared exactly where TensorFlow's printed digits pin them (tol 0).

@@ -3,6 +3,7 @@ import Testing
 import TapeCL
 import TapeCLBenchmarks
 import TapeCLNN
+@_spi(Runtime) import TapeCLRuntime
 
 @Suite("GradientTape semantics")
 struct SemanticsTests {

@@ -1,5 +1,6 @@
 import Testing
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 /// Every device this machine has: the host and each OpenCL device. Device-parameterized tests
 /// run once per entry, so the test report counts the OpenCL runs.

@@ -1,4 +1,5 @@
 import Synchronization
+@_spi(Runtime) import TapeCLRuntime
 
 /// Scalar tensors for the numbers in expressions (`y * 0.001` in a loop uploads 0.001 once), per
 /// device and dtype.

@@ -1,3 +1,4 @@
+@_spi(Runtime) import TapeCLRuntime
 /// Wraps `f` so that its gradient is the one you give instead of the one its ops would give.
 ///
 /// `f` returns its value and a backward function from the output's cotangent `dy` to the input's.

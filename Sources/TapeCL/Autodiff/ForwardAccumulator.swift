@@ -1,4 +1,5 @@
 import Foundation
+@_spi(Runtime) import TapeCLRuntime
 
 /// Forward-mode differentiation: pushes tangents along with values (dual numbers, seed 004).
 ///

@@ -1,4 +1,5 @@
 import Synchronization
+@_spi(Runtime) import TapeCLRuntime
 
 /// Elementwise fusion: a large elementwise op does not run at once. Its result is *pending*, an
 /// expression over its inputs; when something needs the elements (another kind of op, a read,
@@ -94,8 +95,10 @@ package final class Lazy: Sendable {
             case .pending(let expression):
                 let (program, inputs) = Fusion.program(for: expression)
                 let out = try handle.core.allocate(bytes: Shape.count(handle.shape) * handle.dtype.byteSize)
-                try handle.core.run(Launch(opName: "fused", forward: .fused(program), inputs: inputs.map(\.operand), output: out,
-                                           shape: handle.shape, dtype: handle.dtype, attributes: Attributes()))
+                try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
+                    try handle.core.run(Launch(opName: "fused", forward: .fused(program), inputs: operands, output: out,
+                                               shape: handle.shape, dtype: handle.dtype, attributes: KernelParameters()))
+                }
                 s = .computed(out)                             // the expression and its inputs go
                 return out
             }

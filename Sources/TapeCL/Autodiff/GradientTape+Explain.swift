@@ -1,3 +1,4 @@
+@_spi(Runtime) import TapeCLRuntime
 /// Why ``GradientTape/gradient(of:wrt:outputGradients:unconnected:)-(_,[any TensorConvertible],_,_)``
 /// gives `nil` for a source: the question TensorFlow users ask most, answered.
 public enum NilGradientReason: Sendable, Equatable, CustomStringConvertible {

@@ -1,3 +1,4 @@
+@_spi(Runtime) import TapeCLRuntime
 extension GradientTape {
     /// The full Jacobian `∂target/∂source`, of shape `target.shape + source.shape`.
     ///

@@ -1,4 +1,5 @@
 import Foundation
+@_spi(Runtime) import TapeCLRuntime
 
 /// Records ops for reverse-mode differentiation, with the semantics of TensorFlow's `tf.GradientTape`.
 ///

@@ -1,3 +1,4 @@
+@_spi(Runtime) import TapeCLRuntime
 /// Central finite differences in float64: `∂f/∂xᵢ ≈ (Σf(x + εeᵢ) − Σf(x − εeᵢ)) / 2ε`.
 ///
 /// The reference TapeCL's own tests check every gradient against (as seed 004 does by hand,

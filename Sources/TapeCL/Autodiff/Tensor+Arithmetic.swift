@@ -1,3 +1,4 @@
+@_spi(Runtime) import TapeCLRuntime
 // The public ops. Each forwards to one entry of the op table (Sources/TapeCL/Ops).
 
 // MARK: Operators, NumPy broadcasting, numbers on either side

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+@_spi(Runtime) import TapeCLRuntime
 
 private let nextTensorID = Atomic<UInt64>(1)
 
@@ -225,12 +226,12 @@ extension Int: TensorScalar {
 extension Int32: TensorScalar {
     public static var defaultDType: DType { .int32 }
     public var doubleValue: Double { Double(self) }
-    public static func converting(_ d: Double) -> Self { .fromDouble(d) }
+    public static func converting(_ d: Double) -> Self { HostConversion.int32(d) }
 }
 extension Int8: TensorScalar {
     public static var defaultDType: DType { .int8 }
     public var doubleValue: Double { Double(self) }
-    public static func converting(_ d: Double) -> Self { .fromDouble(d) }
+    public static func converting(_ d: Double) -> Self { HostConversion.int8(d) }
 }
 
 /// Host bytes of `scalars` converted to `dtype`, valid inside `body`.
@@ -242,8 +243,8 @@ func withHostBytes<S: TensorScalar, R>(_ scalars: [S], as dtype: DType, _ body: 
     case .float64:
         if S.self == Double.self { return try unsafeBitCast(scalars, to: [Double].self).withUnsafeBytes(body) }
         return try scalars.map(\.doubleValue).withUnsafeBytes(body)
-    case .int32: return try scalars.map { Int32.fromDouble($0.doubleValue) }.withUnsafeBytes(body)
-    case .int8: return try scalars.map { Int8.fromDouble($0.doubleValue) }.withUnsafeBytes(body)
+    case .int32: return try scalars.map { HostConversion.int32($0.doubleValue) }.withUnsafeBytes(body)
+    case .int8: return try scalars.map { HostConversion.int8($0.doubleValue) }.withUnsafeBytes(body)
     }
 }
 

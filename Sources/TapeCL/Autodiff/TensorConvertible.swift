@@ -1,3 +1,4 @@
+@_spi(Runtime) import TapeCLRuntime
 /// Anything that can stand in an expression with tensors: a ``Tensor``, a ``Variable`` (which
 /// reads its value, marking it accessed on the active tapes) or a Swift number.
 ///

@@ -1,4 +1,5 @@
 import Synchronization
+@_spi(Runtime) import TapeCLRuntime
 
 private let nextVariableSerial = Atomic<UInt64>(0)
 

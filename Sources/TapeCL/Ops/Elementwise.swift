@@ -1,4 +1,5 @@
 import Foundation
+@_spi(Runtime) import TapeCLRuntime
 
 // Elementwise ops: one line each, kernel name = op name (see Kernels/elementwise.cl).
 // Host loops: `each { f }`, compiled for float64 and float32 values, or HostMath's (sin, cos, exp).

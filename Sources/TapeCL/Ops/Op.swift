@@ -1,4 +1,5 @@
 import Foundation
+@_spi(Runtime) import TapeCLRuntime
 
 /// One differentiable primitive: everything TapeCL knows about it, in one value.
 ///
@@ -170,9 +171,10 @@ extension Op {
             try device.core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
             if let pending = Fusion.deferred(self, inputs, shape: outShape, dtype: dtype) { return pending }
             let out = try device.core.allocate(bytes: bytes)
-            let launch = Launch(opName: name, forward: forward, inputs: inputs.map(\.operand), output: out, shape: outShape,
-                                dtype: dtype, attributes: attributes)
-            try device.core.run(launch)
+            try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
+                try device.core.run(Launch(opName: name, forward: forward, inputs: operands, output: out, shape: outShape,
+                                           dtype: dtype, attributes: attributes.kernel))
+            }
             let result = Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
             if crossCheckEnabled && device != .host {
                 CrossCheck.announce

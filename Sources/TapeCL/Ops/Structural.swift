@@ -1,3 +1,4 @@
+@_spi(Runtime) import TapeCLRuntime
 // Reductions, layout changes and matmul.
 
 extension Op {

@@ -1,3 +1,4 @@
+@_spi(Runtime) import TapeCLRuntime
 /// How closely a device must match the host: `tapecl check`, `TAPECL_CROSSCHECK` and the tests.
 extension Op {
     /// How closely a device must match the host (relative to max(1, |host|)), per op and dtype.

@@ -2,6 +2,7 @@
 // `StopMessageTests` checks that each stop prints its message, which `preconditionFailure` would
 // drop in an optimised build (a bare "Illegal instruction").
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 let which = CommandLine.arguments.dropFirst().first ?? ""
 if which == "default" {

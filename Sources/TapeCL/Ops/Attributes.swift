@@ -1,3 +1,4 @@
+@_spi(Runtime) import TapeCLRuntime
 /// Per-call parameters of an op (axes, target shape, transpose flags...), read and written as
 /// `attributes.axes`. Most ops have none, and every op's attributes are copied into its launch
 /// and its tape entry, so the values live in one shared box (copied on write): a copy is one
@@ -35,5 +36,15 @@ package struct Attributes: Sendable {
             if box == nil { box = Box(Fields()) } else if !isKnownUniquelyReferenced(&box!) { box = Box(box!.fields) }
             box!.fields[keyPath: path] = newValue
         }
+    }
+}
+
+extension Attributes {
+    /// What a kernel reads of these attributes (the runtime never sees the rest).
+    /// Most ops have no attributes: then nothing is copied.
+    var kernel: KernelParameters {
+        guard let fields = box?.fields else { return KernelParameters() }
+        return KernelParameters(axes: fields.axes, strides: fields.strides, transposeA: fields.transposeA,
+                                transposeB: fields.transposeB, offset: fields.offset)
     }
 }
