@@ -32,11 +32,13 @@ run: release
 	$(RELEASE) grad "(x+y)^2 + 2*x*y" --at x=2 --at y=-4
 	$(RELEASE) train --epochs 10
 
-## Every test, on the host and on every OpenCL device found (PoCL here). `tapecl-stop` is built in
-## release too: a test checks that a stop prints its message in an optimised build.
+## Every test, on the host and on every OpenCL device found (PoCL here). `tapecl-stop` and `tapecl` are
+## built in release too: tests check that a stop prints its message and that the workloads run in an
+## optimised build (the optimiser once freed values early that a debug build kept).
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) build -c release --product tapecl-stop
+	$(SWIFT) build -c release --static-swift-stdlib --product tapecl-stop
+	$(SWIFT) build -c release --static-swift-stdlib --product tapecl
 	@echo "OpenCL devices under test:"; ./.build/debug/tapecl devices | grep -E '^[ *] opencl' || echo "  none (host only)"
 	$(SWIFT) test --skip-build
 

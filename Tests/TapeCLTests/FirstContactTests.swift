@@ -28,6 +28,21 @@ struct ErrorTests {
         #expect(r.err.contains("Fatal error: TapeCL: \(message)"), "\(r.err.prefix(400))")
     }
 
+    /// The workloads in an optimised build, on every device: W5 in release crashed once ("Recursive
+    /// call to lock Mutex": the optimiser freed cached constants inside the allocator's lock) where
+    /// every debug test passed.
+    @Test func releaseBuildRunsTheWorkloads() throws {
+        let tool = packageRoot.appendingPathComponent(".build/release/tapecl")
+        for device in Device.all {
+            let r = try run(tool, ["bench", "W1", "W2", "W3", "W4", "W5", "--quick", "--json", "--device", device.name])
+            #expect(r.status == 0, "\(device): \(r.err.prefix(300))")
+            let rows = try r.out.split(separator: "\n").map { try json(String($0)) as! [String: Any] }
+            #expect(rows.count == 5, "\(device)")
+            let w5 = try #require(rows.first { $0["workload"] as? String == "W5" })
+            #expect(w5["live_after_bytes"] as? Int == w5["x_plus_gradient_bytes"] as? Int)
+        }
+    }
+
     /// A program that exits with kernels still queued on PoCL exits cleanly. PoCL compiled them on
     /// worker threads while exit tore its LLVM down: 5 crashes in 5 runs with a cold PoCL cache
     /// (and 3 of 4 runs of `tapecl check --seed 1` once the stack op was added).
