@@ -5,7 +5,7 @@ SWIFT ?= swift
 DEBIAN_PACKAGES := ocl-icd-opencl-dev pocl-opencl-icd libopenblas-dev
 RELEASE := .build/release/tapecl
 
-.PHONY: all deps build release run test check bench bench-peers clean
+.PHONY: all deps build release run test lint format check bench bench-peers clean
 
 all: build
 
@@ -35,12 +35,20 @@ run: release
 ## Every test, on the host and on every OpenCL device found (PoCL here). `tapecl-stop` and `tapecl` are
 ## built in release too: tests check that a stop prints its message and that the workloads run in an
 ## optimised build (the optimiser once freed values early that a debug build kept).
-test: deps
+test: deps lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) build -c release --static-swift-stdlib --product tapecl-stop
 	$(SWIFT) build -c release --static-swift-stdlib --product tapecl
 	@echo "OpenCL devices under test:"; ./.build/debug/tapecl devices | grep -E '^[ *] opencl' || echo "  none (host only)"
 	$(SWIFT) test --skip-build
+
+## The formatter's rules (.swift-format: 120 columns), checked before the tests so CI fails on a violation;
+## `make format` applies them.
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests Plugins
+
+format:
+	$(SWIFT) format format --in-place --recursive Sources Tests Plugins
 
 ## `tapecl check` on every device.
 check: release

@@ -15,7 +15,8 @@ package enum CrossCheck {
         package let element: Int
         package let tapePosition: Int?
         package var description: String {
-            "TAPECL_CROSSCHECK: \(op) on \(shapes.map(Shape.describe).joined(separator: " and ")) disagrees with the host: max abs error \(absoluteError), max rel error \(relativeError) (element \(element))"
+            "TAPECL_CROSSCHECK: \(op) on \(shapes.map(Shape.describe).joined(separator: " and ")) disagrees "
+                + "with the host: max abs error \(absoluteError), max rel error \(relativeError) (element \(element))"
                 + (tapePosition.map { ", tape entry \($0)" } ?? ", not recorded")
         }
     }
@@ -43,7 +44,9 @@ package enum CrossCheck {
 
     /// Reruns `op` on the host and compares; returns the disagreement (reporting the first one).
     @discardableResult
-    package static func compare(_ op: Op, _ inputs: [Tensor], _ attributes: Attributes, _ result: Tensor) throws -> Disagreement? {
+    package static func compare(
+        _ op: Op, _ inputs: [Tensor], _ attributes: Attributes, _ result: Tensor
+    ) throws -> Disagreement? {
         let host = try op.execute(try inputs.map { try $0.to(.host, differentiable: false) }, attributes)
         let (a, b) = (try result.readScalars(as: Double.self), try host.readScalars(as: Double.self))
         let tolerance = Op.tolerance(op.name, result.dtype).forward
@@ -56,8 +59,9 @@ package enum CrossCheck {
             }
         }
         guard worst.rel > tolerance else { return nil }
-        let d = Disagreement(op: op.name, shapes: inputs.map(\.shape), absoluteError: worst.abs, relativeError: worst.rel,
-                             element: worst.at, tapePosition: Recorder.active.tapes.last.map { $0.entries.count })
+        let d = Disagreement(
+            op: op.name, shapes: inputs.map(\.shape), absoluteError: worst.abs, relativeError: worst.rel,
+            element: worst.at, tapePosition: Recorder.active.tapes.last.map { $0.entries.count })
         let isFirst = first.withLock { current in
             guard current == nil else { return false }
             current = d

@@ -60,7 +60,9 @@ extension Workload {
     }
 
     /// W1: 1000 links of `y = y + sin(y)·0.001` on a scalar (3000 recorded ops), then the gradient.
-    static let chain = Workload(id: "W1", name: "chain", figure: "µs/op", size: 1000, quickSize: 1000, higherIsBetter: false) { links, device, quick in
+    static let chain = Workload(
+        id: "W1", name: "chain", figure: "µs/op", size: 1000, quickSize: 1000, higherIsBetter: false
+    ) { links, device, quick in
         try withDevice(device) {
             let x = Tensor(0.5)
             var result = (y: Float(0), g: Float(0))
@@ -79,12 +81,15 @@ extension Workload {
     }
 
     /// W2: one SGD step of a 784-512-512-10 ReLU network on a batch of `size`.
-    static let mlp = Workload(id: "W2", name: "mlp", figure: "ms/step", size: 256, quickSize: 32, higherIsBetter: false) { batch, device, quick in
+    static let mlp = Workload(id: "W2", name: "mlp", figure: "ms/step", size: 256, quickSize: 32, higherIsBetter: false)
+    { batch, device, quick in
         try withDevice(device) {
-            let x = Tensor.randomNormal(shape: [batch, 784], seed: 1), target = Tensor.randomNormal(shape: [batch, 10], seed: 2)
+            let x = Tensor.randomNormal(shape: [batch, 784], seed: 1)
+            let target = Tensor.randomNormal(shape: [batch, 10], seed: 2)
             let sizes = [(784, 512), (512, 512), (512, 10)]
             let weights = sizes.enumerated().map { i, s in
-                Variable(Tensor.randomNormal(shape: [s.0, s.1], stddev: 1 / Double(s.0).squareRoot(), seed: UInt64(10 + i)))
+                Variable(
+                    Tensor.randomNormal(shape: [s.0, s.1], stddev: 1 / Double(s.0).squareRoot(), seed: UInt64(10 + i)))
             }
             let biases = sizes.map { Variable(Tensor.zeros(shape: [$0.1])) }
             let parameters = zip(weights, biases).flatMap { [$0, $1] }
@@ -108,9 +113,12 @@ extension Workload {
     }
 
     /// W3: `sum(A·B)` and its gradient with respect to A and B; 3 products of n³ multiply-adds.
-    static let matmulWorkload = Workload(id: "W3", name: "matmul", figure: "GFLOP/s", size: 1024, quickSize: 256, higherIsBetter: true) { n, device, quick in
+    static let matmulWorkload = Workload(
+        id: "W3", name: "matmul", figure: "GFLOP/s", size: 1024, quickSize: 256, higherIsBetter: true
+    ) { n, device, quick in
         try withDevice(device) {
-            let a = Tensor.randomNormal(shape: [n, n], seed: 1), b = Tensor.randomNormal(shape: [n, n], seed: 2)
+            let a = Tensor.randomNormal(shape: [n, n], seed: 1)
+            let b = Tensor.randomNormal(shape: [n, n], seed: 2)
             var check = 0.0
             func once() throws -> Double {
                 let t = try seconds {
@@ -118,16 +126,19 @@ extension Workload {
                     tape.watch([a, b])
                     let loss = tape.record { matmul(a, b).sum() }
                     let g = try tape.gradient(of: loss, wrt: [a, b])
-                    check = Double(g[0]!.sum().scalar)        // the one read: waits for all three products
+                    check = Double(g[0]!.sum().scalar)  // the one read: waits for all three products
                 }
                 return 6 * pow(Double(n), 3) / t / 1e9
             }
-            return Measurement(samples: try repeated(warmups: 2, reps: quick ? 3 : 10, once), checks: [("sum dA", check)])
+            return Measurement(
+                samples: try repeated(warmups: 2, reps: quick ? 3 : 10, once), checks: [("sum dA", check)])
         }
     }
 
     /// W4: `sum(sin(x)·x + exp(−x))` and its gradient over n elements.
-    static let elementwise = Workload(id: "W4", name: "elementwise", figure: "ms", size: 1 << 24, quickSize: 1 << 18, higherIsBetter: false) { n, device, quick in
+    static let elementwise = Workload(
+        id: "W4", name: "elementwise", figure: "ms", size: 1 << 24, quickSize: 1 << 18, higherIsBetter: false
+    ) { n, device, quick in
         try withDevice(device) {
             let x = Tensor.randomNormal(shape: [n], seed: 1)
             var check = 0.0
@@ -148,13 +159,15 @@ extension Workload {
 
     /// W5: the W1 chain with 100 links over a vector, one-shot tape: peak live bytes, and what
     /// stays live after `gradient` (x and its gradient).
-    static let memory = Workload(id: "W5", name: "memory", figure: "MiB peak", size: 1 << 22, quickSize: 1 << 16, higherIsBetter: false) { n, shared, _ in
-        let device = shared.isolated()            // its own allocator and statistics
+    static let memory = Workload(
+        id: "W5", name: "memory", figure: "MiB peak", size: 1 << 22, quickSize: 1 << 16, higherIsBetter: false
+    ) { n, shared, _ in
+        let device = shared.isolated()  // its own allocator and statistics
         defer { device.release() }
         return try withDevice(device) {
             let x = Tensor.randomNormal(shape: [n], seed: 1)
-            _ = 0.001.tensor(like: x)                              // the chain's constant, cached per device
-            let others = device.memory.liveBytes - x.byteCount     // live bytes that are not x (that constant)
+            _ = 0.001.tensor(like: x)  // the chain's constant, cached per device
+            let others = device.memory.liveBytes - x.byteCount  // live bytes that are not x (that constant)
             let (g, peak) = try { () throws -> (Tensor, Int) in
                 device.resetPeakMemory()
                 let tape = GradientTape()
@@ -166,9 +179,12 @@ extension Workload {
             }()
             let after = device.memory.liveBytes - others
             withExtendedLifetime(g) {}
-            return Measurement(samples: [Double(peak - others) / 1_048_576],
-                               extra: [("peak_live_bytes", Double(peak - others)), ("live_after_bytes", Double(after)),
-                                       ("x_plus_gradient_bytes", Double(x.byteCount + g.byteCount))])
+            return Measurement(
+                samples: [Double(peak - others) / 1_048_576],
+                extra: [
+                    ("peak_live_bytes", Double(peak - others)), ("live_after_bytes", Double(after)),
+                    ("x_plus_gradient_bytes", Double(x.byteCount + g.byteCount)),
+                ])
         }
     }
 }

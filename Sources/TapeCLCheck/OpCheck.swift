@@ -31,12 +31,17 @@ package enum OpCheck {
             let patterns: [[[Int]]] = [[[m, n], [m, n]], [[m, n], [n]], [[m, 1], [1, n]], [[], [m, n]]]
             return (patterns[Int(rng.next() % 4)], { try Tensor.apply(op.name, $0) })
         case .reduce:
-            let axes = [[0], [1], [2], [0, 1], [1, 2]][Int(rng.next() % 5)], keep = rng.next() % 2 == 0
+            let axes = [[0], [1], [2], [0, 1], [1, 2]][Int(rng.next() % 5)]
+            let keep = rng.next() % 2 == 0
             return ([[3, m, n]], { try Tensor.apply(op.name, $0, axes: axes, keepDims: keep) })
         case .matmul:
-            let k = dim(), (ta, tb) = (rng.next() % 2 == 0, rng.next() % 2 == 0)
+            let k = dim()
+            let (ta, tb) = (rng.next() % 2 == 0, rng.next() % 2 == 0)
             let batch = rng.next() % 3 == 0 ? [2] : []
-            return ([batch + (ta ? [k, m] : [m, k]), tb ? [n, k] : [k, n]], { matmul($0[0], $0[1], transposeA: ta, transposeB: tb) })
+            return (
+                [batch + (ta ? [k, m] : [m, k]), tb ? [n, k] : [k, n]],
+                { matmul($0[0], $0[1], transposeA: ta, transposeB: tb) }
+            )
         default:
             switch op.name {
             case "transpose": return ([[3, m, n]], { $0[0].transposed(permutation: [2, 0, 1]) })
@@ -59,12 +64,16 @@ package enum OpCheck {
             guard let (shapes, apply) = sample(op, &rng) else {
                 return Result(op: op.name, shapes: "-", tolerance: (0, 0), note: "no check case for this op")
             }
-            var result = Result(op: op.name, shapes: shapes.map(Shape.describe).joined(separator: " "), tolerance: Op.tolerance(op.name, .float32))
+            var result = Result(
+                op: op.name, shapes: shapes.map(Shape.describe).joined(separator: " "),
+                tolerance: Op.tolerance(op.name, .float32))
             if op.name == "cast" && !device.info.supportsFloat64 { return result }
             let values = shapes.map { s in
                 (0..<Shape.count(s)).map { _ in
-                    var v = op.sampleDomain.lowerBound + (op.sampleDomain.upperBound - op.sampleDomain.lowerBound) * rng.nextUnit()
-                    if op.name == "equal" || op.name == "greater_equal" { v = (v * 2).rounded() / 2 }    // ties, too
+                    var v =
+                        op.sampleDomain.lowerBound + (op.sampleDomain.upperBound - op.sampleDomain.lowerBound)
+                        * rng.nextUnit()
+                    if op.name == "equal" || op.name == "greater_equal" { v = (v * 2).rounded() / 2 }  // ties, too
                     return v
                 }
             }
@@ -92,23 +101,33 @@ package enum OpCheck {
     }
 
     /// Forward value, gradients with a fixed random cotangent, and a Hessian-vector product.
-    static func evaluate(_ f: ([Tensor]) throws -> Tensor, _ shapes: [[Int]], _ values: [[Double]], on device: Device,
-                         seed: UInt64, differentiable: Bool) throws -> (value: [Double], gradients: [[Double]?], second: [[Double]?]) {
+    static func evaluate(
+        _ f: ([Tensor]) throws -> Tensor, _ shapes: [[Int]], _ values: [[Double]], on device: Device,
+        seed: UInt64, differentiable: Bool
+    ) throws -> (value: [Double], gradients: [[Double]?], second: [[Double]?]) {
         let xs = zip(shapes, values).map { Tensor(shape: $0, scalars: $1, on: device) }
-        let outer = GradientTape(), inner = GradientTape()
+        let outer = GradientTape()
+        let inner = GradientTape()
         outer.watch(xs)
         inner.watch(xs)
-        var value = [Double](), first = [[Double]?](), hv: Tensor? = nil
+        var value = [Double]()
+        var first = [[Double]?]()
+        var hv: Tensor? = nil
         try outer.record {
             let y = try inner.record { try f(xs) }
             value = y.scalars(as: Double.self)
             guard differentiable else { return }
             var rng = SplitMix64(seed: seed)
-            let dy = Tensor(shape: y.shape, scalars: (0..<y.count).map { _ in 0.5 + rng.nextUnit() }, dtype: y.dtype, on: y.device)
+            let dy = Tensor(
+                shape: y.shape, scalars: (0..<y.count).map { _ in 0.5 + rng.nextUnit() }, dtype: y.dtype, on: y.device)
             let grads = try inner.gradient(of: y, wrt: xs, outputGradients: dy)
             first = grads.map { $0?.scalars(as: Double.self) }
-            hv = zip(grads, xs).compactMap { g, x in g.map { ($0 * Tensor(shape: x.shape, scalars: (0..<x.count).map { Double($0 % 7) / 7 }, on: device)).sum() } }
-                .reduce(nil) { acc, t in acc.map { $0 + t } ?? t }
+            hv = zip(grads, xs).compactMap { g, x in
+                g.map {
+                    ($0 * Tensor(shape: x.shape, scalars: (0..<x.count).map { Double($0 % 7) / 7 }, on: device)).sum()
+                }
+            }
+            .reduce(nil) { acc, t in acc.map { $0 + t } ?? t }
         }
         guard differentiable, let hv else { return (value, first, []) }
         return (value, first, try outer.gradient(of: hv, wrt: xs).map { $0?.scalars(as: Double.self) })
@@ -117,7 +136,9 @@ package enum OpCheck {
     /// The worst error over several gradients; a gradient `nil` on one side only is a mismatch.
     static func worst(_ device: [[Double]?], _ host: [[Double]?], _ what: String) throws -> (abs: Double, rel: Double) {
         try zip(device, host).reduce((abs: 0.0, rel: 0.0)) { worst, pair in
-            guard (pair.0 == nil) == (pair.1 == nil) else { throw TapeError.backend("\(what) is nil on one device only") }
+            guard (pair.0 == nil) == (pair.1 == nil) else {
+                throw TapeError.backend("\(what) is nil on one device only")
+            }
             guard let d = pair.0, let h = pair.1 else { return worst }
             let e = Op.error(d, h)
             return (max(worst.abs, e.abs), max(worst.rel, e.rel))

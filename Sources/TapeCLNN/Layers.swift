@@ -16,10 +16,13 @@ public final class Dense: Sendable {
     public let activation: @Sendable (Tensor) -> Tensor
 
     /// A layer mapping `[batch, inputSize]` to `[batch, outputSize]`; `seed` fixes the initial weights.
-    public init(inputSize: Int, outputSize: Int, activation: @escaping @Sendable (Tensor) -> Tensor = { $0 },
-                seed: UInt64 = 0, on device: Device? = nil) {
+    public init(
+        inputSize: Int, outputSize: Int, activation: @escaping @Sendable (Tensor) -> Tensor = { $0 },
+        seed: UInt64 = 0, on device: Device? = nil
+    ) {
         let scale = 1 / Double(inputSize).squareRoot()
-        weight = Variable(Tensor.randomNormal(shape: [inputSize, outputSize], stddev: scale, seed: seed, on: device), name: "weight")
+        weight = Variable(
+            Tensor.randomNormal(shape: [inputSize, outputSize], stddev: scale, seed: seed, on: device), name: "weight")
         bias = Variable(Tensor.zeros(shape: [outputSize], on: device), name: "bias")
         self.activation = activation
     }

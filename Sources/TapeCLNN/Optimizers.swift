@@ -1,3 +1,4 @@
+import Foundation
 import TapeCL
 
 /// Updates variables from their gradients. Updates are not recorded on any tape.
@@ -53,7 +54,8 @@ public final class Adam: Optimizer {
 
     public func update(_ variables: [Variable], gradients: [Tensor?]) {
         step += 1
-        let c1 = 1 - pow(beta1, Double(step)), c2 = 1 - pow(beta2, Double(step))
+        let c1 = 1 - pow(beta1, Double(step))
+        let c2 = 1 - pow(beta2, Double(step))
         withoutRecording {
             for (v, g) in zip(variables, gradients) {
                 guard let g else { continue }
@@ -67,5 +69,3 @@ public final class Adam: Optimizer {
         }
     }
 }
-
-import Foundation

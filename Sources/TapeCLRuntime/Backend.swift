@@ -51,8 +51,10 @@ import Synchronization
 
 /// Runs `body` with `count` operands made by `operand(i)` in stack memory (no array per launch:
 /// W1's scalar chains spent about 5% of their instructions allocating and freeing one).
-@inlinable @_spi(Runtime) public func withOperands<R>(count: Int, _ operand: (Int) -> Operand,
-                                            _ body: (UnsafeBufferPointer<Operand>) throws -> R) rethrows -> R {
+@inlinable @_spi(Runtime) public func withOperands<R>(
+    count: Int, _ operand: (Int) -> Operand,
+    _ body: (UnsafeBufferPointer<Operand>) throws -> R
+) rethrows -> R {
     try withUnsafeTemporaryAllocation(of: Operand.self, capacity: count) { memory in
         let base = memory.baseAddress!
         for i in 0..<count { (base + i).initialize(to: operand(i)) }
@@ -71,7 +73,9 @@ import Synchronization
     @_spi(Runtime) public var transposeB: Bool
     @_spi(Runtime) public var offset: Int
 
-    @_spi(Runtime) public init(axes: [Int] = [], strides: [Int] = [], transposeA: Bool = false, transposeB: Bool = false, offset: Int = 0) {
+    @_spi(Runtime) public init(
+        axes: [Int] = [], strides: [Int] = [], transposeA: Bool = false, transposeB: Bool = false, offset: Int = 0
+    ) {
         self.axes = axes
         self.strides = strides
         self.transposeA = transposeA
@@ -94,9 +98,11 @@ import Synchronization
     @_spi(Runtime) public let attributes: KernelParameters
 
     @inlinable
-    @_spi(Runtime) public init(opName: String, forward: Forward, inputs: UnsafeBufferPointer<Operand>, output: Buffer,
-                 shape: [Int], dtype: DType,
-                 attributes: KernelParameters) {
+    @_spi(Runtime) public init(
+        opName: String, forward: Forward, inputs: UnsafeBufferPointer<Operand>, output: Buffer,
+        shape: [Int], dtype: DType,
+        attributes: KernelParameters
+    ) {
         self.opName = opName
         self.forward = forward
         self.inputs = inputs

@@ -54,7 +54,9 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: ``TapeError/argument(_:)`` naming the devices there are.
     public static func named(_ name: String) throws -> Device {
         let r = Registry.shared
-        let found = name.lowercased() == "default" ? try r.defaultDevice.get() : Registry.lookup(name, host: r.host, openCL: r.openCL)
+        let found =
+            name.lowercased() == "default"
+            ? try r.defaultDevice.get() : Registry.lookup(name, host: r.host, openCL: r.openCL)
         guard let found else {
             let names = Device.all.map(\.name).joined(separator: ", ")
             throw TapeError.argument("unknown device '\(name)': this machine has \(names)")
@@ -130,7 +132,9 @@ final class Registry: Sendable {
         case "opencl:gpu": return openCL.first { $0.info.type == "GPU" }
         case "opencl:cpu": return openCL.first { $0.info.type == "CPU" }
         default:
-            guard key.hasPrefix("opencl:"), let i = Int(key.dropFirst(7)), openCL.indices.contains(i) else { return nil }
+            guard key.hasPrefix("opencl:"), let i = Int(key.dropFirst(7)), openCL.indices.contains(i) else {
+                return nil
+            }
             return openCL[i]
         }
     }

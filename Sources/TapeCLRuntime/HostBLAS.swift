@@ -46,7 +46,9 @@ import Foundation
     /// - A generic fallback (Prescott, Core2, Nehalem, …) on a CPU with AVX-512 (F, CD, BW, DQ, VL)
     ///   becomes `SkylakeX`; with AVX2 and FMA, `Zen` on AMD and `Haswell` otherwise; with AVX only,
     ///   `Sandybridge`.
-    @_spi(Runtime) public static func coreToForce(flags: Set<String>, vendor: String, openBLASCore: String, userSetCore: Bool)
+    @_spi(Runtime) public static func coreToForce(
+        flags: Set<String>, vendor: String, openBLASCore: String, userSetCore: Bool
+    )
         -> String?
     {
         guard !userSetCore, fallbackCores.contains(openBLASCore.lowercased()) else { return nil }

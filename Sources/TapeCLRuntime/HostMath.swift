@@ -6,7 +6,8 @@ import CHostMath
 /// kernel stores for `+ − × ÷` (exact: 53 ≥ 2·24 + 2 bits, so no double rounding) and libm's
 /// value rounded for the rest. Other element types go through the float64 loop.
 @_spi(Runtime) public struct UnaryLoop: Sendable {
-    @_spi(Runtime) public typealias Loop<T> = @Sendable (_ x: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>, _ n: Int) -> Void
+    @_spi(Runtime) public typealias Loop<T> =
+        @Sendable (_ x: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>, _ n: Int) -> Void
     @_spi(Runtime) public let double: Loop<Double>
     @_spi(Runtime) public let float: Loop<Float>
 
@@ -17,9 +18,10 @@ import CHostMath
 }
 /// `out[i] = f(a[i], b[i])` for `i < n`, in the same two forms; the backend has already broadcast the operands.
 @_spi(Runtime) public struct BinaryLoop: Sendable {
-    @_spi(Runtime) public typealias Loop<T> = @Sendable (
-        _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>, _ n: Int
-    ) -> Void
+    @_spi(Runtime) public typealias Loop<T> =
+        @Sendable (
+            _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>, _ n: Int
+        ) -> Void
     @_spi(Runtime) public let double: Loop<Double>
     @_spi(Runtime) public let float: Loop<Float>
 
@@ -35,11 +37,16 @@ import CHostMath
 /// double, rounded once) are libm's rounded to float. Arguments beyond the reductions' range
 /// (|x| > 2²⁰ for sin and cos, exp beyond ±708, NaN, ±∞) are redone with libm.
 @_spi(Runtime) public enum HostMath {
-    @_spi(Runtime) public static let sin = UnaryLoop(double: { tapecl_sin($0, $1, $2) }, float: { tapecl_sin_f32($0, $1, $2) })
-    @_spi(Runtime) public static let cos = UnaryLoop(double: { tapecl_cos($0, $1, $2) }, float: { tapecl_cos_f32($0, $1, $2) })
-    @_spi(Runtime) public static let exp = UnaryLoop(double: { tapecl_exp($0, $1, $2) }, float: { tapecl_exp_f32($0, $1, $2) })
+    @_spi(Runtime) public static let sin = UnaryLoop(
+        double: { tapecl_sin($0, $1, $2) }, float: { tapecl_sin_f32($0, $1, $2) })
+    @_spi(Runtime) public static let cos = UnaryLoop(
+        double: { tapecl_cos($0, $1, $2) }, float: { tapecl_cos_f32($0, $1, $2) })
+    @_spi(Runtime) public static let exp = UnaryLoop(
+        double: { tapecl_exp($0, $1, $2) }, float: { tapecl_exp_f32($0, $1, $2) })
 
     /// Copies `bytes` (a multiple of 4) around the cache (non-temporal stores), for outputs larger
     /// than the cache; fenced, so whoever reads them next sees them.
-    @inline(__always) @_spi(Runtime) public static func stream(_ x: UnsafeRawPointer, _ out: UnsafeMutableRawPointer, bytes: Int) { tapecl_stream(x, out, bytes) }
+    @inline(__always) @_spi(Runtime) public static func stream(
+        _ x: UnsafeRawPointer, _ out: UnsafeMutableRawPointer, bytes: Int
+    ) { tapecl_stream(x, out, bytes) }
 }

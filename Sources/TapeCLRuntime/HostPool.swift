@@ -8,10 +8,16 @@ let hostCores = max(1, ProcessInfo.processInfo.activeProcessorCount)
 /// Splits `0..<n` over the cores when there is enough work (`grain` elements per core at least).
 @inline(__always)
 @_spi(Runtime) public func parallelFor(_ n: Int, grain: Int = 1 << 15, _ body: (Range<Int>) -> Void) {
-    if n < 2 * grain { body(0..<n); return }
+    if n < 2 * grain {
+        body(0..<n)
+        return
+    }
     let parts = min(hostCores, n / grain)
-    if parts <= 1 { body(0..<n); return }
-    HostPool.shared.run(parts) { p in body(n * p / parts..<n * (p + 1) / parts) }   // disjoint ranges of one buffer
+    if parts <= 1 {
+        body(0..<n)
+        return
+    }
+    HostPool.shared.run(parts) { p in body(n * p / parts..<n * (p + 1) / parts) }  // disjoint ranges of one buffer
 }
 
 /// The host's worker threads, one per core beside the caller's. A job's parts are claimed one at a
@@ -52,7 +58,7 @@ final class HostPool: @unchecked Sendable {
         for worker in workers {
             let thread = Thread { [unowned self] in loop(worker) }
             thread.name = "tapecl-host"
-            thread.stackSize = 8 << 20                          // the loops keep their float64 blocks on the stack
+            thread.stackSize = 8 << 20  // the loops keep their float64 blocks on the stack
             thread.start()
         }
     }
@@ -64,9 +70,11 @@ final class HostPool: @unchecked Sendable {
                 let job = Job(UnsafeRawPointer(pointer), parts)
                 current.withLock { $0 = job }
                 generation.add(1, ordering: .sequentiallyConsistent)
-                for worker in workers where worker.sleeping.load(ordering: .sequentiallyConsistent) { worker.wake.signal() }
+                for worker in workers where worker.sleeping.load(ordering: .sequentiallyConsistent) {
+                    worker.wake.signal()
+                }
                 job.work()
-                while job.done.load(ordering: .acquiring) < parts {}   // the last parts, on other cores
+                while job.done.load(ordering: .acquiring) < parts {}  // the last parts, on other cores
             }
         }
     }
@@ -74,12 +82,14 @@ final class HostPool: @unchecked Sendable {
     private func loop(_ worker: Worker) {
         var seen = 0
         while true {
-            var idleSince = DispatchTime.now().uptimeNanoseconds, spins = 0
+            var idleSince = DispatchTime.now().uptimeNanoseconds
+            var spins = 0
             while generation.load(ordering: .sequentiallyConsistent) == seen {
                 spins += 1
                 guard spins % 1024 == 0, DispatchTime.now().uptimeNanoseconds - idleSince > Self.spin else { continue }
-                worker.sleeping.store(true, ordering: .sequentiallyConsistent)   // then look once more: a job
-                if generation.load(ordering: .sequentiallyConsistent) == seen { worker.wake.wait() }  // bumped now signals
+                worker.sleeping.store(true, ordering: .sequentiallyConsistent)  // then look once more: a job
+                // bumped now signals
+                if generation.load(ordering: .sequentiallyConsistent) == seen { worker.wake.wait() }
                 worker.sleeping.store(false, ordering: .sequentiallyConsistent)
                 idleSince = DispatchTime.now().uptimeNanoseconds
             }

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// Memory accounting of one ``Device``: what the tensors alive now hold, and the high-water mark.
@@ -24,7 +25,8 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
     public var cachedBytes = 0
 
     public var description: String {
-        "live \(liveBytes) B in \(liveAllocations) buffers, peak \(peakBytes) B, \(allocations) allocations (\(backendAllocations) from the backend), cached \(cachedBytes) B"
+        "live \(liveBytes) B in \(liveAllocations) buffers, peak \(peakBytes) B, \(allocations) allocations "
+            + "(\(backendAllocations) from the backend), cached \(cachedBytes) B"
     }
 }
 
@@ -70,14 +72,18 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
     /// allocated or deferred (a pending result allocates later, where it could not throw).
     /// - Throws: ``TapeError/backend(_:)`` naming `op`, the shape, the bytes asked and available.
     @inlinable
-    @_spi(Runtime) public func checkAllocatable(_ bytes: Int, op: @autoclosure () -> String, shape: @autoclosure () -> [Int], dtype: DType) throws {
+    @_spi(Runtime) public func checkAllocatable(
+        _ bytes: Int, op: @autoclosure () -> String, shape: @autoclosure () -> [Int], dtype: DType
+    ) throws {
         if bytes > maxAllocationBytes { throw tooLarge(bytes, op: op(), shape: shape(), dtype: dtype) }
     }
     @usableFromInline
     func tooLarge(_ bytes: Int, op: String, shape: [Int], dtype: DType) -> TapeError {
         let limit = maxAllocationBytes
         return TapeError.backend(
-            "\(op): a \(dtype) result of shape \(Shape.describe(shape)) needs \(bytes) bytes; \(name) allocates at most \(limit) bytes a buffer (\(stats.liveBytes) bytes live)")
+            "\(op): a \(dtype) result of shape \(Shape.describe(shape)) needs \(bytes) bytes; \(name) "
+                + "allocates at most \(limit) bytes a buffer (\(stats.liveBytes) bytes live)"
+        )
     }
 
     @_spi(Runtime) public func allocate(bytes: Int) throws -> Buffer {
@@ -116,7 +122,11 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
             s.stats.liveAllocations -= 1
             s.stats.liveBytes -= bytes
             guard s.stats.cachedBytes + capacity <= cacheLimit else { return false }
-            if capacity <= 4096 { s.small[capacity >> 8].append(block) } else { s.free[capacity, default: []].append(block) }
+            if capacity <= 4096 {
+                s.small[capacity >> 8].append(block)
+            } else {
+                s.free[capacity, default: []].append(block)
+            }
             s.stats.cachedBytes += capacity
             return true
         }
@@ -162,8 +172,9 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
                 s.fallbacks += 1
                 if s.fallbackReasons[launch.opName] == nil { s.fallbackReasons[launch.opName] = u.reason }
             }
-            warnOnce("fallback:\(launch.opName):\(launch.dtype)",
-                     "\(launch.opName) (\(launch.dtype)) runs on the host on \(name): \(u.reason)")
+            warnOnce(
+                "fallback:\(launch.opName):\(launch.dtype)",
+                "\(launch.opName) (\(launch.dtype)) runs on the host on \(name): \(u.reason)")
             try runOnHost(launch)
         }
     }
@@ -173,19 +184,20 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
         let host = Device.host
         let inputs = try launch.inputs.map { input in
             let copy = try host.core.allocate(bytes: input.byteCount)
-            try backend.read(input.buffer, into: UnsafeMutableRawBufferPointer(start: copy.handle, count: input.byteCount))
+            try backend.read(
+                input.buffer, into: UnsafeMutableRawBufferPointer(start: copy.handle, count: input.byteCount))
             return Operand(buffer: copy, shape: input.shape, dtype: input.dtype)
         }
         let out = try host.core.allocate(bytes: launch.output.bytes)
         try inputs.withUnsafeBufferPointer { operands in
-            try host.core.backend.run(Launch(opName: launch.opName, forward: launch.forward, inputs: operands, output: out,
-                                             shape: launch.shape, dtype: launch.dtype, attributes: launch.attributes))
+            try host.core.backend.run(
+                Launch(
+                    opName: launch.opName, forward: launch.forward, inputs: operands, output: out,
+                    shape: launch.shape, dtype: launch.dtype, attributes: launch.attributes))
         }
         try backend.write(UnsafeRawBufferPointer(start: out.handle, count: out.bytes), to: launch.output)
     }
 }
-
-import Foundation
 
 @_spi(Runtime) public func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))

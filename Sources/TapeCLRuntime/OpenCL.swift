@@ -1,4 +1,5 @@
 import COpenCL
+import Foundation
 
 /// Every OpenCL call goes through here: a failure names the call and the `CL_*` code,
 /// e.g. `clEnqueueNDRangeKernel: CL_OUT_OF_RESOURCES (-5)`.
@@ -45,5 +46,3 @@ func clValue<V>(_ initial: V, _ query: (Int, UnsafeMutableRawPointer?, UnsafeMut
     _ = withUnsafeMutableBytes(of: &value) { query($0.count, $0.baseAddress, nil) }
     return value
 }
-
-import Foundation

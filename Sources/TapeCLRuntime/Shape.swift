@@ -16,11 +16,15 @@
         var n = 1
         for d in shape {
             let (product, overflow) = n.multipliedReportingOverflow(by: d)
-            guard !overflow else { throw TapeError.shape("\(op): shape \(describe(shape)) has more elements than Int can count") }
+            guard !overflow else {
+                throw TapeError.shape("\(op): shape \(describe(shape)) has more elements than Int can count")
+            }
             n = product
         }
         let (bytes, overflow) = n.multipliedReportingOverflow(by: dtype.byteSize)
-        guard !overflow else { throw TapeError.shape("\(op): shape \(describe(shape)) of \(dtype) needs more bytes than Int can count") }
+        guard !overflow else {
+            throw TapeError.shape("\(op): shape \(describe(shape)) of \(dtype) needs more bytes than Int can count")
+        }
         return bytes
     }
 
@@ -78,7 +82,9 @@
     @_spi(Runtime) public static func nested(_ items: ArraySlice<String>, _ shape: ArraySlice<Int>) -> String {
         guard let d = shape.first else { return items.first ?? "" }
         let step = d == 0 ? 0 : items.count / d
-        return "[" + (0..<d).map { nested(items.dropFirst($0 * step).prefix(step), shape.dropFirst()) }.joined(separator: ", ") + "]"
+        return "["
+            + (0..<d).map { nested(items.dropFirst($0 * step).prefix(step), shape.dropFirst()) }.joined(separator: ", ")
+            + "]"
     }
 
     /// Whether `shape` (leading 1s aside) is the trailing part of `output`, so it repeats every row
@@ -90,5 +96,7 @@
     }
 
     @inlinable
-    @_spi(Runtime) public static func describe(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
+    @_spi(Runtime) public static func describe(_ shape: [Int]) -> String {
+        "[" + shape.map(String.init).joined(separator: ", ") + "]"
+    }
 }

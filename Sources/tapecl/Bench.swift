@@ -7,7 +7,10 @@ import TapeCLBenchmarks
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the benchmark workloads W1–W5 (bench/WORKLOADS.md) on a device.",
-        discussion: "Setup is not timed; warm-ups run first; each timed repetition ends by reading a value back. Prints the median with min and max.")
+        discussion:
+            "Setup is not timed; warm-ups run first; each timed repetition ends by reading a value back. "
+            + "Prints the median with min and max."
+    )
 
     @Argument(help: "Workloads to run (default: all): W1 W2 W3 W4 W5.")
     var workloads: [String] = []
@@ -30,8 +33,10 @@ struct Bench: ParsableCommand {
                 let (lo, hi) = (m.samples.min() ?? .nan, m.samples.max() ?? .nan)
                 if options.json {
                     var fields: [String: JSONField] = [
-                        "workload": .string(w.id), "name": .string(w.name), "device": .string(device.name), "size": .int(size),
-                        "figure": .string(w.figure), "median": .double(m.median), "min": .double(lo), "max": .double(hi),
+                        "workload": .string(w.id), "name": .string(w.name), "device": .string(device.name),
+                        "size": .int(size),
+                        "figure": .string(w.figure), "median": .double(m.median), "min": .double(lo),
+                        "max": .double(hi),
                         "reps": .int(m.samples.count),
                     ]
                     for (key, value) in m.extra + m.checks {
@@ -43,10 +48,15 @@ struct Bench: ParsableCommand {
                     let extras = (m.extra + m.checks).map { key, value in
                         "\(key) " + (key.hasSuffix("bytes") ? String(Int(value)) : String(format: "%.6g", value))
                     }.joined(separator: ", ")
-                    func column(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
-                    print("\(w.id) \(column(w.name, 11)) \(column(device.name, 9)) size \(column(String(size), 9)) "
-                          + String(format: "%@ median %.4g (min %.4g, max %.4g, %d reps)", w.figure, m.median, lo, hi, m.samples.count)
-                          + (extras.isEmpty ? "" : "; " + extras))
+                    func column(_ text: String, _ width: Int) -> String {
+                        text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0)
+                    }
+                    print(
+                        "\(w.id) \(column(w.name, 11)) \(column(device.name, 9)) size \(column(String(size), 9)) "
+                            + String(
+                                format: "%@ median %.4g (min %.4g, max %.4g, %d reps)", w.figure, m.median, lo, hi,
+                                m.samples.count)
+                            + (extras.isEmpty ? "" : "; " + extras))
                 }
             }
         }

@@ -7,7 +7,8 @@ import TapeCLCheck
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check every op of the table, forward, backward and second order, on the device against the host.",
-        discussion: "Random shapes from --seed; errors are relative to max(1, |host value|). Exit status 1 on any mismatch.")
+        discussion:
+            "Random shapes from --seed; errors are relative to max(1, |host value|). Exit status 1 on any mismatch.")
 
     @Option(help: "Seed for shapes and values.") var seed: UInt64 = 1
     @OptionGroup var options: CommonOptions
@@ -23,18 +24,29 @@ struct Check: ParsableCommand {
                 try JSON.print(results.map(Row.init))
             } else {
                 print("checking \(device) (\(device.info.deviceName)) against the host, float32, seed \(seed)")
-                print("op             shapes                 forward abs/rel      gradient abs/rel     2nd order rel  tolerance f/g      ok")
+                print(
+                    "op             shapes                 forward abs/rel      gradient abs/rel     2nd "
+                        + "order rel  tolerance f/g      ok"
+                )
                 for r in results {
                     let g = r.gradient.map { "\(e($0.abs)) \(e($0.rel))" } ?? "-"
                     let s = r.secondOrder.map { e($0.rel) } ?? "-"
-                    let line = [r.op.padding(toLength: 14, withPad: " ", startingAt: 0), r.shapes.padding(toLength: 22, withPad: " ", startingAt: 0),
-                                "\(e(r.forward.abs)) \(e(r.forward.rel))".padding(toLength: 20, withPad: " ", startingAt: 0),
-                                g.padding(toLength: 20, withPad: " ", startingAt: 0), s.padding(toLength: 14, withPad: " ", startingAt: 0),
-                                "\(e(r.tolerance.forward)) \(e(r.tolerance.gradient))".padding(toLength: 18, withPad: " ", startingAt: 0),
-                                r.ok ? "ok" : "MISMATCH"]
+                    let line = [
+                        r.op.padding(toLength: 14, withPad: " ", startingAt: 0),
+                        r.shapes.padding(toLength: 22, withPad: " ", startingAt: 0),
+                        "\(e(r.forward.abs)) \(e(r.forward.rel))".padding(toLength: 20, withPad: " ", startingAt: 0),
+                        g.padding(toLength: 20, withPad: " ", startingAt: 0),
+                        s.padding(toLength: 14, withPad: " ", startingAt: 0),
+                        "\(e(r.tolerance.forward)) \(e(r.tolerance.gradient))".padding(
+                            toLength: 18, withPad: " ", startingAt: 0),
+                        r.ok ? "ok" : "MISMATCH",
+                    ]
                     print(line.joined(separator: " ") + (r.note.isEmpty ? "" : "  (\(r.note))"))
                 }
-                print("\(results.count - failed) of \(results.count) ops match the host\(failed > 0 ? ", \(failed) do not" : "")")
+                print(
+                    "\(results.count - failed) of \(results.count) ops match the "
+                        + "host\(failed > 0 ? ", \(failed) do not" : "")"
+                )
             }
         }
         if failed > 0 { throw ExitCode(1) }

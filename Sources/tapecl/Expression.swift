@@ -24,12 +24,14 @@ struct Expression {
     enum Instruction {
         case number(Double)
         case name(String)
-        case call(String)          // unary function or "neg"
+        case call(String)  // unary function or "neg"
         case binary(Character)
     }
     var code: [(Instruction, column: Int)] = []
 
-    static let functions: Set<String> = ["sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sum", "mean"]
+    static let functions: Set<String> = [
+        "sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sum", "mean",
+    ]
     static let maxDepth = 256
 
     /// Every name the expression reads, with the column of its first use.
@@ -42,7 +44,9 @@ struct Expression {
     /// Evaluates with `bindings`; every op goes through the throwing `Tensor.apply`, so shapes
     /// that do not fit give an error at the operator's column instead of stopping the program.
     func evaluate(_ bindings: [String: Tensor], on device: Device) throws -> Tensor {
-        func fail(_ message: String, _ column: Int) -> ExpressionError { ExpressionError(message: message, column: column, context: "expression") }
+        func fail(_ message: String, _ column: Int) -> ExpressionError {
+            ExpressionError(message: message, column: column, context: "expression")
+        }
         var stack: [Tensor] = []
         for (instruction, column) in code {
             switch instruction {
@@ -53,9 +57,12 @@ struct Expression {
                 stack.append(t)
             case .call(let f):
                 let x = stack.removeLast()
-                do { stack.append(try Tensor.apply(f, [x])) } catch { throw fail("\(f == "neg" ? "-" : f): \(error)", column) }
+                do { stack.append(try Tensor.apply(f, [x])) } catch {
+                    throw fail("\(f == "neg" ? "-" : f): \(error)", column)
+                }
             case .binary(let op):
-                let y = stack.removeLast(), x = stack.removeLast()
+                let y = stack.removeLast()
+                let x = stack.removeLast()
                 let name = ["+": "add", "-": "sub", "*": "mul", "/": "div", "^": "pow", "@": "matmul"][op]!
                 do { stack.append(try Tensor.apply(name, [x, y])) } catch { throw fail("'\(op)': \(error)", column) }
             }
@@ -77,8 +84,12 @@ struct Parser {
         let chars = Array(text)
         var i = 0
         while i < chars.count {
-            let c = chars[i], column = i + 1
-            if c.isWhitespace { i += 1; continue }
+            let c = chars[i]
+            let column = i + 1
+            if c.isWhitespace {
+                i += 1
+                continue
+            }
             if c.isNumber || (c == "." && i + 1 < chars.count && chars[i + 1].isNumber) {
                 var j = i
                 while j < chars.count && (chars[j].isNumber || chars[j] == ".") { j += 1 }
@@ -91,7 +102,9 @@ struct Parser {
                     }
                 }
                 let literal = String(chars[i..<j])
-                guard let v = Double(literal) else { throw ExpressionError(message: "malformed number '\(literal)'", column: column, context: context) }
+                guard let v = Double(literal) else {
+                    throw ExpressionError(message: "malformed number '\(literal)'", column: column, context: context)
+                }
                 tokens.append((.number(v), column))
                 i = j
             } else if c.isLetter || c == "_" {
@@ -135,7 +148,9 @@ struct Parser {
     private mutating func nest<T>(_ body: (inout Parser) throws -> T) throws -> T {
         depth += 1
         defer { depth -= 1 }
-        guard depth <= Expression.maxDepth else { throw error("expression nests deeper than \(Expression.maxDepth) levels") }
+        guard depth <= Expression.maxDepth else {
+            throw error("expression nests deeper than \(Expression.maxDepth) levels")
+        }
         return try body(&self)
     }
 
@@ -186,17 +201,22 @@ struct Parser {
             index += 1
             guard current == .symbol("(") else { return code.append((.name(n), c)) }
             guard Expression.functions.contains(n) else {
-                throw error("unknown function '\(n)' (known: \(Expression.functions.sorted().joined(separator: " ")))", at: c)
+                throw error(
+                    "unknown function '\(n)' (known: \(Expression.functions.sorted().joined(separator: " ")))", at: c)
             }
             index += 1
             try nest { try $0.expr() }
-            guard current == .symbol(")") else { throw error("expected ')' to close \(n)( at column \(c), found \(describeCurrent)") }
+            guard current == .symbol(")") else {
+                throw error("expected ')' to close \(n)( at column \(c), found \(describeCurrent)")
+            }
             index += 1
             code.append((.call(n), c))
         case .symbol("("):
             index += 1
             try nest { try $0.expr() }
-            guard current == .symbol(")") else { throw error("expected ')' to close '(' at column \(c), found \(describeCurrent)") }
+            guard current == .symbol(")") else {
+                throw error("expected ')' to close '(' at column \(c), found \(describeCurrent)")
+            }
             index += 1
         default:
             throw error("expected a number, a name or '(' but found \(describeCurrent)")
@@ -227,15 +247,22 @@ struct Parser {
             if current != .symbol("]") {
                 while true {
                     items.append(try nest { try $0.literal() })
-                    if current == .symbol(",") { index += 1; continue }
+                    if current == .symbol(",") {
+                        index += 1
+                        continue
+                    }
                     break
                 }
             }
-            guard current == .symbol("]") else { throw error("expected ',' or ']' in the list opened at column \(c), found \(describeCurrent)") }
+            guard current == .symbol("]") else {
+                throw error("expected ',' or ']' in the list opened at column \(c), found \(describeCurrent)")
+            }
             index += 1
             guard let first = items.first else { throw error("empty list", at: c) }
             guard items.allSatisfy({ $0.shape == first.shape }) else {
-                throw error("ragged list: its elements have shapes \(items.map { "\($0.shape)" }.joined(separator: ", "))", at: c)
+                throw error(
+                    "ragged list: its elements have shapes \(items.map { "\($0.shape)" }.joined(separator: ", "))",
+                    at: c)
             }
             return ([items.count] + first.shape, items.flatMap(\.values))
         default:

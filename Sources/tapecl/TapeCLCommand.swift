@@ -8,7 +8,9 @@ struct TapeCLCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tapecl",
         abstract: "Reverse-mode automatic differentiation on OpenCL devices, with TensorFlow's GradientTape semantics.",
-        discussion: "Every subcommand runs on --device NAME (else TAPECL_DEVICE, else the default device: the first OpenCL GPU, else the first OpenCL device, else the host).",
+        discussion:
+            "Every subcommand runs on --device NAME (else TAPECL_DEVICE, else the default device: the first "
+            + "OpenCL GPU, else the first OpenCL device, else the host).",
         subcommands: [Devices.self, Grad.self, Check.self, Train.self, Bench.self]
     )
 
@@ -19,7 +21,8 @@ struct TapeCLCommand: ParsableCommand {
         let arguments = Arguments.normalize(Array(CommandLine.arguments.dropFirst()))
         let names = configuration.subcommands.map { $0._commandName }
         if let first = arguments.first, !first.hasPrefix("-"), !names.contains(first), first != "help" {
-            FileHandle.standardError.write(Data("error: unknown subcommand '\(first)' (\(names.joined(separator: ", ")))\n".utf8))
+            FileHandle.standardError.write(
+                Data("error: unknown subcommand '\(first)' (\(names.joined(separator: ", ")))\n".utf8))
             Foundation.exit(2)
         }
         do {
@@ -28,7 +31,7 @@ struct TapeCLCommand: ParsableCommand {
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
         } catch {
-            if exitCode(for: error) == .success { exit(withError: error) }   // --help
+            if exitCode(for: error) == .success { exit(withError: error) }  // --help
             let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             FileHandle.standardError.write(Data("error: \(message)\n".utf8))
             Foundation.exit(2)
@@ -38,7 +41,11 @@ struct TapeCLCommand: ParsableCommand {
 
 /// `--device` and `--json`, shared by every subcommand.
 struct CommonOptions: ParsableArguments {
-    @Option(help: "Device to run on: host, opencl, opencl:N, opencl:gpu, opencl:cpu (default: TAPECL_DEVICE, else the default device).")
+    @Option(
+        help: ArgumentHelp(
+            "Device to run on: host, opencl, opencl:N, opencl:gpu, opencl:cpu (default: TAPECL_DEVICE, else "
+                + "the default device).")
+    )
     var device: String?
 
     @Flag(help: "Print results as JSON.")
@@ -71,7 +78,7 @@ extension ParsableCommand {
 /// Numbers as people read them (12, -0.5, 4.0205746).
 enum Format {
     static func number(_ v: Double) -> String {
-        if v.isNaN { return "nan" }                 // as TensorFlow prints it, whatever its sign bit
+        if v.isNaN { return "nan" }  // as TensorFlow prints it, whatever its sign bit
         if !v.isFinite { return "\(v)" }
         if v == v.rounded() && abs(v) < 1e15 { return String(Int64(v)) }
         return "\(Float(v))" == "\(v)" ? "\(v)" : "\(Float(v))"
@@ -91,7 +98,8 @@ enum JSON {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         e.keyEncodingStrategy = .convertToSnakeCase
-        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        e.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return e
     }
 
@@ -108,11 +116,12 @@ indirect enum TensorJSON: Encodable {
     case list([TensorJSON])
 
     init(_ t: Tensor) {
-        let leaves: [TensorJSON] = switch t.dtype {
-        case .float32: t.scalars(as: Float.self).map { .float($0.isNaN ? .nan : $0) }
-        case .float64: t.scalars(as: Double.self).map { .double($0.isNaN ? .nan : $0) }
-        case .int32, .int8: t.scalars(as: Int.self).map { .int($0) }
-        }
+        let leaves: [TensorJSON] =
+            switch t.dtype {
+            case .float32: t.scalars(as: Float.self).map { .float($0.isNaN ? .nan : $0) }
+            case .float64: t.scalars(as: Double.self).map { .double($0.isNaN ? .nan : $0) }
+            case .int32, .int8: t.scalars(as: Int.self).map { .int($0) }
+            }
         self = Self.nest(leaves[...], t.shape[...])
     }
 

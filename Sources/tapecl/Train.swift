@@ -7,7 +7,11 @@ import TapeCLNN
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a small classifier on the 8×8 handwritten digits shipped with TapeCL.",
-        discussion: "1,797 images (UCI Optical Recognition of Handwritten Digits, CC BY 4.0): 80% train, 20% held out. A 64-64-10 network with ReLU, softmax cross-entropy, Adam or SGD. The same seed on the same device gives the same numbers.")
+        discussion:
+            "1,797 images (UCI Optical Recognition of Handwritten Digits, CC BY 4.0): 80% train, 20% held "
+            + "out. A 64-64-10 network with ReLU, softmax cross-entropy, Adam or SGD. The same seed on "
+            + "the same device gives the same numbers."
+    )
 
     @Option(help: "Passes over the training set.") var epochs = 15
     @Option(help: "Examples per step.") var batchSize = 64
@@ -20,11 +24,12 @@ struct Train: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try validate()
-            let opt: any Optimizer = switch optimizer.lowercased() {
-            case "adam": Adam(learningRate: learningRate)
-            case "sgd": SGD(learningRate: learningRate, momentum: 0.9)
-            default: throw UserError("--optimizer must be adam or sgd, not '\(optimizer)'")
-            }
+            let opt: any Optimizer =
+                switch optimizer.lowercased() {
+                case "adam": Adam(learningRate: learningRate)
+                case "sgd": SGD(learningRate: learningRate, momentum: 0.9)
+                default: throw UserError("--optimizer must be adam or sgd, not '\(optimizer)'")
+                }
             let device = try options.resolveDevice()
             try checkMemory(on: device)
             let data = DigitsData(seed: seed)
@@ -38,11 +43,15 @@ struct Train: ParsableCommand {
 
     /// Every option in its range, checked before anything is allocated or trained.
     func validate() throws {
-        guard (1...Self.maxEpochs).contains(epochs) else { throw UserError("--epochs must be from 1 to \(Self.maxEpochs), not \(epochs)") }
+        guard (1...Self.maxEpochs).contains(epochs) else {
+            throw UserError("--epochs must be from 1 to \(Self.maxEpochs), not \(epochs)")
+        }
         guard (1...Self.maxBatchSize).contains(batchSize) else {
             throw UserError("--batch-size must be from 1 to \(Self.maxBatchSize), not \(batchSize)")
         }
-        guard (1...Self.maxHidden).contains(hidden) else { throw UserError("--hidden must be from 1 to \(Self.maxHidden), not \(hidden)") }
+        guard (1...Self.maxHidden).contains(hidden) else {
+            throw UserError("--hidden must be from 1 to \(Self.maxHidden), not \(hidden)")
+        }
         guard learningRate.isFinite, learningRate > 0 else {
             throw UserError("--learning-rate must be a finite number above 0, not \(learningRate)")
         }
@@ -56,7 +65,10 @@ struct Train: ParsableCommand {
         let bytes = 4 * (4 * weights + 2 * activations)
         let available = device.info.globalMemoryBytes
         guard bytes <= available / 2 else {
-            throw UserError("--hidden \(hidden) with --batch-size \(batchSize) needs about \(bytes) bytes; \(device) has \(available)")
+            throw UserError(
+                "--hidden \(hidden) with --batch-size \(batchSize) needs about \(bytes) bytes; \(device) "
+                    + "has \(available)"
+            )
         }
     }
 
@@ -68,12 +80,18 @@ struct Train: ParsableCommand {
         let progress = isatty(STDOUT_FILENO) != 0 && !options.json
         let steps = (data.trainCount + batchSize - 1) / batchSize
         var rng = SplitMix64(seed: seed &+ 3)
-        if !options.json { print("training on \(device) (\(device.info.deviceName)): \(data.trainCount) images, \(data.testCount) held out, \(steps) steps per epoch") }
+        if !options.json {
+            print(
+                "training on \(device) (\(device.info.deviceName)): \(data.trainCount) images, "
+                    + "\(data.testCount) held out, \(steps) steps per epoch"
+            )
+        }
         for epoch in 1...epochs {
             let start = Date()
             var order = Array(0..<data.trainCount)
             order.shuffle(using: &rng)
-            var lossSum = 0.0, correct = 0
+            var lossSum = 0.0
+            var correct = 0
             for step in 0..<steps {
                 let batch = Array(order[(step * batchSize)..<min(order.count, (step + 1) * batchSize)])
                 let (x, y, labels) = data.batch(batch, from: .train, on: device)
@@ -86,15 +104,22 @@ struct Train: ParsableCommand {
                 if progress { drawBar(epoch, step + 1, steps, lossSum / Double(step * batchSize + batch.count)) }
             }
             let seconds = Date().timeIntervalSince(start)
-            let loss = lossSum / Double(data.trainCount), accuracy = Double(correct) / Double(data.trainCount)
+            let loss = lossSum / Double(data.trainCount)
+            let accuracy = Double(correct) / Double(data.trainCount)
             guard loss.isFinite else {
-                throw UserError("training diverged in epoch \(epoch): the loss is \(Format.number(loss)); try a smaller --learning-rate")
+                throw UserError(
+                    "training diverged in epoch \(epoch): the loss is \(Format.number(loss)); try a smaller "
+                        + "--learning-rate"
+                )
             }
             if progress { print("\r\u{1B}[2K", terminator: "") }
             if options.json {
                 try JSON.print(Epoch(epoch: epoch, loss: loss, accuracy: accuracy, seconds: seconds))
             } else {
-                print(String(format: "epoch %2ld/%ld  loss %.4f  train accuracy %5.1f%%  %.2f s", epoch, epochs, loss, 100 * accuracy, seconds))
+                print(
+                    String(
+                        format: "epoch %2ld/%ld  loss %.4f  train accuracy %5.1f%%  %.2f s", epoch, epochs, loss,
+                        100 * accuracy, seconds))
             }
         }
         let (x, _, labels) = data.batch(Array(0..<data.testCount), from: .test, on: device)
@@ -123,7 +148,8 @@ struct Train: ParsableCommand {
     }
 
     func argmax(_ logits: Tensor) -> [Int] {
-        let values = logits.scalars, classes = logits.shape[1]
+        let values = logits.scalars
+        let classes = logits.shape[1]
         return (0..<logits.shape[0]).map { r in
             let row = values[(r * classes)..<((r + 1) * classes)]
             return row.indices.max { row[$0] < row[$1] }! - r * classes
@@ -131,9 +157,14 @@ struct Train: ParsableCommand {
     }
 
     func drawBar(_ epoch: Int, _ step: Int, _ steps: Int, _ loss: Double) {
-        let width = 30, filled = width * step / steps
-        let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "") + String(repeating: " ", count: max(0, width - filled - 1))
-        print(String(format: "\repoch %2ld/%ld [%@] %ld/%ld loss %.4f", epoch, epochs, bar, step, steps, loss), terminator: "")
+        let width = 30
+        let filled = width * step / steps
+        let bar =
+            String(repeating: "=", count: filled) + (filled < width ? ">" : "")
+            + String(repeating: " ", count: max(0, width - filled - 1))
+        print(
+            String(format: "\repoch %2ld/%ld [%@] %ld/%ld loss %.4f", epoch, epochs, bar, step, steps, loss),
+            terminator: "")
         fflush(nil)
     }
 }

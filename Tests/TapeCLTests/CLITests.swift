@@ -1,10 +1,12 @@
 import Foundation
-import Testing
 import TapeCL
 @_spi(Runtime) import TapeCLRuntime
+import Testing
 
 /// Runs the built `tapecl` (beside the test bundle), as a user would.
-func tapecl(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+func tapecl(
+    _ arguments: [String], environment: [String: String] = [:]
+) throws -> (status: Int32, out: String, err: String) {
     let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     return try run(bundle.appendingPathComponent("tapecl"), arguments, environment: environment)
 }
@@ -12,9 +14,10 @@ func tapecl(_ arguments: [String], environment: [String: String] = [:]) throws -
 /// Runs `executable` and collects its standard output and error. Both pipes are drained at once
 /// (stderr on another thread): a child that fills one pipe's 64 KiB while the parent waits on the
 /// other would never finish.
-func run(_ executable: URL, _ arguments: [String], environment: [String: String] = [:], removing: [String] = [],
-         in directory: URL? = nil) throws -> (status: Int32, out: String, err: String)
-{
+func run(
+    _ executable: URL, _ arguments: [String], environment: [String: String] = [:], removing: [String] = [],
+    in directory: URL? = nil
+) throws -> (status: Int32, out: String, err: String) {
     guard FileManager.default.isExecutableFile(atPath: executable.path) else {
         throw TapeError.argument("\(executable.lastPathComponent) is not built (\(executable.path)); run `make test`")
     }
@@ -60,27 +63,37 @@ struct CLITests {
         let r = try tapecl(["grad", "(x+y)^2 + 2*x*y", "--at", "x=2", "--at", "y=-4", "--device", device])
         #expect(r.status == 0, "\(r.err)")
         #expect(r.out == "f = -12\ndf/dx = -12\ndf/dy = 0\n")
-        let j = try json(try tapecl(["grad", "(x+y)^2 + 2*x*y", "--at", "x=2", "--at", "y=-4", "--order", "2", "--json", "--device", device]).out) as! [String: Any]
+        let j =
+            try json(
+                try tapecl([
+                    "grad", "(x+y)^2 + 2*x*y", "--at", "x=2", "--at", "y=-4", "--order", "2", "--json", "--device",
+                    device,
+                ]).out) as! [String: Any]
         #expect(j["value"] as? Double == -12)
         #expect((j["gradient"] as! [String: Double]) == ["x": -12, "y": 0])
         #expect((j["hessian"] as! [String: [String: Double]]) == ["x": ["x": 2, "y": 4], "y": ["x": 4, "y": 2]])
     }
 
     @Test func gradJSONShapesForVectorsAndMatrices() throws {
-        let r = try tapecl(["grad", "sum(w @ v) + mean(w * w)", "--at", "w=[[1,2],[3,4]]", "--at", "v=[[1],[2]]", "--order", "2", "--json", "--device", "host"])
+        let r = try tapecl([
+            "grad", "sum(w @ v) + mean(w * w)", "--at", "w=[[1,2],[3,4]]", "--at", "v=[[1],[2]]", "--order", "2",
+            "--json", "--device", "host",
+        ])
         #expect(r.status == 0, "\(r.err)")
         let j = try json(r.out) as! [String: Any]
         #expect(j["value"] as? Double == 16 + 7.5)
         let g = j["gradient"] as! [String: Any]
-        #expect(g["w"] as? [[Double]] == [[1.5, 3], [2.5, 4]])          // v broadcast per row + w/2
+        #expect(g["w"] as? [[Double]] == [[1.5, 3], [2.5, 4]])  // v broadcast per row + w/2
         #expect(g["v"] as? [[Double]] == [[4], [6]])
         let h = j["hessian"] as! [String: [String: Any]]
-        let hww = h["w"]!["w"] as! [[[[Double]]]]                        // shape w.shape + w.shape
+        let hww = h["w"]!["w"] as! [[[[Double]]]]  // shape w.shape + w.shape
         #expect(hww.count == 2 && hww[0].count == 2 && hww[0][0].count == 2 && hww[0][0][0].count == 2)
         #expect(hww[0][0][0][0] == 0.5 && hww[0][0][0][1] == 0)
-        let hwv = h["w"]!["v"] as! [[[[Double]]]]                        // [2, 2] + [2, 1]
+        let hwv = h["w"]!["v"] as! [[[[Double]]]]  // [2, 2] + [2, 1]
         #expect(hwv[0][0] == [[1], [0]] && hwv[1][1] == [[0], [1]])
-        let vec = try json(try tapecl(["grad", "x * x", "--at", "x=[1,2,3]", "--json", "--device", "host"]).out) as! [String: Any]
+        let vec =
+            try json(try tapecl(["grad", "x * x", "--at", "x=[1,2,3]", "--json", "--device", "host"]).out)
+            as! [String: Any]
         #expect(vec["value"] as? [Double] == [1, 4, 9])
         #expect((vec["gradient"] as! [String: [Double]])["x"] == [2, 4, 6])
     }
@@ -91,7 +104,9 @@ struct CLITests {
         let r = try tapecl(["grad", "x^y", "--at", "x=-2", "--at", "y=0.5", "--device", "host"])
         #expect(r.status == 0, "\(r.err)")
         #expect(r.out == "f = nan\ndf/dx = nan\ndf/dy = nan\n")
-        let j = try json(try tapecl(["grad", "x^y", "--at", "x=-2", "--at", "y=0.5", "--json", "--device", "host"]).out) as! [String: Any]
+        let j =
+            try json(try tapecl(["grad", "x^y", "--at", "x=-2", "--at", "y=0.5", "--json", "--device", "host"]).out)
+            as! [String: Any]
         #expect(j["value"] as? String == "nan")
         #expect(Tensor([-Float.nan, 1]).description == "Tensor([nan, 1.0], shape: [2], dtype: float32)")
     }
@@ -106,7 +121,10 @@ struct CLITests {
         (["grad", "x @ y", "--at", "x=[1,2]", "--at", "y=[[1,2]]"], "matmul"),
         (["grad", "x", "--at", "x"], "NAME=VALUE"),
         (["grad", "x", "--at", "x=1", "--device", "nowhere"], "unknown device"),
-        (["grad", String(repeating: "(", count: 300) + "x" + String(repeating: ")", count: 300), "--at", "x=1"], "nests deeper"),
+        (
+            ["grad", String(repeating: "(", count: 300) + "x" + String(repeating: ")", count: 300), "--at", "x=1"],
+            "nests deeper"
+        ),
         // What the argument parser rejects is one line too (it printed usage and exited 64).
         (["grad", "x", "--at", "x=1", "--order", "-1"], "--order must be 1 or 2, not -1"),
         (["grad", "x", "--at", "x=1", "--order", "abc"], "'abc' is invalid for '--order"),
@@ -164,7 +182,9 @@ struct CLITests {
         let expected = try #require(w5["x_plus_gradient_bytes"] as? Int)
         #expect(after == expected && after > 0)
         #expect(bench.out.contains("\"live_after_bytes\":\(after)"))
-        let grad = try json(try tapecl(["grad", "log(x)", "--at", "x=[0,-1]", "--json", "--device", "host"]).out) as! [String: Any]
+        let grad =
+            try json(try tapecl(["grad", "log(x)", "--at", "x=[0,-1]", "--json", "--device", "host"]).out)
+            as! [String: Any]
         #expect(grad["value"] as? [String] == ["-inf", "nan"])
         let dx = try #require((grad["gradient"] as? [String: [Any]])?["x"])
         #expect(dx.first as? String == "inf" && dx.last as? Double == -1)
@@ -174,7 +194,9 @@ struct CLITests {
     }
 
     @Test func longExpressionsWork() throws {
-        let r = try tapecl(["grad", Array(repeating: "x", count: 5000).joined(separator: "+"), "--at", "x=0.5", "--device", "host"])
+        let r = try tapecl([
+            "grad", Array(repeating: "x", count: 5000).joined(separator: "+"), "--at", "x=0.5", "--device", "host",
+        ])
         #expect(r.status == 0)
         #expect(r.out == "f = 2500\ndf/dx = 5000\n")
     }
@@ -199,12 +221,13 @@ struct CLITests {
     @Test(arguments: ["host"] + Device.openCL.map(\.name))
     func trainOneEpochIsDeterministic(device: String) throws {
         let args = ["train", "--epochs", "1", "--json", "--device", device, "--seed", "3"]
-        let a = try tapecl(args), b = try tapecl(args)
+        let a = try tapecl(args)
+        let b = try tapecl(args)
         #expect(a.status == 0, "\(a.err)")
         func numbers(_ s: String) throws -> [NSDictionary] {
             try s.split(separator: "\n").map { line in
                 var object = try json(String(line)) as! [String: Any]
-                object["seconds"] = nil                             // the one field that may differ
+                object["seconds"] = nil  // the one field that may differ
                 return object as NSDictionary
             }
         }
@@ -218,7 +241,9 @@ struct CLITests {
         #expect(r.status == 0, "\(r.err)")
         let rows = r.out.split(separator: "\n").map { try! json(String($0)) as! [String: Any] }
         #expect(rows.count == 2)
-        #expect(Swift.abs((rows[0]["y"] as! Double) - 1.21319) < 1e-4 && Swift.abs((rows[0]["dy_dx"] as! Double) - 1.95439) < 1e-4)
+        #expect(
+            Swift.abs((rows[0]["y"] as! Double) - 1.21319) < 1e-4
+                && Swift.abs((rows[0]["dy_dx"] as! Double) - 1.95439) < 1e-4)
         #expect(rows[1]["live_after_bytes"] as? Double == rows[1]["x_plus_gradient_bytes"] as? Double)
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
 import TapeCL
 import TapeCLNN
-import Testing
 @_spi(Runtime) import TapeCLRuntime
+import Testing
 
 /// The package root, from this file's path (Tests/TapeCLTests/…).
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -34,7 +34,8 @@ struct ErrorTests {
     @Test func releaseBuildRunsTheWorkloads() throws {
         let tool = packageRoot.appendingPathComponent(".build/release/tapecl")
         for device in Device.all {
-            let r = try run(tool, ["bench", "W1", "W2", "W3", "W4", "W5", "--quick", "--json", "--device", device.name])
+            let r = try run(
+                tool, ["bench", "W1", "W2", "W3", "W4", "W5", "--quick", "--json", "--device", device.name])
             #expect(r.status == 0, "\(device): \(r.err.prefix(300))")
             let rows = try r.out.split(separator: "\n").map { try json(String($0)) as! [String: Any] }
             #expect(rows.count == 5, "\(device)")
@@ -235,7 +236,8 @@ struct ProgramCacheTests {
         let args = [
             "grad", "sum(w @ v) + (w*w)^2", "--at", "w=[[1,2],[3,4]]", "--at", "v=[[1],[2]]", "--device", cl.name,
         ]
-        let expected = "f = [[17, 32], [97, 272]]\ndf/dw = [[8, 40], [112, 264]]\ndf/dv = [[16], [24]]\n"  // d(Σf)/dw = 4vᵀ + 4w³
+        // d(Σf)/dw = 4vᵀ + 4w³
+        let expected = "f = [[17, 32], [97, 272]]\ndf/dw = [[8, 40], [112, 264]]\ndf/dv = [[16], [24]]\n"
         let env = ["TAPECL_CACHE_DIR": dir.path, "TAPECL_QUIET": "1"]
         let first = try run(tool, args, environment: env)
         #expect(first.out == expected, "\(first.err)")
@@ -243,7 +245,8 @@ struct ProgramCacheTests {
             .filter { $0.pathExtension == "bin" }.sorted { $0.path < $1.path }
         #expect(entries.count >= 2)
         let contents = try entries.map { try Data(contentsOf: $0) }
-        for (i, url) in entries.enumerated() { try contents[(i + 1) % contents.count].write(to: url) }  // each under another's name
+        // each under another's name
+        for (i, url) in entries.enumerated() { try contents[(i + 1) % contents.count].write(to: url) }
         for _ in 0..<2 {
             let again = try run(tool, args, environment: env)
             #expect(again.status == 0)

@@ -1,6 +1,6 @@
-import Testing
 import TapeCL
 @_spi(Runtime) import TapeCLRuntime
+import Testing
 
 /// Fusion must be invisible: a fused chain gives the bits that separate ops give, on every device.
 @Suite("Elementwise fusion")
@@ -15,7 +15,9 @@ struct FusionTests {
         let (x, y) = (bits(a), bits(b))
         return x.count != y.count ? max(x.count, y.count) : zip(x, y).count { $0 != $1 }
     }
-    static func unfused<R>(_ body: () throws -> R) rethrows -> R { try Fusion.$enabled.withValue(false, operation: body) }
+    static func unfused<R>(_ body: () throws -> R) rethrows -> R {
+        try Fusion.$enabled.withValue(false, operation: body)
+    }
     /// Uniform in [0.3, 1.2]: inside every op's domain (log, sqrt, pow, div, tan).
     static func input(seed: UInt64, on device: Device) -> Tensor {
         var rng = SplitMix64(seed: seed)
@@ -24,21 +26,26 @@ struct FusionTests {
 
     @Test(arguments: devices)
     func everyFusableOpGivesTheUnfusedBits(device: Device) throws {
-        let a = Self.input(seed: 1, on: device), b = Self.input(seed: 2, on: device)
+        let a = Self.input(seed: 1, on: device)
+        let b = Self.input(seed: 2, on: device)
         let ops = Op.all.filter { op in
-            switch op.forward { case .unary, .binary: op.fusable; default: false }
+            switch op.forward {
+            case .unary, .binary: op.fusable
+            default: false
+            }
         }
         #expect(ops.count >= 15)
         for op in ops {
             func run() throws -> Tensor {
-                let scaled = exp(a) * 0.5                                             // pending: the op consumes an expression
+                let scaled = exp(a) * 0.5  // pending: the op consumes an expression
                 let y = op.arity == 1 ? try op.apply([scaled]) : try op.apply([scaled, b])
-                let z = op.arity == 1 ? y : try op.apply([a, Tensor(0.7, on: device)])   // a one-element operand
+                let z = op.arity == 1 ? y : try op.apply([a, Tensor(0.7, on: device)])  // a one-element operand
                 let pending = y.isPending
                 #expect(pending == Fusion.enabled, "\(op.name) on \(device)")
                 return y + z
             }
-            let fused = try run(), plain = try Self.unfused(run)
+            let fused = try run()
+            let plain = try Self.unfused(run)
             let (plainPending, differing) = (plain.isPending, Self.differences(fused, plain))
             #expect(!plainPending)
             #expect(differing == 0, "\(op.name) on \(device)")
@@ -50,7 +57,8 @@ struct FusionTests {
         let x = Self.input(seed: 3, on: device).cast(to: dtype)
         func run() -> Tensor {
             var y = x
-            for _ in 0..<(3 * Fusion.maximumOps) { y = y * 0.99 + y * y * 0.001 - sqrt(y) * 0.0001 }   // y used three times a link
+            // y used three times a link
+            for _ in 0..<(3 * Fusion.maximumOps) { y = y * 0.99 + y * y * 0.001 - sqrt(y) * 0.0001 }
             return y
         }
         let fused = run()
@@ -66,7 +74,9 @@ struct FusionTests {
         #expect(pending)
         #expect(b.scalars.count == Self.n && b.scalars.allSatisfy { $0 == 2.5 })
         let x = Self.input(seed: 6, on: device)
-        #expect(Self.differences(x * c.broadcast(to: [Self.n]) + 1, Self.unfused { x * c.broadcast(to: [Self.n]) + 1 }) == 0)
+        #expect(
+            Self.differences(x * c.broadcast(to: [Self.n]) + 1, Self.unfused { x * c.broadcast(to: [Self.n]) + 1 }) == 0
+        )
     }
 
     @Test(arguments: devices)
@@ -82,14 +92,15 @@ struct FusionTests {
             }
             return [try tape.gradient(of: w4, wrt: x), try tape.gradient(of: chain, wrt: x)]
         }
-        let fused = try run(), plain = try Self.unfused(run)
+        let fused = try run()
+        let plain = try Self.unfused(run)
         #expect(fused.allSatisfy { $0.map { !$0.isPending } ?? false }, "gradient returns computed tensors")
         for k in 0..<2 { #expect(Self.differences(fused[k], plain[k]) == 0, "gradient \(k) on \(device)") }
     }
 
     @Test(arguments: devices)
     func aPendingResultHoldsNoMemoryUntilRead(device: Device) {
-        let own = device.isolated()                                                   // its own allocator statistics
+        let own = device.isolated()  // its own allocator statistics
         defer { own.release() }
         withDevice(own) {
             let (x, two, one) = (Self.input(seed: 5, on: own), Tensor(2.0, on: own), Tensor(1.0, on: own))

@@ -1,13 +1,14 @@
 import TapeCL
 @_spi(Runtime) import TapeCLRuntime
+import Testing
 
 /// One test case per differentiable op of the table (`Op.all`), written with the public API.
 /// `OpTableTests.everyOpHasACase` fails when an op is added without a case here.
 struct OpCase: CustomTestStringConvertible, Sendable {
-    let name: String          // the op of the table this case exercises
+    let name: String  // the op of the table this case exercises
     let label: String
-    let shapes: [[Int]]       // odd sizes, to hit remainder paths
-    let small: [[Int]]        // for second order (finite differences of a gradient)
+    let shapes: [[Int]]  // odd sizes, to hit remainder paths
+    let small: [[Int]]  // for second order (finite differences of a gradient)
     let domain: ClosedRange<Double>
     /// Values this close to 0 are pushed away (kinks of relu/abs, log near 0).
     let avoidZero: Double
@@ -17,8 +18,11 @@ struct OpCase: CustomTestStringConvertible, Sendable {
 
     var testDescription: String { label }
 
-    init(_ name: String, _ label: String? = nil, shapes: [[Int]], small: [[Int]]? = nil, domain: ClosedRange<Double> = -2...2,
-         avoidZero: Double = 0, epsilon: Double = 1e-5, _ f: @escaping @Sendable ([Tensor]) -> Tensor) {
+    init(
+        _ name: String, _ label: String? = nil, shapes: [[Int]], small: [[Int]]? = nil,
+        domain: ClosedRange<Double> = -2...2,
+        avoidZero: Double = 0, epsilon: Double = 1e-5, _ f: @escaping @Sendable ([Tensor]) -> Tensor
+    ) {
         self.name = name
         self.label = label ?? name
         self.shapes = shapes
@@ -36,16 +40,15 @@ struct OpCase: CustomTestStringConvertible, Sendable {
             let values = (0..<shape.reduce(1, *)).map { _ -> Double in
                 var v = domain.lowerBound + (domain.upperBound - domain.lowerBound) * rng.nextUnit()
                 if Swift.abs(v) < avoidZero { v = v < 0 ? -avoidZero - Swift.abs(v) : avoidZero + v }
-                return (v * 4096).rounded() / 4096     // exactly representable in float32
+                return (v * 4096).rounded() / 4096  // exactly representable in float32
             }
             return Tensor(shape: shape, scalars: values, dtype: dtype, on: device)
         }
     }
 }
 
-import Testing
-
-let M = 45, N = 65
+let M = 45
+let N = 65
 let opCases: [OpCase] = [
     OpCase("neg", shapes: [[M, N]]) { -$0[0] },
     OpCase("sin", shapes: [[M, N]]) { sin($0[0]) },
@@ -60,7 +63,9 @@ let opCases: [OpCase] = [
     OpCase("abs", shapes: [[M, N]], avoidZero: 0.05) { abs($0[0]) },
     OpCase("step", "step (relu's mask)", shapes: [[M, N]], avoidZero: 0.05) { Op.named("step")!($0[0]) },
     OpCase("sign", "sign (abs's mask)", shapes: [[M, N]], avoidZero: 0.05) { Op.named("sign")!($0[0]) },
-    OpCase("safe_log", "pow (exponent gradient, safe_log)", shapes: [[M, N], [M, N]], domain: 0.3...2) { pow($0[0], $0[1]) },
+    OpCase("safe_log", "pow (exponent gradient, safe_log)", shapes: [[M, N], [M, N]], domain: 0.3...2) {
+        pow($0[0], $0[1])
+    },
     OpCase("add", shapes: [[M, N], [M, N]]) { $0[0] + $0[1] },
     OpCase("add", "add broadcast [M,N]+[N]", shapes: [[M, N], [N]]) { $0[0] + $0[1] },
     OpCase("add", "add broadcast [M,1]+[1,N]", shapes: [[M, 1], [1, N]]) { $0[0] + $0[1] },
@@ -68,7 +73,9 @@ let opCases: [OpCase] = [
     OpCase("sub", shapes: [[M, N], [M, N]]) { $0[0] - $0[1] },
     OpCase("sub", "sub scalar-tensor", shapes: [[], [M, N]]) { $0[0] - $0[1] },
     OpCase("mul", shapes: [[M, N], [M, N]]) { $0[0] * $0[1] },
-    OpCase("mul", "mul broadcast [3,M,N]*[M,1]", shapes: [[3, M, N], [M, 1]], small: [[2, 3, 4], [3, 1]]) { $0[0] * $0[1] },
+    OpCase("mul", "mul broadcast [3,M,N]*[M,1]", shapes: [[3, M, N], [M, 1]], small: [[2, 3, 4], [3, 1]]) {
+        $0[0] * $0[1]
+    },
     OpCase("div", shapes: [[M, N], [M, N]], avoidZero: 0.3) { $0[0] / $0[1] },
     OpCase("div", "div broadcast [M,N]/[N]", shapes: [[M, N], [N]], avoidZero: 0.3) { $0[0] / $0[1] },
     OpCase("pow", shapes: [[M, N], [M, N]], domain: 0.3...2) { pow($0[0], $0[1]) },
@@ -85,23 +92,41 @@ let opCases: [OpCase] = [
     OpCase("max", "max axis 0 keepDims", shapes: [[M, N]]) { $0[0].max(axes: [0], keepDims: true) },
     OpCase("reshape", shapes: [[M, N]]) { x in weighted(x[0].reshaped(to: [x[0].shape[1], -1])) },
     OpCase("transpose", shapes: [[M, N]]) { weighted($0[0].transposed()) },
-    OpCase("transpose", "transpose rank 3", shapes: [[3, 5, 7]], small: [[2, 3, 4]]) { weighted($0[0].transposed(permutation: [2, 0, 1])) },
+    OpCase("transpose", "transpose rank 3", shapes: [[3, 5, 7]], small: [[2, 3, 4]]) {
+        weighted($0[0].transposed(permutation: [2, 0, 1]))
+    },
     OpCase("broadcast", shapes: [[N]]) { x in weighted(x[0].broadcast(to: [7, x[0].shape[0]])) },
-    OpCase("cast", shapes: [[M, N]], epsilon: 1.0 / 4096) { x in (x[0].cast(to: x[0].dtype == .float64 ? .float32 : .float64) * 3).cast(to: x[0].dtype) },
+    OpCase("cast", shapes: [[M, N]], epsilon: 1.0 / 4096) { x in
+        (x[0].cast(to: x[0].dtype == .float64 ? .float32 : .float64) * 3).cast(to: x[0].dtype)
+    },
     OpCase("to", shapes: [[M, N]]) { x in (x[0].to(.host) * 3).to(x[0].device) },
     OpCase("concat", "stack of three", shapes: [[M, N], [M, N], [M, N]]) { weighted(stack($0)) },
     OpCase("concat", "stack along axis 1", shapes: [[7, 5], [7, 5]]) { weighted(stack($0, axis: 1)) },
     OpCase("concat", "array literal [a, b]", shapes: [[N], [N]]) { x in weighted([x[0], x[1] * 2] as Tensor) },
-    OpCase("slice", shapes: [[M, N]]) { x in weighted(x[0].range(from: x[0].shape[1] + 3, shape: [x[0].shape[0] - 2, x[0].shape[1]])) },
+    OpCase("slice", shapes: [[M, N]]) { x in
+        weighted(x[0].range(from: x[0].shape[1] + 3, shape: [x[0].shape[0] - 2, x[0].shape[1]]))
+    },
     OpCase("matmul", shapes: [[M, 33], [33, N]], small: [[3, 4], [4, 5]]) { matmul($0[0], $0[1]) },
-    OpCase("matmul", "matmul transposeA", shapes: [[33, M], [33, N]], small: [[4, 3], [4, 5]]) { matmul($0[0], $0[1], transposeA: true) },
-    OpCase("matmul", "matmul transposeB", shapes: [[M, 33], [N, 33]], small: [[3, 4], [5, 4]]) { matmul($0[0], $0[1], transposeB: true) },
-    OpCase("matmul", "matmul both transposed", shapes: [[33, M], [N, 33]], small: [[4, 3], [5, 4]]) { matmul($0[0], $0[1], transposeA: true, transposeB: true) },
-    OpCase("matmul", "matmul batched", shapes: [[3, 17, 9], [3, 9, 20]], small: [[2, 3, 4], [2, 4, 2]]) { matmul($0[0], $0[1]) },
-    OpCase("matmul", "matmul batched with a shared matrix", shapes: [[3, 17, 9], [9, 20]], small: [[2, 3, 4], [4, 2]]) { matmul($0[0], $0[1]) },
-    OpCase("matmul", "matmul batched with a shared left matrix", shapes: [[17, 9], [3, 9, 20]], small: [[3, 4], [2, 4, 2]]) { matmul($0[0], $0[1]) },
+    OpCase("matmul", "matmul transposeA", shapes: [[33, M], [33, N]], small: [[4, 3], [4, 5]]) {
+        matmul($0[0], $0[1], transposeA: true)
+    },
+    OpCase("matmul", "matmul transposeB", shapes: [[M, 33], [N, 33]], small: [[3, 4], [5, 4]]) {
+        matmul($0[0], $0[1], transposeB: true)
+    },
+    OpCase("matmul", "matmul both transposed", shapes: [[33, M], [N, 33]], small: [[4, 3], [5, 4]]) {
+        matmul($0[0], $0[1], transposeA: true, transposeB: true)
+    },
+    OpCase("matmul", "matmul batched", shapes: [[3, 17, 9], [3, 9, 20]], small: [[2, 3, 4], [2, 4, 2]]) {
+        matmul($0[0], $0[1])
+    },
+    OpCase(
+        "matmul", "matmul batched with a shared matrix", shapes: [[3, 17, 9], [9, 20]], small: [[2, 3, 4], [4, 2]]
+    ) { matmul($0[0], $0[1]) },
+    OpCase(
+        "matmul", "matmul batched with a shared left matrix", shapes: [[17, 9], [3, 9, 20]],
+        small: [[3, 4], [2, 4, 2]]
+    ) { matmul($0[0], $0[1]) },
 ]
-
 
 /// `y` times a fixed, non-uniform weight of its shape, so a layout op's gradient is not a mere sum.
 func weighted(_ y: Tensor) -> Tensor {

@@ -1,6 +1,6 @@
-import Testing
 import TapeCL
 @_spi(Runtime) import TapeCLRuntime
+import Testing
 
 /// op × device × {finite differences, host}: every op of the table, forward and backward, and second order.
 @Suite("Op table")
@@ -14,7 +14,8 @@ struct OpTableTests {
     /// The cotangent used everywhere: a fixed, non-uniform weighting of the output.
     static func weights(like y: Tensor) -> Tensor {
         var rng = SplitMix64(seed: 99)
-        return Tensor(shape: y.shape, scalars: (0..<y.count).map { _ in (0.25 + rng.nextUnit()) }, dtype: y.dtype, on: y.device)
+        return Tensor(
+            shape: y.shape, scalars: (0..<y.count).map { _ in (0.25 + rng.nextUnit()) }, dtype: y.dtype, on: y.device)
     }
 
     static func gradients(_ c: OpCase, _ xs: [Tensor]) throws -> (Tensor, [Tensor?]) {
@@ -48,7 +49,9 @@ struct OpTableTests {
             #expect(yd.device == device)
             expectClose(yd, yh, atol: tol.forward, rtol: tol.forward, "\(c.label) \(dtype) forward on \(device)")
             for i in gd.indices {
-                expectClose(gd[i], gh[i], atol: tol.gradient, rtol: tol.gradient, "\(c.label) \(dtype) gradient \(i) on \(device)")
+                expectClose(
+                    gd[i], gh[i], atol: tol.gradient, rtol: tol.gradient,
+                    "\(c.label) \(dtype) gradient \(i) on \(device)")
             }
         }
     }
@@ -56,7 +59,7 @@ struct OpTableTests {
     /// Second order through nested tapes, against finite differences of the first gradient, on every device.
     @Test(arguments: opCases, devices)
     func secondOrderMatchesFiniteDifferences(_ c: OpCase, device: Device) throws {
-        if c.name == "to" && device == .host { return }   // nothing to move
+        if c.name == "to" && device == .host { return }  // nothing to move
         let xs = c.inputs(c.small, dtype: .float64, on: device)
         // h(x) = Σ ∇ₓ(Σ w·f(x)) · v for fixed v: its gradient is the Hessian-vector product Hv.
         func h(_ xs: [Tensor]) throws -> Tensor {
@@ -70,13 +73,17 @@ struct OpTableTests {
         outer.watch(xs)
         let value = try outer.record { try h(xs) }
         let hv = try outer.gradient(of: value, wrt: xs)
-        let fd = try numericalGradient(of: { try h($0.map { $0.to(device) }).to(.host) }, at: xs.map { $0.to(.host) }, epsilon: c.epsilon)
+        let fd = try numericalGradient(
+            of: { try h($0.map { $0.to(device) }).to(.host) }, at: xs.map { $0.to(.host) }, epsilon: c.epsilon)
         for i in xs.indices {
             if let g = hv[i] {
-                expectClose(g.to(.host), fd[i], atol: 1e-5, rtol: 1e-5, "\(c.label) second order, input \(i), on \(device)")
+                expectClose(
+                    g.to(.host), fd[i], atol: 1e-5, rtol: 1e-5, "\(c.label) second order, input \(i), on \(device)")
             } else {
                 // nil: the first gradient does not depend on this input (piecewise-linear ops).
-                #expect(fd[i].scalars(as: Double.self).allSatisfy { Swift.abs($0) < 1e-6 }, "\(c.label): nil second order but FD is not zero")
+                #expect(
+                    fd[i].scalars(as: Double.self).allSatisfy { Swift.abs($0) < 1e-6 },
+                    "\(c.label): nil second order but FD is not zero")
             }
         }
     }
@@ -87,7 +94,11 @@ struct OpTableTests {
         let op = try #require(Op.named(name))
         let c = OpCase(name, shapes: op.arity == 1 ? [[M, N]] : [[M, N], [N]]) { _ in Tensor(0) }
         var xs = c.inputs(c.shapes, dtype: .float32, on: .host)
-        if op.arity == 2 { xs[1] = (xs[1] * 2).to(.host); xs[0] = maximum(xs[0], 0) }     // ties and non-ties
+        // ties and non-ties
+        if op.arity == 2 {
+            xs[1] = (xs[1] * 2).to(.host)
+            xs[0] = maximum(xs[0], 0)
+        }
         let host = try op.apply(xs)
         let dev = try op.apply(xs.map { $0.to(device) })
         expectClose(dev, host, atol: 0, rtol: 0, name)
@@ -102,7 +113,8 @@ enum Tolerance {
     static func of(_ op: String, _ dtype: DType) -> (forward: Double, gradient: Double) {
         let ulp = dtype == .float32 ? 1.2e-7 : 2.3e-16
         switch op {
-        case "neg", "add", "sub", "mul", "div", "reshape", "transpose", "broadcast", "cast", "to", "relu", "abs", "maximum", "minimum", "max", "concat", "slice":
+        case "neg", "add", "sub", "mul", "div", "reshape", "transpose", "broadcast", "cast", "to", "relu", "abs",
+            "maximum", "minimum", "max", "concat", "slice":
             return (0, dtype == .float32 ? 8 * ulp : 16 * ulp)
         case "sum": return (0, 8 * ulp)
         case "matmul": return (64 * ulp, 64 * ulp)

@@ -1,7 +1,7 @@
 import Foundation
-import Testing
 import TapeCL
 @_spi(Runtime) import TapeCLRuntime
+import Testing
 
 // Every example of ../shared/seeds, on every device, with the numbers TensorFlow printed there.
 // Float32 results are compared exactly where TensorFlow's printed digits pin them (tol 0).
@@ -30,7 +30,9 @@ struct SeedBasics {
                 return pow(y, 2).mean()
             }
             let df = try tape.gradient(of: loss, wrt: [w, b])
-            expectClose(df[0], [-19.346825, 6.634943, 9.673412, -3.3174715, 29.020237, -9.9524145].map(f32), shape: [3, 2], tol: 0)
+            expectClose(
+                df[0], [-19.346825, 6.634943, 9.673412, -3.3174715, 29.020237, -9.9524145].map(f32), shape: [3, 2],
+                tol: 0)
             expectClose(df[1], [9.673412, -3.3174715].map(f32), shape: [2], tol: 0)
         }
     }
@@ -44,7 +46,9 @@ struct SeedBasics {
             let tape = GradientTape()
             let loss = tape.record { pow(matmul(x, w) + b, 2).mean() }
             let df = try tape.gradient(of: loss, wrt: [w, b])
-            expectClose(df[0], [6.219748, 7.68649, -3.109874, -3.843245, -9.329622, -11.529736].map(f32), shape: [3, 2], tol: 1e-7)
+            expectClose(
+                df[0], [6.219748, 7.68649, -3.109874, -3.843245, -9.329622, -11.529736].map(f32), shape: [3, 2],
+                tol: 1e-7)
             expectClose(df[1], [-3.109874, -3.843245].map(f32), shape: [2], tol: 1e-7)
         }
     }
@@ -53,7 +57,8 @@ struct SeedBasics {
         try withDevice(device) {
             // In[20]: a non-trainable variable and a constant: both None.
             do {
-                let x = Variable(-2.0, trainable: false), b = Tensor(1.5)
+                let x = Variable(-2.0, trainable: false)
+                let b = Tensor(1.5)
                 let tape = GradientTape()
                 let y = tape.record { pow(x + b, 2) + 2 * x * b }
                 let df = try tape.gradient(of: y, wrt: [x, b])
@@ -61,7 +66,8 @@ struct SeedBasics {
             }
             // In[21]: two variables: 2.0 and -5.0.
             do {
-                let x = Variable(-2.0), b = Variable(1.5)
+                let x = Variable(-2.0)
+                let b = Variable(1.5)
                 let tape = GradientTape()
                 let y = tape.record { pow(x + b, 2) + 2 * x * b }
                 let df = try tape.gradient(of: y, wrt: [x, b])
@@ -70,7 +76,8 @@ struct SeedBasics {
             }
             // In[22]: Variable(1.5) + 1.0 is a plain tensor: 6.0 and None.
             do {
-                let x = Variable(-2.0), b = Variable(1.5) + 1.0
+                let x = Variable(-2.0)
+                let b = Variable(1.5) + 1.0
                 let tape = GradientTape()
                 let y = tape.record { pow(x + b, 2) + 2 * x * b }
                 let df = try tape.gradient(of: y, wrt: [x, b])
@@ -79,7 +86,8 @@ struct SeedBasics {
             }
             // In[23]: watch_accessed_variables=False and watch(x): 2.0 and None.
             do {
-                let x = Variable(-2.0), b = Variable(1.5)
+                let x = Variable(-2.0)
+                let b = Variable(1.5)
                 let tape = GradientTape(watchAccessedVariables: false)
                 let y = tape.record { () -> Tensor in
                     tape.watch(x)
@@ -99,7 +107,10 @@ struct SeedBasics {
             do {
                 let tape = GradientTape(watchAccessedVariables: false)
                 tape.watch(x)
-                let (y, f) = tape.record { () -> (Tensor, Tensor) in let y = 2 * x; return (y, pow(y, 2)) }
+                let (y, f) = tape.record { () -> (Tensor, Tensor) in
+                    let y = 2 * x
+                    return (y, pow(y, 2))
+                }
                 let df = try tape.gradient(of: f, wrt: [y, x])
                 expectClose(df[0], [-8.0], tol: 0)
                 expectClose(df[1], [-16.0], tol: 0)
@@ -108,7 +119,10 @@ struct SeedBasics {
             do {
                 let tape = GradientTape(watchAccessedVariables: false)
                 tape.watch(x)
-                let (y, f) = tape.record { () -> (Tensor, Tensor) in let y = 2 * x; return (y, pow(y, 2)) }
+                let (y, f) = tape.record { () -> (Tensor, Tensor) in
+                    let y = 2 * x
+                    return (y, pow(y, 2))
+                }
                 expectClose(try tape.gradient(of: f, wrt: x), [-16.0], tol: 0)
                 #expect(throws: TapeError.self) { try tape.gradient(of: f, wrt: y) }
                 do { _ = try tape.gradient(of: f, wrt: y) } catch {
@@ -119,7 +133,10 @@ struct SeedBasics {
             do {
                 let tape = GradientTape(persistent: true, watchAccessedVariables: false)
                 tape.watch(x)
-                let (y, f) = tape.record { () -> (Tensor, Tensor) in let y = 2 * x; return (y, pow(y, 2)) }
+                let (y, f) = tape.record { () -> (Tensor, Tensor) in
+                    let y = 2 * x
+                    return (y, pow(y, 2))
+                }
                 expectClose(try tape.gradient(of: f, wrt: x), [-16.0], tol: 0)
                 expectClose(try tape.gradient(of: f, wrt: y), [-8.0], tol: 0)
             }
@@ -144,7 +161,10 @@ struct SeedBasics {
     /// Seed 001 examples 03 and 04.
     @Test(arguments: devices) func seed001Watching(device: Device) throws {
         try withDevice(device) {
-            func run(xTrainable: Bool = true, bVariable: Bool = true, watchAccessed: Bool = true, watch: (GradientTape, Variable, any TensorConvertible) -> Void = { _, _, _ in }) throws -> [Tensor?] {
+            func run(
+                xTrainable: Bool = true, bVariable: Bool = true, watchAccessed: Bool = true,
+                watch: (GradientTape, Variable, any TensorConvertible) -> Void = { _, _, _ in }
+            ) throws -> [Tensor?] {
                 let x = Variable(Tensor(0), trainable: xTrainable)
                 let b: any TensorConvertible = bVariable ? Variable(1.5) : Tensor(1.5)
                 let tape = GradientTape(watchAccessedVariables: watchAccessed)
@@ -155,24 +175,32 @@ struct SeedBasics {
                 }
                 return try tape.gradient(of: f, wrt: [x, b])
             }
-            var df = try run(bVariable: false)                       // constant b: 3.0, None
-            expectClose(df[0], [3.0], tol: 0); #expect(df[1] == nil)
-            df = try run()                                            // 3.0, 5.0
-            expectClose(df[0], [3.0], tol: 0); expectClose(df[1], [5.0], tol: 0)
-            df = try run(xTrainable: false)                           // None, 5.0
-            #expect(df[0] == nil); expectClose(df[1], [5.0], tol: 0)
-            df = try run(watchAccessed: false)                        // None, None
+            var df = try run(bVariable: false)  // constant b: 3.0, None
+            expectClose(df[0], [3.0], tol: 0)
+            #expect(df[1] == nil)
+            df = try run()  // 3.0, 5.0
+            expectClose(df[0], [3.0], tol: 0)
+            expectClose(df[1], [5.0], tol: 0)
+            df = try run(xTrainable: false)  // None, 5.0
+            #expect(df[0] == nil)
+            expectClose(df[1], [5.0], tol: 0)
+            df = try run(watchAccessed: false)  // None, None
             #expect(df[0] == nil && df[1] == nil)
-            df = try run(watchAccessed: false) { tape, x, _ in tape.watch(x) }           // 3.0, None
-            expectClose(df[0], [3.0], tol: 0); #expect(df[1] == nil)
-            df = try run(watchAccessed: false) { tape, x, b in tape.watch([x, b]) }      // 3.0, 5.0
-            expectClose(df[0], [3.0], tol: 0); expectClose(df[1], [5.0], tol: 0)
+            df = try run(watchAccessed: false) { tape, x, _ in tape.watch(x) }  // 3.0, None
+            expectClose(df[0], [3.0], tol: 0)
+            #expect(df[1] == nil)
+            df = try run(watchAccessed: false) { tape, x, b in tape.watch([x, b]) }  // 3.0, 5.0
+            expectClose(df[0], [3.0], tol: 0)
+            expectClose(df[1], [5.0], tol: 0)
 
             // Example 04: y rebound to 2x inside the tape; df/dy = 8.0.
             let x = Variable(Tensor(2))
             let tape = GradientTape(watchAccessedVariables: false)
             tape.watch(x)
-            let (y, f) = tape.record { () -> (Tensor, Tensor) in let y = 2 * x; return (y, y * y) }
+            let (y, f) = tape.record { () -> (Tensor, Tensor) in
+                let y = 2 * x
+                return (y, y * y)
+            }
             expectClose(try tape.gradient(of: f, wrt: y), [8.0], tol: 0)
         }
     }
@@ -197,13 +225,17 @@ struct SeedGuide {
 
             let t3 = GradientTape()
             t3.watch(v)
-            let (yy, zz) = t3.record { () -> (Tensor, Tensor) in let y = v * v; return (y, y * y) }
-            expectClose(try t3.gradient(of: zz, wrt: yy), [18, 18], tol: 0)   // dz/dy = 2y = 18
+            let (yy, zz) = t3.record { () -> (Tensor, Tensor) in
+                let y = v * v
+                return (y, y * y)
+            }
+            expectClose(try t3.gradient(of: zz, wrt: yy), [18, 18], tol: 0)  // dz/dy = 2y = 18
         }
     }
 
     @Test func watchedVariablesInCreationOrder() {
-        let x = Variable(2.0, name: "x"), y = Variable(3.0, name: "y")
+        let x = Variable(2.0, name: "x")
+        let y = Variable(3.0, name: "y")
         let t = GradientTape()
         _ = t.record { x + y * y }
         #expect(t.watchedVariables.map(\.name) == ["x", "y"])
@@ -214,7 +246,10 @@ struct SeedGuide {
             let x = Tensor(3.0)
             let t = GradientTape(persistent: true)
             t.watch(x)
-            let (y, z) = t.record { () -> (Tensor, Tensor) in let y = x * x; return (y, y * y) }
+            let (y, z) = t.record { () -> (Tensor, Tensor) in
+                let y = x * x
+                return (y, y * y)
+            }
             expectClose(try t.gradient(of: z, wrt: x), [108.0], tol: 0)
             expectClose(try t.gradient(of: y, wrt: x), [6.0], tol: 0)
         }
@@ -253,7 +288,8 @@ struct SeedGuide {
             #expect(try tape.gradient(of: y, wrt: x) == nil)
 
             // Unconnected: None, or 0 with .zero.
-            let a = Variable(2.0), b = Variable(3.0)
+            let a = Variable(2.0)
+            let b = Variable(3.0)
             let t1 = GradientTape()
             _ = t1.record { b * b }
             #expect(try t1.gradient(of: a, wrt: b) == nil)
@@ -290,7 +326,8 @@ struct SeedGuide {
 
     @Test(arguments: devices) func watchOnlySomeVariables(device: Device) throws {
         try withDevice(device) {
-            let x = Variable(2.0), y = Variable(3.0)
+            let x = Variable(2.0)
+            let y = Variable(3.0)
             let t = GradientTape(persistent: true, watchAccessedVariables: false)
             t.watch(y)
             let z = t.record { x + y * y }
@@ -303,7 +340,8 @@ struct SeedGuide {
     /// TensorFlow evaluates to 6.0: TapeCL gives what TensorFlow prints, not the comment.
     @Test(arguments: devices) func stopRecordingAndReset(device: Device) throws {
         try withDevice(device) {
-            let x = Variable(2.0), y = Variable(3.0)
+            let x = Variable(2.0)
+            let y = Variable(3.0)
             let t = GradientTape(persistent: true)
             let z = try t.record { () -> Tensor in
                 let ySq = y * y
@@ -327,7 +365,10 @@ struct SeedChinese {
             let x = Tensor.ones(shape: [2, 2])
             let t = GradientTape()
             t.watch(x)
-            let (y, z) = t.record { () -> (Tensor, Tensor) in let y = x.sum(); return (y, y * y) }
+            let (y, z) = t.record { () -> (Tensor, Tensor) in
+                let y = x.sum()
+                return (y, y * y)
+            }
             expectClose(y, [4.0], tol: 0)
             expectClose(z, [16.0], tol: 0)
             expectClose(try t.gradient(of: z, wrt: x), [8, 8, 8, 8], shape: [2, 2], tol: 0)
@@ -352,7 +393,8 @@ struct SeedChinese {
 
     @Test(arguments: devices) func persistentAndCos(device: Device) throws {
         try withDevice(device) {
-            let x = Variable(0.5), y = Variable(4.5)
+            let x = Variable(0.5)
+            let y = Variable(4.5)
             let t = GradientTape(persistent: true)
             t.watch(x)
             let z = t.record { x * y + cos(x) }
@@ -360,10 +402,14 @@ struct SeedChinese {
             expectClose(try t.gradient(of: z, wrt: y), [0.5], tol: 0)
 
             // Watching an unbuilt layer's (empty) variable list gives nothing: [None, None] there.
-            let a = Variable(3.0), b = Variable(4.0)
+            let a = Variable(3.0)
+            let b = Variable(4.0)
             let tape = GradientTape(watchAccessedVariables: false)
             tape.watch(a)
-            let ya = tape.record { () -> Tensor in _ = pow(b, 3); return pow(a, 2) }
+            let ya = tape.record { () -> Tensor in
+                _ = pow(b, 3)
+                return pow(a, 2)
+            }
             expectClose(try tape.gradient(of: ya, wrt: a), [6.0], tol: 0)
             #expect(tape.watchedVariables.count == 1)
         }
@@ -374,7 +420,8 @@ struct SeedChinese {
 struct SeedSpanish {
     @Test(arguments: devices) func reverseModeAndHessian(device: Device) throws {
         try withDevice(device) {
-            let x = Variable(3.0), y = Variable(4.0)
+            let x = Variable(3.0)
+            let y = Variable(4.0)
             let tape = GradientTape()
             let f = tape.record { x * x * y + y + 2 }
             expectClose(f, [42.0], tol: 0)
@@ -394,7 +441,7 @@ struct SeedSpanish {
             expectClose(row1[0], [8.0], tol: 0)
             expectClose(row1[1], [6.0], tol: 0)
             expectClose(row2[0], [6.0], tol: 0)
-            #expect(row2[1] == nil)    // ∂²f/∂y² = 0: TensorFlow gives None
+            #expect(row2[1] == nil)  // ∂²f/∂y² = 0: TensorFlow gives None
         }
     }
 
@@ -414,9 +461,11 @@ struct SeedSpanish {
             expectClose(acc.jvp(z), [6 * Foundation.cos(9.0)], tol: 1e-12)
 
             // ∂f/∂x and ∂f/∂y of x²y + y + 2 at (3, 4) from dual numbers: 24 and 10.
-            let a = Tensor(3.0), b = Tensor(4.0)
+            let a = Tensor(3.0)
+            let b = Tensor(4.0)
             for (ta, tb, expected) in [(1.0, 0.0, 24.0), (0.0, 1.0, 10.0)] {
-                let acc = ForwardAccumulator(primals: [a, b], tangents: [Tensor(shape: [], scalars: [ta]), Tensor(shape: [], scalars: [tb])])
+                let acc = ForwardAccumulator(
+                    primals: [a, b], tangents: [Tensor(shape: [], scalars: [ta]), Tensor(shape: [], scalars: [tb])])
                 let f = acc.record { a * a * b + b + 2 }
                 expectClose(f, [42.0], tol: 0)
                 expectClose(acc.jvp(f), [expected], tol: 0)
@@ -424,4 +473,3 @@ struct SeedSpanish {
         }
     }
 }
-

@@ -1,9 +1,9 @@
 import Foundation
-import Testing
 import TapeCL
 import TapeCLBenchmarks
 import TapeCLNN
 @_spi(Runtime) import TapeCLRuntime
+import Testing
 
 @Suite("GradientTape semantics")
 struct SemanticsTests {
@@ -15,7 +15,7 @@ struct SemanticsTests {
         #expect(Tensor(3.0, dtype: .float64).dtype == .float64)
         #expect(Tensor(Int32(2)).dtype == .int32)
         #expect(Tensor(Int8(2)).dtype == .int8)
-        #expect((2 * Tensor(3.0, dtype: .float64)).dtype == .float64)       // a number adopts its neighbour's dtype
+        #expect((2 * Tensor(3.0, dtype: .float64)).dtype == .float64)  // a number adopts its neighbour's dtype
     }
 
     @Test func variableArithmeticIsAPlainTensor() throws {
@@ -54,7 +54,8 @@ struct SemanticsTests {
 
     @Test func broadcastGradientsAreSummedToTheInputShape() throws {
         // d/db Σ(a + b) for a [2, 3] and b [3] is 2 per element of b (tinygrad's test_broadcast_gradient).
-        let a = Tensor(shape: [2, 3], scalars: [1, 2, 3, 4, 5, 6]), b = Tensor([10, 20, 30])
+        let a = Tensor(shape: [2, 3], scalars: [1, 2, 3, 4, 5, 6])
+        let b = Tensor([10, 20, 30])
         let tape = GradientTape()
         tape.watch([a, b])
         let y = tape.record { (a * b).sum() }
@@ -64,8 +65,11 @@ struct SemanticsTests {
     }
 
     @Test func shapeErrorsNameTheOpAndShapes() {
-        let a = Tensor.ones(shape: [2, 3], on: .host), b = Tensor.ones(shape: [4], on: .host)
-        #expect(throws: TapeError.shape("add: shapes [2, 3] and [4] do not broadcast")) { try Tensor.apply("add", [a, b]) }
+        let a = Tensor.ones(shape: [2, 3], on: .host)
+        let b = Tensor.ones(shape: [4], on: .host)
+        #expect(throws: TapeError.shape("add: shapes [2, 3] and [4] do not broadcast")) {
+            try Tensor.apply("add", [a, b])
+        }
         do { _ = try Tensor.apply("matmul", [a, a]) } catch {
             #expect("\(error)".contains("matmul") && "\(error)".contains("[2, 3]"))
         }
@@ -76,8 +80,11 @@ struct SemanticsTests {
 
     @Test(arguments: Device.openCL)
     func mixingDevicesIsAnErrorNamingBoth(device: Device) {
-        let a = Tensor.ones(shape: [2], on: .host), b = Tensor.ones(shape: [2], on: device)
-        #expect(throws: TapeError.device("add: inputs on host and \(device); move one with to(_:)")) { try Tensor.apply("add", [a, b]) }
+        let a = Tensor.ones(shape: [2], on: .host)
+        let b = Tensor.ones(shape: [2], on: device)
+        #expect(throws: TapeError.device("add: inputs on host and \(device); move one with to(_:)")) {
+            try Tensor.apply("add", [a, b])
+        }
         expectClose(a + b.to(.host), [2, 2], tol: 0)
     }
 
@@ -95,7 +102,8 @@ struct SemanticsTests {
 
     @Test(arguments: devices)
     func emptyTensorsBroadcast(device: Device) throws {
-        let y = try Tensor.apply("add", [Tensor.zeros(shape: [2, 0], on: device), Tensor.zeros(shape: [0], on: device)])
+        let y = try Tensor.apply(
+            "add", [Tensor.zeros(shape: [2, 0], on: device), Tensor.zeros(shape: [0], on: device)])
         #expect(y.shape == [2, 0] && y.scalars.isEmpty)
         #expect(try Tensor.apply("mul", [Tensor.zeros(shape: [0], on: device), Tensor(2.0, on: device)]).shape == [0])
         #expect(throws: TapeError.shape("broadcast: [2, 3] does not broadcast to [3]")) {
@@ -114,8 +122,11 @@ struct SemanticsTests {
     }
 
     @Test func explainSaysWhyAGradientIsNil() throws {
-        let x = Variable(2.0), frozen = Variable(3.0, trainable: false), unused = Variable(1.0)
-        let c = Tensor(4.0), watched = Tensor(5.0)
+        let x = Variable(2.0)
+        let frozen = Variable(3.0, trainable: false)
+        let unused = Variable(1.0)
+        let c = Tensor(4.0)
+        let watched = Tensor(5.0)
         let early = Tensor(1.0) * 2
         let tape = GradientTape(persistent: true)
         tape.watch(watched)
@@ -155,7 +166,8 @@ struct HigherOrderTests {
     @Test(arguments: devices)
     func seedHessianWithNestedTapes(device: Device) throws {
         try withDevice(device) {
-            let x = Variable(3.0), y = Variable(4.0)
+            let x = Variable(3.0)
+            let y = Variable(4.0)
             let outer = GradientTape(persistent: true)
             let (dx, dy) = try outer.record { () -> (Tensor?, Tensor?) in
                 let inner = GradientTape()
@@ -163,7 +175,8 @@ struct HigherOrderTests {
                 let g = try inner.gradient(of: f, wrt: [x, y])
                 return (g[0], g[1])
             }
-            let h1 = try outer.gradient(of: dx!, wrt: [x, y]), h2 = try outer.gradient(of: dy!, wrt: [x, y])
+            let h1 = try outer.gradient(of: dx!, wrt: [x, y])
+            let h2 = try outer.gradient(of: dy!, wrt: [x, y])
             expectClose(h1[0], [8], tol: 0)
             expectClose(h1[1], [6], tol: 0)
             expectClose(h2[0], [6], tol: 0)
@@ -176,7 +189,8 @@ struct HigherOrderTests {
     /// tf.abs [0. 0.], tf.nn.relu(x) * x [2. 0.], tf.maximum(x, 0.5) None.
     @Test(arguments: devices)
     func secondDerivativesThroughMasksAreTensorFlows(device: Device) throws {
-        let x = Tensor([1.5, -2.0], on: device), c = Tensor([0.5, 0.5], on: device)
+        let x = Tensor([1.5, -2.0], on: device)
+        let c = Tensor([0.5, 0.5], on: device)
         func second(_ f: (Tensor) -> Tensor) throws -> [Float]? {
             let outer = GradientTape()
             outer.watch(x)
@@ -200,14 +214,20 @@ struct HigherOrderTests {
             let w = Tensor(shape: [2, 3], scalars: [1, 0, 2, -1, 3, 1])
             let tape = GradientTape(persistent: true)
             tape.watch(x)
-            let y = tape.record { matmul(w, sin(x).reshaped(to: [3, 1])).reshaped(to: [2]) }    // y = W sin(x)
+            let y = tape.record { matmul(w, sin(x).reshaped(to: [3, 1])).reshaped(to: [2]) }  // y = W sin(x)
             let j = try tape.jacobian(of: y, wrt: x)!
             let c = [1.0, 2.0, 3.0].map(Foundation.cos)
             expectClose(j, [1 * c[0], 0, 2 * c[2], -1 * c[0], 3 * c[1], 1 * c[2]], shape: [2, 3], tol: 1e-6)
             // Against finite differences of each output.
             for i in 0..<2 {
-                let fd = numericalGradient(of: { xs in (matmul(w.to(.host).cast(to: .float64), sin(xs).reshaped(to: [3, 1])).reshaped(to: [2]) * Tensor(shape: [2], scalars: i == 0 ? [1.0, 0] : [0, 1.0], dtype: .float64, on: .host)) }, at: x.to(.host))
-                expectClose(Tensor(shape: [3], scalars: Array(j.scalars(as: Double.self)[(3 * i)..<(3 * i + 3)])), fd, atol: 1e-5, rtol: 1e-5, "row \(i)")
+                let fd = numericalGradient(
+                    of: { xs in
+                        (matmul(w.to(.host).cast(to: .float64), sin(xs).reshaped(to: [3, 1])).reshaped(to: [2])
+                            * Tensor(shape: [2], scalars: i == 0 ? [1.0, 0] : [0, 1.0], dtype: .float64, on: .host))
+                    }, at: x.to(.host))
+                expectClose(
+                    Tensor(shape: [3], scalars: Array(j.scalars(as: Double.self)[(3 * i)..<(3 * i + 3)])), fd,
+                    atol: 1e-5, rtol: 1e-5, "row \(i)")
             }
         }
     }
@@ -232,14 +252,19 @@ struct HigherOrderTests {
             let w = Tensor(shape: [3, 2], scalars: [1, 2, 3, 4, 5, 6])
             let tape = GradientTape(persistent: true)
             tape.watch(x)
-            let y = tape.record { tanh(matmul(x, w)) }                         // [4, 2]
+            let y = tape.record { tanh(matmul(x, w)) }  // [4, 2]
             let j = try tape.batchJacobian(of: y, wrt: x)!
             #expect(j.shape == [4, 2, 3])
-            let full = try tape.jacobian(of: y, wrt: x)!                       // [4, 2, 4, 3]
-            let f = full.scalars, b = j.scalars
-            for n in 0..<4 { for r in 0..<2 { for c in 0..<3 {
-                #expect(Swift.abs(b[(n * 2 + r) * 3 + c] - f[((n * 2 + r) * 4 + n) * 3 + c]) < 1e-6)
-            } } }
+            let full = try tape.jacobian(of: y, wrt: x)!  // [4, 2, 4, 3]
+            let f = full.scalars
+            let b = j.scalars
+            for n in 0..<4 {
+                for r in 0..<2 {
+                    for c in 0..<3 {
+                        #expect(Swift.abs(b[(n * 2 + r) * 3 + c] - f[((n * 2 + r) * 4 + n) * 3 + c]) < 1e-6)
+                    }
+                }
+            }
             #expect(throws: TapeError.self) { try tape.batchJacobian(of: y.sum(), wrt: x) }
         }
     }
@@ -248,7 +273,8 @@ struct HigherOrderTests {
     func forwardOverReverseHessianVectorProduct(device: Device) throws {
         try withDevice(device) {
             // f = Σ x³, H = diag(6x): Hv = 6 x v.
-            let x = Tensor([1.0, -2.0, 0.5]), v = Tensor([1.0, 2.0, 3.0])
+            let x = Tensor([1.0, -2.0, 0.5])
+            let v = Tensor([1.0, 2.0, 3.0])
             let acc = ForwardAccumulator(primals: [x], tangents: [v])
             let g = try acc.record { () -> Tensor in
                 let tape = GradientTape()
@@ -275,8 +301,9 @@ struct HigherOrderTests {
             let grads = try tape.gradient(of: y, wrt: xs, outputGradients: w, unconnected: .zero)
             let lhs = (w * jv).sum().scalars(as: Double.self)[0]
             let rhs = zip(grads, vs).map { ($0! * $1).sum().scalars(as: Double.self)[0] }.reduce(0, +)
-            let tol = c.name == "cast" ? 1e-6 : 1e-9            // cast rounds through float32 on both paths
-            #expect(Swift.abs(lhs - rhs) <= tol * max(1, Swift.abs(rhs)), "\(c.label): ⟨w, Jv⟩ = \(lhs), ⟨Jᵀw, v⟩ = \(rhs)")
+            let tol = c.name == "cast" ? 1e-6 : 1e-9  // cast rounds through float32 on both paths
+            #expect(
+                Swift.abs(lhs - rhs) <= tol * max(1, Swift.abs(rhs)), "\(c.label): ⟨w, Jv⟩ = \(lhs), ⟨Jᵀw, v⟩ = \(rhs)")
         }
     }
 
@@ -291,7 +318,8 @@ struct HigherOrderTests {
     @Test func customGradientWithSeveralInputsAndStopGradient() throws {
         // f(a, b) = a·b with a gradient that swaps the roles (a deliberate, visible change).
         let swapped = customGradient { (xs: [Tensor]) in (xs[0] * xs[1], { dy in [dy * xs[0], dy * xs[1]] }) }
-        let a = Variable(2.0), b = Variable(5.0)
+        let a = Variable(2.0)
+        let b = Variable(5.0)
         let tape = GradientTape()
         let y = tape.record { swapped([a.value, b.value]) }
         let g = try tape.gradient(of: y, wrt: [a, b])
@@ -311,7 +339,8 @@ struct MemoryTests {
     /// The W5 chain at a small size on a private copy of each device (its own statistics).
     @Test(arguments: devices)
     func oneShotTapeFreesIntermediatesDuringGradient(shared: Device) throws {
-        let n = 1 << 14, bytes = n * 4
+        let n = 1 << 14
+        let bytes = n * 4
         let device = shared.isolated()
         defer { device.release() }
         try withDevice(device) {
@@ -325,7 +354,9 @@ struct MemoryTests {
             let heldBySaved = device.memory.liveBytes - base
             #expect(heldBySaved >= 99 * bytes, "the tape keeps each link's input for sin's backward (the first is x)")
             let g = try tape.gradient(of: target, wrt: x)!
-            #expect(device.memory.liveBytes - base == g.byteCount + target.byteCount, "after gradient: only the gradient (and the target)")
+            #expect(
+                device.memory.liveBytes - base == g.byteCount + target.byteCount,
+                "after gradient: only the gradient (and the target)")
             // Everything kept would be ≥ 4 tensors per link (y, sin y, sin y·0.001, y'); the one-shot tape peaks near 1.
             #expect(device.memory.peakBytes - base < 130 * bytes, "peak \(device.memory.peakBytes - base) B")
             let persistent = GradientTape(persistent: true)

@@ -1,14 +1,16 @@
-import Testing
 import TapeCL
 @_spi(Runtime) import TapeCLRuntime
+import Testing
 
 /// Every device this machine has: the host and each OpenCL device. Device-parameterized tests
 /// run once per entry, so the test report counts the OpenCL runs.
 let devices = Device.all
 
 /// Expects `actual`'s elements to equal `expected` within `tol` (absolute, and relative to |expected|).
-func expectClose(_ actual: Tensor?, _ expected: [Double], shape: [Int]? = nil, tol: Double = 1e-6,
-                 sourceLocation: SourceLocation = #_sourceLocation) {
+func expectClose(
+    _ actual: Tensor?, _ expected: [Double], shape: [Int]? = nil, tol: Double = 1e-6,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     guard let actual else {
         Issue.record("expected \(expected), got nil", sourceLocation: sourceLocation)
         return
@@ -16,7 +18,8 @@ func expectClose(_ actual: Tensor?, _ expected: [Double], shape: [Int]? = nil, t
     if let shape { #expect(actual.shape == shape, sourceLocation: sourceLocation) }
     let values = actual.scalars(as: Double.self)
     guard values.count == expected.count else {
-        Issue.record("expected \(expected.count) elements, got \(values.count): \(values)", sourceLocation: sourceLocation)
+        Issue.record(
+            "expected \(expected.count) elements, got \(values.count): \(values)", sourceLocation: sourceLocation)
         return
     }
     for (i, (a, e)) in zip(values, expected).enumerated() where !(abs(a - e) <= tol * max(1, abs(e))) {
@@ -26,20 +29,27 @@ func expectClose(_ actual: Tensor?, _ expected: [Double], shape: [Int]? = nil, t
 }
 
 /// Expects two tensors to agree elementwise (shapes equal, |a−b| ≤ atol + rtol·|b|); records the worst element.
-func expectClose(_ a: Tensor?, _ b: Tensor?, atol: Double, rtol: Double, _ what: String = "",
-                 sourceLocation: SourceLocation = #_sourceLocation) {
+func expectClose(
+    _ a: Tensor?, _ b: Tensor?, atol: Double, rtol: Double, _ what: String = "",
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     guard let a, let b else {
-        if (a == nil) != (b == nil) { Issue.record("\(what): one side is nil (\(a == nil), \(b == nil))", sourceLocation: sourceLocation) }
+        if (a == nil) != (b == nil) {
+            Issue.record("\(what): one side is nil (\(a == nil), \(b == nil))", sourceLocation: sourceLocation)
+        }
         return
     }
     #expect(a.shape == b.shape, "\(what)", sourceLocation: sourceLocation)
-    let x = a.scalars(as: Double.self), y = b.scalars(as: Double.self)
+    let x = a.scalars(as: Double.self)
+    let y = b.scalars(as: Double.self)
     var worst: (Int, Double, Double)? = nil
     for i in x.indices where !(abs(x[i] - y[i]) <= atol + rtol * abs(y[i])) {
         if worst == nil || abs(x[i] - y[i]) > abs(worst!.1 - worst!.2) { worst = (i, x[i], y[i]) }
     }
     if let (i, u, v) = worst {
-        Issue.record("\(what): element \(i) of \(x.count): \(u) vs \(v) (atol \(atol), rtol \(rtol))", sourceLocation: sourceLocation)
+        Issue.record(
+            "\(what): element \(i) of \(x.count): \(u) vs \(v) (atol \(atol), rtol \(rtol))",
+            sourceLocation: sourceLocation)
     }
 }
 

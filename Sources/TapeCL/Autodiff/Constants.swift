@@ -49,7 +49,9 @@ enum Constants {
             if let existing = t.entries[key] { return (existing.tensor, nil) }
             var evicted: Tensor?
             if t.counts[key.device, default: 0] >= capacity,
-                let oldest = t.entries.filter({ $0.key.device == key.device }).min(by: { $0.value.lastUse < $1.value.lastUse })
+                let oldest = t.entries.filter({ $0.key.device == key.device }).min(by: {
+                    $0.value.lastUse < $1.value.lastUse
+                })
             {
                 evicted = t.entries.removeValue(forKey: oldest.key)?.tensor
                 t.counts[key.device, default: 0] -= 1

@@ -1,4 +1,5 @@
 @_spi(Runtime) import TapeCLRuntime
+
 /// Wraps `f` so that its gradient is the one you give instead of the one its ops would give.
 ///
 /// `f` returns its value and a backward function from the output's cotangent `dy` to the input's.
@@ -13,7 +14,9 @@
 /// try tape.gradient(of: out, wrt: v)     // 2.0: dy = 1 clipped to 0.5, times d(v²)/dv = 4
 /// ```
 /// Forward mode does not see through a custom gradient: its output has no tangent.
-public func customGradient(_ f: @escaping (Tensor) -> (value: Tensor, gradient: (Tensor) -> Tensor)) -> (Tensor) -> Tensor {
+public func customGradient(
+    _ f: @escaping (Tensor) -> (value: Tensor, gradient: (Tensor) -> Tensor)
+) -> (Tensor) -> Tensor {
     let many = customGradient { (xs: [Tensor]) -> (value: Tensor, gradient: (Tensor) -> [Tensor?]) in
         let (value, backward) = f(xs[0])
         return (value, { dy in [backward(dy)] })
@@ -21,27 +24,32 @@ public func customGradient(_ f: @escaping (Tensor) -> (value: Tensor, gradient: 
     return { x in many([x]) }
 }
 
-/// The form of ``customGradient(_:)-(@escaping(Tensor)->(value:Tensor,gradient:(Tensor)->Tensor))`` for several inputs: the backward returns one
+/// The form of ``customGradient(_:)-(@escaping(Tensor)->(value:Tensor,gradient:(Tensor)->Tensor))``
+/// for several inputs: the backward returns one
 /// cotangent per input (`nil` for none).
-public func customGradient(_ f: @escaping ([Tensor]) -> (value: Tensor, gradient: (Tensor) -> [Tensor?])) -> ([Tensor]) -> Tensor {
+public func customGradient(
+    _ f: @escaping ([Tensor]) -> (value: Tensor, gradient: (Tensor) -> [Tensor?])
+) -> ([Tensor]) -> Tensor {
     { xs in
         let (value, backward) = Recorder.unrecorded { f(xs) }
         let box = UncheckedBox(backward)
-        let op = Op(name: "custom_gradient", arity: xs.count, forward: .alias, shape: { _, _ in value.shape }, saves: .nothing,
-                    vjp: { s, dy in
-                        let g = box.value(dy)
-                        guard g.count == s.shapes.count else {
-                            fail(TapeError.argument("customGradient: the backward returned \(g.count) cotangents for \(s.shapes.count) inputs"))
-                        }
-                        return g
-                    },
-                    jvp: { _, _ in nil })
+        let op = Op(
+            name: "custom_gradient", arity: xs.count, forward: .alias, shape: { _, _ in value.shape }, saves: .nothing,
+            vjp: { s, dy in
+                let g = box.value(dy)
+                guard g.count == s.shapes.count else {
+                    fail(
+                        TapeError.argument(
+                            "customGradient: the backward returned \(g.count) cotangents for \(s.shapes.count) inputs"))
+                }
+                return g
+            },
+            jvp: { _, _ in nil })
         let output = Tensor(handle: TensorHandle(buffer: value.buffer, shape: value.shape, dtype: value.dtype))
         if value.dtype.isFloatingPoint { Recorder.record(op, xs, output, Attributes()) }
         return output
     }
 }
-
 
 /// `t` scaled down so its L2 norm is at most `maxNorm`: `t · maxNorm / max(‖t‖₂, maxNorm)`.
 public func clipByNorm(_ t: some TensorConvertible, _ maxNorm: some TensorConvertible) -> Tensor {

@@ -34,7 +34,11 @@ public final class ForwardAccumulator: @unchecked Sendable {
         for (p, t) in zip(primals, tangents) {
             let value = GradientTape.tensor(p)
             guard value.shape == t.shape else {
-                fail(TapeError.shape("ForwardAccumulator: tangent \(Shape.describe(t.shape)) for a primal of \(Shape.describe(value.shape))"))
+                fail(
+                    TapeError.shape(
+                        "ForwardAccumulator: tangent \(Shape.describe(t.shape)) for a primal of "
+                            + "\(Shape.describe(value.shape))"
+                    ))
             }
             let t = t.dtype == value.dtype ? t : t.cast(to: value.dtype)
             self.tangents[value.id] = t
@@ -50,7 +54,8 @@ public final class ForwardAccumulator: @unchecked Sendable {
 
     /// The tangent of `value` (the directional derivative along the given tangents), or `nil` when
     /// it does not depend on the primals; `.zero` gives zeros instead.
-    public func jvp(_ value: some TensorConvertible, unconnected: GradientTape.UnconnectedGradients = .none) -> Tensor? {
+    public func jvp(_ value: some TensorConvertible, unconnected: GradientTape.UnconnectedGradients = .none) -> Tensor?
+    {
         let t = GradientTape.tensor(value)
         if let found = lock.withLock({ tangents[t.id] }) { return found }
         return unconnected == .zero ? Tensor.zeros(like: t) : nil
@@ -68,11 +73,12 @@ public final class ForwardAccumulator: @unchecked Sendable {
         guard paused == 0 else { return }
         let dx = inputs.map { tangents[$0.id] }
         guard dx.contains(where: { $0 != nil }) else { return }
-        paused += 1                         // the rule's own ops carry no tangent of this accumulator
+        paused += 1  // the rule's own ops carry no tangent of this accumulator
         defer { paused -= 1 }
-        let saved = Saved(inputs: zip(inputs, dx).map { Saved.Input(shape: $0.shape, needs: $1 != nil, value: $0) },
-                          output: output, attributes: attributes)
+        let saved = Saved(
+            inputs: zip(inputs, dx).map { Saved.Input(shape: $0.shape, needs: $1 != nil, value: $0) },
+            output: output, attributes: attributes)
         guard let t = op.jvp(saved, dx) else { return }
-        tangents[output.id] = t.shape == output.shape ? t : t.broadcast(to: output.shape)   // broadcast, once
+        tangents[output.id] = t.shape == output.shape ? t : t.broadcast(to: output.shape)  // broadcast, once
     }
 }

@@ -23,24 +23,28 @@ package enum Fusion {
     /// The pending result of `op` on `inputs`, or nil when the op is to run at once.
     static func deferred(_ op: Op, _ inputs: [Tensor], shape: [Int], dtype: DType) -> Tensor? {
         guard Shape.count(shape) >= minimumCount, op.fusable, dtype.isFloatingPoint, !crossCheckEnabled, enabled,
-              inputs.allSatisfy({ $0.shape == shape || $0.count == 1 }) else { return nil }
+            inputs.allSatisfy({ $0.shape == shape || $0.count == 1 })
+        else { return nil }
         switch op.forward {
         case .unary, .binary: break
-        case .gather where inputs[0].count == 1: break          // one element broadcast (a sum's cotangent): read in place
+        case .gather where inputs[0].count == 1: break  // one element broadcast (a sum's cotangent): read in place
         default: return nil
         }
         var ops = 1 + inputs.reduce(0) { $0 + ($1.handle.lazy?.expression?.ops ?? 0) }
         if ops > maximumOps {
-            for input in inputs { _ = input.buffer }           // compute the inputs, then start a new expression
+            for input in inputs { _ = input.buffer }  // compute the inputs, then start a new expression
             ops = 1
         }
         let expression = Expression(forward: op.forward, inputs: inputs, ops: ops)
-        return Tensor(handle: TensorHandle(pending: expression, shape: shape, dtype: dtype, core: inputs[0].handle.core))
+        return Tensor(
+            handle: TensorHandle(pending: expression, shape: shape, dtype: dtype, core: inputs[0].handle.core))
     }
 
     /// The steps of one fused kernel computing `root`, and its inputs (computed tensors).
     static func program(for root: Expression) -> (FusedProgram, [Tensor]) {
-        var steps: [FusedProgram.Step] = [], inputs: [Tensor] = [], seen: [ObjectIdentifier: Int] = [:]
+        var steps: [FusedProgram.Step] = []
+        var inputs: [Tensor] = []
+        var seen: [ObjectIdentifier: Int] = [:]
         func step(_ e: Expression) -> Int {
             switch e.forward {
             case .unary(let name, let f):
@@ -49,7 +53,7 @@ package enum Fusion {
             case .binary(let name, let f):
                 let (a, b) = (visit(e.inputs[0]), visit(e.inputs[1]))
                 steps.append(.binary(name, f, a, b))
-            case .gather: return visit(e.inputs[0])            // a one-element input, read as such
+            case .gather: return visit(e.inputs[0])  // a one-element input, read as such
             default: preconditionFailure("only elementwise ops are fused")
             }
             return steps.count - 1
@@ -58,7 +62,9 @@ package enum Fusion {
             let id = ObjectIdentifier(t.handle)
             if let k = seen[id] { return k }
             let k: Int
-            if let e = t.handle.lazy?.expression { k = step(e) } else {
+            if let e = t.handle.lazy?.expression {
+                k = step(e)
+            } else {
                 inputs.append(t)
                 steps.append(.input(inputs.count - 1, single: t.count == 1))
                 k = steps.count - 1
@@ -96,13 +102,14 @@ package final class Lazy: Sendable {
                 let (program, inputs) = Fusion.program(for: expression)
                 let out = try handle.core.allocate(bytes: Shape.count(handle.shape) * handle.dtype.byteSize)
                 try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
-                    try handle.core.run(Launch(opName: "fused", forward: .fused(program), inputs: operands, output: out,
-                                               shape: handle.shape, dtype: handle.dtype, attributes: KernelParameters()))
+                    try handle.core.run(
+                        Launch(
+                            opName: "fused", forward: .fused(program), inputs: operands, output: out,
+                            shape: handle.shape, dtype: handle.dtype, attributes: KernelParameters()))
                 }
-                s = .computed(out)                             // the expression and its inputs go
+                s = .computed(out)  // the expression and its inputs go
                 return out
             }
         }
     }
 }
-

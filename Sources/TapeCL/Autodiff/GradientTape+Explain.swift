@@ -1,4 +1,5 @@
 @_spi(Runtime) import TapeCLRuntime
+
 /// Why ``GradientTape/gradient(of:wrt:outputGradients:unconnected:)-(_,[any TensorConvertible],_,_)``
 /// gives `nil` for a source: the question TensorFlow users ask most, answered.
 public enum NilGradientReason: Sendable, Equatable, CustomStringConvertible {
@@ -21,8 +22,11 @@ public enum NilGradientReason: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .integerDType: "the source has an integer dtype, and integers carry no gradient; cast it to float32 first"
-        case .notTrainable: "the variable was created with trainable: false and was not watched; call tape.watch(variable)"
-        case .notWatched: "the source was not watched: call tape.watch(x) for a tensor, or read the variable inside tape.record (with watchAccessedVariables: true)"
+        case .notTrainable:
+            "the variable was created with trainable: false and was not watched; call tape.watch(variable)"
+        case .notWatched:
+            "the source was not watched: call tape.watch(x) for a tensor, or read the variable inside "
+                + "tape.record (with watchAccessedVariables: true)"
         case .usedOnlyWhileStopped: "every op that used the source ran inside stopRecording, so none was recorded"
         case .recordedBeforeReset: "it was recorded before tape.reset(), which forgot it"
         case .targetNotRecorded: "the target was not computed inside tape.record from anything watched"
@@ -43,7 +47,9 @@ extension GradientTape {
     /// let z = tape.record { x * y }
     /// tape.explainGradient(of: z, wrt: [x, y])   // [nil, .notTrainable]
     /// ```
-    public func explainGradient(of target: some TensorConvertible, wrt sources: [any TensorConvertible]) -> [NilGradientReason?] {
+    public func explainGradient(
+        of target: some TensorConvertible, wrt sources: [any TensorConvertible]
+    ) -> [NilGradientReason?] {
         lock.lock()
         defer { lock.unlock() }
         let y = Self.tensor(target)

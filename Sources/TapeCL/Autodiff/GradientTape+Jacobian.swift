@@ -1,4 +1,5 @@
 @_spi(Runtime) import TapeCLRuntime
+
 extension GradientTape {
     /// The full Jacobian `∂target/∂source`, of shape `target.shape + source.shape`.
     ///
@@ -16,8 +17,10 @@ extension GradientTape {
     /// let j = try tape.jacobian(of: y, wrt: x)       // [3, 3], diag(2x)
     /// ```
     /// - Returns: `nil` when the target does not depend on the source.
-    public func jacobian(of target: Tensor, wrt source: some TensorConvertible,
-                         unconnected: UnconnectedGradients = .none) throws -> Tensor? {
+    public func jacobian(
+        of target: Tensor, wrt source: some TensorConvertible,
+        unconnected: UnconnectedGradients = .none
+    ) throws -> Tensor? {
         let s = Self.tensor(source)
         let rows = try oneHotGradients(of: target, wrt: source, count: target.count, what: "jacobian") { i in
             var seed = [Double](repeating: 0, count: target.count)
@@ -25,7 +28,8 @@ extension GradientTape {
             return seed
         }
         guard let rows else {
-            return unconnected == .zero ? Tensor.zeros(shape: target.shape + s.shape, dtype: s.dtype, on: s.device) : nil
+            return unconnected == .zero
+                ? Tensor.zeros(shape: target.shape + s.shape, dtype: s.dtype, on: s.device) : nil
         }
         return Tensor(shape: target.shape + s.shape, scalars: rows.flatMap { $0 }, dtype: s.dtype, on: s.device)
     }
@@ -36,13 +40,20 @@ extension GradientTape {
     /// One backward pass per target row element (N), not per element (B·N): row `n` gets
     /// the gradient of `target[:, n]` for every example at once. Throws unless both have rank
     /// ≥ 2 and the same first dimension, and (for N > 1) unless the tape is persistent.
-    public func batchJacobian(of target: Tensor, wrt source: some TensorConvertible,
-                              unconnected: UnconnectedGradients = .none) throws -> Tensor? {
+    public func batchJacobian(
+        of target: Tensor, wrt source: some TensorConvertible,
+        unconnected: UnconnectedGradients = .none
+    ) throws -> Tensor? {
         let s = Self.tensor(source)
         guard target.rank >= 2, s.rank >= 2, target.shape[0] == s.shape[0] else {
-            throw TapeError.shape("batchJacobian: target \(Shape.describe(target.shape)) and source \(Shape.describe(s.shape)) need rank ≥ 2 and the same first (batch) dimension")
+            throw TapeError.shape(
+                "batchJacobian: target \(Shape.describe(target.shape)) and source "
+                    + "\(Shape.describe(s.shape)) need rank ≥ 2 and the same first (batch) dimension"
+            )
         }
-        let batch = target.shape[0], n = target.count / max(batch, 1), m = s.count / max(batch, 1)
+        let batch = target.shape[0]
+        let n = target.count / max(batch, 1)
+        let m = s.count / max(batch, 1)
         let rows = try oneHotGradients(of: target, wrt: source, count: n, what: "batchJacobian") { j in
             var seed = [Double](repeating: 0, count: target.count)
             for b in 0..<batch { seed[b * n + j] = 1 }
@@ -58,10 +69,16 @@ extension GradientTape {
     }
 
     /// One gradient per seed; `nil` when every one is unconnected.
-    private func oneHotGradients(of target: Tensor, wrt source: some TensorConvertible, count: Int, what: String,
-                                 seed: (Int) -> [Double]) throws -> [[Double]]? {
+    private func oneHotGradients(
+        of target: Tensor, wrt source: some TensorConvertible, count: Int, what: String,
+        seed: (Int) -> [Double]
+    ) throws -> [[Double]]? {
         if !persistent && count > 1 {
-            throw TapeError.tape("GradientTape.\(what): a target of \(count) elements needs one backward pass each; a non-persistent tape frees its entries after the first, so create it with GradientTape(persistent: true)")
+            throw TapeError.tape(
+                "GradientTape.\(what): a target of \(count) elements needs one backward pass each; a "
+                    + "non-persistent tape frees its entries after the first, so create it with "
+                    + "GradientTape(persistent: true)"
+            )
         }
         let s = Self.tensor(source)
         var rows: [[Double]] = []

@@ -132,16 +132,28 @@ public final class GradientTape: @unchecked Sendable {
         defer { lock.unlock() }
         var slots = inputs.map { Saved.Input(shape: $0.shape, needs: tracked.contains($0.id), value: nil) }
         guard slots.contains(where: \.needs) else { return }
-        guard paused == 0 else { usedWhilePaused.formUnion(inputs.map(\.id)); return }
-        for i in slots.indices {
-            let keep = switch op.saves {
-            case .nothing, .output: false
-            case .inputs, .inputsAndOutput: true
-            case .crossed: slots[slots.count - 1 - i].needs
-            }
-            if keep { _ = inputs[i].buffer; slots[i].value = inputs[i] }   // a pending value the backward reads is computed once, now
+        guard paused == 0 else {
+            usedWhilePaused.formUnion(inputs.map(\.id))
+            return
         }
-        let keepOutput: Bool = switch op.saves { case .output, .inputsAndOutput: true; default: false }
+        for i in slots.indices {
+            let keep =
+                switch op.saves {
+                case .nothing, .output: false
+                case .inputs, .inputsAndOutput: true
+                case .crossed: slots[slots.count - 1 - i].needs
+                }
+            // a pending value the backward reads is computed once, now
+            if keep {
+                _ = inputs[i].buffer
+                slots[i].value = inputs[i]
+            }
+        }
+        let keepOutput: Bool =
+            switch op.saves {
+            case .output, .inputsAndOutput: true
+            default: false
+            }
         if keepOutput { _ = output.buffer }
         let saved = Saved(inputs: slots, output: keepOutput ? output : nil, attributes: attributes)
         entries.append(Entry(op: op, inputIDs: inputs.map(\.id), outputID: output.id, saved: saved))
@@ -157,8 +169,10 @@ public final class GradientTape: @unchecked Sendable {
     /// - Returns: a tensor of the source's shape, or `nil` when the target does not depend on it
     ///   (see ``explainGradient(of:wrt:)`` for why).
     /// - Throws: ``TapeError/tape(_:)`` on a second call on a non-persistent tape.
-    public func gradient(of target: some TensorConvertible, wrt source: some TensorConvertible,
-                         outputGradients: Tensor? = nil, unconnected: UnconnectedGradients = .none) throws -> Tensor? {
+    public func gradient(
+        of target: some TensorConvertible, wrt source: some TensorConvertible,
+        outputGradients: Tensor? = nil, unconnected: UnconnectedGradients = .none
+    ) throws -> Tensor? {
         try gradient(of: target, wrt: [source], outputGradients: outputGradients, unconnected: unconnected)[0]
     }
 
@@ -167,20 +181,31 @@ public final class GradientTape: @unchecked Sendable {
     /// - Parameters:
     ///   - outputGradients: the cotangent of `target` (default: ones, i.e. the gradient of its sum).
     ///   - unconnected: `.none` gives `nil` for a source the target does not depend on; `.zero` zeros.
-    public func gradient(of target: some TensorConvertible, wrt sources: [any TensorConvertible],
-                         outputGradients: Tensor? = nil, unconnected: UnconnectedGradients = .none) throws -> [Tensor?] {
+    public func gradient(
+        of target: some TensorConvertible, wrt sources: [any TensorConvertible],
+        outputGradients: Tensor? = nil, unconnected: UnconnectedGradients = .none
+    ) throws -> [Tensor?] {
         lock.lock()
         defer { lock.unlock() }
         guard !consumed else {
-            throw TapeError.tape("GradientTape.gradient: this tape is not persistent and was already used for a gradient; create it with GradientTape(persistent: true) to compute more than one")
+            throw TapeError.tape(
+                "GradientTape.gradient: this tape is not persistent and was already used for a gradient; "
+                    + "create it with GradientTape(persistent: true) to compute more than one"
+            )
         }
         let y = Self.tensor(target)
         if let g = outputGradients, g.shape != y.shape || g.dtype != y.dtype {
-            throw TapeError.shape("GradientTape.gradient: outputGradients is \(Shape.describe(g.shape)) \(g.dtype) for a target of \(Shape.describe(y.shape)) \(y.dtype)")
+            throw TapeError.shape(
+                "GradientTape.gradient: outputGradients is \(Shape.describe(g.shape)) \(g.dtype) for a "
+                    + "target of \(Shape.describe(y.shape)) \(y.dtype)"
+            )
         }
         let ids = sources.map(sourceIDs)
-        let found = y.dtype.isFloatingPoint
-            ? try backward(from: y, seed: outputGradients ?? Tensor.ones(shape: y.shape, dtype: y.dtype, on: y.device), to: Set(ids.joined()))
+        let found =
+            y.dtype.isFloatingPoint
+            ? try backward(
+                from: y, seed: outputGradients ?? Tensor.ones(shape: y.shape, dtype: y.dtype, on: y.device),
+                to: Set(ids.joined()))
             : [:]
         if !persistent { consume() }
         let gradients = zip(sources, ids).map { source, ids -> Tensor? in
@@ -189,33 +214,36 @@ public final class GradientTape: @unchecked Sendable {
             let s = Self.tensor(source)
             return unconnected == .zero && s.dtype.isFloatingPoint ? Tensor.zeros(like: s) : nil
         }
-        for case let g? in gradients { _ = g.buffer }          // fused chains run now; the values they read go
+        for case let g? in gradients { _ = g.buffer }  // fused chains run now; the values they read go
         return gradients
     }
 
     /// The tape walk: cotangents flow from `target` back to the `wanted` ids.
     private func backward(from target: Tensor, seed: Tensor, to wanted: Set<TensorID>) throws -> [TensorID: Tensor] {
-        if !persistent { paused += 1 }      // a one-shot tape does not record its own backward pass
+        if !persistent { paused += 1 }  // a one-shot tape does not record its own backward pass
         defer { if !persistent { paused -= 1 } }
-        let n = entries.count               // a persistent tape may record onto itself meanwhile
-        var reach = wanted                  // ids that depend on a source: only these need cotangents
+        let n = entries.count  // a persistent tape may record onto itself meanwhile
+        var reach = wanted  // ids that depend on a source: only these need cotangents
         for e in entries[..<n] where e.inputIDs.contains(where: reach.contains) { reach.insert(e.outputID) }
-        var cotangents = [target.id: seed], found: [TensorID: Tensor] = [:]
+        var cotangents = [target.id: seed]
+        var found: [TensorID: Tensor] = [:]
         for k in stride(from: n - 1, through: 0, by: -1) {
             let output = entries[k].outputID
-            guard let dy = cotangents.removeValue(forKey: output) else { continue }                 // pop = free
-            if wanted.contains(output) { found[output] = dy }                                       // an intermediate source
+            guard let dy = cotangents.removeValue(forKey: output) else { continue }  // pop = free
+            if wanted.contains(output) { found[output] = dy }  // an intermediate source
             // A one-shot tape moves the saved values out: they go back to the allocator after this step.
             guard var saved = persistent ? entries[k].saved : entries[k].saved.take() else { continue }
             let inputs = entries[k].inputIDs
-            for i in saved.inputs.indices where saved.inputs[i].needs && !reach.contains(inputs[i]) { saved.inputs[i].needs = false }
+            for i in saved.inputs.indices where saved.inputs[i].needs && !reach.contains(inputs[i]) {
+                saved.inputs[i].needs = false
+            }
             guard saved.inputs.contains(where: \.needs) else { continue }
             for (i, g) in entries[k].op.vjp(saved, dy).enumerated() where saved.inputs[i].needs {
-                guard let g = g?.summed(toShape: saved.inputs[i].shape) else { continue }           // unbroadcast, once
+                guard let g = g?.summed(toShape: saved.inputs[i].shape) else { continue }  // unbroadcast, once
                 cotangents[inputs[i]] = cotangents[inputs[i]].map { $0 + g } ?? g
             }
         }
-        for id in wanted where found[id] == nil { found[id] = cotangents[id] }                      // watched leaves
+        for id in wanted where found[id] == nil { found[id] = cotangents[id] }  // watched leaves
         return found
     }
 

@@ -1,4 +1,5 @@
 @_spi(Runtime) import TapeCLRuntime
+
 /// Central finite differences in float64: `∂f/∂xᵢ ≈ (Σf(x + εeᵢ) − Σf(x − εeᵢ)) / 2ε`.
 ///
 /// The reference TapeCL's own tests check every gradient against (as seed 004 does by hand,
@@ -9,12 +10,15 @@
 /// let g = numericalGradient(of: { x in x * x * 4 }, at: Tensor(3.0))   // ≈ 24
 /// ```
 /// - Returns: a float64 tensor of `x`'s shape, on the host.
-public func numericalGradient(of f: (Tensor) throws -> Tensor, at x: Tensor, epsilon: Double = 1e-6) rethrows -> Tensor {
+public func numericalGradient(of f: (Tensor) throws -> Tensor, at x: Tensor, epsilon: Double = 1e-6) rethrows -> Tensor
+{
     try numericalGradient(of: { try f($0[0]) }, at: [x], epsilon: epsilon)[0]
 }
 
 /// Finite-difference gradients of `f` with respect to each of several inputs.
-public func numericalGradient(of f: ([Tensor]) throws -> Tensor, at xs: [Tensor], epsilon: Double = 1e-6) rethrows -> [Tensor] {
+public func numericalGradient(
+    of f: ([Tensor]) throws -> Tensor, at xs: [Tensor], epsilon: Double = 1e-6
+) rethrows -> [Tensor] {
     try Recorder.unrecorded {
         try withDevice(.host) {
             let values = xs.map { $0.scalars(as: Double.self) }

@@ -1,4 +1,5 @@
 @_spi(Runtime) import TapeCLRuntime
+
 /// The active tapes and forward accumulators (one task-local, so concurrent tasks each have their
 /// own and an op reads it once), and the one place where an op reaches them.
 enum Recorder {

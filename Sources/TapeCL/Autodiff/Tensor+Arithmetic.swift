@@ -1,16 +1,29 @@
 @_spi(Runtime) import TapeCLRuntime
+
 // The public ops. Each forwards to one entry of the op table (Sources/TapeCL/Ops).
 
 // MARK: Operators, NumPy broadcasting, numbers on either side
 
 /// Elementwise sum with broadcasting: `x + 1`, `a + b`.
-public func + (l: some TensorConvertible, r: some TensorConvertible) -> Tensor { let (a, b) = resolve(l, r); return Op.add(a, b) }
+public func + (l: some TensorConvertible, r: some TensorConvertible) -> Tensor {
+    let (a, b) = resolve(l, r)
+    return Op.add(a, b)
+}
 /// Elementwise difference with broadcasting.
-public func - (l: some TensorConvertible, r: some TensorConvertible) -> Tensor { let (a, b) = resolve(l, r); return Op.sub(a, b) }
+public func - (l: some TensorConvertible, r: some TensorConvertible) -> Tensor {
+    let (a, b) = resolve(l, r)
+    return Op.sub(a, b)
+}
 /// Elementwise product with broadcasting (not the matrix product: see ``matmul(_:_:transposeA:transposeB:)``).
-public func * (l: some TensorConvertible, r: some TensorConvertible) -> Tensor { let (a, b) = resolve(l, r); return Op.mul(a, b) }
+public func * (l: some TensorConvertible, r: some TensorConvertible) -> Tensor {
+    let (a, b) = resolve(l, r)
+    return Op.mul(a, b)
+}
 /// Elementwise quotient with broadcasting (integers truncate).
-public func / (l: some TensorConvertible, r: some TensorConvertible) -> Tensor { let (a, b) = resolve(l, r); return Op.div(a, b) }
+public func / (l: some TensorConvertible, r: some TensorConvertible) -> Tensor {
+    let (a, b) = resolve(l, r)
+    return Op.div(a, b)
+}
 /// Elementwise negation.
 public prefix func - (x: some TensorConvertible) -> Tensor { Op.neg(x.tensor(like: nil)) }
 
@@ -24,11 +37,20 @@ public func /= (l: inout Tensor, r: some TensorConvertible) { l = l / r }
 
 /// `xʸ` elementwise with broadcasting: `pow(x, 2)`.
 /// Gradients: `y·xʸ⁻¹` for x, `xʸ·log x` for y (0 where x ≤ 0, as TensorFlow).
-public func pow(_ x: some TensorConvertible, _ y: some TensorConvertible) -> Tensor { let (a, b) = resolve(x, y); return Op.pow(a, b) }
+public func pow(_ x: some TensorConvertible, _ y: some TensorConvertible) -> Tensor {
+    let (a, b) = resolve(x, y)
+    return Op.pow(a, b)
+}
 /// Elementwise maximum; at ties the gradient goes to the first argument.
-public func maximum(_ x: some TensorConvertible, _ y: some TensorConvertible) -> Tensor { let (a, b) = resolve(x, y); return Op.maximum(a, b) }
+public func maximum(_ x: some TensorConvertible, _ y: some TensorConvertible) -> Tensor {
+    let (a, b) = resolve(x, y)
+    return Op.maximum(a, b)
+}
 /// Elementwise minimum; at ties the gradient goes to the first argument.
-public func minimum(_ x: some TensorConvertible, _ y: some TensorConvertible) -> Tensor { let (a, b) = resolve(x, y); return Op.minimum(a, b) }
+public func minimum(_ x: some TensorConvertible, _ y: some TensorConvertible) -> Tensor {
+    let (a, b) = resolve(x, y)
+    return Op.minimum(a, b)
+}
 
 /// Sine; d/dx = cos x.
 public func sin(_ x: some TensorConvertible) -> Tensor { Op.sin(x.tensor(like: nil)) }
@@ -63,7 +85,9 @@ public func abs(_ x: some TensorConvertible) -> Tensor { Op.abs(x.tensor(like: n
 /// - Parameters:
 ///   - transposeA: use `aᵀ` (the last two axes swapped).
 ///   - transposeB: use `bᵀ`.
-public func matmul(_ a: some TensorConvertible, _ b: some TensorConvertible, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+public func matmul(
+    _ a: some TensorConvertible, _ b: some TensorConvertible, transposeA: Bool = false, transposeB: Bool = false
+) -> Tensor {
     let (ta, tb) = resolve(a, b)
     var attributes = Attributes()
     attributes.transposeA = transposeA
@@ -174,7 +198,8 @@ extension Tensor {
     package func summed(toShape target: [Int]) -> Tensor {
         if shape == target { return self }
         let lead = rank - target.count
-        let axes = Array(0..<lead) + target.indices.filter { target[$0] == 1 && shape[$0 + lead] != 1 }.map { $0 + lead }
+        let axes =
+            Array(0..<lead) + target.indices.filter { target[$0] == 1 && shape[$0 + lead] != 1 }.map { $0 + lead }
         return sum(axes: axes).reshaped(to: target)
     }
 
@@ -202,7 +227,8 @@ extension Tensor {
         a.axes = Array(keptAxes.count..<rank)
         a.keepDims = false
         let r = try op.apply([try transposedChecked(permutation: keptAxes + axes)], a)
-        return keepDims ? try r.reshapedChecked(to: shape.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }) : r
+        return keepDims
+            ? try r.reshapedChecked(to: shape.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }) : r
     }
 
     package func meanChecked(axes: [Int]?, keepDims: Bool) throws -> Tensor {
@@ -214,7 +240,7 @@ extension Tensor {
     package func broadcastChecked(to target: [Int]) throws -> Tensor {
         if target == shape { return self }
         _ = try Shape.checkedBytes(target, dtype, op: "broadcast")
-        guard Shape.broadcast(shape, target) == target else {      // checked before the strides, which assume it
+        guard Shape.broadcast(shape, target) == target else {  // checked before the strides, which assume it
             throw TapeError.shape("broadcast: \(Shape.describe(shape)) does not broadcast to \(Shape.describe(target))")
         }
         var a = Attributes()
@@ -233,7 +259,10 @@ extension Tensor {
             }
             let knownCount = try Shape.checkedBytes(known, .int8, op: "reshape")
             guard knownCount > 0, count % knownCount == 0 else {
-                throw TapeError.shape("reshape: cannot reshape \(Shape.describe(shape)) (\(count) elements) to \(Shape.describe(newShape))")
+                throw TapeError.shape(
+                    "reshape: cannot reshape \(Shape.describe(shape)) (\(count) elements) to "
+                        + "\(Shape.describe(newShape))"
+                )
             }
             target[hole] = count / knownCount
         }
@@ -246,7 +275,8 @@ extension Tensor {
 
     package func transposedChecked(permutation: [Int]) throws -> Tensor {
         guard permutation.sorted() == Array(0..<rank) else {
-            throw TapeError.argument("transpose: \(permutation) is not a permutation of the \(rank) axes of \(Shape.describe(shape))")
+            throw TapeError.argument(
+                "transpose: \(permutation) is not a permutation of the \(rank) axes of \(Shape.describe(shape))")
         }
         if permutation == Array(0..<rank) { return self }
         var a = Attributes()
@@ -268,14 +298,18 @@ extension Tensor {
     /// ```swift
     /// do { let y = try Tensor.apply("matmul", [a, b]) } catch { print(error) }
     /// ```
-    public static func apply(_ name: String, _ inputs: [Tensor], axes: [Int]? = nil, keepDims: Bool = false,
-                             shape: [Int]? = nil) throws -> Tensor {
+    public static func apply(
+        _ name: String, _ inputs: [Tensor], axes: [Int]? = nil, keepDims: Bool = false,
+        shape: [Int]? = nil
+    ) throws -> Tensor {
         switch name {
         case "sum": return try one(inputs, name).reduce(Op.sum, axes: axes, keepDims: keepDims)
         case "max": return try one(inputs, name).reduce(Op.max, axes: axes, keepDims: keepDims)
         case "mean": return try one(inputs, name).meanChecked(axes: axes, keepDims: keepDims)
         case "reshape": return try one(inputs, name).reshapedChecked(to: shape ?? [])
-        case "transpose": return try one(inputs, name).transposedChecked(permutation: Array((0..<(inputs.first?.rank ?? 0)).reversed()))
+        case "transpose":
+            return try one(inputs, name).transposedChecked(
+                permutation: Array((0..<(inputs.first?.rank ?? 0)).reversed()))
         case "broadcast": return try one(inputs, name).broadcastChecked(to: shape ?? [])
         default:
             guard let op = Op.named(name) else { throw TapeError.argument("unknown op '\(name)'") }

@@ -10,7 +10,9 @@ private let nextTensorID = Atomic<UInt64>(1)
 package struct TensorID: Hashable, Sendable {
     let raw: UInt64
     package func hash(into hasher: inout Hasher) { hasher.combine(raw) }
-    package func _rawHashValue(seed: Int) -> Int { Int(truncatingIfNeeded: SplitMix64.mix(raw ^ UInt64(bitPattern: Int64(seed)))) }
+    package func _rawHashValue(seed: Int) -> Int {
+        Int(truncatingIfNeeded: SplitMix64.mix(raw ^ UInt64(bitPattern: Int64(seed))))
+    }
 }
 
 /// Storage and identity of a tensor; copies of a `Tensor` share one handle, reshapes share the buffer.
@@ -85,7 +87,10 @@ public struct Tensor: @unchecked Sendable {
     /// int8 arrays keep their type), on `device` (else the current device).
     /// - Precondition: `scalars.count` equals the product of `shape`.
     public init<S: TensorScalar>(shape: [Int], scalars: [S], dtype: DType? = nil, on device: Device? = nil) {
-        do { self = try Tensor.make(shape: shape, scalars: scalars, dtype: dtype ?? S.defaultDType, on: device ?? .current) } catch { fail(error) }
+        do {
+            self = try Tensor.make(
+                shape: shape, scalars: scalars, dtype: dtype ?? S.defaultDType, on: device ?? .current)
+        } catch { fail(error) }
     }
 
     /// A 1-D tensor of `scalars` (float32 unless `dtype` says otherwise).
@@ -96,7 +101,9 @@ public struct Tensor: @unchecked Sendable {
     /// A 2-D tensor from rows of equal length.
     public init<S: TensorScalar>(_ rows: [[S]], dtype: DType? = nil, on device: Device? = nil) {
         let width = rows.first?.count ?? 0
-        guard rows.allSatisfy({ $0.count == width }) else { fail(TapeError.argument("Tensor: ragged rows (lengths \(rows.map(\.count)))")) }
+        guard rows.allSatisfy({ $0.count == width }) else {
+            fail(TapeError.argument("Tensor: ragged rows (lengths \(rows.map(\.count)))"))
+        }
         self.init(shape: [rows.count, width], scalars: rows.flatMap { $0 }, dtype: dtype, on: device)
     }
 
@@ -132,14 +139,17 @@ public struct Tensor: @unchecked Sendable {
 
     /// Normal(mean, stddev) samples from a seeded generator (SplitMix64 and Box–Muller): the
     /// same seed gives the same tensor on every device and run.
-    public static func randomNormal(shape: [Int], mean: Double = 0, stddev: Double = 1, seed: UInt64 = 0,
-                                    dtype: DType = .float32, on device: Device? = nil) -> Tensor {
+    public static func randomNormal(
+        shape: [Int], mean: Double = 0, stddev: Double = 1, seed: UInt64 = 0,
+        dtype: DType = .float32, on device: Device? = nil
+    ) -> Tensor {
         var rng = SplitMix64(seed: seed)
         let n = Shape.count(shape)
         var values = [Double](repeating: 0, count: n)
         var i = 0
         while i < n {
-            let u1 = Swift.max(rng.nextUnit(), Double.leastNormalMagnitude), u2 = rng.nextUnit()
+            let u1 = Swift.max(rng.nextUnit(), Double.leastNormalMagnitude)
+            let u2 = rng.nextUnit()
             let r = (-2 * Foundation.log(u1)).squareRoot()
             values[i] = mean + stddev * r * Foundation.cos(2 * .pi * u2)
             if i + 1 < n { values[i + 1] = mean + stddev * r * Foundation.sin(2 * .pi * u2) }
@@ -148,11 +158,16 @@ public struct Tensor: @unchecked Sendable {
         return Tensor(shape: shape, scalars: values, dtype: dtype, on: device)
     }
 
-    package static func make<S: TensorScalar>(shape: [Int], scalars: [S], dtype: DType, on device: Device) throws -> Tensor {
+    package static func make<S: TensorScalar>(
+        shape: [Int], scalars: [S], dtype: DType, on device: Device
+    ) throws -> Tensor {
         let bytes = try Shape.checkedBytes(shape, dtype, op: "Tensor")
         try device.core.checkAllocatable(bytes, op: "Tensor", shape: shape, dtype: dtype)
         guard scalars.count == Shape.count(shape) else {
-            throw TapeError.shape("Tensor: \(scalars.count) scalars do not fill shape \(Shape.describe(shape)) (\(Shape.count(shape)) elements)")
+            throw TapeError.shape(
+                "Tensor: \(scalars.count) scalars do not fill shape \(Shape.describe(shape)) "
+                    + "(\(Shape.count(shape)) elements)"
+            )
         }
         let buffer = try device.core.allocate(bytes: scalars.count * dtype.byteSize)
         try withHostBytes(scalars, as: dtype) { try device.core.backend.write($0, to: buffer) }
@@ -168,7 +183,9 @@ public struct Tensor: @unchecked Sendable {
     /// - Precondition: `count == 1`.
     public var scalar: Float {
         guard count == 1 else {
-            fail(TapeError.shape("scalar: a tensor of shape \(Shape.describe(shape)) has \(count) elements; use scalars"))
+            fail(
+                TapeError.shape("scalar: a tensor of shape \(Shape.describe(shape)) has \(count) elements; use scalars")
+            )
         }
         return scalars[0]
     }
@@ -180,7 +197,7 @@ public struct Tensor: @unchecked Sendable {
 
     package func readScalars<T: TensorScalar>(as: T.Type) throws -> [T] {
         let sameType = (T.defaultDType == dtype || T.self == Double.self) && MemoryLayout<T>.size == dtype.byteSize
-        if sameType {   // Float from float32, Double from float64, Int32, Int8: read into the result, no second copy
+        if sameType {  // Float from float32, Double from float64, Int32, Int8: read into the result, no second copy
             return try [T](unsafeUninitializedCapacity: count) { out, initialized in
                 try buffer.core.backend.read(buffer, into: UnsafeMutableRawBufferPointer(out))
                 initialized = count
@@ -235,7 +252,9 @@ extension Int8: TensorScalar {
 }
 
 /// Host bytes of `scalars` converted to `dtype`, valid inside `body`.
-func withHostBytes<S: TensorScalar, R>(_ scalars: [S], as dtype: DType, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+func withHostBytes<S: TensorScalar, R>(
+    _ scalars: [S], as dtype: DType, _ body: (UnsafeRawBufferPointer) throws -> R
+) rethrows -> R {
     switch dtype {
     case .float32:
         if S.self == Float.self { return try unsafeBitCast(scalars, to: [Float].self).withUnsafeBytes(body) }
@@ -252,7 +271,9 @@ extension Tensor: CustomStringConvertible {
     /// `Tensor([4.0, 12.0], shape: [2], dtype: float32)`, with values as TensorFlow prints them
     /// (shortest round-trip form of each element; `nan` whatever its sign bit, where Swift says `-nan`).
     public var description: String {
-        let values: [String] = dtype == .float64 ? scalars(as: Double.self).map { $0.isNaN ? "nan" : "\($0)" }
+        let values: [String] =
+            dtype == .float64
+            ? scalars(as: Double.self).map { $0.isNaN ? "nan" : "\($0)" }
             : dtype.isFloatingPoint ? scalars.map { $0.isNaN ? "nan" : "\($0)" } : scalars(as: Int.self).map { "\($0)" }
         return "Tensor(\(Shape.nested(values[...], shape[...])), shape: \(Shape.describe(shape)), dtype: \(dtype))"
     }

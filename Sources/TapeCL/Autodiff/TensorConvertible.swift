@@ -1,4 +1,5 @@
 @_spi(Runtime) import TapeCLRuntime
+
 /// Anything that can stand in an expression with tensors: a ``Tensor``, a ``Variable`` (which
 /// reads its value, marking it accessed on the active tapes) or a Swift number.
 ///
@@ -26,7 +27,9 @@ extension Tensor: TensorConvertible {
 func numberTensor(_ value: Double, like other: Tensor?) -> Tensor {
     let dtype = other?.dtype ?? .float32
     let device = other?.device ?? .current
-    return Constants.tensor(value, dtype: dtype, on: device) { Tensor(shape: [], scalars: [value], dtype: dtype, on: device) }
+    return Constants.tensor(value, dtype: dtype, on: device) {
+        Tensor(shape: [], scalars: [value], dtype: dtype, on: device)
+    }
 }
 
 extension Double: TensorConvertible {

@@ -56,17 +56,25 @@ public final class Variable: TensorConvertible, @unchecked Sendable, CustomStrin
         let current = stored
         let v = newValue.tensor(like: current)
         guard v.shape == current.shape, v.dtype == current.dtype else {
-            fail(TapeError.shape("Variable\(name.map { " '\($0)'" } ?? "").assign: \(Shape.describe(v.shape)) \(v.dtype) for a variable of \(Shape.describe(current.shape)) \(current.dtype)"))
+            fail(
+                TapeError.shape(
+                    "Variable\(name.map { " '\($0)'" } ?? "").assign: \(Shape.describe(v.shape)) \(v.dtype) "
+                        + "for a variable of \(Shape.describe(current.shape)) \(current.dtype)"
+                ))
         }
-        var replacement = v.to(current.device)                 // computed, and the old value released, outside the lock
-        _ = replacement.buffer                                  // a pending value runs now, not on the next read
+        var replacement = v.to(current.device)  // computed, and the old value released, outside the lock
+        _ = replacement.buffer  // a pending value runs now, not on the next read
         state.withLock { swap(&$0, &replacement) }
     }
 
     /// `value -= delta` (an optimizer step); not recorded.
-    public func assignSub(_ delta: some TensorConvertible) { assign(Recorder.unrecorded { stored - delta.tensor(like: stored) }) }
+    public func assignSub(_ delta: some TensorConvertible) {
+        assign(Recorder.unrecorded { stored - delta.tensor(like: stored) })
+    }
     /// `value += delta`; not recorded.
-    public func assignAdd(_ delta: some TensorConvertible) { assign(Recorder.unrecorded { stored + delta.tensor(like: stored) }) }
+    public func assignAdd(_ delta: some TensorConvertible) {
+        assign(Recorder.unrecorded { stored + delta.tensor(like: stored) })
+    }
 
     public var description: String { "Variable(\(name.map { "'\($0)', " } ?? "")\(stored))" }
 }

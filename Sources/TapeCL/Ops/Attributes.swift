@@ -1,4 +1,5 @@
 @_spi(Runtime) import TapeCLRuntime
+
 /// Per-call parameters of an op (axes, target shape, transpose flags...), read and written as
 /// `attributes.axes`. Most ops have none, and every op's attributes are copied into its launch
 /// and its tape entry, so the values live in one shared box (copied on write): a copy is one
@@ -22,7 +23,7 @@ package struct Attributes: Sendable {
         /// First element of `slice`'s range in its (row-major) input.
         package var offset = 0
     }
-    private final class Box: @unchecked Sendable {      // mutated only while uniquely referenced
+    private final class Box: @unchecked Sendable {  // mutated only while uniquely referenced
         var fields: Fields
         init(_ fields: Fields) { self.fields = fields }
     }
@@ -31,7 +32,7 @@ package struct Attributes: Sendable {
     package init() {}
 
     package subscript<V>(dynamicMember path: WritableKeyPath<Fields, V>) -> V {
-        get { box.map { $0.fields[keyPath: path] } ?? Self.defaults[keyPath: path] }   // one field, not a copy of all
+        get { box.map { $0.fields[keyPath: path] } ?? Self.defaults[keyPath: path] }  // one field, not a copy of all
         set {
             if box == nil { box = Box(Fields()) } else if !isKnownUniquelyReferenced(&box!) { box = Box(box!.fields) }
             box!.fields[keyPath: path] = newValue
@@ -44,7 +45,8 @@ extension Attributes {
     /// Most ops have no attributes: then nothing is copied.
     var kernel: KernelParameters {
         guard let fields = box?.fields else { return KernelParameters() }
-        return KernelParameters(axes: fields.axes, strides: fields.strides, transposeA: fields.transposeA,
-                                transposeB: fields.transposeB, offset: fields.offset)
+        return KernelParameters(
+            axes: fields.axes, strides: fields.strides, transposeA: fields.transposeA,
+            transposeB: fields.transposeB, offset: fields.offset)
     }
 }

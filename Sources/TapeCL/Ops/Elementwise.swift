@@ -11,80 +11,135 @@ import Foundation
 /// element; `Float(Double(a) * Double(b))` becomes a float32 multiply).
 @inline(__always)
 func each(_ f: @escaping @Sendable (Double) -> Double) -> UnaryLoop {
-    UnaryLoop(double: { x, o, n in for i in 0..<n { o[i] = f(x[i]) } },
-              float: { x, o, n in for i in 0..<n { o[i] = Float(f(Double(x[i]))) } })
+    UnaryLoop(
+        double: { x, o, n in for i in 0..<n { o[i] = f(x[i]) } },
+        float: { x, o, n in for i in 0..<n { o[i] = Float(f(Double(x[i]))) } })
 }
 @inline(__always)
 func each(_ f: @escaping @Sendable (Double, Double) -> Double) -> BinaryLoop {
-    BinaryLoop(double: { a, b, o, n in for i in 0..<n { o[i] = f(a[i], b[i]) } },
-               float: { a, b, o, n in for i in 0..<n { o[i] = Float(f(Double(a[i]), Double(b[i]))) } })
+    BinaryLoop(
+        double: { a, b, o, n in for i in 0..<n { o[i] = f(a[i], b[i]) } },
+        float: { a, b, o, n in for i in 0..<n { o[i] = Float(f(Double(a[i]), Double(b[i]))) } })
 }
 
 extension Op {
     /// An elementwise unary op. Its Jacobian is diagonal, so the forward rule J·dx is the same
     /// product as the reverse rule Jᵀ·dy: one derivative serves both.
-    static func unary(_ name: String, saves: Saves, floatOnly: Bool = true, fusable: Bool = true, domain: ClosedRange<Double> = -2...2,
-                      _ host: UnaryLoop, derivative: @escaping @Sendable (Saved, Tensor) -> Tensor) -> Op {
-        Op(name: name, arity: 1, forward: .unary(kernel: name, host: host), shape: sameShape, saves: saves, floatOnly: floatOnly,
-           fusable: fusable, sampleDomain: domain,
-           vjp: { s, dy in s.grad(derivative(s, dy)) },
-           jvp: { s, dx in dx[0].map { derivative(s, $0) } })
+    static func unary(
+        _ name: String, saves: Saves, floatOnly: Bool = true, fusable: Bool = true,
+        domain: ClosedRange<Double> = -2...2,
+        _ host: UnaryLoop, derivative: @escaping @Sendable (Saved, Tensor) -> Tensor
+    ) -> Op {
+        Op(
+            name: name, arity: 1, forward: .unary(kernel: name, host: host), shape: sameShape, saves: saves,
+            floatOnly: floatOnly,
+            fusable: fusable, sampleDomain: domain,
+            vjp: { s, dy in s.grad(derivative(s, dy)) },
+            jvp: { s, dx in dx[0].map { derivative(s, $0) } })
     }
 
     /// An elementwise binary op with NumPy broadcasting.
-    static func binary(_ name: String, saves: Saves, floatOnly: Bool = false, domain: ClosedRange<Double> = -2...2,
-                       _ host: BinaryLoop, vjp: @escaping VJP, jvp: @escaping JVP) -> Op {
-        Op(name: name, arity: 2, forward: .binary(kernel: name, host: host), shape: broadcastShape(name), saves: saves,
-           floatOnly: floatOnly, sampleDomain: domain, vjp: vjp, jvp: jvp)
+    static func binary(
+        _ name: String, saves: Saves, floatOnly: Bool = false, domain: ClosedRange<Double> = -2...2,
+        _ host: BinaryLoop, vjp: @escaping VJP, jvp: @escaping JVP
+    ) -> Op {
+        Op(
+            name: name, arity: 2, forward: .binary(kernel: name, host: host), shape: broadcastShape(name), saves: saves,
+            floatOnly: floatOnly, sampleDomain: domain, vjp: vjp, jvp: jvp)
     }
 
     /// A 0/1 comparison: not differentiable (never recorded), so no gradient flows through it.
     static func mask(_ name: String, _ host: BinaryLoop) -> Op {
-        Op(name: name, arity: 2, forward: .binary(kernel: name, host: host), shape: broadcastShape(name), saves: .nothing, differentiable: false, vjp: { _, _ in [nil, nil] }, jvp: { _, _ in nil })
+        Op(
+            name: name, arity: 2, forward: .binary(kernel: name, host: host), shape: broadcastShape(name),
+            saves: .nothing, differentiable: false, vjp: { _, _ in [nil, nil] }, jvp: { _, _ in nil })
     }
 
     static let neg = unary("neg", saves: .nothing, floatOnly: false, each { -$0 }) { _, dy in -dy }
-    static let sin = unary("sin", saves: .inputs, fusable: false, HostMath.sin) { s, dy in dy * TapeCL.cos(s.x) }      // d sin = cos
-    static let cos = unary("cos", saves: .inputs, fusable: false, HostMath.cos) { s, dy in -dy * TapeCL.sin(s.x) }     // d cos = -sin
-    static let tan = unary("tan", saves: .output, domain: -1.2...1.2, each { Foundation.tan($0) }) { s, dy in dy * (1 + s.y * s.y) }      // d tan = 1 + tan²
-    static let exp = unary("exp", saves: .output, HostMath.exp) { s, dy in dy * s.y }                  // d exp = exp
-    static let log = unary("log", saves: .inputs, domain: 0.25...3, each { Foundation.log($0) }) { s, dy in dy / s.x }                  // d log = 1/x
-    static let sqrt = unary("sqrt", saves: .output, domain: 0.25...3, each { $0.squareRoot() }) { s, dy in dy / (2 * s.y) }            // d √x = 1/(2√x)
-    static let tanh = unary("tanh", saves: .output, each { Foundation.tanh($0) }) { s, dy in dy * (1 - s.y * s.y) }   // d tanh = 1 - tanh²
-    static let sigmoid = unary("sigmoid", saves: .output, each { 1 / (1 + Foundation.exp(-$0)) }) { s, dy in dy * s.y * (1 - s.y) }  // σ(1-σ)
-    static let relu = unary("relu", saves: .output, floatOnly: false, each { $0 > 0 ? $0 : 0 }) { s, dy in dy * Op.step(s.y) }  // 1 where x > 0
-    static let abs = unary("abs", saves: .inputs, floatOnly: false, each { $0 < 0 ? -$0 : $0 }) { s, dy in dy * Op.sign(s.x) }       // sign(x)
+    static let sin = unary("sin", saves: .inputs, fusable: false, HostMath.sin) { s, dy in
+        dy * TapeCL.cos(s.x)  // d sin = cos
+    }
+    static let cos = unary("cos", saves: .inputs, fusable: false, HostMath.cos) { s, dy in
+        -dy * TapeCL.sin(s.x)  // d cos = -sin
+    }
+    static let tan = unary("tan", saves: .output, domain: -1.2...1.2, each { Foundation.tan($0) }) { s, dy in
+        dy * (1 + s.y * s.y)  // d tan = 1 + tan²
+    }
+    static let exp = unary("exp", saves: .output, HostMath.exp) { s, dy in dy * s.y }  // d exp = exp
+    static let log = unary("log", saves: .inputs, domain: 0.25...3, each { Foundation.log($0) }) { s, dy in
+        dy / s.x  // d log = 1/x
+    }
+    static let sqrt = unary("sqrt", saves: .output, domain: 0.25...3, each { $0.squareRoot() }) { s, dy in
+        dy / (2 * s.y)  // d √x = 1/(2√x)
+    }
+    static let tanh = unary("tanh", saves: .output, each { Foundation.tanh($0) }) { s, dy in
+        dy * (1 - s.y * s.y)  // d tanh = 1 - tanh²
+    }
+    static let sigmoid = unary("sigmoid", saves: .output, each { 1 / (1 + Foundation.exp(-$0)) }) { s, dy in
+        dy * s.y * (1 - s.y)  // σ(1-σ)
+    }
+    static let relu = unary("relu", saves: .output, floatOnly: false, each { $0 > 0 ? $0 : 0 }) { s, dy in
+        dy * Op.step(s.y)  // 1 where x > 0
+    }
+    static let abs = unary("abs", saves: .inputs, floatOnly: false, each { $0 < 0 ? -$0 : $0 }) { s, dy in
+        dy * Op.sign(s.x)  // sign(x)
+    }
     /// log(x) for x > 0, else 0: the exponent's gradient of `pow` (TensorFlow masks log the same way).
     static let safeLog = unary("safe_log", saves: .inputs, each { $0 > 0 ? Foundation.log($0) : 0 }) { s, dy in
-        dy * Op.step(s.x) / (TapeCL.abs(s.x) + (1 - Op.step(s.x)))                                                // 1/x where x > 0
+        dy * Op.step(s.x) / (TapeCL.abs(s.x) + (1 - Op.step(s.x)))  // 1/x where x > 0
     }
 
-    static let add = binary("add", saves: .nothing, each { $0 + $1 },
+    static let add = binary(
+        "add", saves: .nothing, each { $0 + $1 },
         vjp: { s, dy in s.grads(dy, dy) },
         jvp: { _, d in plus(d[0], d[1]) })
-    static let sub = binary("sub", saves: .nothing, each { $0 - $1 },
+    static let sub = binary(
+        "sub", saves: .nothing, each { $0 - $1 },
         vjp: { s, dy in s.grads(dy, -dy) },
         jvp: { _, d in plus(d[0], d[1].map { -$0 }) })
-    static let mul = binary("mul", saves: .crossed, each { $0 * $1 },
-        vjp: { s, dy in s.grads(dy * s.b, dy * s.a) },                                                      // d(ab) = b da + a db
+    static let mul = binary(
+        "mul", saves: .crossed, each { $0 * $1 },
+        vjp: { s, dy in s.grads(dy * s.b, dy * s.a) },  // d(ab) = b da + a db
         jvp: { s, d in plus(d[0].map { $0 * s.b }, d[1].map { s.a * $0 }) })
-    static let div = binary("div", saves: .inputs, domain: 0.5...2, each { $0 / $1 },
-        vjp: { s, dy in s.grads(dy / s.b, dy * (-s.a / s.b / s.b)) },                                      // d(a/b) = da/b - a db/b²
+    static let div = binary(
+        "div", saves: .inputs, domain: 0.5...2, each { $0 / $1 },
+        vjp: { s, dy in s.grads(dy / s.b, dy * (-s.a / s.b / s.b)) },  // d(a/b) = da/b - a db/b²
         jvp: { s, d in plus(d[0].map { $0 / s.b }, d[1].map { $0 * (-s.a / s.b / s.b) }) })
-    static let pow = binary("pow", saves: .inputsAndOutput, floatOnly: true, domain: 0.3...2, each { Foundation.pow($0, $1) },
-        vjp: { s, dy in s.grads(dy * s.b * TapeCL.pow(s.a, s.b - 1), dy * s.y * Op.safeLog(s.a)) },       // b·aᵇ⁻¹, aᵇ·log a
-        jvp: { s, d in plus(d[0].map { $0 * s.b * TapeCL.pow(s.a, s.b - 1) }, d[1].map { $0 * s.y * Op.safeLog(s.a) }) })
-    static let maximum = binary("maximum", saves: .inputs, each { $0 >= $1 ? $0 : $1 },
-        vjp: { s, dy in let m = Op.greaterEqual(s.a, s.b); return s.grads(dy * m, dy * (1 - m)) },   // ties go to a
-        jvp: { s, d in let m = Op.greaterEqual(s.a, s.b); return plus(d[0].map { $0 * m }, d[1].map { $0 * (1 - m) }) })
-    static let minimum = binary("minimum", saves: .inputs, each { $0 <= $1 ? $0 : $1 },
-        vjp: { s, dy in let m = Op.greaterEqual(s.b, s.a); return s.grads(dy * m, dy * (1 - m)) },
-        jvp: { s, d in let m = Op.greaterEqual(s.b, s.a); return plus(d[0].map { $0 * m }, d[1].map { $0 * (1 - m) }) })
+    static let pow = binary(
+        "pow", saves: .inputsAndOutput, floatOnly: true, domain: 0.3...2, each { Foundation.pow($0, $1) },
+        // b·aᵇ⁻¹, aᵇ·log a
+        vjp: { s, dy in s.grads(dy * s.b * TapeCL.pow(s.a, s.b - 1), dy * s.y * Op.safeLog(s.a)) },
+        jvp: { s, d in plus(d[0].map { $0 * s.b * TapeCL.pow(s.a, s.b - 1) }, d[1].map { $0 * s.y * Op.safeLog(s.a) }) }
+    )
+    static let maximum = binary(
+        "maximum", saves: .inputs, each { $0 >= $1 ? $0 : $1 },
+        vjp: { s, dy in
+            let m = Op.greaterEqual(s.a, s.b)
+            return s.grads(dy * m, dy * (1 - m))
+        },  // ties go to a
+        jvp: { s, d in
+            let m = Op.greaterEqual(s.a, s.b)
+            return plus(d[0].map { $0 * m }, d[1].map { $0 * (1 - m) })
+        })
+    static let minimum = binary(
+        "minimum", saves: .inputs, each { $0 <= $1 ? $0 : $1 },
+        vjp: { s, dy in
+            let m = Op.greaterEqual(s.b, s.a)
+            return s.grads(dy * m, dy * (1 - m))
+        },
+        jvp: { s, d in
+            let m = Op.greaterEqual(s.b, s.a)
+            return plus(d[0].map { $0 * m }, d[1].map { $0 * (1 - m) })
+        })
 
     // relu's and abs's masks: a zero derivative, as TensorFlow registers for ReluGrad's input and Sign, so second
     // derivatives through relu and abs are zeros, as there (through maximum, minimum and max: nil, TensorFlow's None).
-    static let step = unary("step", saves: .nothing, floatOnly: false, each { $0 > 0 ? 1 : 0 }) { _, dy in .zeros(like: dy) }
-    static let sign = unary("sign", saves: .nothing, floatOnly: false, each { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }) { _, dy in .zeros(like: dy) }
+    static let step = unary("step", saves: .nothing, floatOnly: false, each { $0 > 0 ? 1 : 0 }) { _, dy in
+        .zeros(like: dy)
+    }
+    static let sign = unary("sign", saves: .nothing, floatOnly: false, each { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }) { _, dy in
+        .zeros(like: dy)
+    }
     static let equal = mask("equal", each { $0 == $1 ? 1 : 0 })
     static let greaterEqual = mask("greater_equal", each { $0 >= $1 ? 1 : 0 })
 }

@@ -33,9 +33,12 @@ package final class Op: Sendable {
     /// Where `tapecl check` draws random inputs (inside the domain, away from poles).
     package let sampleDomain: ClosedRange<Double>
 
-    package init(name: String, arity: Int, forward: Forward, shape: @escaping ShapeRule, saves: Saves,
-                 floatOnly: Bool = false, differentiable: Bool = true, fusable: Bool = true, sampleDomain: ClosedRange<Double> = -2...2,
-                 vjp: @escaping VJP, jvp: @escaping JVP) {
+    package init(
+        name: String, arity: Int, forward: Forward, shape: @escaping ShapeRule, saves: Saves,
+        floatOnly: Bool = false, differentiable: Bool = true, fusable: Bool = true,
+        sampleDomain: ClosedRange<Double> = -2...2,
+        vjp: @escaping VJP, jvp: @escaping JVP
+    ) {
         self.name = name
         self.arity = arity
         self.forward = forward
@@ -58,10 +61,16 @@ package struct InputShapes {
     init(inputs: [Tensor]) { source = .tensors(inputs) }
     init(saved: [Saved.Input]) { source = .saved(saved) }
     package subscript(i: Int) -> [Int] {
-        switch source { case .tensors(let t): t[i].shape; case .saved(let s): s[i].shape }
+        switch source {
+        case .tensors(let t): t[i].shape
+        case .saved(let s): s[i].shape
+        }
     }
     package var count: Int {
-        switch source { case .tensors(let t): t.count; case .saved(let s): s.count }
+        switch source {
+        case .tensors(let t): t.count
+        case .saved(let s): s.count
+        }
     }
 }
 
@@ -113,7 +122,8 @@ extension Op {
     static func broadcastShape(_ name: String) -> ShapeRule {
         { shapes, _ in
             guard let out = Shape.broadcast(shapes[0], shapes[1]) else {
-                throw TapeError.shape("\(name): shapes \(Shape.describe(shapes[0])) and \(Shape.describe(shapes[1])) do not broadcast")
+                throw TapeError.shape(
+                    "\(name): shapes \(Shape.describe(shapes[0])) and \(Shape.describe(shapes[1])) do not broadcast")
             }
             return out
         }
@@ -140,10 +150,12 @@ extension Op {
     /// The forward computation alone (no recording).
     package func execute(_ inputs: [Tensor], _ attributes: Attributes) throws -> Tensor {
         guard arity == Op.variadic ? !inputs.isEmpty : inputs.count == arity else {
-            throw TapeError.argument("\(name): expects \(arity == Op.variadic ? "one or more" : "\(arity)") inputs, got \(inputs.count)")
+            throw TapeError.argument(
+                "\(name): expects \(arity == Op.variadic ? "one or more" : "\(arity)") inputs, got \(inputs.count)")
         }
         let device = inputs[0].device
-        if case .transfer = forward {} else if let other = inputs.first(where: { $0.device != device }) {
+        if case .transfer = forward {
+        } else if let other = inputs.first(where: { $0.device != device }) {
             throw TapeError.device("\(name): inputs on \(device) and \(other.device); move one with to(_:)")
         }
         let inDType = inputs[0].dtype
@@ -172,8 +184,10 @@ extension Op {
             if let pending = Fusion.deferred(self, inputs, shape: outShape, dtype: dtype) { return pending }
             let out = try device.core.allocate(bytes: bytes)
             try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
-                try device.core.run(Launch(opName: name, forward: forward, inputs: operands, output: out, shape: outShape,
-                                           dtype: dtype, attributes: attributes.kernel))
+                try device.core.run(
+                    Launch(
+                        opName: name, forward: forward, inputs: operands, output: out, shape: outShape,
+                        dtype: dtype, attributes: attributes.kernel))
             }
             let result = Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
             if crossCheckEnabled && device != .host {

@@ -1,4 +1,5 @@
 @_spi(Runtime) import TapeCLRuntime
+
 // Reductions, layout changes and matmul.
 
 extension Op {
@@ -7,7 +8,8 @@ extension Op {
     static func reduceShape(_ name: String) -> ShapeRule {
         { shapes, a in
             let s = shapes[0]
-            return a.keepDims ? s.enumerated().map { a.axes.contains($0.offset) ? 1 : $0.element }
+            return a.keepDims
+                ? s.enumerated().map { a.axes.contains($0.offset) ? 1 : $0.element }
                 : s.enumerated().filter { !a.axes.contains($0.offset) }.map(\.element)
         }
     }
@@ -17,12 +19,16 @@ extension Op {
         s.shapes[0].enumerated().map { s.attributes.axes.contains($0.offset) ? 1 : $0.element }
     }
 
-    static let sum = Op(name: "sum", arity: 1, forward: .reduce(.sum), shape: reduceShape("sum"), saves: .nothing,
-        vjp: { s, dy in s.grad(dy.reshaped(to: kept(s)).broadcast(to: s.shapes[0])) },          // spread dy over the summed axes
+    static let sum = Op(
+        name: "sum", arity: 1, forward: .reduce(.sum), shape: reduceShape("sum"), saves: .nothing,
+        // spread dy over the summed axes
+        vjp: { s, dy in s.grad(dy.reshaped(to: kept(s)).broadcast(to: s.shapes[0])) },
         jvp: { s, dx in dx[0].map { $0.sum(axes: s.attributes.axes, keepDims: s.attributes.keepDims) } })
-    static let max = Op(name: "max", arity: 1, forward: .reduce(.max), shape: reduceShape("max"), saves: .inputsAndOutput,
-        vjp: { s, dy in s.grad(maxShare(s) * dy.reshaped(to: kept(s))) },                         // shared among ties
-        jvp: { s, dx in dx[0].map { (maxShare(s) * $0).sum(axes: s.attributes.axes, keepDims: s.attributes.keepDims) } })
+    static let max = Op(
+        name: "max", arity: 1, forward: .reduce(.max), shape: reduceShape("max"), saves: .inputsAndOutput,
+        vjp: { s, dy in s.grad(maxShare(s) * dy.reshaped(to: kept(s))) },  // shared among ties
+        jvp: { s, dx in dx[0].map { (maxShare(s) * $0).sum(axes: s.attributes.axes, keepDims: s.attributes.keepDims) } }
+    )
 
     /// 1/k at each of the k positions that attain the maximum, 0 elsewhere (TensorFlow's `_MaxGrad`).
     static func maxShare(_ s: Saved) -> Tensor {
@@ -30,9 +36,14 @@ extension Op {
         return hits / hits.sum(axes: s.attributes.axes, keepDims: true)
     }
 
-    static let reshape = Op(name: "reshape", arity: 1, forward: .alias, shape: { shapes, a in
+    static let reshape = Op(
+        name: "reshape", arity: 1, forward: .alias,
+        shape: { shapes, a in
             guard Shape.count(a.shape) == Shape.count(shapes[0]) else {
-                throw TapeError.shape("reshape: cannot reshape \(Shape.describe(shapes[0])) (\(Shape.count(shapes[0])) elements) to \(Shape.describe(a.shape))")
+                throw TapeError.shape(
+                    "reshape: cannot reshape \(Shape.describe(shapes[0])) (\(Shape.count(shapes[0])) "
+                        + "elements) to \(Shape.describe(a.shape))"
+                )
             }
             return a.shape
         }, saves: .nothing,
@@ -40,61 +51,82 @@ extension Op {
         jvp: { s, dx in dx[0].map { $0.reshaped(to: s.attributes.shape) } })
 
     /// `attributes.permutation` and the matching input strides.
-    static let transpose = Op(name: "transpose", arity: 1, forward: .gather, shape: { shapes, a in a.permutation.map { shapes[0][$0] } },
+    static let transpose = Op(
+        name: "transpose", arity: 1, forward: .gather, shape: { shapes, a in a.permutation.map { shapes[0][$0] } },
         saves: .nothing,
         vjp: { s, dy in s.grad(dy.transposed(permutation: inverse(s.attributes.permutation))) },
         jvp: { s, dx in dx[0].map { $0.transposed(permutation: s.attributes.permutation) } })
 
     /// Broadcast to `attributes.shape`; the backward is the identity because the tape walk sums
     /// every cotangent down to its input's shape.
-    static let broadcast = Op(name: "broadcast", arity: 1, forward: .gather, shape: { shapes, a in
+    static let broadcast = Op(
+        name: "broadcast", arity: 1, forward: .gather,
+        shape: { shapes, a in
             guard Shape.broadcast(shapes[0], a.shape) == a.shape else {
-                throw TapeError.shape("broadcast: \(Shape.describe(shapes[0])) does not broadcast to \(Shape.describe(a.shape))")
+                throw TapeError.shape(
+                    "broadcast: \(Shape.describe(shapes[0])) does not broadcast to \(Shape.describe(a.shape))")
             }
             return a.shape
         }, saves: .nothing,
         vjp: { s, dy in s.grad(dy) },
         jvp: { s, dx in dx[0].map { $0.broadcast(to: s.attributes.shape) } })
 
-    static let cast = Op(name: "cast", arity: 1, forward: .cast, shape: sameShape, saves: .nothing,
+    static let cast = Op(
+        name: "cast", arity: 1, forward: .cast, shape: sameShape, saves: .nothing,
         vjp: { s, dy in s.grad(dy.cast(to: s.attributes.sourceDType!)) },
         jvp: { s, dx in dx[0].map { $0.cast(to: s.attributes.dtype!) } })
 
-    static let transfer = Op(name: "to", arity: 1, forward: .transfer, shape: sameShape, saves: .nothing,
+    static let transfer = Op(
+        name: "to", arity: 1, forward: .transfer, shape: sameShape, saves: .nothing,
         vjp: { s, dy in s.grad(dy.to(s.attributes.sourceDevice!)) },
         jvp: { s, dx in dx[0].map { $0.to(s.attributes.device!) } })
 
     /// The identity that no gradient passes (``stopGradient(_:)``).
-    static let stop = Op(name: "stop_gradient", arity: 1, forward: .alias, shape: sameShape, saves: .nothing, differentiable: false,
+    static let stop = Op(
+        name: "stop_gradient", arity: 1, forward: .alias, shape: sameShape, saves: .nothing, differentiable: false,
         vjp: { _, _ in [nil] }, jvp: { _, _ in nil })
 
-    static let matmul = Op(name: "matmul", arity: 2, forward: .matmul, shape: { shapes, a in
+    static let matmul = Op(
+        name: "matmul", arity: 2, forward: .matmul,
+        shape: { shapes, a in
             guard let g = MatmulShape(shapes[0], shapes[1], a.transposeA, a.transposeB) else {
-                throw TapeError.shape("matmul: shapes \(Shape.describe(shapes[0]))\(a.transposeA ? "ᵀ" : "") and \(Shape.describe(shapes[1]))\(a.transposeB ? "ᵀ" : "") do not fit (need [M, K] @ [K, N], optionally batched [B, M, K])")
+                throw TapeError.shape(
+                    "matmul: shapes \(Shape.describe(shapes[0]))\(a.transposeA ? "ᵀ" : "") and "
+                        + "\(Shape.describe(shapes[1]))\(a.transposeB ? "ᵀ" : "") do not fit (need [M, K] @ "
+                        + "[K, N], optionally batched [B, M, K])"
+                )
             }
             return g.output
         }, saves: .inputs, floatOnly: true,
         vjp: { s, dy in
             let (ta, tb) = (s.attributes.transposeA, s.attributes.transposeB)
             return s.grads(
-                ta ? TapeCL.matmul(s.b, dy, transposeA: tb, transposeB: true)      // C = AᵀB:  dA = B·dCᵀ
-                   : TapeCL.matmul(dy, s.b, transposeB: !tb),                      // C = AB:   dA = dC·Bᵀ   (M×N · N×K → M×K)
-                tb ? TapeCL.matmul(dy, s.a, transposeA: true, transposeB: ta)      // C = ABᵀ:  dB = dCᵀ·A
-                   : TapeCL.matmul(s.a, dy, transposeA: !ta))                      // C = AB:   dB = Aᵀ·dC   (K×M · M×N → K×N)
+                ta
+                    ? TapeCL.matmul(s.b, dy, transposeA: tb, transposeB: true)  // C = AᵀB:  dA = B·dCᵀ
+                    : TapeCL.matmul(dy, s.b, transposeB: !tb),  // C = AB:   dA = dC·Bᵀ   (M×N · N×K → M×K)
+                tb
+                    ? TapeCL.matmul(dy, s.a, transposeA: true, transposeB: ta)  // C = ABᵀ:  dB = dCᵀ·A
+                    : TapeCL.matmul(s.a, dy, transposeA: !ta))  // C = AB:   dB = Aᵀ·dC   (K×M · M×N → K×N)
         },
         jvp: { s, d in
             let (ta, tb) = (s.attributes.transposeA, s.attributes.transposeB)
-            return plus(d[0].map { TapeCL.matmul($0, s.b, transposeA: ta, transposeB: tb) },
-                        d[1].map { TapeCL.matmul(s.a, $0, transposeA: ta, transposeB: tb) })
+            return plus(
+                d[0].map { TapeCL.matmul($0, s.b, transposeA: ta, transposeB: tb) },
+                d[1].map { TapeCL.matmul(s.a, $0, transposeA: ta, transposeB: tb) })
         })
 
     /// The inputs' elements one after another (row-major) in `attributes.shape`; any number of
     /// inputs. `stack` is this with shape `[n] + s`. Input i's cotangent is its range of `dy`.
-    static let concat = Op(name: "concat", arity: variadic, forward: .concat, shape: { shapes, a in
+    static let concat = Op(
+        name: "concat", arity: variadic, forward: .concat,
+        shape: { shapes, a in
             var total = 0
             for i in 0..<shapes.count { total += Shape.count(shapes[i]) }
             guard total == Shape.count(a.shape) else {
-                throw TapeError.shape("concat: \(total) elements do not fill shape \(Shape.describe(a.shape)) (\(Shape.count(a.shape)) elements)")
+                throw TapeError.shape(
+                    "concat: \(total) elements do not fill shape \(Shape.describe(a.shape)) "
+                        + "(\(Shape.count(a.shape)) elements)"
+                )
             }
             return a.shape
         }, saves: .nothing, fusable: false,
@@ -113,10 +145,15 @@ extension Op {
 
     /// Elements `offset ..< offset + count(shape)` of the row-major input, in `attributes.shape`.
     /// Its cotangent is `dy` in place and zeros elsewhere (a `concat` with zeros on both sides).
-    static let slice = Op(name: "slice", arity: 1, forward: .copyRange, shape: { shapes, a in
+    static let slice = Op(
+        name: "slice", arity: 1, forward: .copyRange,
+        shape: { shapes, a in
             let (n, total) = (Shape.count(a.shape), Shape.count(shapes[0]))
             guard a.offset >= 0, a.offset <= total - n else {
-                throw TapeError.shape("slice: elements \(a.offset)..<\(a.offset + n) are outside the \(total) of \(Shape.describe(shapes[0]))")
+                throw TapeError.shape(
+                    "slice: elements \(a.offset)..<\(a.offset + n) are outside the \(total) of "
+                        + "\(Shape.describe(shapes[0]))"
+                )
             }
             return a.shape
         }, saves: .nothing, fusable: false,

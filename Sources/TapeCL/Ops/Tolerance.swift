@@ -1,4 +1,5 @@
 @_spi(Runtime) import TapeCLRuntime
+
 /// How closely a device must match the host: `tapecl check`, `TAPECL_CROSSCHECK` and the tests.
 extension Op {
     /// How closely a device must match the host (relative to max(1, |host|)), per op and dtype.
@@ -9,7 +10,8 @@ extension Op {
         let ulp = dtype == .float32 ? 1.2e-7 : 2.3e-16
         switch op {
         case "neg", "add", "sub", "mul", "div", "reshape", "transpose", "broadcast", "cast", "to", "relu", "abs",
-             "maximum", "minimum", "max", "sum", "step", "sign", "equal", "greater_equal", "stop_gradient", "concat", "slice":
+            "maximum", "minimum", "max", "sum", "step", "sign", "equal", "greater_equal", "stop_gradient", "concat",
+            "slice":
             return (0, 16 * ulp)
         case "matmul": return (64 * ulp, 64 * ulp)
         default: return (16 * ulp, 64 * ulp)
