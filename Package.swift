@@ -38,7 +38,9 @@ let package = Package(
             dependencies: [
                 "TapeCL", "TapeCLNN", "TapeCLCheck", "TapeCLBenchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // Data/digits.txt, embedded as a string literal by the plugin: an installed tapecl needs no data files.
+            plugins: ["EmbedKernelsPlugin"]
         ),
 
         // MARK: - C APIs and kernels
