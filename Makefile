@@ -5,7 +5,7 @@ SWIFT ?= swift
 DEBIAN_PACKAGES := ocl-icd-opencl-dev pocl-opencl-icd libopenblas-dev
 RELEASE := .build/release/tapecl
 
-.PHONY: all deps build release run test lint format check bench bench-peers clean
+.PHONY: all deps build release run test lint format docs check bench bench-peers clean
 
 all: build
 
@@ -41,6 +41,7 @@ test: deps lint
 	$(SWIFT) build -c release --static-swift-stdlib --product tapecl
 	@echo "OpenCL devices under test:"; ./.build/debug/tapecl devices | grep -E '^[ *] opencl' || echo "  none (host only)"
 	$(SWIFT) test --skip-build
+	$(MAKE) docs
 
 ## The formatter's rules (.swift-format: 120 columns), checked before the tests so CI fails on a violation;
 ## `make format` applies them.
@@ -49,6 +50,13 @@ lint:
 
 format:
 	$(SWIFT) format format --in-place --recursive Sources Tests Plugins
+
+## The documentation of every public module (TapeCL, TapeCLRuntime, TapeCLNN), failing on any DocC warning;
+## the archives are in .build/plugins/Swift-DocC/outputs.
+DOC_TARGETS := TapeCL TapeCLRuntime TapeCLNN
+docs: deps
+	@for t in $(DOC_TARGETS); do \
+		$(SWIFT) package --disable-sandbox generate-documentation --target $$t --warnings-as-errors || exit 1; done
 
 ## `tapecl check` on every device.
 check: release

@@ -1,4 +1,4 @@
-/// The element type of a ``Tensor``.
+/// The element type of a `Tensor`.
 ///
 /// `float32` is the default: `Tensor(3.0)`, `Tensor([1, 2, 3])` and `Variable(-2.0)` are float32.
 /// Integer tensors compute but are never differentiated: their gradients are `nil`, as in TensorFlow.

@@ -24,7 +24,7 @@ public func customGradient(
     return { x in many([x]) }
 }
 
-/// The form of ``customGradient(_:)-(@escaping(Tensor)->(value:Tensor,gradient:(Tensor)->Tensor))``
+/// The form of `customGradient(_:)`
 /// for several inputs: the backward returns one
 /// cotangent per input (`nil` for none).
 public func customGradient(

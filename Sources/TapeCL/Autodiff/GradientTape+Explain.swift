@@ -1,6 +1,6 @@
 @_spi(Runtime) import TapeCLRuntime
 
-/// Why ``GradientTape/gradient(of:wrt:outputGradients:unconnected:)-(_,[any TensorConvertible],_,_)``
+/// Why ``GradientTape/gradient(of:wrt:outputGradients:unconnected:)->[Tensor?]``
 /// gives `nil` for a source: the question TensorFlow users ask most, answered.
 public enum NilGradientReason: Sendable, Equatable, CustomStringConvertible {
     /// The source is an integer tensor; integers never carry gradients.

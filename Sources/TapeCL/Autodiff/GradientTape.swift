@@ -6,7 +6,7 @@ import Foundation
 /// - Ops run inside ``record(_:)`` are recorded when one of their inputs is watched: a tensor
 ///   passed to ``watch(_:)-(Tensor)``, a trainable ``Variable`` read inside `record` (unless
 ///   `watchAccessedVariables` is false), or the output of a recorded op.
-/// - ``gradient(of:wrt:outputGradients:unconnected:)-(_,[any TensorConvertible],_,_)`` walks the entries backwards. A
+/// - ``gradient(of:wrt:outputGradients:unconnected:)->[Tensor?]`` walks the entries backwards. A
 ///   non-persistent tape frees each entry's saved tensors as soon as its backward step has run,
 ///   and can compute one gradient; a persistent one answers any number of times.
 /// - Backward rules are ordinary ops, so a tape active around a `gradient` call records it:
@@ -168,7 +168,7 @@ public final class GradientTape: @unchecked Sendable {
     /// The gradient of `target` (summed, if not a scalar) with respect to one source.
     /// - Returns: a tensor of the source's shape, or `nil` when the target does not depend on it
     ///   (see ``explainGradient(of:wrt:)`` for why).
-    /// - Throws: ``TapeError/tape(_:)`` on a second call on a non-persistent tape.
+    /// - Throws: `TapeError/tape(_:)` on a second call on a non-persistent tape.
     public func gradient(
         of target: some TensorConvertible, wrt source: some TensorConvertible,
         outputGradients: Tensor? = nil, unconnected: UnconnectedGradients = .none
@@ -179,6 +179,8 @@ public final class GradientTape: @unchecked Sendable {
     /// The gradients of `target` with respect to each source (Variables and Tensors may mix).
     ///
     /// - Parameters:
+    ///   - target: what to differentiate (summed when not a scalar).
+    ///   - sources: the tensors and variables to differentiate with respect to.
     ///   - outputGradients: the cotangent of `target` (default: ones, i.e. the gradient of its sum).
     ///   - unconnected: `.none` gives `nil` for a source the target does not depend on; `.zero` zeros.
     public func gradient(

@@ -83,6 +83,8 @@ public func abs(_ x: some TensorConvertible) -> Tensor { Op.abs(x.tensor(like: n
 /// let y = matmul(x, w) + b          // [1, 3] @ [3, 2] + [2] -> [1, 2]
 /// ```
 /// - Parameters:
+///   - a: `[M, K]` or `[B, M, K]`.
+///   - b: `[K, N]` or `[B, K, N]`.
 ///   - transposeA: use `aᵀ` (the last two axes swapped).
 ///   - transposeB: use `bᵀ`.
 public func matmul(
@@ -111,7 +113,7 @@ public func stopGradient(_ x: some TensorConvertible) -> Tensor { Op.stop(x.tens
 
 extension Tensor {
     /// Sum over `axes` (all when `nil`), dropping them unless `keepDims`.
-    /// Negative axes count from the end. The order of additions is fixed (see ``ReduceOrder``),
+    /// Negative axes count from the end. The order of additions is fixed (see `ReduceOrder`),
     /// so the same tensor sums to the same bits on every run and device.
     public func sum(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
         do { return try reduce(Op.sum, axes: axes, keepDims: keepDims) } catch { fail(error) }
@@ -288,7 +290,7 @@ extension Tensor {
 }
 
 extension Tensor {
-    /// Applies the op of the table called `name` to `inputs`, throwing a ``TapeError`` for input
+    /// Applies the op of the table called `name` to `inputs`, throwing a `TapeError` for input
     /// it cannot take (shapes that do not fit, mixed dtypes or devices) instead of stopping the
     /// program as the operators do. For callers that take untrusted input, such as `tapecl grad`.
     ///

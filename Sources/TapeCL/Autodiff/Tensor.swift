@@ -44,7 +44,7 @@ package final class TensorHandle: Sendable {
     }
 }
 
-/// An immutable n-dimensional array on a ``Device``.
+/// An immutable n-dimensional array on a `Device`.
 ///
 /// - Element types: float32 (the default for every literal), float64, int32, int8.
 /// - Arithmetic follows NumPy broadcasting; a bare number next to a tensor takes its dtype and device.

@@ -138,7 +138,7 @@ let crossCheckEnabled = ProcessInfo.processInfo.environment["TAPECL_CROSSCHECK"]
 extension Op {
     /// Runs the op on its inputs' device and records it on every active tape and accumulator
     /// that watches an input.
-    /// - Throws: ``TapeError`` naming the op for a bad shape, dtype or device mix.
+    /// - Throws: `TapeError` naming the op for a bad shape, dtype or device mix.
     package func apply(_ inputs: [Tensor], _ attributes: Attributes = Attributes()) throws -> Tensor {
         let output = try execute(inputs, attributes)
         if differentiable && output.dtype.isFloatingPoint {

@@ -4,7 +4,7 @@
 extension Op {
     /// How closely a device must match the host (relative to max(1, |host|)), per op and dtype.
     /// Arithmetic is exact: the same IEEE operations in the same order, including every sum
-    /// (see ``ReduceOrder``). Transcendental functions may differ by the device library's ulp
+    /// (see `ReduceOrder`). Transcendental functions may differ by the device library's ulp
     /// bounds (OpenCL 1.2 allows 4 ulp for sin, cos, exp, log); matmul by its summation order.
     package static func tolerance(_ op: String, _ dtype: DType) -> (forward: Double, gradient: Double) {
         let ulp = dtype == .float32 ? 1.2e-7 : 2.3e-16
