@@ -198,7 +198,3 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
         try backend.write(UnsafeRawBufferPointer(start: out.handle, count: out.bytes), to: launch.output)
     }
 }
-
-@_spi(Runtime) public func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
-}

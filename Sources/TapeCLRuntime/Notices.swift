@@ -49,3 +49,8 @@ enum Notices {
         if first { printError("TapeCL warning: \(message())") }
     }
 }
+
+/// One line on standard error.
+@_spi(Runtime) public func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

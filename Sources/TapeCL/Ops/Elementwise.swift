@@ -38,14 +38,28 @@ extension Op {
             jvp: { s, dx in dx[0].map { derivative(s, $0) } })
     }
 
+    /// The partial derivatives of a binary elementwise op at its saved values, as products with a
+    /// cotangent or tangent `t`: `(a: ∂f/∂a · t, b: ∂f/∂b · t)`. The Jacobians are diagonal, so the
+    /// same product serves the reverse rule (Jᵀ·dy) and the forward rule (J·dx): each partial is
+    /// stated once. Called once per backward or forward step, so a shared factor is computed once.
+    typealias Partials = @Sendable (Saved) -> (a: (Tensor) -> Tensor, b: (Tensor) -> Tensor)
+
     /// An elementwise binary op with NumPy broadcasting.
     static func binary(
         _ name: String, saves: Saves, floatOnly: Bool = false, domain: ClosedRange<Double> = -2...2,
-        _ host: BinaryLoop, vjp: @escaping VJP, jvp: @escaping JVP
+        _ host: BinaryLoop, partials: @escaping Partials
     ) -> Op {
         Op(
-            name: name, arity: 2, forward: .binary(kernel: name, host: host), shape: broadcastShape(name), saves: saves,
-            floatOnly: floatOnly, sampleDomain: domain, vjp: vjp, jvp: jvp)
+            name: name, arity: 2, forward: .binary(kernel: name, host: host), shape: broadcastShape(name),
+            saves: saves, floatOnly: floatOnly, sampleDomain: domain,
+            vjp: { s, dy in
+                let p = partials(s)
+                return s.grads(p.a(dy), p.b(dy))
+            },
+            jvp: { s, d in
+                let p = partials(s)
+                return plus(d[0].map(p.a), d[1].map(p.b))
+            })
     }
 
     /// A 0/1 comparison: not differentiable (never recorded), so no gradient flows through it.
@@ -89,48 +103,29 @@ extension Op {
         dy * Op.step(s.x) / (TapeCL.abs(s.x) + (1 - Op.step(s.x)))  // 1/x where x > 0
     }
 
-    static let add = binary(
-        "add", saves: .nothing, each { $0 + $1 },
-        vjp: { s, dy in s.grads(dy, dy) },
-        jvp: { _, d in plus(d[0], d[1]) })
-    static let sub = binary(
-        "sub", saves: .nothing, each { $0 - $1 },
-        vjp: { s, dy in s.grads(dy, -dy) },
-        jvp: { _, d in plus(d[0], d[1].map { -$0 }) })
-    static let mul = binary(
-        "mul", saves: .crossed, each { $0 * $1 },
-        vjp: { s, dy in s.grads(dy * s.b, dy * s.a) },  // d(ab) = b da + a db
-        jvp: { s, d in plus(d[0].map { $0 * s.b }, d[1].map { s.a * $0 }) })
-    static let div = binary(
-        "div", saves: .inputs, domain: 0.5...2, each { $0 / $1 },
-        vjp: { s, dy in s.grads(dy / s.b, dy * (-s.a / s.b / s.b)) },  // d(a/b) = da/b - a db/b²
-        jvp: { s, d in plus(d[0].map { $0 / s.b }, d[1].map { $0 * (-s.a / s.b / s.b) }) })
+    static let add = binary("add", saves: .nothing, each { $0 + $1 }) { _ in ({ $0 }, { $0 }) }
+    static let sub = binary("sub", saves: .nothing, each { $0 - $1 }) { _ in ({ $0 }, { -$0 }) }
+    // d(ab) = b da + a db
+    static let mul = binary("mul", saves: .crossed, each { $0 * $1 }) { s in ({ $0 * s.b }, { $0 * s.a }) }
+    // d(a/b) = da/b - a db/b²
+    static let div = binary("div", saves: .inputs, domain: 0.5...2, each { $0 / $1 }) { s in
+        ({ $0 / s.b }, { $0 * (-s.a / s.b / s.b) })
+    }
+    // d(aᵇ) = b·aᵇ⁻¹ da + aᵇ·log a db
     static let pow = binary(
-        "pow", saves: .inputsAndOutput, floatOnly: true, domain: 0.3...2, each { Foundation.pow($0, $1) },
-        // b·aᵇ⁻¹, aᵇ·log a
-        vjp: { s, dy in s.grads(dy * s.b * TapeCL.pow(s.a, s.b - 1), dy * s.y * Op.safeLog(s.a)) },
-        jvp: { s, d in plus(d[0].map { $0 * s.b * TapeCL.pow(s.a, s.b - 1) }, d[1].map { $0 * s.y * Op.safeLog(s.a) }) }
-    )
-    static let maximum = binary(
-        "maximum", saves: .inputs, each { $0 >= $1 ? $0 : $1 },
-        vjp: { s, dy in
-            let m = Op.greaterEqual(s.a, s.b)
-            return s.grads(dy * m, dy * (1 - m))
-        },  // ties go to a
-        jvp: { s, d in
-            let m = Op.greaterEqual(s.a, s.b)
-            return plus(d[0].map { $0 * m }, d[1].map { $0 * (1 - m) })
-        })
-    static let minimum = binary(
-        "minimum", saves: .inputs, each { $0 <= $1 ? $0 : $1 },
-        vjp: { s, dy in
-            let m = Op.greaterEqual(s.b, s.a)
-            return s.grads(dy * m, dy * (1 - m))
-        },
-        jvp: { s, d in
-            let m = Op.greaterEqual(s.b, s.a)
-            return plus(d[0].map { $0 * m }, d[1].map { $0 * (1 - m) })
-        })
+        "pow", saves: .inputsAndOutput, floatOnly: true, domain: 0.3...2, each { Foundation.pow($0, $1) }
+    ) { s in
+        ({ $0 * s.b * TapeCL.pow(s.a, s.b - 1) }, { $0 * s.y * Op.safeLog(s.a) })
+    }
+    // ties go to a
+    static let maximum = binary("maximum", saves: .inputs, each { $0 >= $1 ? $0 : $1 }) { s in
+        let m = Op.greaterEqual(s.a, s.b)
+        return ({ $0 * m }, { $0 * (1 - m) })
+    }
+    static let minimum = binary("minimum", saves: .inputs, each { $0 <= $1 ? $0 : $1 }) { s in
+        let m = Op.greaterEqual(s.b, s.a)
+        return ({ $0 * m }, { $0 * (1 - m) })
+    }
 
     // relu's and abs's masks: a zero derivative, as TensorFlow registers for ReluGrad's input and Sign, so second
     // derivatives through relu and abs are zeros, as there (through maximum, minimum and max: nil, TensorFlow's None).

@@ -1,0 +1,115 @@
+import COpenBLAS
+import Dispatch
+import Foundation
+
+/// An element type the host's casts, gathers and integer loops handle: values convert through
+/// `Double`, exactly for every element type (float32 and float64 loops need none, see ``HostFloat``).
+protocol HostScalar {
+    static func fromDouble(_ d: Double) -> Self
+    var double: Double { get }
+}
+extension Float: HostScalar {
+    static func fromDouble(_ d: Double) -> Float { Float(d) }
+    var double: Double { Double(self) }
+}
+extension Double: HostScalar {
+    static func fromDouble(_ d: Double) -> Double { d }
+    var double: Double { self }
+}
+extension Int32: HostScalar {
+    static func fromDouble(_ d: Double) -> Int32 {
+        d.isFinite && abs(d) < 9e18 ? Int32(truncatingIfNeeded: Int64(d)) : 0
+    }
+    var double: Double { Double(self) }
+}
+extension Int8: HostScalar {
+    static func fromDouble(_ d: Double) -> Int8 { d.isFinite && abs(d) < 9e18 ? Int8(truncatingIfNeeded: Int64(d)) : 0 }
+    var double: Double { Double(self) }
+}
+
+/// Conversions from `Double` with the host's rules (integers truncate; non-finite and huge
+/// values give 0), for the core's tensor constructors.
+@_spi(Runtime) public enum HostConversion {
+    @_spi(Runtime) public static func int32(_ d: Double) -> Int32 { .fromDouble(d) }
+    @_spi(Runtime) public static func int8(_ d: Double) -> Int8 { .fromDouble(d) }
+}
+
+/// Float32 and float64: elementwise loops run block by block on the tensors' own memory, with no
+/// conversion (each op's loop for the type, see ``UnaryLoop``); a fused chain keeps each step in
+/// a scratch row of the element type, so it is rounded after every op as separate launches store it.
+protocol HostFloat: HostScalar {
+    static func loop(_ f: UnaryLoop) -> @Sendable (UnsafePointer<Self>, UnsafeMutablePointer<Self>, Int) -> Void
+    static func loop(
+        _ f: BinaryLoop
+    ) -> @Sendable (UnsafePointer<Self>, UnsafePointer<Self>, UnsafeMutablePointer<Self>, Int) -> Void
+}
+extension Float: HostFloat {
+    static func loop(_ f: UnaryLoop) -> @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void {
+        f.float
+    }
+    static func loop(
+        _ f: BinaryLoop
+    ) -> @Sendable (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void { f.float }
+}
+extension Double: HostFloat {
+    static func loop(_ f: UnaryLoop) -> @Sendable (UnsafePointer<Double>, UnsafeMutablePointer<Double>, Int) -> Void {
+        f.double
+    }
+    static func loop(
+        _ f: BinaryLoop
+    ) -> @Sendable (UnsafePointer<Double>, UnsafePointer<Double>, UnsafeMutablePointer<Double>, Int) -> Void {
+        f.double
+    }
+}
+
+extension HostFloat {
+    static func memory(_ t: Operand) -> UnsafePointer<Self> {
+        UnsafePointer(t.buffer.handle.assumingMemoryBound(to: Self.self))
+    }
+
+    static func unary(_ l: Launch, _ f: UnaryLoop) {
+        let x = memory(l.inputs[0])
+        let o = l.output.handle.assumingMemoryBound(to: Self.self)
+        let n = Shape.count(l.shape)
+        let run = loop(f)
+        if n == 1 { return run(x, o, 1) }  // a scalar (W1's chains): no blocks, no threads
+        HostBackend.blocks(n, into: o, scratch: 0) { i, m, out, _, _ in run(x + i, out, m) }
+    }
+
+    static func binary(_ l: Launch, _ f: BinaryLoop) {
+        let (a, b) = (l.inputs[0], l.inputs[1])
+        let (pa, pb) = (memory(a), memory(b))
+        let o = l.output.handle.assumingMemoryBound(to: Self.self)
+        let n = Shape.count(l.shape)
+        let run = loop(f)
+        if n == 1 { return run(pa, pb, o, 1) }  // one element out: each operand has one too
+        let (la, lb) = (HostBackend.Layout(a.shape, of: l.shape), HostBackend.Layout(b.shape, of: l.shape))
+        HostBackend.blocks(n, into: o, scratch: 2) { i, m, out, s, stride in
+            run(la.elements(pa, i, m, scratch: s), lb.elements(pb, i, m, scratch: s + stride), out, m)
+        }
+    }
+
+    static func fused(_ l: Launch, _ p: FusedProgram) {
+        let inputs = l.inputs.map(memory)
+        let o = l.output.handle.assumingMemoryBound(to: Self.self)
+        let last = p.steps.count - 1
+        HostBackend.blocks(Shape.count(l.shape), into: o, scratch: p.steps.count) { i, m, out, s, stride in
+            withUnsafeTemporaryAllocation(of: UnsafePointer<Self>.self, capacity: p.steps.count) { v in
+                for (k, step) in p.steps.enumerated() {
+                    let row = k == last ? out : s + k * stride
+                    switch step {
+                    case .input(let j, let single):
+                        v[k] =
+                            single ? HostBackend.Layout.single.elements(inputs[j], i, m, scratch: row) : inputs[j] + i
+                    case .unary(_, let f, let a):
+                        loop(f)(v[a], row, m)
+                        v[k] = UnsafePointer(row)
+                    case .binary(_, let f, let a, let b):
+                        loop(f)(v[a], v[b], row, m)
+                        v[k] = UnsafePointer(row)
+                    }
+                }
+            }
+        }
+    }
+}

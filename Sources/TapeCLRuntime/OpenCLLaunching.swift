@@ -1,0 +1,113 @@
+import COpenCL
+import Foundation
+import TapeCLKernels
+
+// Launching: kernel arguments, the batch gate, exact-size launches, which binary kernel serves which shapes.
+extension OpenCLBackend {
+    // MARK: Launching
+
+    enum Argument {
+        case buffer(UnsafeMutableRawPointer), int(Int32), ulong(UInt64), int8([Int])
+    }
+
+    func set(_ kernel: cl_kernel, _ args: [Argument], from first: Int = 0) throws {
+        for (i, a) in args.enumerated() {
+            let index = cl_uint(first + i)
+            let status: cl_int
+            switch a {
+            case .buffer(let h):
+                var mem: cl_mem? = OpaquePointer(h)
+                status = clSetKernelArg(kernel, index, MemoryLayout<cl_mem?>.size, &mem)
+            case .int(var v): status = clSetKernelArg(kernel, index, 4, &v)
+            case .ulong(var v): status = clSetKernelArg(kernel, index, 8, &v)
+            case .int8(let values):
+                var packed = (values.map(Int32.init) + [Int32](repeating: 0, count: 8)).prefix(8).map { $0 }
+                status = clSetKernelArg(kernel, index, 32, &packed)
+            }
+            try check(status, "clSetKernelArg")
+        }
+    }
+
+    func enqueue(_ kernel: cl_kernel, global: [Int], local: [Int]? = nil) throws {
+        guard global.allSatisfy({ $0 > 0 }) else { return }
+        var g = global
+        let waits: [cl_event?] = try closedGate().map { [$0] } ?? []
+        let status = waits.withUnsafeBufferPointer { w -> cl_int in
+            let (count, list) = (cl_uint(w.count), w.isEmpty ? nil : w.baseAddress)
+            if var l = local {
+                return clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, &g, &l, count, list, nil)
+            }
+            return clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, &g, nil, count, list, nil)
+        }
+        try check(status, "clEnqueueNDRangeKernel")
+        gated += 1
+        // a large kernel keeps the device busy anyway
+        if gated >= Self.batch || g.reduce(1, *) > Self.smallLaunch { openGate() }
+    }
+
+    // Small launches are queued in batches behind a closed gate (a user event the first of them
+    // waits for; the in-order queue holds the rest behind it). PoCL's CPU device wakes its worker
+    // threads for every command that finds them idle: for a scalar op that wake-up and the sleep
+    // after it cost more than the kernel (W1's profile: a third of the time in context switches).
+    // Opened by the 1024th launch, by a large one, and before anything waits for the queue
+    // (batches of 64 took context switches from 69k to 37k a W1 run; of 1024, to 20k).
+    static let batch = 1024
+
+    /// The gate the next launch waits for: a new one for the first launch of a batch, else none.
+    func closedGate() throws -> cl_event? {
+        guard gate == nil else { return nil }
+        var status: cl_int = 0
+        gate = clCreateUserEvent(context, &status)
+        try check(status, "clCreateUserEvent")
+        gated = 0
+        return gate
+    }
+
+    /// Lets the queued launches run (before a read, a write, or a large launch).
+    func openGate() {
+        guard let g = gate else { return }
+        clSetUserEventStatus(g, CL_COMPLETE)
+        clReleaseEvent(g)
+        gate = nil
+    }
+
+    /// `n` items with no bounds check: a multiple of 64 from offset 0, then the tail with its offset
+    /// (the kernel's last argument).
+    func enqueueExact(_ kernel: cl_kernel, _ args: [Argument], n: Int) throws {
+        let main = n <= Self.smallLaunch ? n : n / 64 * 64
+        try set(kernel, args)
+        for (offset, count) in [(0, main), (main, n - main)] where count > 0 {
+            try set(kernel, [.ulong(UInt64(offset))], from: args.count)
+            try enqueue(kernel, global: [count])
+        }
+    }
+
+    /// Up to this many items, an elementwise op is one launch: its cost is the launch, not the loop.
+    static let smallLaunch = 4096
+
+    /// Whether `elementwise.cl` defines a second pass `fixup_NAME` for a unary op (sin, cos).
+    static func hasFixup(_ name: String) -> Bool { fixups.contains(name) }
+    static let fixups: Set<String> = {
+        let text = KernelSource.files["elementwise.cl"] ?? ""
+        return Set(
+            text.split(separator: "\n").compactMap {
+                $0.hasPrefix("FIXUP(") ? $0.dropFirst(6).split(separator: ",").first.map(String.init) : nil
+            })
+    }()
+
+    /// Which `binary_*` kernel serves operands of these shapes (see `elementwise.cl`). Pure, so
+    /// it is unit-tested without a device.
+    @_spi(Runtime) public enum BinaryVariant: String, Sendable { case vv, sv, vs, vr, rv, g }
+
+    @_spi(Runtime) public static func binaryVariant(_ a: [Int], _ b: [Int], output: [Int]) -> BinaryVariant {
+        if a == output && b == output { return .vv }
+        if Shape.count(a) == 1 && b == output { return .sv }
+        if Shape.count(b) == 1 && a == output { return .vs }
+        if Shape.count(output) <= Int(Int32.max) {  // the row index is taken in 32 bits
+            if a == output && Shape.isRow(b, of: output) { return .vr }
+            if b == output && Shape.isRow(a, of: output) { return .rv }
+        }
+        return .g
+    }
+
+}

@@ -1,0 +1,89 @@
+import COpenCL
+import Foundation
+import TapeCLKernels
+
+// Plans for the ops that are more than one kernel: device copies, reductions, matmul.
+extension OpenCLBackend {
+    /// A device-side copy (`clEnqueueCopyBuffer`), queued behind the batch like a kernel.
+    func copy(_ source: Buffer, from: Int, to target: Buffer, at: Int, bytes: Int) throws {
+        guard bytes > 0 else { return }
+        let waits: [cl_event?] = try closedGate().map { [$0] } ?? []
+        let status = waits.withUnsafeBufferPointer { w in
+            clEnqueueCopyBuffer(
+                queue, OpaquePointer(source.handle), OpaquePointer(target.handle), from, at, bytes,
+                cl_uint(w.count), w.isEmpty ? nil : w.baseAddress, nil)
+        }
+        try check(status, "clEnqueueCopyBuffer")
+        gated += 1
+        if gated >= Self.batch { openGate() }
+    }
+
+    func reduce(_ l: Launch, _ kind: ReduceKind) throws {
+        let lanes = ReduceOrder.lanes
+        let chunk = ReduceOrder.chunk
+        guard maxWorkGroupSize >= lanes else {
+            throw Unsupported(reason: "work groups of \(lanes) items are too large here")
+        }
+        let (outer, extent, inner) = ReduceOrder.plan(shape: l.inputs[0].shape, axes: l.attributes.axes)
+        guard extent < Int(Int32.max) else { throw Unsupported(reason: "reduction of \(extent) elements") }
+        let rows = try kernel("reduce_rows_\(kind.rawValue)", family: "reduce", dtype: l.dtype)
+        let x = Argument.buffer(l.inputs[0].buffer.handle)
+        let out = Argument.buffer(l.output.handle)
+        if inner == 1 && extent > chunk {
+            let chunks = (extent + chunk - 1) / chunk
+            let partial = try allocate(bytes: outer * chunks * l.dtype.byteSize)
+            defer { free(partial) }  // OpenCL keeps it alive until the queued kernels are done
+            let chunked = try kernel("reduce_chunks_\(kind.rawValue)", family: "reduce", dtype: l.dtype)
+            try set(chunked, [x, .buffer(partial), .int(Int32(extent)), .int(Int32(chunks)), .int(Int32(chunk))])
+            try enqueue(chunked, global: [outer * chunks * lanes / 8], local: [lanes / 8])
+            try set(rows, [.buffer(partial), out, .int(Int32(chunks)), .int(1)])
+            try enqueue(rows, global: [outer * lanes], local: [lanes])
+        } else if inner % 8 == 0 {  // eight columns to a work-group
+            let columns = try kernel("reduce_cols8_\(kind.rawValue)", family: "reduce", dtype: l.dtype)
+            try set(columns, [x, out, .int(Int32(extent)), .int(Int32(inner))])
+            try enqueue(columns, global: [outer * inner / 8 * lanes], local: [lanes])
+        } else {
+            try set(rows, [x, out, .int(Int32(extent)), .int(Int32(inner))])
+            try enqueue(rows, global: [outer * inner * lanes], local: [lanes])
+        }
+    }
+
+    /// op(A)·op(B) as in `matmul.cl`: pack both operands into zero-padded panels (this also
+    /// applies the transposes), then one work-item per 6 × 16 block of C.
+    func matmul(_ l: Launch) throws {
+        let (a, b) = (l.inputs[0], l.inputs[1])
+        let g = MatmulShape(a.shape, b.shape, l.attributes.transposeA, l.attributes.transposeB)!
+        let (rows, cols) = (6, 16)  // PANEL_ROWS, PANEL_COLS
+        let (panelsA, panelsB) = ((g.m + rows - 1) / rows, (g.n + cols - 1) / cols)
+        let (batchA, batchB) = (a.rank == 3 ? g.batch : 1, b.rank == 3 ? g.batch : 1)
+        let packedA = try allocate(bytes: batchA * panelsA * g.k * rows * l.dtype.byteSize)
+        defer { free(packedA) }  // kept alive by OpenCL until the kernels are done
+        let packedB = try allocate(bytes: batchB * panelsB * g.k * cols * l.dtype.byteSize)
+        defer { free(packedB) }
+        let pack = try kernel("pack", family: "matmul", dtype: l.dtype)
+        let (ta, tb) = (l.attributes.transposeA, l.attributes.transposeB)
+        try set(
+            pack,
+            [
+                .buffer(a.buffer.handle), .ulong(UInt64(g.m * g.k)), .int(Int32(ta ? g.m : g.k)), .int(ta ? 1 : 0),
+                .int(Int32(g.m)), .int(Int32(g.k)), .int(Int32(rows)), .buffer(packedA),
+            ])
+        try enqueue(pack, global: [(g.k + 7) / 8, panelsA, batchA])
+        try set(
+            pack,
+            [
+                .buffer(b.buffer.handle), .ulong(UInt64(g.k * g.n)), .int(Int32(tb ? g.k : g.n)), .int(tb ? 0 : 1),
+                .int(Int32(g.n)), .int(Int32(g.k)), .int(Int32(cols)), .buffer(packedB),
+            ])
+        try enqueue(pack, global: [(g.k + 7) / 8, panelsB, batchB])
+        let gemm = try kernel("gemm_packed", family: "matmul", dtype: l.dtype)
+        try set(
+            gemm,
+            [
+                .int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)),
+                .buffer(packedA), .ulong(UInt64(batchA > 1 ? panelsA * g.k * rows : 0)),
+                .buffer(packedB), .ulong(UInt64(batchB > 1 ? panelsB * g.k * cols : 0)), .buffer(l.output.handle),
+            ])
+        try enqueue(gemm, global: [panelsB, panelsA, g.batch])
+    }
+}

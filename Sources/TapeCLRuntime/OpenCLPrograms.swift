@@ -1,0 +1,226 @@
+import COpenCL
+import Foundation
+import TapeCLKernels
+
+// Programs and kernels: options per dtype, building from source or from the disk cache, finishing.
+extension OpenCLBackend {
+    // MARK: Programs and kernels
+
+    static func cType(_ d: DType) -> String {
+        switch d {
+        case .float32: "float"
+        case .float64: "double"
+        case .int32: "int"
+        case .int8: "char"
+        }
+    }
+
+    /// `family` (a file of `Kernels/`) built for element type `dtype` (and source type for `convert`);
+    /// or, for a fused chain, the program `generated` makes (built with `-DFUNCTIONS_ONLY`).
+    func kernel(
+        _ name: String, family: String, dtype: DType, source: DType? = nil,
+        generated: (() -> String)? = nil
+    ) throws -> cl_kernel {
+        let key = KernelKey(name: name, family: family, dtype: dtype, source: source)
+        if let k = kernels[key] { return k }
+        if (dtype == .float64 || source == .float64) && !info.supportsFloat64 {
+            throw Unsupported(reason: "the device has no fp64")
+        }
+        var options = "-DT=\(Self.cType(dtype)) -DIS_FLOAT=\(dtype.isFloatingPoint ? 1 : 0)"
+        // -w: PoCL's clang notes that double8 values change the ABI without AVX-512, and printed
+        // "38 warnings generated." on a user's first run; the OpenCL option keeps builds quiet.
+        if dtype == .float64 || source == .float64 { options += " -DUSE_FP64 -w" }
+        if let source { options += " -DS=\(Self.cType(source))" }
+        if generated != nil { options += " -DFUNCTIONS_ONLY" }
+        if correctlyRoundedDivide { options += " -cl-fp32-correctly-rounded-divide-sqrt" }
+        let programKey = family + " " + options
+        let program = try self.program(family: family, options: options, key: programKey, source: generated?())
+        var status: cl_int = 0
+        guard let k = clCreateKernel(program, name, &status), status == CL_SUCCESS else {
+            throw Unsupported(reason: "no kernel \(name) in \(family) for \(dtype) (\(clErrorName(status)))")
+        }
+        kernels[key] = k
+        return k
+    }
+
+    func kernel(_ kind: ElementwiseKind, _ op: String, dtype: DType) throws -> cl_kernel {
+        let key = ElementwiseKey(op: op, kind: kind, dtype: dtype)
+        if let k = elementwise[key] { return k }
+        let name =
+            switch kind {
+            case .unary: "unary_" + op
+            case .fixup: "fixup_" + op
+            case .fixup8: "fixup8_" + op
+            case .binary(let variant): "binary_\(op)_\(variant.rawValue)"
+            }
+        let k = try kernel(name, family: "elementwise", dtype: dtype)
+        elementwise[key] = k
+        return k
+    }
+
+    /// The kernel of a fused chain (see `Fusion`): `elementwise.cl`'s op functions, then one
+    /// generated kernel calling them step by step. Built once per chain and dtype, then cached
+    /// like every program.
+    func fusedKernel(_ p: FusedProgram, dtype: DType) throws -> cl_kernel {
+        try kernel("fused", family: "fused " + p.key, dtype: dtype) {
+            var parameters: [String] = []
+            var body = ["    const size_t i = get_global_id(0) + off;"]
+            for (k, step) in p.steps.enumerated() {
+                let value: String
+                switch step {
+                case .input(let j, let single):
+                    parameters.append("__global const T* restrict in\(j)")
+                    value = single ? "in\(j)[0]" : "in\(j)[i]"
+                case .unary(let name, _, let a): value = "op_\(name)(v\(a))"
+                case .binary(let name, _, let a, let b): value = "bop_\(name)(v\(a), v\(b))"
+                }
+                body.append("    const T v\(k) = \(value);")
+            }
+            body.append("    out[i] = v\(p.steps.count - 1);")
+            return (Self.source(family: "elementwise") ?? "") + "\n__kernel void fused("
+                + (parameters + ["__global T* restrict out", "const ulong off"]).joined(separator: ", ") + ") {\n"
+                + body.joined(separator: "\n") + "\n}\n"
+        }
+    }
+
+    func program(family: String, options: String, key: String, source: String? = nil) throws -> cl_program {
+        if let cached = programs[key] { return try cached.get() }
+        let result = Result { try build(family: family, options: options, source: source) }.mapError { error in
+            (error as? Unsupported) ?? Unsupported(reason: "\(error)")
+        }
+        programs[key] = result
+        return try result.get()
+    }
+
+    /// The family's source: `common.cl` followed by the `.cl` file without its `#include` line.
+    static func source(family: String) -> String? {
+        guard family != "common", let body = KernelSource.files[family + ".cl"],
+            let common = KernelSource.files["common.cl"]
+        else { return nil }
+        let lines = body.split(separator: "\n", omittingEmptySubsequences: false).filter {
+            !$0.hasPrefix("#include \"common.cl\"")
+        }
+        return common + "\n" + lines.joined(separator: "\n")
+    }
+
+    func build(family: String, options: String, source: String? = nil) throws -> cl_program {
+        guard let source = source ?? Self.source(family: family) else {
+            throw Unsupported(reason: "Kernels/\(family).cl is missing from this build")
+        }
+        let diskKey = [source, options, info.deviceName, info.driverVersion ?? ""].joined(separator: "\u{0}")
+        let start = Date()
+        var status: cl_int = 0
+        var dev: cl_device_id? = device
+        if let binary = ProgramCache.load(key: diskKey) {
+            var length = binary.count
+            var binaryStatus: cl_int = 0
+            let program: cl_program? = binary.withUnsafeBufferPointer { b in
+                var ptr: UnsafePointer<UInt8>? = b.baseAddress
+                return clCreateProgramWithBinary(context, 1, &dev, &length, &ptr, &binaryStatus, &status)
+            }
+            if let program, status == CL_SUCCESS, binaryStatus == CL_SUCCESS,
+                clBuildProgram(program, 1, &dev, options, nil, nil) == CL_SUCCESS
+            {
+                builds.append(
+                    ProgramBuild(
+                        program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: true,
+                        error: nil))
+                Registry.drainAtExit()
+                return program
+            }
+            if let program { clReleaseProgram(program) }
+            ProgramCache.remove(key: diskKey)  // corrupt or stale: rebuild, never trust
+        }
+        Notices.building(device: info.name, program: family + " " + options)
+        let program: cl_program? = source.withCString { text in
+            var ptr: UnsafePointer<CChar>? = text
+            var length = strlen(text)
+            return clCreateProgramWithSource(context, 1, &ptr, &length, &status)
+        }
+        try check(status, "clCreateProgramWithSource")
+        guard let program else { throw TapeError.backend("clCreateProgramWithSource returned no program") }
+        if clBuildProgram(program, 1, &dev, options, nil, nil) != CL_SUCCESS {
+            let log = clString {
+                clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), $0, $1, $2)
+            }
+            clReleaseProgram(program)
+            throw Unsupported(reason: "Kernels/\(family).cl did not build (\(options)):\n\(log)")
+        }
+        builds.append(
+            ProgramBuild(
+                program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: false,
+                error: nil))
+        Notices.built(seconds: Date().timeIntervalSince(start))
+        Registry.drainAtExit()
+        var size = 0
+        if clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil)
+            == CL_SUCCESS, size > 0
+        {
+            var binary = [UInt8](repeating: 0, count: size)
+            let ok = binary.withUnsafeMutableBufferPointer { b -> Bool in
+                var ptr: UnsafeMutablePointer<UInt8>? = b.baseAddress
+                return clGetProgramInfo(
+                    program, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size,
+                    &ptr, nil) == CL_SUCCESS
+            }
+            if ok {
+                do { try ProgramCache.store(key: diskKey, binary: binary) } catch { Notices.cacheUnwritable(error) }
+            }
+        }
+        return program
+    }
+
+    @_spi(Runtime) public func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        openGate()
+        clFinish(queue)
+    }
+
+    @_spi(Runtime) public func buildProblem() -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        var status: cl_int = 0
+        var dev: cl_device_id? = device
+        let source = "__kernel void tapecl_probe(__global int* x) { x[0] = 1; }"
+        let program: cl_program? = source.withCString { text in
+            var ptr: UnsafePointer<CChar>? = text
+            var length = strlen(text)
+            return clCreateProgramWithSource(context, 1, &ptr, &length, &status)
+        }
+        guard let program, status == CL_SUCCESS else { return "clCreateProgramWithSource: \(clErrorName(status))" }
+        defer { clReleaseProgram(program) }
+        let built = clBuildProgram(program, 1, &dev, nil, nil, nil)
+        guard built != CL_SUCCESS else { return nil }
+        let log = clString {
+            clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), $0, $1, $2)
+        }
+        let detail = log.split(separator: "\n").first.map(String.init) ?? ""
+        return "clBuildProgram: \(clErrorName(built))" + (detail.isEmpty ? "" : " (\(detail))")
+    }
+
+    @_spi(Runtime) public func buildAll() -> [ProgramBuild] {
+        lock.lock()
+        defer { lock.unlock() }
+        let before = builds.count
+        var failures: [ProgramBuild] = []
+        let families = KernelSource.files.keys.filter { $0.hasSuffix(".cl") && $0 != "common.cl" }.map {
+            String($0.dropLast(3))
+        }.sorted()
+        for family in families {
+            for dtype in DType.allCases where dtype != .float64 || info.supportsFloat64 {
+                do { _ = try kernel("", family: family, dtype: dtype) } catch let u as Unsupported
+                    where u.reason.hasPrefix("no kernel")
+                {
+                    // built; the empty kernel name only forces the build
+                } catch {
+                    failures.append(
+                        ProgramBuild(program: "\(family) \(dtype)", seconds: 0, fromDiskCache: false, error: "\(error)")
+                    )
+                }
+            }
+        }
+        return Array(builds[before...]) + failures
+    }
+
+}
