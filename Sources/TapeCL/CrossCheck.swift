@@ -3,7 +3,7 @@ import Synchronization
 @_spi(Runtime) import TapeCLRuntime
 
 /// `TAPECL_CROSSCHECK=1`: every op on a device runs on the host as well, and the first
-/// disagreement beyond ``Op/tolerance(_:_:)`` is reported once on standard error, naming
+/// disagreement beyond the op's ``Tolerance`` is reported once on standard error, naming
 /// the op, the input shapes, the largest absolute and relative errors, the element, and the
 /// op's position on the innermost active tape.
 package enum CrossCheck {
@@ -49,7 +49,7 @@ package enum CrossCheck {
     ) throws -> Disagreement? {
         let host = try op.execute(try inputs.map { try $0.to(.host, differentiable: false) }, attributes)
         let (a, b) = (try result.readScalars(as: Double.self), try host.readScalars(as: Double.self))
-        let tolerance = Op.tolerance(op.name, result.dtype).forward
+        let tolerance = op.tolerance.bounds(result.dtype).forward
         let worst = Op.error(a, b)
         tally.withLock { t in
             t.ops += 1

@@ -66,7 +66,7 @@ package enum OpCheck {
             }
             var result = Result(
                 op: op.name, shapes: shapes.map(Shape.describe).joined(separator: " "),
-                tolerance: Op.tolerance(op.name, .float32))
+                tolerance: op.tolerance.bounds(.float32))
             if op.name == "cast" && !device.info.supportsFloat64 { return result }
             let values = shapes.map { s in
                 (0..<Shape.count(s)).map { _ in

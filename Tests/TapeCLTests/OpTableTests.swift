@@ -43,7 +43,7 @@ struct OpTableTests {
     @Test(arguments: opCases, Device.openCL)
     func deviceMatchesHost(_ c: OpCase, device: Device) throws {
         for dtype in [DType.float32, .float64] where dtype == .float32 || device.info.supportsFloat64 {
-            let tol = Tolerance.of(c.name, dtype)
+            let tol = Op.named(c.name)!.tolerance.bounds(dtype)
             let (yd, gd) = try Self.gradients(c, c.inputs(c.shapes, dtype: dtype, on: device))
             let (yh, gh) = try Self.gradients(c, c.inputs(c.shapes, dtype: dtype, on: .host))
             #expect(yd.device == device)
@@ -102,23 +102,5 @@ struct OpTableTests {
         let host = try op.apply(xs)
         let dev = try op.apply(xs.map { $0.to(device) })
         expectClose(dev, host, atol: 0, rtol: 0, name)
-    }
-}
-
-/// How closely a device must match the host, per op and dtype: arithmetic is exact (same IEEE
-/// operations in the same order); transcendental functions may differ by the device library's
-/// ulp bounds (OpenCL 1.2 allows up to 4 ulp for sin/cos/exp/log); matmul and reductions by
-/// their summation order.
-enum Tolerance {
-    static func of(_ op: String, _ dtype: DType) -> (forward: Double, gradient: Double) {
-        let ulp = dtype == .float32 ? 1.2e-7 : 2.3e-16
-        switch op {
-        case "neg", "add", "sub", "mul", "div", "reshape", "transpose", "broadcast", "cast", "to", "relu", "abs",
-            "maximum", "minimum", "max", "concat", "slice":
-            return (0, dtype == .float32 ? 8 * ulp : 16 * ulp)
-        case "sum": return (0, 8 * ulp)
-        case "matmul": return (64 * ulp, 64 * ulp)
-        default: return (16 * ulp, 64 * ulp)
-        }
     }
 }

@@ -27,13 +27,13 @@ extension Op {
     /// product as the reverse rule Jᵀ·dy: one derivative serves both.
     static func unary(
         _ name: String, saves: Saves, floatOnly: Bool = true, fusable: Bool = true,
-        domain: ClosedRange<Double> = -2...2,
+        domain: ClosedRange<Double> = -2...2, tolerance: Tolerance = .library,
         _ host: UnaryLoop, derivative: @escaping @Sendable (Saved, Tensor) -> Tensor
     ) -> Op {
         Op(
             name: name, arity: 1, forward: .unary(kernel: name, host: host), shape: sameShape, saves: saves,
             floatOnly: floatOnly,
-            fusable: fusable, sampleDomain: domain,
+            fusable: fusable, sampleDomain: domain, tolerance: tolerance,
             vjp: { s, dy in s.grad(derivative(s, dy)) },
             jvp: { s, dx in dx[0].map { derivative(s, $0) } })
     }
@@ -47,11 +47,11 @@ extension Op {
     /// An elementwise binary op with NumPy broadcasting.
     static func binary(
         _ name: String, saves: Saves, floatOnly: Bool = false, domain: ClosedRange<Double> = -2...2,
-        _ host: BinaryLoop, partials: @escaping Partials
+        tolerance: Tolerance = .exact, _ host: BinaryLoop, partials: @escaping Partials
     ) -> Op {
         Op(
             name: name, arity: 2, forward: .binary(kernel: name, host: host), shape: broadcastShape(name),
-            saves: saves, floatOnly: floatOnly, sampleDomain: domain,
+            saves: saves, floatOnly: floatOnly, sampleDomain: domain, tolerance: tolerance,
             vjp: { s, dy in
                 let p = partials(s)
                 return s.grads(p.a(dy), p.b(dy))
@@ -66,10 +66,11 @@ extension Op {
     static func mask(_ name: String, _ host: BinaryLoop) -> Op {
         Op(
             name: name, arity: 2, forward: .binary(kernel: name, host: host), shape: broadcastShape(name),
-            saves: .nothing, differentiable: false, vjp: { _, _ in [nil, nil] }, jvp: { _, _ in nil })
+            saves: .nothing, differentiable: false, tolerance: .exact, vjp: { _, _ in [nil, nil] }, jvp: { _, _ in nil }
+        )
     }
 
-    static let neg = unary("neg", saves: .nothing, floatOnly: false, each { -$0 }) { _, dy in -dy }
+    static let neg = unary("neg", saves: .nothing, floatOnly: false, tolerance: .exact, each { -$0 }) { _, dy in -dy }
     static let sin = unary("sin", saves: .inputs, fusable: false, HostMath.sin) { s, dy in
         dy * TapeCL.cos(s.x)  // d sin = cos
     }
@@ -89,13 +90,16 @@ extension Op {
     static let tanh = unary("tanh", saves: .output, each { Foundation.tanh($0) }) { s, dy in
         dy * (1 - s.y * s.y)  // d tanh = 1 - tanh²
     }
-    static let sigmoid = unary("sigmoid", saves: .output, each { 1 / (1 + Foundation.exp(-$0)) }) { s, dy in
+    static let sigmoid = unary("sigmoid", saves: .output, domain: -4...4, each { 1 / (1 + Foundation.exp(-$0)) }) {
+        s, dy in
         dy * s.y * (1 - s.y)  // σ(1-σ)
     }
-    static let relu = unary("relu", saves: .output, floatOnly: false, each { $0 > 0 ? $0 : 0 }) { s, dy in
+    static let relu = unary("relu", saves: .output, floatOnly: false, tolerance: .exact, each { $0 > 0 ? $0 : 0 }) {
+        s, dy in
         dy * Op.step(s.y)  // 1 where x > 0
     }
-    static let abs = unary("abs", saves: .inputs, floatOnly: false, each { $0 < 0 ? -$0 : $0 }) { s, dy in
+    static let abs = unary("abs", saves: .inputs, floatOnly: false, tolerance: .exact, each { $0 < 0 ? -$0 : $0 }) {
+        s, dy in
         dy * Op.sign(s.x)  // sign(x)
     }
     /// log(x) for x > 0, else 0: the exponent's gradient of `pow` (TensorFlow masks log the same way).
@@ -113,7 +117,8 @@ extension Op {
     }
     // d(aᵇ) = b·aᵇ⁻¹ da + aᵇ·log a db
     static let pow = binary(
-        "pow", saves: .inputsAndOutput, floatOnly: true, domain: 0.3...2, each { Foundation.pow($0, $1) }
+        "pow", saves: .inputsAndOutput, floatOnly: true, domain: 0.3...2, tolerance: .library,
+        each { Foundation.pow($0, $1) }
     ) { s in
         ({ $0 * s.b * TapeCL.pow(s.a, s.b - 1) }, { $0 * s.y * Op.safeLog(s.a) })
     }
@@ -129,10 +134,13 @@ extension Op {
 
     // relu's and abs's masks: a zero derivative, as TensorFlow registers for ReluGrad's input and Sign, so second
     // derivatives through relu and abs are zeros, as there (through maximum, minimum and max: nil, TensorFlow's None).
-    static let step = unary("step", saves: .nothing, floatOnly: false, each { $0 > 0 ? 1 : 0 }) { _, dy in
+    static let step = unary("step", saves: .nothing, floatOnly: false, tolerance: .exact, each { $0 > 0 ? 1 : 0 }) {
+        _, dy in
         .zeros(like: dy)
     }
-    static let sign = unary("sign", saves: .nothing, floatOnly: false, each { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }) { _, dy in
+    static let sign = unary(
+        "sign", saves: .nothing, floatOnly: false, tolerance: .exact, each { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }
+    ) { _, dy in
         .zeros(like: dy)
     }
     static let equal = mask("equal", each { $0 == $1 ? 1 : 0 })

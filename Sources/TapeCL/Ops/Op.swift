@@ -32,11 +32,13 @@ package final class Op: Sendable {
     package let jvp: JVP
     /// Where `tapecl check` draws random inputs (inside the domain, away from poles).
     package let sampleDomain: ClosedRange<Double>
+    /// How closely each device must match the host (see ``Tolerance``).
+    package let tolerance: Tolerance
 
     package init(
         name: String, arity: Int, forward: Forward, shape: @escaping ShapeRule, saves: Saves,
         floatOnly: Bool = false, differentiable: Bool = true, fusable: Bool = true,
-        sampleDomain: ClosedRange<Double> = -2...2,
+        sampleDomain: ClosedRange<Double> = -2...2, tolerance: Tolerance = .library,
         vjp: @escaping VJP, jvp: @escaping JVP
     ) {
         self.name = name
@@ -50,6 +52,7 @@ package final class Op: Sendable {
         self.vjp = vjp
         self.jvp = jvp
         self.sampleDomain = sampleDomain
+        self.tolerance = tolerance
     }
 }
 

@@ -20,12 +20,13 @@ extension Op {
     }
 
     static let sum = Op(
-        name: "sum", arity: 1, forward: .reduce(.sum), shape: reduceShape("sum"), saves: .nothing,
+        name: "sum", arity: 1, forward: .reduce(.sum), shape: reduceShape("sum"), saves: .nothing, tolerance: .summed,
         // spread dy over the summed axes
         vjp: { s, dy in s.grad(dy.reshaped(to: kept(s)).broadcast(to: s.shapes[0])) },
         jvp: { s, dx in dx[0].map { $0.sum(axes: s.attributes.axes, keepDims: s.attributes.keepDims) } })
     static let max = Op(
         name: "max", arity: 1, forward: .reduce(.max), shape: reduceShape("max"), saves: .inputsAndOutput,
+        tolerance: .exact,
         vjp: { s, dy in s.grad(maxShare(s) * dy.reshaped(to: kept(s))) },  // shared among ties
         jvp: { s, dx in dx[0].map { (maxShare(s) * $0).sum(axes: s.attributes.axes, keepDims: s.attributes.keepDims) } }
     )
@@ -46,14 +47,14 @@ extension Op {
                 )
             }
             return a.shape
-        }, saves: .nothing,
+        }, saves: .nothing, tolerance: .exact,
         vjp: { s, dy in s.grad(dy.reshaped(to: s.shapes[0])) },
         jvp: { s, dx in dx[0].map { $0.reshaped(to: s.attributes.shape) } })
 
     /// `attributes.permutation` and the matching input strides.
     static let transpose = Op(
         name: "transpose", arity: 1, forward: .gather, shape: { shapes, a in a.permutation.map { shapes[0][$0] } },
-        saves: .nothing,
+        saves: .nothing, tolerance: .exact,
         vjp: { s, dy in s.grad(dy.transposed(permutation: inverse(s.attributes.permutation))) },
         jvp: { s, dx in dx[0].map { $0.transposed(permutation: s.attributes.permutation) } })
 
@@ -67,23 +68,24 @@ extension Op {
                     "broadcast: \(Shape.describe(shapes[0])) does not broadcast to \(Shape.describe(a.shape))")
             }
             return a.shape
-        }, saves: .nothing,
+        }, saves: .nothing, tolerance: .exact,
         vjp: { s, dy in s.grad(dy) },
         jvp: { s, dx in dx[0].map { $0.broadcast(to: s.attributes.shape) } })
 
     static let cast = Op(
-        name: "cast", arity: 1, forward: .cast, shape: sameShape, saves: .nothing,
+        name: "cast", arity: 1, forward: .cast, shape: sameShape, saves: .nothing, tolerance: .exact,
         vjp: { s, dy in s.grad(dy.cast(to: s.attributes.sourceDType!)) },
         jvp: { s, dx in dx[0].map { $0.cast(to: s.attributes.dtype!) } })
 
     static let transfer = Op(
-        name: "to", arity: 1, forward: .transfer, shape: sameShape, saves: .nothing,
+        name: "to", arity: 1, forward: .transfer, shape: sameShape, saves: .nothing, tolerance: .exact,
         vjp: { s, dy in s.grad(dy.to(s.attributes.sourceDevice!)) },
         jvp: { s, dx in dx[0].map { $0.to(s.attributes.device!) } })
 
     /// The identity that no gradient passes (``stopGradient(_:)``).
     static let stop = Op(
         name: "stop_gradient", arity: 1, forward: .alias, shape: sameShape, saves: .nothing, differentiable: false,
+        tolerance: .exact,
         vjp: { _, _ in [nil] }, jvp: { _, _ in nil })
 
     static let matmul = Op(
@@ -97,7 +99,7 @@ extension Op {
                 )
             }
             return g.output
-        }, saves: .inputs, floatOnly: true,
+        }, saves: .inputs, floatOnly: true, tolerance: .matmul,
         vjp: { s, dy in
             let (ta, tb) = (s.attributes.transposeA, s.attributes.transposeB)
             return s.grads(
@@ -129,7 +131,7 @@ extension Op {
                 )
             }
             return a.shape
-        }, saves: .nothing, fusable: false,
+        }, saves: .nothing, fusable: false, tolerance: .exact,
         vjp: { s, dy in
             var offset = 0
             return s.inputs.map { input in
@@ -156,7 +158,7 @@ extension Op {
                 )
             }
             return a.shape
-        }, saves: .nothing, fusable: false,
+        }, saves: .nothing, fusable: false, tolerance: .exact,
         vjp: { s, dy in
             let total = Shape.count(s.shapes[0])
             let before = Tensor.zeros(shape: [s.attributes.offset], dtype: dy.dtype, on: dy.device)
