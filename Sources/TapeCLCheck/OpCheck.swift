@@ -43,17 +43,9 @@ package enum OpCheck {
                 { matmul($0[0], $0[1], transposeA: ta, transposeB: tb) }
             )
         default:
-            switch op.name {
-            case "transpose": return ([[3, m, n]], { $0[0].transposed(permutation: [2, 0, 1]) })
-            case "broadcast": return ([[n]], { $0[0].broadcast(to: [m, n]) })
-            case "reshape": return ([[m, n]], { try Tensor.apply("reshape", $0, shape: [n, m]) })
-            case "cast": return ([[m, n]], { $0[0].cast(to: .float64) * 2 })
-            case "to": return ([[m, n]], { $0[0].to(.host) * 2 })
-            case "stop_gradient": return ([[m, n]], { stopGradient($0[0]) * $0[0] })
-            case "concat": return ([[m, n], [m, n], [m, n]], { stack($0, axis: 1) * 2 })
-            case "slice": return ([[m, n]], { $0[0].range(from: n, shape: [m - 1, n]) * 2 })
-            default: return nil
-            }
+            guard let sampler = op.checkCase else { return nil }
+            let c = sampler(m, n)
+            return (c.shapes, c.apply)
         }
     }
 
@@ -67,13 +59,16 @@ package enum OpCheck {
             var result = Result(
                 op: op.name, shapes: shapes.map(Shape.describe).joined(separator: " "),
                 tolerance: op.tolerance.bounds(.float32))
-            if op.name == "cast" && !device.info.supportsFloat64 { return result }
+            if op.checkCase?(1, 1).needsFloat64 == true && !device.info.supportsFloat64 { return result }
+            // Comparisons (the binary ops that are not recorded) get ties too: values on a half-integer grid.
+            var isComparison = false
+            if case .binary = op.forward { isComparison = !op.differentiable }
             let values = shapes.map { s in
                 (0..<Shape.count(s)).map { _ in
                     var v =
                         op.sampleDomain.lowerBound + (op.sampleDomain.upperBound - op.sampleDomain.lowerBound)
                         * rng.nextUnit()
-                    if op.name == "equal" || op.name == "greater_equal" { v = (v * 2).rounded() / 2 }  // ties, too
+                    if isComparison { v = (v * 2).rounded() / 2 }  // ties, too
                     return v
                 }
             }

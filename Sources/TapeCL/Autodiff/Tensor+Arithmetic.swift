@@ -304,26 +304,21 @@ extension Tensor {
         _ name: String, _ inputs: [Tensor], axes: [Int]? = nil, keepDims: Bool = false,
         shape: [Int]? = nil
     ) throws -> Tensor {
-        switch name {
-        case "sum": return try one(inputs, name).reduce(Op.sum, axes: axes, keepDims: keepDims)
-        case "max": return try one(inputs, name).reduce(Op.max, axes: axes, keepDims: keepDims)
-        case "mean": return try one(inputs, name).meanChecked(axes: axes, keepDims: keepDims)
-        case "reshape": return try one(inputs, name).reshapedChecked(to: shape ?? [])
-        case "transpose":
-            return try one(inputs, name).transposedChecked(
-                permutation: Array((0..<(inputs.first?.rank ?? 0)).reversed()))
-        case "broadcast": return try one(inputs, name).broadcastChecked(to: shape ?? [])
-        default:
-            guard let op = Op.named(name) else { throw TapeError.argument("unknown op '\(name)'") }
-            switch op.forward {
-            case .unary, .binary, .matmul: return try op.apply(inputs)
-            default: throw TapeError.argument("unknown op '\(name)'")
-            }
+        if let composite = composites[name] {
+            return try composite(Op.single(inputs, name), axes, keepDims)
+        }
+        guard let op = Op.named(name) else { throw TapeError.argument("unknown op '\(name)'") }
+        if let call = op.call {
+            return try call(op, inputs, Op.CallArguments(axes: axes, keepDims: keepDims, shape: shape))
+        }
+        switch op.forward {
+        case .unary, .binary, .matmul: return try op.apply(inputs)
+        default: throw TapeError.argument("unknown op '\(name)'")
         }
     }
 
-    private static func one(_ inputs: [Tensor], _ name: String) throws -> Tensor {
-        guard inputs.count == 1 else { throw TapeError.argument("\(name): expects 1 input, got \(inputs.count)") }
-        return inputs[0]
-    }
+    /// Names `apply` takes that are compositions of table ops rather than ops.
+    private static let composites: [String: @Sendable (Tensor, [Int]?, Bool) throws -> Tensor] = [
+        "mean": { x, axes, keepDims in try x.meanChecked(axes: axes, keepDims: keepDims) }
+    ]
 }

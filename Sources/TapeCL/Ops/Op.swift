@@ -34,12 +34,17 @@ package final class Op: Sendable {
     package let sampleDomain: ClosedRange<Double>
     /// How closely each device must match the host (see ``Tolerance``).
     package let tolerance: Tolerance
+    /// How `Tensor.apply(name, ...)` calls the op with its public arguments; nil for the ops
+    /// that take none (elementwise and matmul are applied to their inputs) or are not called by name.
+    package let call: Call?
+    /// A random case for `tapecl check` when the forward kind does not give one (layout ops).
+    package let checkCase: CheckSampler?
 
     package init(
         name: String, arity: Int, forward: Forward, shape: @escaping ShapeRule, saves: Saves,
         floatOnly: Bool = false, differentiable: Bool = true, fusable: Bool = true,
-        sampleDomain: ClosedRange<Double> = -2...2, tolerance: Tolerance = .library,
-        vjp: @escaping VJP, jvp: @escaping JVP
+        sampleDomain: ClosedRange<Double> = -2...2, tolerance: Tolerance = .library, call: Call? = nil,
+        checkCase: CheckSampler? = nil, vjp: @escaping VJP, jvp: @escaping JVP
     ) {
         self.name = name
         self.arity = arity
@@ -53,6 +58,37 @@ package final class Op: Sendable {
         self.jvp = jvp
         self.sampleDomain = sampleDomain
         self.tolerance = tolerance
+        self.call = call
+        self.checkCase = checkCase
+    }
+
+    /// The arguments of `Tensor.apply(_:_:axes:keepDims:shape:)`.
+    package struct CallArguments {
+        package let axes: [Int]?
+        package let keepDims: Bool
+        package let shape: [Int]?
+    }
+    package typealias Call = @Sendable (_ op: Op, _ inputs: [Tensor], _ arguments: CallArguments) throws -> Tensor
+
+    /// Input shapes for a check, whether the case needs float64 on the device, and how to apply the op.
+    package struct CheckCase {
+        package let shapes: [[Int]]
+        package let needsFloat64: Bool
+        package let apply: ([Tensor]) throws -> Tensor
+
+        package init(_ shapes: [[Int]], needsFloat64: Bool = false, _ apply: @escaping ([Tensor]) throws -> Tensor) {
+            self.shapes = shapes
+            self.needsFloat64 = needsFloat64
+            self.apply = apply
+        }
+    }
+    /// A check case from two random dimensions `m` and `n` (1...40).
+    package typealias CheckSampler = @Sendable (_ m: Int, _ n: Int) -> CheckCase
+
+    /// The one input of an op called by name with one.
+    static func single(_ inputs: [Tensor], _ name: String) throws -> Tensor {
+        guard inputs.count == 1 else { throw TapeError.argument("\(name): expects 1 input, got \(inputs.count)") }
+        return inputs[0]
     }
 }
 

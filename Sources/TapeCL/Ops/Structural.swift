@@ -21,12 +21,14 @@ extension Op {
 
     static let sum = Op(
         name: "sum", arity: 1, forward: .reduce(.sum), shape: reduceShape("sum"), saves: .nothing, tolerance: .summed,
+        call: { op, inputs, a in try single(inputs, op.name).reduce(op, axes: a.axes, keepDims: a.keepDims) },
         // spread dy over the summed axes
         vjp: { s, dy in s.grad(dy.reshaped(to: kept(s)).broadcast(to: s.shapes[0])) },
         jvp: { s, dx in dx[0].map { $0.sum(axes: s.attributes.axes, keepDims: s.attributes.keepDims) } })
     static let max = Op(
         name: "max", arity: 1, forward: .reduce(.max), shape: reduceShape("max"), saves: .inputsAndOutput,
         tolerance: .exact,
+        call: { op, inputs, a in try single(inputs, op.name).reduce(op, axes: a.axes, keepDims: a.keepDims) },
         vjp: { s, dy in s.grad(maxShare(s) * dy.reshaped(to: kept(s))) },  // shared among ties
         jvp: { s, dx in dx[0].map { (maxShare(s) * $0).sum(axes: s.attributes.axes, keepDims: s.attributes.keepDims) } }
     )
@@ -48,6 +50,8 @@ extension Op {
             }
             return a.shape
         }, saves: .nothing, tolerance: .exact,
+        call: { op, inputs, a in try single(inputs, op.name).reshapedChecked(to: a.shape ?? []) },
+        checkCase: { m, n in CheckCase([[m, n]]) { $0[0].reshaped(to: [n, m]) } },
         vjp: { s, dy in s.grad(dy.reshaped(to: s.shapes[0])) },
         jvp: { s, dx in dx[0].map { $0.reshaped(to: s.attributes.shape) } })
 
@@ -55,6 +59,10 @@ extension Op {
     static let transpose = Op(
         name: "transpose", arity: 1, forward: .gather, shape: { shapes, a in a.permutation.map { shapes[0][$0] } },
         saves: .nothing, tolerance: .exact,
+        call: { op, inputs, _ in
+            let x = try single(inputs, op.name)
+            return try x.transposedChecked(permutation: Array((0..<x.rank).reversed()))
+        }, checkCase: { m, n in CheckCase([[3, m, n]]) { $0[0].transposed(permutation: [2, 0, 1]) } },
         vjp: { s, dy in s.grad(dy.transposed(permutation: inverse(s.attributes.permutation))) },
         jvp: { s, dx in dx[0].map { $0.transposed(permutation: s.attributes.permutation) } })
 
@@ -69,23 +77,27 @@ extension Op {
             }
             return a.shape
         }, saves: .nothing, tolerance: .exact,
+        call: { op, inputs, a in try single(inputs, op.name).broadcastChecked(to: a.shape ?? []) },
+        checkCase: { m, n in CheckCase([[n]]) { $0[0].broadcast(to: [m, n]) } },
         vjp: { s, dy in s.grad(dy) },
         jvp: { s, dx in dx[0].map { $0.broadcast(to: s.attributes.shape) } })
 
     static let cast = Op(
         name: "cast", arity: 1, forward: .cast, shape: sameShape, saves: .nothing, tolerance: .exact,
+        checkCase: { m, n in CheckCase([[m, n]], needsFloat64: true) { $0[0].cast(to: .float64) * 2 } },
         vjp: { s, dy in s.grad(dy.cast(to: s.attributes.sourceDType!)) },
         jvp: { s, dx in dx[0].map { $0.cast(to: s.attributes.dtype!) } })
 
     static let transfer = Op(
         name: "to", arity: 1, forward: .transfer, shape: sameShape, saves: .nothing, tolerance: .exact,
+        checkCase: { m, n in CheckCase([[m, n]]) { $0[0].to(.host) * 2 } },
         vjp: { s, dy in s.grad(dy.to(s.attributes.sourceDevice!)) },
         jvp: { s, dx in dx[0].map { $0.to(s.attributes.device!) } })
 
     /// The identity that no gradient passes (``stopGradient(_:)``).
     static let stop = Op(
         name: "stop_gradient", arity: 1, forward: .alias, shape: sameShape, saves: .nothing, differentiable: false,
-        tolerance: .exact,
+        tolerance: .exact, checkCase: { m, n in CheckCase([[m, n]]) { stopGradient($0[0]) * $0[0] } },
         vjp: { _, _ in [nil] }, jvp: { _, _ in nil })
 
     static let matmul = Op(
@@ -132,6 +144,7 @@ extension Op {
             }
             return a.shape
         }, saves: .nothing, fusable: false, tolerance: .exact,
+        checkCase: { m, n in CheckCase([[m, n], [m, n], [m, n]]) { stack($0, axis: 1) * 2 } },
         vjp: { s, dy in
             var offset = 0
             return s.inputs.map { input in
@@ -159,6 +172,7 @@ extension Op {
             }
             return a.shape
         }, saves: .nothing, fusable: false, tolerance: .exact,
+        checkCase: { m, n in CheckCase([[m, n]]) { $0[0].range(from: n, shape: [m - 1, n]) * 2 } },
         vjp: { s, dy in
             let total = Shape.count(s.shapes[0])
             let before = Tensor.zeros(shape: [s.attributes.offset], dtype: dy.dtype, on: dy.device)
