@@ -74,9 +74,9 @@ package enum OpCheck {
             }
             do {
                 let host = try evaluate(apply, shapes, values, on: .host, seed: seed, differentiable: op.differentiable)
-                let before = device.core.fallbacks.count
+                let before = device.fallbacks.count
                 let dev = try evaluate(apply, shapes, values, on: device, seed: seed, differentiable: op.differentiable)
-                let after = device.core.fallbacks
+                let after = device.fallbacks
                 if after.count > before {
                     let reason = after.reasons[op.name] ?? after.reasons.values.first ?? ""
                     let firstLine = reason.split(separator: "\n").first.map(String.init) ?? reason

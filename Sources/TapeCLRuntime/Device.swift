@@ -64,6 +64,16 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
         return found
     }
 
+    /// Builds every kernel program of this device now (else each is built on first use) and reports
+    /// each build: what `tapecl devices --build-kernels` prints.
+    @_spi(Runtime) public func buildKernels() -> [ProgramBuild] { core.backend.buildAll() }
+
+    /// Why this device cannot build kernels (every op would run on the host), or nil.
+    @_spi(Runtime) public var kernelBuildProblem: String? { core.backend.buildProblem() }
+
+    /// How many launches ran on the host instead of this device, and why (first reason per op).
+    @_spi(Runtime) public var fallbacks: (count: Int, reasons: [String: String]) { core.fallbacks }
+
     /// A device with the same backend but its own allocator and memory statistics, so a test can
     /// measure what it allocates while other tests run.
     @_spi(Runtime) public func isolated() -> Device {

@@ -45,7 +45,7 @@ struct Devices: ParsableCommand {
                     globalMemoryBytes: i.globalMemoryBytes, maxAllocationBytes: i.maxAllocationBytes,
                     fp64: i.supportsFloat64, default: d == chosen, platform: i.platform,
                     openclCVersion: i.openCLCVersion, driverVersion: i.driverVersion,
-                    buildProblem: d.core.backend.buildProblem(), blas: i.kind == "host" ? HostBLAS.description : nil)
+                    buildProblem: d.kernelBuildProblem, blas: i.kind == "host" ? HostBLAS.description : nil)
             }
             if options.json { return try JSON.print(entries) }
             for e in entries {
@@ -78,7 +78,7 @@ struct Devices: ParsableCommand {
         var failures = 0
         for d in Device.openCL {
             let start = Date()
-            let builds = d.core.backend.buildAll()
+            let builds = d.buildKernels()
             for b in builds {
                 let how =
                     b.error.map { "FAILED: \($0)" } ?? (b.fromDiskCache ? "from the disk cache" : "built from source")
