@@ -5,7 +5,7 @@ SWIFT ?= swift
 DEBIAN_PACKAGES := ocl-icd-opencl-dev pocl-opencl-icd libopenblas-dev
 RELEASE := .build/release/tapecl
 
-.PHONY: all deps build release run test lint format docs check bench bench-peers clean
+.PHONY: all deps build release run test lint format docs device-check device-check-local check bench bench-peers clean
 
 all: build
 
@@ -42,6 +42,7 @@ test: deps lint
 	@echo "OpenCL devices under test:"; ./.build/debug/tapecl devices | grep -E '^[ *] opencl' || echo "  none (host only)"
 	$(SWIFT) test --skip-build
 	$(MAKE) docs
+	$(MAKE) device-check-local
 
 ## The formatter's rules (.swift-format: 120 columns), checked before the tests so CI fails on a violation;
 ## `make format` applies them.
@@ -57,6 +58,14 @@ DOC_TARGETS := TapeCL TapeCLRuntime TapeCLNN
 docs: deps
 	@for t in $(DOC_TARGETS); do \
 		$(SWIFT) package --disable-sandbox generate-documentation --target $$t --warnings-as-errors || exit 1; done
+
+## The GPU check: `device-check` prepares the bundle (.device-bundle/) and prints the command for the
+## GPU machine; `device-check-local` runs that on-device part here against PoCL, so it is known to work.
+device-check: deps
+	bash scripts/device-check.sh
+
+device-check-local: deps
+	bash scripts/device-check.sh --local
 
 ## `tapecl check` on every device.
 check: release
