@@ -76,3 +76,67 @@ __kernel void gemm_packed(const int M, const int N, const int K,
     STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5)
 }
 #endif
+
+// gemm_tiled — the GPU variant (Nugteren's OpenCL SGEMM tutorial, kernel 4, and CLBlast's Xgemm
+// in spirit): a work-group of 16 × 16 items computes a TILE × TILE block of C. Each step of k
+// loads a TILE × TILE tile of op(A) and of op(B) into local memory (each item a few elements;
+// consecutive items read consecutive addresses), then every item accumulates its WPT × WPT
+// outputs (WPT = TILE / 16, items strided by 16 so local reads do not conflict) from the tiles.
+// Reads outside M, N or K load zeros; only the stores check bounds. TILE comes from the build
+// options (OpenCLBackend picks it from the device's local memory: 64 for float, 32 for double).
+#ifdef TILE
+#define WPT (TILE / 16)
+
+inline T load_a(__global const T* A, const int ta, const int lda, const int M, const int K, const int i, const int k) {
+    return (i < M && k < K) ? (ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) : (T)0;
+}
+
+inline T load_b(__global const T* B, const int tb, const int ldb, const int K, const int N, const int k, const int j) {
+    return (k < K && j < N) ? (tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]) : (T)0;
+}
+
+#if IS_FLOAT
+__kernel __attribute__((reqd_work_group_size(16, 16, 1)))
+void gemm_tiled(const int M, const int N, const int K,
+                __global const T* restrict A0, const ulong strideA, const int lda, const int ta,
+                __global const T* restrict B0, const ulong strideB, const int ldb, const int tb,
+                __global T* restrict C0) {
+    __local T As[TILE][TILE + 1];   // As[k][i]: op(A)(i0 + i, k0 + k); +1 keeps columns off one bank
+    __local T Bs[TILE][TILE + 1];   // Bs[k][j]: op(B)(k0 + k, j0 + j)
+    const int tx = get_local_id(0), ty = get_local_id(1), flat = ty * 16 + tx;
+    const int j0 = get_group_id(0) * TILE, i0 = get_group_id(1) * TILE;
+    const size_t batch = get_global_id(2);
+    __global const T* A = A0 + batch * strideA;
+    __global const T* B = B0 + batch * strideB;
+    __global T* C = C0 + batch * (size_t)M * N;
+    T acc[WPT][WPT];
+    for (int wi = 0; wi < WPT; wi++) for (int wj = 0; wj < WPT; wj++) acc[wi][wj] = (T)0;
+    for (int k0 = 0; k0 < K; k0 += TILE) {
+        for (int e = flat; e < TILE * TILE; e += 256) {
+            const int r = e / TILE, c = e % TILE;
+            // Consecutive items take consecutive addresses: along k for a row-major op(A), along i
+            // for a transposed one; likewise j and k for op(B).
+            if (ta) As[r][c] = load_a(A, ta, lda, M, K, i0 + c, k0 + r);
+            else As[c][r] = load_a(A, ta, lda, M, K, i0 + r, k0 + c);
+            if (tb) Bs[c][r] = load_b(B, tb, ldb, K, N, k0 + c, j0 + r);
+            else Bs[r][c] = load_b(B, tb, ldb, K, N, k0 + r, j0 + c);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int k = 0; k < TILE; k++) {
+            T a[WPT], b[WPT];
+            for (int w = 0; w < WPT; w++) { a[w] = As[k][ty + w * 16]; b[w] = Bs[k][tx + w * 16]; }
+            for (int wi = 0; wi < WPT; wi++) for (int wj = 0; wj < WPT; wj++) acc[wi][wj] = fma(a[wi], b[wj], acc[wi][wj]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int wi = 0; wi < WPT; wi++) {
+        const int i = i0 + ty + wi * 16;
+        if (i >= M) continue;
+        for (int wj = 0; wj < WPT; wj++) {
+            const int j = j0 + tx + wj * 16;
+            if (j < N) C[(size_t)i * N + j] = acc[wi][wj];
+        }
+    }
+}
+#endif
+#endif

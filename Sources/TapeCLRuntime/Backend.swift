@@ -136,6 +136,8 @@ import Synchronization
     func run(_ launch: Launch) throws
     /// Builds every kernel program now (else each is built on first use) and reports each build.
     func buildAll() -> [ProgramBuild]
+    /// The kernel variants this device runs (see ``KernelVariants``), for `tapecl devices`; nil on the host.
+    var kernelVariants: String? { get }
     /// Waits until everything queued has run. Called for every device at process exit: PoCL runs
     /// (and compiles) queued kernels on worker threads, which crashed when the process exited under
     /// them while its LLVM's static destructors ran.

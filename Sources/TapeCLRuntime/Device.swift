@@ -68,6 +68,9 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
     /// each build: what `tapecl devices --build-kernels` prints.
     @_spi(Runtime) public func buildKernels() -> [ProgramBuild] { core.backend.buildAll() }
 
+    /// The kernel variants this device runs, chosen from its properties (nil on the host).
+    @_spi(Runtime) public var kernelVariants: String? { core.backend.kernelVariants }
+
     /// Why this device cannot build kernels (every op would run on the host), or nil.
     @_spi(Runtime) public var kernelBuildProblem: String? { core.backend.buildProblem() }
 

@@ -14,6 +14,8 @@ import TapeCLKernels
     let queue: cl_command_queue
     @_spi(Runtime) public let info: DeviceInfo
     let maxWorkGroupSize: Int
+    /// What the kernel variants are chosen from (see ``KernelVariants``).
+    @_spi(Runtime) public let properties: KernelVariants.DeviceProperties
     let correctlyRoundedDivide: Bool
     let lock = NSLock()
     var programs: [String: Result<cl_program, Unsupported>] = [:]
@@ -54,6 +56,12 @@ import TapeCLKernels
         maxWorkGroupSize = clValue(0) {
             clGetDeviceInfo(device, cl_device_info(CL_DEVICE_MAX_WORK_GROUP_SIZE), $0, $1, $2)
         }
+        let localMemory = clValue(cl_ulong(0)) {
+            clGetDeviceInfo(device, cl_device_info(CL_DEVICE_LOCAL_MEM_SIZE), $0, $1, $2)
+        }
+        properties = KernelVariants.DeviceProperties(
+            type: type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0 ? "GPU" : "CPU", localMemoryBytes: Int(localMemory),
+            maxWorkGroupSize: maxWorkGroupSize)
         info = DeviceInfo(
             name: "opencl:\(index)", kind: "opencl", deviceName: deviceString(CL_DEVICE_NAME),
             vendor: deviceString(CL_DEVICE_VENDOR),

@@ -51,6 +51,8 @@ extension OpenCLBackend {
     /// op(A)·op(B) as in `matmul.cl`: pack both operands into zero-padded panels (this also
     /// applies the transposes), then one work-item per 6 × 16 block of C.
     func matmul(_ l: Launch) throws {
+        let variant = KernelVariants.matmul(properties, elementSize: l.dtype.byteSize, forced: KernelVariants.forced)
+        if case .tiled(let tile) = variant { return try matmulTiled(l, tile: tile) }
         let (a, b) = (l.inputs[0], l.inputs[1])
         let g = MatmulShape(a.shape, b.shape, l.attributes.transposeA, l.attributes.transposeB)!
         let (rows, cols) = (6, 16)  // PANEL_ROWS, PANEL_COLS
@@ -85,5 +87,26 @@ extension OpenCLBackend {
                 .buffer(packedB), .ulong(UInt64(batchB > 1 ? panelsB * g.k * cols : 0)), .buffer(l.output.handle),
             ])
         try enqueue(gemm, global: [panelsB, panelsA, g.batch])
+    }
+
+    /// op(A)·op(B) by `gemm_tiled`: one 16 × 16 work-group per `tile` × `tile` block of C, reading
+    /// the operands where they are (the transposes are the kernel's), no packing.
+    func matmulTiled(_ l: Launch, tile: Int) throws {
+        let (a, b) = (l.inputs[0], l.inputs[1])
+        let (ta, tb) = (l.attributes.transposeA, l.attributes.transposeB)
+        let g = MatmulShape(a.shape, b.shape, ta, tb)!
+        let gemm = try kernel("gemm_tiled", family: "matmul", dtype: l.dtype, defines: "-DTILE=\(tile)")
+        try set(
+            gemm,
+            [
+                .int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)),
+                .buffer(a.buffer.handle), .ulong(UInt64(a.rank == 3 ? g.m * g.k : 0)), .int(Int32(ta ? g.m : g.k)),
+                .int(ta ? 1 : 0),
+                .buffer(b.buffer.handle), .ulong(UInt64(b.rank == 3 ? g.k * g.n : 0)), .int(Int32(tb ? g.k : g.n)),
+                .int(tb ? 1 : 0),
+                .buffer(l.output.handle),
+            ])
+        let groups = ((g.n + tile - 1) / tile, (g.m + tile - 1) / tile)
+        try enqueue(gemm, global: [groups.0 * 16, groups.1 * 16, g.batch], local: [16, 16, 1])
     }
 }

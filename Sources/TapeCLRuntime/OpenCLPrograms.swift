@@ -18,10 +18,10 @@ extension OpenCLBackend {
     /// `family` (a file of `Kernels/`) built for element type `dtype` (and source type for `convert`);
     /// or, for a fused chain, the program `generated` makes (built with `-DFUNCTIONS_ONLY`).
     func kernel(
-        _ name: String, family: String, dtype: DType, source: DType? = nil,
+        _ name: String, family: String, dtype: DType, source: DType? = nil, defines: String = "",
         generated: (() -> String)? = nil
     ) throws -> cl_kernel {
-        let key = KernelKey(name: name, family: family, dtype: dtype, source: source)
+        let key = KernelKey(name: name + defines, family: family, dtype: dtype, source: source)
         if let k = kernels[key] { return k }
         if (dtype == .float64 || source == .float64) && !info.supportsFloat64 {
             throw Unsupported(reason: "the device has no fp64")
@@ -32,6 +32,7 @@ extension OpenCLBackend {
         if dtype == .float64 || source == .float64 { options += " -DUSE_FP64 -w" }
         if let source { options += " -DS=\(Self.cType(source))" }
         if generated != nil { options += " -DFUNCTIONS_ONLY" }
+        if !defines.isEmpty { options += " " + defines }
         if correctlyRoundedDivide { options += " -cl-fp32-correctly-rounded-divide-sqrt" }
         let programKey = family + " " + options
         let program = try self.program(family: family, options: options, key: programKey, source: generated?())
@@ -168,6 +169,13 @@ extension OpenCLBackend {
             }
         }
         return program
+    }
+
+    @_spi(Runtime) public var kernelVariants: String? {
+        let f32 = KernelVariants.matmul(properties, elementSize: 4, forced: KernelVariants.forced)
+        let f64 = KernelVariants.matmul(properties, elementSize: 8, forced: KernelVariants.forced)
+        return "matmul by \(f32)" + (f64 == f32 ? "" : " (float64: \(f64))")
+            + (KernelVariants.forced.map { " (forced by TAPECL_KERNEL_VARIANTS=\($0))" } ?? "")
     }
 
     @_spi(Runtime) public func finish() {

@@ -30,6 +30,8 @@ struct Devices: ParsableCommand {
         let driverVersion: String?
         /// Why the device cannot build kernels (every op would run on the host), if it cannot.
         let buildProblem: String?
+        /// The OpenCL kernel variants the device runs (chosen from its properties).
+        let kernels: String?
         /// The host's matmul library and the kernels it runs (e.g. `OpenBLAS 0.3.21, SkylakeX kernels`).
         let blas: String?
     }
@@ -45,7 +47,8 @@ struct Devices: ParsableCommand {
                     globalMemoryBytes: i.globalMemoryBytes, maxAllocationBytes: i.maxAllocationBytes,
                     fp64: i.supportsFloat64, default: d == chosen, platform: i.platform,
                     openclCVersion: i.openCLCVersion, driverVersion: i.driverVersion,
-                    buildProblem: d.kernelBuildProblem, blas: i.kind == "host" ? HostBLAS.description : nil)
+                    buildProblem: d.kernelBuildProblem, kernels: d.kernelVariants,
+                    blas: i.kind == "host" ? HostBLAS.description : nil)
             }
             if options.json { return try JSON.print(entries) }
             for e in entries {
@@ -58,6 +61,7 @@ struct Devices: ParsableCommand {
                 if let v = e.driverVersion { details.append("driver \(v)") }
                 if let p = e.platform { details.append("platform \(p)") }
                 if let b = e.blas { details.append("matmul by \(b)") }
+                if let k = e.kernels { details.append(k) }
                 print("            " + details.joined(separator: ", "))
                 if let problem = e.buildProblem {
                     print("            CANNOT BUILD KERNELS: \(problem); every op on \(e.name) runs on the host")

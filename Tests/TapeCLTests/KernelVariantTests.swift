@@ -1,0 +1,51 @@
+import Foundation
+import TapeCL
+@_spi(Runtime) import TapeCLRuntime
+import Testing
+
+@Suite("Kernel variants chosen from the device")
+struct KernelVariantTests {
+    typealias P = KernelVariants.DeviceProperties
+
+    /// The choice is a pure function of the device's properties (and the forcing variable).
+    @Test func matmulVariantFromProperties() {
+        let h200 = P(type: "GPU", localMemoryBytes: 48 * 1024, maxWorkGroupSize: 1024)
+        let pocl = P(type: "CPU", localMemoryBytes: 4 * 1024 * 1024, maxWorkGroupSize: 4096)
+        let smallGPU = P(type: "GPU", localMemoryBytes: 16 * 1024, maxWorkGroupSize: 256)
+        let tinyGroups = P(type: "GPU", localMemoryBytes: 64 * 1024, maxWorkGroupSize: 128)
+        #expect(KernelVariants.matmul(h200, elementSize: 4, forced: nil) == .tiled(tile: 64))  // 2·64·65·4 = 33,280 B
+        #expect(KernelVariants.matmul(h200, elementSize: 8, forced: nil) == .tiled(tile: 32))  // 64 would need 66,560
+        #expect(KernelVariants.matmul(smallGPU, elementSize: 4, forced: nil) == .tiled(tile: 32))
+        #expect(KernelVariants.matmul(smallGPU, elementSize: 8, forced: nil) == .tiled(tile: 16))
+        #expect(KernelVariants.matmul(tinyGroups, elementSize: 4, forced: nil) == .packed)  // 16 × 16 items do not fit
+        #expect(KernelVariants.matmul(pocl, elementSize: 4, forced: nil) == .packed)
+        #expect(KernelVariants.matmul(pocl, elementSize: 4, forced: "gpu") == .tiled(tile: 64))
+        #expect(KernelVariants.matmul(h200, elementSize: 4, forced: "cpu") == .packed)
+    }
+
+    /// The GPU variants, forced on PoCL, pass every op of `tapecl check` and the seed example:
+    /// GPU code is tested on every commit although no GPU is here.
+    @Test func forcedGPUVariantsPassOnPoCL() throws {
+        guard let cl = Device.openCL.first else {
+            Issue.record("no OpenCL device: this machine's make test installs PoCL")
+            return
+        }
+        let tool = packageRoot.appendingPathComponent(".build/debug/tapecl")
+        let env = ["TAPECL_KERNEL_VARIANTS": "gpu", "TAPECL_QUIET": "1"]
+        let devices = try run(tool, ["devices"], environment: env)
+        #expect(devices.out.contains("matmul by 64×64 local-memory tiles (forced by TAPECL_KERNEL_VARIANTS=gpu)"))
+        var matmulShapes: [String] = []
+        for seed in 1...3 {  // random shapes: transposes, batches, odd sizes
+            let check = try run(tool, ["check", "--device", cl.name, "--json", "--seed", "\(seed)"], environment: env)
+            #expect(check.status == 0, "seed \(seed): \(check.out.suffix(400))")
+            let rows = try json(check.out) as! [[String: Any]]
+            #expect(rows.count == Op.all.count && rows.allSatisfy { $0["ok"] as? Bool == true }, "seed \(seed)")
+            matmulShapes += rows.filter { $0["op"] as? String == "matmul" }.compactMap { $0["shapes"] as? String }
+        }
+        #expect(Set(matmulShapes).count == 3, "\(matmulShapes)")
+        let grad = try run(
+            tool, ["grad", "sum(w @ v)", "--at", "w=[[1,2],[3,4]]", "--at", "v=[[1],[2]]", "--device", cl.name],
+            environment: env)
+        #expect(grad.out == "f = 16\ndf/dw = [[1, 2], [1, 2]]\ndf/dv = [[4], [6]]\n", "\(grad.err)")
+    }
+}
