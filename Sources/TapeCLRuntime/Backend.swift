@@ -177,6 +177,9 @@ public struct DeviceInfo: Sendable, Codable {
     public var platform: String?
     /// Whether float64 ops run on the device (else they run on the host, with a warning).
     public var supportsFloat64: Bool
+    /// A GPU's FP32 peak in GFLOP/s and its memory bandwidth in GB/s, where known (see `DevicePeaks`).
+    public var peakGFLOPS: Double? = nil
+    public var bandwidthGBps: Double? = nil
 }
 
 /// Device memory owned by one tensor (or shared by a tensor and its reshaped views).

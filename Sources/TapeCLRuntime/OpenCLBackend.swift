@@ -62,7 +62,7 @@ import TapeCLKernels
         properties = KernelVariants.DeviceProperties(
             type: type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0 ? "GPU" : "CPU", localMemoryBytes: Int(localMemory),
             maxWorkGroupSize: maxWorkGroupSize)
-        info = DeviceInfo(
+        var described = DeviceInfo(
             name: "opencl:\(index)", kind: "opencl", deviceName: deviceString(CL_DEVICE_NAME),
             vendor: deviceString(CL_DEVICE_VENDOR),
             type: type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0
@@ -82,6 +82,21 @@ import TapeCLKernels
             driverVersion: deviceString(CL_DRIVER_VERSION),
             platform: clString { clGetPlatformInfo(platform, cl_platform_info(CL_PLATFORM_NAME), $0, $1, $2) },
             supportsFloat64: fp64 != 0 || extensions.contains("cl_khr_fp64"))
+        if described.type == "GPU" {
+            let clock = clValue(cl_uint(0)) {
+                clGetDeviceInfo(device, cl_device_info(CL_DEVICE_MAX_CLOCK_FREQUENCY), $0, $1, $2)
+            }
+            var lanes: Int?
+            if extensions.contains("cl_nv_device_attribute_query") {
+                let major = clValue(cl_uint(0)) { clGetDeviceInfo(device, cl_device_info(0x4000), $0, $1, $2) }
+                let minor = clValue(cl_uint(0)) { clGetDeviceInfo(device, cl_device_info(0x4001), $0, $1, $2) }
+                lanes = DevicePeaks.nvidiaLanesPerUnit(major: Int(major), minor: Int(minor))
+            }
+            described.peakGFLOPS = DevicePeaks.fp32GFLOPS(
+                computeUnits: described.computeUnits, clockMHz: Int(clock), lanesPerUnit: lanes)
+            described.bandwidthGBps = DevicePeaks.bandwidthGBps(deviceName: described.deviceName)
+        }
+        info = described
         var status: cl_int = 0
         var id: cl_device_id? = device
         guard let context = clCreateContext(nil, 1, &id, nil, nil, &status) else {

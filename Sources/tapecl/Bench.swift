@@ -43,6 +43,10 @@ struct Bench: ParsableCommand {
                         let name = key.replacingOccurrences(of: " ", with: "_").replacingOccurrences(of: "/", with: "_")
                         fields[name] = key.hasSuffix("bytes") ? .int(Int(value)) : .double(value)
                     }
+                    if let limit = Self.limit(w, m, device.info) {
+                        fields[limit.key] = .double(limit.value)
+                        fields["fraction_of_" + limit.key] = .double(limit.fraction)
+                    }
                     try JSON.print(fields)
                 } else {
                     let extras = (m.extra + m.checks).map { key, value in
@@ -56,9 +60,29 @@ struct Bench: ParsableCommand {
                             + String(
                                 format: "%@ median %.4g (min %.4g, max %.4g, %d reps)", w.figure, m.median, lo, hi,
                                 m.samples.count)
-                            + (extras.isEmpty ? "" : "; " + extras))
+                            + (extras.isEmpty ? "" : "; " + extras)
+                            + (Self.limit(w, m, device.info).map {
+                                String(
+                                    format: "; %.1f%% of the device's %@ (%.0f)", 100 * $0.fraction, $0.name, $0.value)
+                            } ?? ""))
                 }
             }
         }
+    }
+
+    /// The figure against the device's own limit, where both are known (GPUs, see `DevicePeaks`):
+    /// W3's GFLOP/s against the FP32 peak, W4's GB/s against the memory bandwidth.
+    static func limit(
+        _ w: Workload, _ m: TapeCLBenchmarks.Measurement, _ info: DeviceInfo
+    )
+        -> (key: String, name: String, value: Double, fraction: Double)?
+    {
+        if w.figure == "GFLOP/s", let peak = info.peakGFLOPS {
+            return ("peak_gflops", "FP32 peak GFLOP/s", peak, m.median / peak)
+        }
+        if let gbps = m.extra.first(where: { $0.0 == "GB/s" })?.1, let bandwidth = info.bandwidthGBps {
+            return ("bandwidth_gbps", "memory bandwidth GB/s", bandwidth, gbps / bandwidth)
+        }
+        return nil
     }
 }

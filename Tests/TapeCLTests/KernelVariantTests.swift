@@ -23,6 +23,21 @@ struct KernelVariantTests {
         #expect(KernelVariants.matmul(h200, elementSize: 4, forced: "cpu") == .packed)
     }
 
+    /// The limits `tapecl bench` compares a GPU with, from what OpenCL reports and the two tables.
+    @Test func devicePeaks() {
+        let lanes = DevicePeaks.nvidiaLanesPerUnit(major: 9, minor: 0)
+        #expect(lanes == 128)
+        let h200 = DevicePeaks.fp32GFLOPS(computeUnits: 132, clockMHz: 1980, lanesPerUnit: lanes)
+        #expect(h200 != nil && Swift.abs(h200! - 66_908.16) < 0.01)  // "about 67 TFLOP/s"
+        #expect(DevicePeaks.nvidiaLanesPerUnit(major: 8, minor: 0) == 64)  // A100
+        #expect(DevicePeaks.nvidiaLanesPerUnit(major: 3, minor: 5) == nil)  // unknown: no figure
+        #expect(DevicePeaks.fp32GFLOPS(computeUnits: 132, clockMHz: 1980, lanesPerUnit: nil) == nil)
+        #expect(DevicePeaks.bandwidthGBps(deviceName: "NVIDIA H200") == 4800)
+        #expect(DevicePeaks.bandwidthGBps(deviceName: "NVIDIA H100 PCIe") == 2000)
+        #expect(DevicePeaks.bandwidthGBps(deviceName: "NVIDIA H100 80GB HBM3") == 3350)
+        #expect(DevicePeaks.bandwidthGBps(deviceName: "pthread-skylake-avx512-AMD EPYC") == nil)
+    }
+
     /// The GPU variants, forced on PoCL, pass every op of `tapecl check` and the seed example:
     /// GPU code is tested on every commit although no GPU is here.
     @Test func forcedGPUVariantsPassOnPoCL() throws {
