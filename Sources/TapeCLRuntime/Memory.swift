@@ -40,7 +40,6 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
         /// Cached blocks by capacity: an array slot per 256-byte class up to 4 KiB, a dictionary above.
         var small = [[Block]](repeating: [], count: 17)
         var free: [Int: [Block]] = [:]
-        var warned: Set<String> = []
         /// Launches that ran on the host instead, and the first reason given for each op.
         var fallbacks = 0
         var fallbackReasons: [String: String] = [:]
@@ -156,8 +155,7 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
 
     /// Prints `message` to standard error the first time `key` is seen on this device.
     @_spi(Runtime) public func warnOnce(_ key: String, _ message: @autoclosure () -> String) {
-        let first = state.withLock { $0.warned.insert(key).inserted }
-        if first { printError("TapeCL warning: \(message())") }
+        Notices.warnOnce(name + ":" + key, message())
     }
 
     /// A cached block (device memory is only touched by its owner; the pointer is an address).

@@ -80,11 +80,19 @@
 
     /// Row-major `items` as nested lists of `shape`: `[[a, b], [c, d]]`; a scalar is its one item.
     @_spi(Runtime) public static func nested(_ items: ArraySlice<String>, _ shape: ArraySlice<Int>) -> String {
-        guard let d = shape.first else { return items.first ?? "" }
+        nested(items, shape, empty: "") { "[" + $0.joined(separator: ", ") + "]" }
+    }
+
+    /// Row-major `items` grouped by `shape` into nested lists made by `list`; a scalar is its one
+    /// item (`empty` when there is none). The string form above and the CLI's JSON share it.
+    @_spi(Runtime) public static func nested<T>(
+        _ items: ArraySlice<T>, _ shape: ArraySlice<Int>, empty: T, list: ([T]) -> T
+    ) -> T {
+        guard let d = shape.first else { return items.first ?? empty }
         let step = d == 0 ? 0 : items.count / d
-        return "["
-            + (0..<d).map { nested(items.dropFirst($0 * step).prefix(step), shape.dropFirst()) }.joined(separator: ", ")
-            + "]"
+        return list(
+            (0..<d).map { nested(items.dropFirst($0 * step).prefix(step), shape.dropFirst(), empty: empty, list: list) }
+        )
     }
 
     /// Whether `shape` (leading 1s aside) is the trailing part of `output`, so it repeats every row

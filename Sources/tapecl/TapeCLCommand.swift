@@ -122,13 +122,7 @@ indirect enum TensorJSON: Encodable {
             case .float64: t.scalars(as: Double.self).map { .double($0.isNaN ? .nan : $0) }
             case .int32, .int8: t.scalars(as: Int.self).map { .int($0) }
             }
-        self = Self.nest(leaves[...], t.shape[...])
-    }
-
-    private static func nest(_ items: ArraySlice<TensorJSON>, _ shape: ArraySlice<Int>) -> TensorJSON {
-        guard let d = shape.first else { return items.first ?? .list([]) }
-        let step = d == 0 ? 0 : items.count / d
-        return .list((0..<d).map { nest(items.dropFirst($0 * step).prefix(step), shape.dropFirst()) })
+        self = Shape.nested(leaves[...], t.shape[...], empty: .list([])) { .list($0) }
     }
 
     func encode(to encoder: any Encoder) throws {

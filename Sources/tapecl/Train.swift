@@ -31,8 +31,8 @@ struct Train: ParsableCommand {
                 default: throw UserError("--optimizer must be adam or sgd, not '\(optimizer)'")
                 }
             let device = try options.resolveDevice()
-            try checkMemory(on: device)
             let data = DigitsData(seed: seed)
+            try checkMemory(on: device, trainCount: data.trainCount)
             try withDevice(device) { try train(data, opt, device) }
         }
     }
@@ -59,9 +59,9 @@ struct Train: ParsableCommand {
 
     /// The network's memory: weights with their gradients and two Adam moments, and a batch's
     /// activations and their gradients, float32. Larger than the device is an error, not an abort.
-    func checkMemory(on device: Device) throws {
+    func checkMemory(on device: Device, trainCount: Int) throws {
         let weights = 64 * hidden + hidden + hidden * 10 + 10
-        let activations = min(batchSize, 1437) * (64 + 2 * hidden + 2 * 10)
+        let activations = min(batchSize, trainCount) * (64 + 2 * hidden + 2 * 10)
         let bytes = 4 * (4 * weights + 2 * activations)
         let available = device.info.globalMemoryBytes
         guard bytes <= available / 2 else {

@@ -68,10 +68,7 @@ struct ErrorTests {
     }
 
     @Test func mixedDevicesStopWithBothNames() throws {
-        guard let cl = Device.openCL.first else {
-            Issue.record("no OpenCL device: this machine's make test installs PoCL")
-            return
-        }
+        guard let cl = firstOpenCLDevice() else { return }
         let r = try run(packageRoot.appendingPathComponent(".build/release/tapecl-stop"), ["devices", cl.name])
         #expect(
             r.err.contains("Fatal error: TapeCL: add: inputs on host and \(cl.name); move one with to(_:)"),
@@ -226,10 +223,7 @@ struct ProgramCacheTests {
     /// The user's report: entries copied over other entries' names made `tapecl grad` print 0 with
     /// exit 0 on every later run. Now every entry is checked against its key and rebuilt.
     @Test func swappedEntriesAreRebuiltNotTrusted() throws {
-        guard let cl = Device.openCL.first else {
-            Issue.record("no OpenCL device: this machine's make test installs PoCL")
-            return
-        }
+        guard let cl = firstOpenCLDevice() else { return }
         let dir = try folder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let tool = packageRoot.appendingPathComponent(".build/debug/tapecl")
@@ -326,10 +320,7 @@ struct FallbackTests {
     /// PoCL cannot build anything when its cache folder is a file: `devices` says so, and `check`
     /// fails every op that ran on the host instead (it used to print "32 of 32 ops match the host").
     @Test func checkFailsWhenOpsFellBackToTheHost() throws {
-        guard let cl = Device.openCL.first else {
-            Issue.record("no OpenCL device: this machine's make test installs PoCL")
-            return
-        }
+        guard let cl = firstOpenCLDevice() else { return }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent(
             "tapecl-pocl-file-\(UUID().uuidString)")
         try Data("x".utf8).write(to: file)
@@ -378,10 +369,7 @@ struct EnvironmentTests {
     }
 
     @Test func crossCheckSaysItIsOnAndSumsUp() throws {
-        guard let cl = Device.openCL.first else {
-            Issue.record("no OpenCL device: this machine's make test installs PoCL")
-            return
-        }
+        guard let cl = firstOpenCLDevice() else { return }
         let r = try run(
             tool, ["grad", "sin(x) * x", "--at", "x=1", "--device", cl.name], environment: ["TAPECL_CROSSCHECK": "1"])
         #expect(r.status == 0, "\(r.err)")
@@ -408,10 +396,7 @@ struct EnvironmentTests {
 
     /// Caches that cannot be written are reported once, with the reason; a cold build says what it is doing.
     @Test func cacheProblemsAndColdBuildsAreSaid() throws {
-        guard let cl = Device.openCL.first else {
-            Issue.record("no OpenCL device: this machine's make test installs PoCL")
-            return
-        }
+        guard let cl = firstOpenCLDevice() else { return }
         let file = try temporaryFolder().appendingPathComponent("a-file")
         try Data("x".utf8).write(to: file)
         let unwritable = try run(

@@ -6,6 +6,15 @@ import Testing
 /// run once per entry, so the test report counts the OpenCL runs.
 let devices = Device.all
 
+/// The first OpenCL device; a missing one is a failure, never a skip (`make test` installs PoCL).
+func firstOpenCLDevice(sourceLocation: SourceLocation = #_sourceLocation) -> Device? {
+    guard let device = Device.openCL.first else {
+        Issue.record("no OpenCL device: this machine's make test installs PoCL", sourceLocation: sourceLocation)
+        return nil
+    }
+    return device
+}
+
 /// Expects `actual`'s elements to equal `expected` within `tol` (absolute, and relative to |expected|).
 func expectClose(
     _ actual: Tensor?, _ expected: [Double], shape: [Int]? = nil, tol: Double = 1e-6,
