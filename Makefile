@@ -2,14 +2,14 @@
 # Both install the Debian packages they need when missing (as root, or with sudo).
 
 SWIFT ?= swift
-DEBIAN_PACKAGES := ocl-icd-opencl-dev pocl-opencl-icd libopenblas-dev
+DEBIAN_PACKAGES := ocl-icd-opencl-dev pocl-opencl-icd libopenblas-dev libopenmpi-dev openmpi-bin
 RELEASE := .build/release/tapecl
 
 .PHONY: all deps build release run test lint format docs device-check device-check-local check bench bench-peers clean
 
 all: build
 
-## Installs the OpenCL loader and headers, PoCL (the CPU OpenCL device) and OpenBLAS when missing.
+## Installs the OpenCL loader and headers, PoCL (the CPU OpenCL device), OpenBLAS and Open MPI when missing.
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -9,6 +9,8 @@ let package = Package(
         .library(name: "TapeCL", targets: ["TapeCL"]),
         // `import TapeCLNN`: layers, losses, optimizers, written against TapeCL's public API only.
         .library(name: "TapeCLNN", targets: ["TapeCLNN"]),
+        // `import TapeCLDistributed`: data-parallel training over MPI (needs an MPI library: libopenmpi-dev).
+        .library(name: "TapeCLDistributed", targets: ["TapeCLDistributed"]),
         .executable(name: "tapecl", targets: ["tapecl"]),
     ],
     dependencies: [
@@ -32,13 +34,15 @@ let package = Package(
         ),
         // Layers, losses, optimizers: TapeCL's public API only.
         .target(name: "TapeCLNN", dependencies: ["TapeCL"]),
+        // Data-parallel training over MPI (Open MPI or MPICH); only this target and those above it need MPI.
+        .target(name: "TapeCLDistributed", dependencies: ["TapeCL", "CMPI"]),
         // Not products: the op-check runner (`tapecl check`, the tests) and the benchmark workloads.
         .target(name: "TapeCLCheck", dependencies: ["TapeCL"]),
         .target(name: "TapeCLBenchmarks", dependencies: ["TapeCL", "TapeCLNN"]),
         .executableTarget(
             name: "tapecl",
             dependencies: [
-                "TapeCL", "TapeCLNN", "TapeCLCheck", "TapeCLBenchmarks",
+                "TapeCL", "TapeCLNN", "TapeCLDistributed", "TapeCLCheck", "TapeCLBenchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // Data/digits.txt, embedded as a string literal by the plugin: an installed tapecl needs no data files.
@@ -48,6 +52,11 @@ let package = Package(
         // MARK: - C APIs and kernels
         // The OpenCL C API (Debian: ocl-icd-opencl-dev).
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
+        // MPI's C API through a shim of static inline functions (Debian: libopenmpi-dev; pkg-config's `mpi`
+        // is Open MPI's or MPICH's, whichever is the system's default).
+        .systemLibrary(
+            name: "CMPI", path: "Sources/CMPI", pkgConfig: "mpi",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         // OpenBLAS through dlopen at first use (Debian: libopenblas0), so TapeCL can pick its CPU kernels first.
         .target(name: "COpenBLAS", linkerSettings: [.linkedLibrary("dl")]),
         // The host's sin, cos and exp loops and its streaming copy, in C for one reason: compiled for AVX2 and for
@@ -62,10 +71,14 @@ let package = Package(
         // MARK: - Tests
         .testTarget(
             name: "TapeCLTests",
-            dependencies: ["TapeCL", "TapeCLNN", "TapeCLCheck", "TapeCLBenchmarks"]
+            dependencies: ["TapeCL", "TapeCLNN", "TapeCLDistributed", "TapeCLCheck", "TapeCLBenchmarks"]
         ),
         // Misuses TapeCL on purpose; `make test` builds it in release, where a stop must still print its message.
         .executableTarget(name: "tapecl-stop", dependencies: ["TapeCL"], path: "Tests/Programs/tapecl-stop"),
+        // Started under mpirun by the distributed tests.
+        .executableTarget(
+            name: "tapecl-mpi-check", dependencies: ["TapeCL", "TapeCLNN", "TapeCLDistributed"],
+            path: "Tests/Programs/tapecl-mpi-check"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares the GPU check: a release `tapecl` (Swift runtime linked statically, stripped) and the
-# shared libraries a bare GPU machine lacks (the ocl-icd loader, OpenBLAS with libgfortran and
-# libquadmath), xz-compressed into .device-bundle/ (ignored by git; it travels with the working
+# shared libraries a bare GPU machine lacks (the ocl-icd loader, Open MPI's libraries, OpenBLAS with
+# libgfortran and libquadmath), xz-compressed into .device-bundle/ (ignored by git; it travels with the working
 # tree when named in `carry`). Then prints how to run scripts/device-run.sh on the GPU machine.
 #
 #   scripts/device-check.sh            prepare the bundle and print the device command
@@ -24,7 +24,14 @@ copy_lib() {
     [ -n "$path" ] || { echo "device-check: $name not found (make deps installs it)" >&2; exit 1; }
     cp -L "$path" "$bundle/stage/lib/$name"
 }
-copy_lib libOpenCL.so.1
+# What ldd lists: the OpenCL loader, and Open MPI's libraries (the CLI links TapeCLDistributed; MPI
+# itself is only initialised under mpirun, so the bundle needs no Open MPI plugins).
+for name in $(ldd .build/release/tapecl | awk '/=>/ { print $1 }'); do
+    case $name in
+    libc.so* | libm.so* | libdl.so* | libpthread.so* | librt.so* | ld-linux* | libstdc++* | libgcc_s*) ;;
+    *) copy_lib "$name" ;;
+    esac
+done
 copy_lib libopenblas.so.0
 copy_lib libgfortran.so.5
 copy_lib libquadmath.so.0

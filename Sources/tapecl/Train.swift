@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TapeCL
+import TapeCLDistributed
 import TapeCLNN
 @_spi(Runtime) import TapeCLRuntime
 
@@ -19,6 +20,11 @@ struct Train: ParsableCommand {
     @Option(help: "adam or sgd.") var optimizer = "adam"
     @Option(help: "Seed for weights and the split.") var seed: UInt64 = 0
     @Option(help: "Hidden units.") var hidden = 64
+    @Flag(
+        help: ArgumentHelp(
+            "Data-parallel over MPI: run under mpirun; each process takes a share of every batch, gradients are "
+                + "averaged, rank 0 prints. Each process uses opencl:<local rank> when there are several devices."))
+    var distributed = false
     @OptionGroup var options: CommonOptions
 
     func run() throws {
@@ -30,8 +36,10 @@ struct Train: ParsableCommand {
                 case "sgd": SGD(learningRate: learningRate, momentum: 0.9)
                 default: throw UserError("--optimizer must be adam or sgd, not '\(optimizer)'")
                 }
-            let device = try options.resolveDevice()
+            let device =
+                distributed && options.device == nil ? Distributed.device : try options.resolveDevice()
             let data = DigitsData(seed: seed)
+            try checkShares(trainCount: data.trainCount)
             try checkMemory(on: device, trainCount: data.trainCount)
             try withDevice(device) { try train(data, opt, device) }
         }
@@ -57,6 +65,19 @@ struct Train: ParsableCommand {
         }
     }
 
+    /// With `--distributed`, every batch (the last one too) must give each process an example.
+    func checkShares(trainCount: Int) throws {
+        guard distributed else { return }
+        let size = Distributed.size
+        let last = trainCount % batchSize
+        for count in [min(batchSize, trainCount), last] where count != 0 && count < size {
+            throw UserError(
+                "--distributed: a batch of \(count) over \(size) processes leaves some without examples "
+                    + "(\(trainCount) images in batches of \(batchSize)); use a batch size whose batches all hold at "
+                    + "least \(size)")
+        }
+    }
+
     /// The network's memory: weights with their gradients and two Adam moments, and a batch's
     /// activations and their gradients, float32. Larger than the device is an error, not an abort.
     func checkMemory(on device: Device, trainCount: Int) throws {
@@ -77,12 +98,15 @@ struct Train: ParsableCommand {
         let l2 = Dense(inputSize: hidden, outputSize: 10, seed: seed &+ 2)
         let variables = l1.variables + l2.variables
         let model = { (x: Tensor) in l2(l1(x)) }
-        let progress = isatty(STDOUT_FILENO) != 0 && !options.json
+        let speaks = !distributed || Distributed.rank == 0  // under mpirun, rank 0 prints
+        if distributed { Distributed.broadcast(variables, root: 0) }
+        let progress = isatty(STDOUT_FILENO) != 0 && !options.json && !distributed  // mpirun gives ranks a pty
         let steps = (data.trainCount + batchSize - 1) / batchSize
         var rng = SplitMix64(seed: seed &+ 3)
-        if !options.json {
+        if !options.json && speaks {
+            let processes = distributed ? ", \(Distributed.size) processes" : ""
             print(
-                "training on \(device) (\(device.info.deviceName)): \(data.trainCount) images, "
+                "training on \(device) (\(device.info.deviceName))\(processes): \(data.trainCount) images, "
                     + "\(data.testCount) held out, \(steps) steps per epoch"
             )
         }
@@ -92,18 +116,30 @@ struct Train: ParsableCommand {
             order.shuffle(using: &rng)
             var lossSum = 0.0
             var correct = 0
+            var seen = 0  // this process's examples so far
             for step in 0..<steps {
-                let batch = Array(order[(step * batchSize)..<min(order.count, (step + 1) * batchSize)])
+                let whole = Array(order[(step * batchSize)..<min(order.count, (step + 1) * batchSize)])
+                let batch = distributed ? Array(whole[try Distributed.share(of: whole.count)]) : whole
                 let (x, y, labels) = data.batch(batch, from: .train, on: device)
-                let tape = GradientTape()
+                let tape = DistributedGradientTape(GradientTape())
                 let logits = tape.record { model(x) }
                 let loss = tape.record { softmaxCrossEntropy(logits: logits, labels: y) }
-                opt.update(variables, gradients: try tape.gradient(of: loss, wrt: variables))
+                // The mean over processes of each one's loss is the whole batch's mean loss when each
+                // process's mean is weighed by its share (1 when the shares are equal).
+                let weight = Double(batch.count * (distributed ? Distributed.size : 1)) / Double(whole.count)
+                let target = weight == 1 ? loss : tape.record { loss * weight }
+                opt.update(variables, gradients: try tape.gradient(of: target, wrt: variables))
                 lossSum += Double(loss.scalar) * Double(batch.count)
                 correct += zip(argmax(logits), labels).filter { $0 == $1 }.count
-                if progress { drawBar(epoch, step + 1, steps, lossSum / Double(step * batchSize + batch.count)) }
+                seen += batch.count
+                if progress { drawBar(epoch, step + 1, steps, lossSum / Double(seen)) }
             }
             let seconds = Date().timeIntervalSince(start)
+            if distributed {  // every process's examples
+                let totals = Distributed.allReduce(Tensor([lossSum, Double(correct)], dtype: .float64), op: .sum)
+                    .scalars(as: Double.self)
+                (lossSum, correct) = (totals[0], Int(totals[1]))
+            }
             let loss = lossSum / Double(data.trainCount)
             let accuracy = Double(correct) / Double(data.trainCount)
             guard loss.isFinite else {
@@ -113,7 +149,9 @@ struct Train: ParsableCommand {
                 )
             }
             if progress { print("\r\u{1B}[2K", terminator: "") }
-            if options.json {
+            if !speaks {
+                continue
+            } else if options.json {
                 try JSON.print(Epoch(epoch: epoch, loss: loss, accuracy: accuracy, seconds: seconds))
             } else {
                 print(
@@ -125,7 +163,9 @@ struct Train: ParsableCommand {
         let (x, _, labels) = data.batch(Array(0..<data.testCount), from: .test, on: device)
         let right = zip(argmax(model(x)), labels).filter { $0 == $1 }.count
         let accuracy = Double(right) / Double(data.testCount)
-        if options.json {
+        if !speaks {
+            return
+        } else if options.json {
             try JSON.print(Summary(heldOutAccuracy: accuracy, heldOut: data.testCount, device: device.name))
         } else {
             print(String(format: "held-out accuracy: %.1f%% (%ld of %ld)", 100 * accuracy, right, data.testCount))

@@ -16,12 +16,11 @@ func tapecl(
 /// other would never finish.
 func run(
     _ executable: URL, _ arguments: [String], environment: [String: String] = [:], removing: [String] = [],
-    in directory: URL? = nil
+    in directory: URL? = nil, process: Process = Process()
 ) throws -> (status: Int32, out: String, err: String) {
     guard FileManager.default.isExecutableFile(atPath: executable.path) else {
         throw TapeError.argument("\(executable.lastPathComponent) is not built (\(executable.path)); run `make test`")
     }
-    let process = Process()
     process.executableURL = executable
     process.arguments = arguments
     var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }

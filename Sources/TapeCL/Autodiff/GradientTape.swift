@@ -187,6 +187,28 @@ public final class GradientTape: @unchecked Sendable {
         of target: some TensorConvertible, wrt sources: [any TensorConvertible],
         outputGradients: Tensor? = nil, unconnected: UnconnectedGradients = .none
     ) throws -> [Tensor?] {
+        try gradient(of: target, wrt: sources, outputGradients: outputGradients, unconnected: unconnected) { _, _ in }
+    }
+
+    /// The gradients of `target` with respect to each source, each also handed to `whenReady` as
+    /// soon as the walk has finished it — before the walk goes on to earlier entries.
+    ///
+    /// A source's gradient is final once the walk has passed the first recorded use of every value
+    /// it stands for, so the sources used last (a network's last layer) come first. This is the
+    /// hook a data-parallel wrapper needs to start communicating gradients while the walk runs
+    /// (as PyTorch's DDP does with its post-accumulate hooks). `whenReady` is called once per
+    /// source, in the order they become final, with the value the returned array holds.
+    ///
+    /// ```swift
+    /// let grads = try tape.gradient(of: loss, wrt: [w1, w2]) { index, gradient in
+    ///     print("gradient \(index) is ready")     // 1 first: w2 is used last in the forward pass
+    /// }
+    /// ```
+    public func gradient(
+        of target: some TensorConvertible, wrt sources: [any TensorConvertible],
+        outputGradients: Tensor? = nil, unconnected: UnconnectedGradients = .none,
+        whenReady: (_ index: Int, _ gradient: Tensor?) throws -> Void
+    ) throws -> [Tensor?] {
         lock.lock()
         defer { lock.unlock() }
         guard !consumed else {
@@ -203,50 +225,76 @@ public final class GradientTape: @unchecked Sendable {
             )
         }
         let ids = sources.map(sourceIDs)
-        let found =
-            y.dtype.isFloatingPoint
-            ? try backward(
-                from: y, seed: outputGradients ?? Tensor.ones(shape: y.shape, dtype: y.dtype, on: y.device),
-                to: Set(ids.joined()))
-            : [:]
-        if !persistent { consume() }
-        let gradients = zip(sources, ids).map { source, ids -> Tensor? in
-            let parts = ids.compactMap { found[$0] }
-            if let first = parts.first { return parts.dropFirst().reduce(first, +) }
-            let s = Self.tensor(source)
-            return unconnected == .zero && s.dtype.isFloatingPoint ? Tensor.zeros(like: s) : nil
+        var gradients = [Tensor?](repeating: nil, count: sources.count)
+        var pending = ids.map { Set($0).count }  // a source is final when all its ids are
+        var sourcesOf: [TensorID: [Int]] = [:]
+        for (i, list) in ids.enumerated() { for id in Set(list) { sourcesOf[id, default: []].append(i) } }
+        var found: [TensorID: Tensor] = [:]
+        func finish(_ i: Int) throws {
+            let parts = ids[i].compactMap { found[$0] }
+            let s = Self.tensor(sources[i])
+            gradients[i] =
+                if let first = parts.first { parts.dropFirst().reduce(first, +) } else {
+                    unconnected == .zero && s.dtype.isFloatingPoint ? Tensor.zeros(like: s) : nil
+                }
+            try whenReady(i, gradients[i])
         }
+        for i in sources.indices where pending[i] == 0 { try finish(i) }
+        if y.dtype.isFloatingPoint {
+            let seed = outputGradients ?? Tensor.ones(shape: y.shape, dtype: y.dtype, on: y.device)
+            try backward(from: y, seed: seed, to: Set(sourcesOf.keys)) { id, g in
+                found[id] = g
+                for i in sourcesOf[id] ?? [] {
+                    pending[i] -= 1
+                    if pending[i] == 0 { try finish(i) }
+                }
+            }
+        } else {
+            for i in sources.indices where pending[i] > 0 { try finish(i) }
+        }
+        if !persistent { consume() }
         for case let g? in gradients { _ = g.buffer }  // fused chains run now; the values they read go
         return gradients
     }
 
-    /// The tape walk: cotangents flow from `target` back to the `wanted` ids.
-    private func backward(from target: Tensor, seed: Tensor, to wanted: Set<TensorID>) throws -> [TensorID: Tensor] {
+    /// The tape walk: cotangents flow from `target` back to the `wanted` ids. `final` gets each
+    /// wanted id's cotangent (or nil) once, as soon as no entry left to walk can add to it: after
+    /// the walk passes the id's first use.
+    private func backward(
+        from target: Tensor, seed: Tensor, to wanted: Set<TensorID>, final: (TensorID, Tensor?) throws -> Void
+    ) throws {
         if !persistent { paused += 1 }  // a one-shot tape does not record its own backward pass
         defer { if !persistent { paused -= 1 } }
         let n = entries.count  // a persistent tape may record onto itself meanwhile
         var reach = wanted  // ids that depend on a source: only these need cotangents
-        for e in entries[..<n] where e.inputIDs.contains(where: reach.contains) { reach.insert(e.outputID) }
-        var cotangents = [target.id: seed]
-        var found: [TensorID: Tensor] = [:]
-        for k in stride(from: n - 1, through: 0, by: -1) {
-            let output = entries[k].outputID
-            guard let dy = cotangents.removeValue(forKey: output) else { continue }  // pop = free
-            if wanted.contains(output) { found[output] = dy }  // an intermediate source
-            // A one-shot tape moves the saved values out: they go back to the allocator after this step.
-            guard var saved = persistent ? entries[k].saved : entries[k].saved.take() else { continue }
-            let inputs = entries[k].inputIDs
-            for i in saved.inputs.indices where saved.inputs[i].needs && !reach.contains(inputs[i]) {
-                saved.inputs[i].needs = false
-            }
-            guard saved.inputs.contains(where: \.needs) else { continue }
-            for (i, g) in entries[k].op.vjp(saved, dy).enumerated() where saved.inputs[i].needs {
-                guard let g = g?.summed(toShape: saved.inputs[i].shape) else { continue }  // unbroadcast, once
-                cotangents[inputs[i]] = cotangents[inputs[i]].map { $0 + g } ?? g
-            }
+        var firstUse: [TensorID: Int] = [:]  // a wanted id's cotangent is final after this entry
+        for (k, e) in entries[..<n].enumerated() {
+            if e.inputIDs.contains(where: reach.contains) { reach.insert(e.outputID) }
+            for id in e.inputIDs where wanted.contains(id) && firstUse[id] == nil { firstUse[id] = k }
         }
-        for id in wanted where found[id] == nil { found[id] = cotangents[id] }  // watched leaves
-        return found
+        let finalAt = Dictionary(grouping: firstUse.keys) { firstUse[$0]! }
+        var cotangents = [target.id: seed]
+        for id in wanted where firstUse[id] == nil { try final(id, cotangents[id]) }  // never an input
+        for k in stride(from: n - 1, through: 0, by: -1) {
+            step(k, &cotangents, reach)
+            for id in finalAt[k] ?? [] { try final(id, cotangents[id]) }
+        }
+    }
+
+    /// One backward step: entry `k`'s cotangent (popped, so freed) through its op's VJP, added to its inputs'.
+    private func step(_ k: Int, _ cotangents: inout [TensorID: Tensor], _ reach: Set<TensorID>) {
+        guard let dy = cotangents.removeValue(forKey: entries[k].outputID) else { return }
+        // A one-shot tape moves the saved values out: they go back to the allocator after this step.
+        guard var saved = persistent ? entries[k].saved : entries[k].saved.take() else { return }
+        let inputs = entries[k].inputIDs
+        for i in saved.inputs.indices where saved.inputs[i].needs && !reach.contains(inputs[i]) {
+            saved.inputs[i].needs = false
+        }
+        guard saved.inputs.contains(where: \.needs) else { return }
+        for (i, g) in entries[k].op.vjp(saved, dy).enumerated() where saved.inputs[i].needs {
+            guard let g = g?.summed(toShape: saved.inputs[i].shape) else { continue }  // unbroadcast, once
+            cotangents[inputs[i]] = cotangents[inputs[i]].map { $0 + g } ?? g
+        }
     }
 
     private func consume() {
