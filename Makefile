@@ -5,7 +5,7 @@ SWIFT ?= swift
 DEBIAN_PACKAGES := ocl-icd-opencl-dev pocl-opencl-icd libopenblas-dev libopenmpi-dev openmpi-bin
 RELEASE := .build/release/tapecl
 
-.PHONY: all deps build release run test lint format docs device-check device-check-local check bench bench-peers clean
+.PHONY: all deps build release run test lint format docs device-check device-check-local check bench bench-distributed bench-peers clean
 
 all: build
 
@@ -75,6 +75,11 @@ check: release
 ## TapeCL on the host and the OpenCL device, and the peers, alternating; writes Benchmarks/RESULTS.md.
 bench: release bench-peers
 	python3 Benchmarks/run.py --tapecl $(RELEASE)
+
+## W2 data-parallel: two ranks against one on the host and on the first OpenCL device, 3 runs each;
+## writes Benchmarks/RESULTS-distributed.md.
+bench-distributed: release
+	bash scripts/bench-distributed.sh $(RELEASE)
 
 ## PyTorch and TensorFlow (CPU builds) in Benchmarks/peers/.venv.
 bench-peers:

@@ -10,7 +10,6 @@
 
 #include <mpi.h>
 #include <stdint.h>
-#include <stdlib.h>
 
 /// Element types, as TapeCLDistributed names them.
 enum { TAPECL_MPI_FLOAT = 0, TAPECL_MPI_DOUBLE = 1, TAPECL_MPI_INT64 = 2, TAPECL_MPI_BYTE = 3, TAPECL_MPI_INT32 = 4 };
@@ -80,43 +79,9 @@ static inline int tapecl_mpi_allreduce(void *buffer, int count, int type, int op
     return MPI_Allreduce(MPI_IN_PLACE, buffer, count, tapecl_mpi_type(type), tapecl_mpi_op(op), MPI_COMM_WORLD);
 }
 
-/// Starts an in-place allreduce and returns its request in `*request` (an opaque handle that
-/// tapecl_mpi_test or tapecl_mpi_wait frees once the reduction is done).
-static inline int tapecl_mpi_iallreduce(void *buffer, int count, int type, int op, void **request) {
-    MPI_Request *r = (MPI_Request *)malloc(sizeof(MPI_Request));
-    if (r == NULL) return MPI_ERR_NO_MEM;
-    int rc = MPI_Iallreduce(
-        MPI_IN_PLACE, buffer, count, tapecl_mpi_type(type), tapecl_mpi_op(op), MPI_COMM_WORLD, r);
-    if (rc != MPI_SUCCESS) {
-        free(r);
-        return rc;
-    }
-    *request = r;
-    return MPI_SUCCESS;
-}
-
-/// Lets MPI progress `request`; sets `*done` to 1 (and frees the request) when it has completed.
-static inline int tapecl_mpi_test(void *request, int *done) {
-    MPI_Request *r = (MPI_Request *)request;
-    int rc = MPI_Test(r, done, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS || *done) free(r);
-    return rc;
-}
-
-/// Waits for `request` and frees it.
-static inline int tapecl_mpi_wait(void *request) {
-    MPI_Request *r = (MPI_Request *)request;
-    int rc = MPI_Wait(r, MPI_STATUS_IGNORE);
-    free(r);
-    return rc;
-}
-
 /// Broadcasts `count` elements of `type` from `root` (blocking).
 static inline int tapecl_mpi_broadcast(void *buffer, int count, int type, int root) {
     return MPI_Bcast(buffer, count, tapecl_mpi_type(type), root, MPI_COMM_WORLD);
 }
-
-/// MPI_Wtime, seconds.
-static inline double tapecl_mpi_wtime(void) { return MPI_Wtime(); }
 
 #endif

@@ -84,26 +84,13 @@ extension Workload {
     static let mlp = Workload(id: "W2", name: "mlp", figure: "ms/step", size: 256, quickSize: 32, higherIsBetter: false)
     { batch, device, quick in
         try withDevice(device) {
-            let x = Tensor.randomNormal(shape: [batch, 784], seed: 1)
-            let target = Tensor.randomNormal(shape: [batch, 10], seed: 2)
-            let sizes = [(784, 512), (512, 512), (512, 10)]
-            let weights = sizes.enumerated().map { i, s in
-                Variable(
-                    Tensor.randomNormal(shape: [s.0, s.1], stddev: 1 / Double(s.0).squareRoot(), seed: UInt64(10 + i)))
-            }
-            let biases = sizes.map { Variable(Tensor.zeros(shape: [$0.1])) }
-            let parameters = zip(weights, biases).flatMap { [$0, $1] }
-            let sgd = SGD(learningRate: 0.01)
+            let network = MLPWorkload(batch: batch)
             var losses: [Double] = []
             func step() throws -> Double {
                 try seconds {
                     let tape = GradientTape()
-                    let loss = tape.record { () -> Tensor in
-                        let h1 = relu(matmul(x, weights[0]) + biases[0])
-                        let h2 = relu(matmul(h1, weights[1]) + biases[1])
-                        return meanSquaredError(matmul(h2, weights[2]) + biases[2], target)
-                    }
-                    sgd.update(parameters, gradients: try tape.gradient(of: loss, wrt: parameters))
+                    let loss = tape.record { network.loss() }
+                    network.update(try tape.gradient(of: loss, wrt: network.parameters))
                     losses.append(Double(loss.scalar))
                 } * 1e3
             }
@@ -187,4 +174,40 @@ extension Workload {
                 ])
         }
     }
+}
+
+/// W2's network and data on the current device: `X[batch, 784]`, `Y[batch, 10]` normal(0, 1), weights
+/// normal(0, 1)/√fan-in, biases zero; `loss = mean((relu(relu(X·W1 + b1)·W2 + b2)·W3 + b3 − Y)²)`, SGD
+/// with learning rate 0.01. The data-parallel benchmark (`tapecl bench W2 --distributed`) runs it on a
+/// share of the rows.
+package final class MLPWorkload {
+    package let x: Tensor
+    package let target: Tensor
+    package let weights: [Variable]
+    package let biases: [Variable]
+    package let parameters: [Variable]
+    private let sgd = SGD(learningRate: 0.01)
+
+    package init(batch: Int) {
+        x = Tensor.randomNormal(shape: [batch, 784], seed: 1)
+        target = Tensor.randomNormal(shape: [batch, 10], seed: 2)
+        let sizes = [(784, 512), (512, 512), (512, 10)]
+        weights = sizes.enumerated().map { i, s in
+            Variable(
+                Tensor.randomNormal(shape: [s.0, s.1], stddev: 1 / Double(s.0).squareRoot(), seed: UInt64(10 + i)))
+        }
+        biases = sizes.map { Variable(Tensor.zeros(shape: [$0.1])) }
+        parameters = zip(weights, biases).flatMap { [$0, $1] }
+    }
+
+    /// The mean squared error on `rows` of the batch (all of it when nil).
+    package func loss(rows: Range<Int>? = nil) -> Tensor {
+        let (input, wanted) = rows.map { (x[$0], target[$0]) } ?? (x, target)
+        let h1 = relu(matmul(input, weights[0]) + biases[0])
+        let h2 = relu(matmul(h1, weights[1]) + biases[1])
+        return meanSquaredError(matmul(h2, weights[2]) + biases[2], wanted)
+    }
+
+    /// One SGD step.
+    package func update(_ gradients: [Tensor?]) { sgd.update(parameters, gradients: gradients) }
 }

@@ -171,3 +171,29 @@ public enum Distributed {
         fatalError("TapeCLDistributed: \(error)")
     }
 }
+
+// MARK: For the data-parallel benchmark (`tapecl bench W2 --distributed`)
+
+extension Distributed {
+    /// Returns once every process has called it.
+    package static func barrier() throws {
+        var one: Int64 = 1
+        try withUnsafeMutableBytes(of: &one) { try MPIWorld.shared.allReduce($0.baseAddress!, count: 1, .int64, 0) }
+    }
+
+    /// Seconds one blocking `MPI_Allreduce` of `count` floats takes, host memory to host memory:
+    /// the communication a data-parallel step cannot do without (the median of `repetitions`).
+    package static func bareAllReduceSeconds(count: Int, repetitions: Int = 5) throws -> Double {
+        let storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: Swift.max(count, 1))
+        defer { storage.deallocate() }
+        _ = storage.initialize(from: repeatElement(1, count: storage.count))
+        var times: [Double] = []
+        for _ in 0..<repetitions {
+            try barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            try MPIWorld.shared.allReduce(UnsafeMutableRawPointer(storage.baseAddress!), count: count, .float, 0)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return times.sorted()[times.count / 2]
+    }
+}

@@ -25,6 +25,9 @@ final class MPIWorld: @unchecked Sendable {
             (rank, size, localRank, initialized) = (0, 1, 0, false)
             return
         }
+        // The communication thread waits inside MPI while the walk computes on the same cores: let
+        // Open MPI yield the core while it waits instead of spinning (unless the user chose otherwise).
+        setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0)
         var r: Int32 = 0
         var s: Int32 = 1
         var l: Int32 = 0

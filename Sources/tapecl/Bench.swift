@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TapeCL
 import TapeCLBenchmarks
+import TapeCLDistributed
 @_spi(Runtime) import TapeCLRuntime
 
 struct Bench: ParsableCommand {
@@ -18,10 +19,17 @@ struct Bench: ParsableCommand {
     @Flag(help: "Smaller sizes and fewer repetitions.")
     var quick = false
 
+    @Flag(
+        help: ArgumentHelp(
+            "W2 data-parallel: run under mpirun -np N; compares the step on N processes with one process on its "
+                + "share plus a bare allreduce (see README)."))
+    var distributed = false
+
     @OptionGroup var options: CommonOptions
 
     func run() throws {
         try reportingErrors {
+            if distributed { return try runDistributed() }
             let device = try options.resolveDevice()
             let chosen = try (workloads.isEmpty ? Workload.all.map(\.id) : workloads).map { id in
                 guard let w = Workload.named(id) else { throw UserError("unknown workload '\(id)' (W1 W2 W3 W4 W5)") }
@@ -68,6 +76,17 @@ struct Bench: ParsableCommand {
                 }
             }
         }
+    }
+
+    func runDistributed() throws {
+        guard workloads.map({ $0.uppercased() }) == ["W2"] || workloads.isEmpty else {
+            throw UserError("--distributed measures W2 only, not \(workloads.joined(separator: " "))")
+        }
+        let device = options.device == nil ? Distributed.device : try options.resolveDevice()
+        let batch = quick ? 64 : 256
+        let result = try DistributedW2(batch: batch, rounds: quick ? 5 : 20, device: device).run()
+        guard Distributed.rank == 0 else { return }
+        if options.json { try JSON.print(result) } else { print(DistributedW2.describe(result)) }
     }
 
     /// The figure against the device's own limit, where both are known (GPUs, see `DevicePeaks`):

@@ -45,16 +45,14 @@ extension Tensor {
     package func rows<R: RangeExpression<Int>>(_ range: R) throws -> Tensor {
         guard rank > 0 else { throw TapeError.argument("x[range]: a scalar has no rows to slice") }
         let n = shape[0]
-        let r = range.relative(to: Int.min..<Int.max)
+        let r = range.relative(to: 0..<n)  // a bounded range is itself; x[i...] ends at n, x[..<j] starts at 0
         guard r.lowerBound >= 0, r.upperBound <= n else {
-            let upper = r.upperBound == Int.max ? "end" : "\(r.upperBound)"
             throw TapeError.argument(
-                "x[\(r.lowerBound)..<\(upper)]: rows \(r.lowerBound)..<\(upper) reach outside the \(n) rows "
-                    + "of \(Shape.describe(shape))")
+                "x[\(r.lowerBound)..<\(r.upperBound)]: rows \(r.lowerBound)..<\(r.upperBound) reach outside the "
+                    + "\(n) rows of \(Shape.describe(shape))")
         }
-        let upper = Swift.min(r.upperBound, n)
         let rest = Array(shape.dropFirst())
-        return self.range(from: r.lowerBound * Shape.count(rest), shape: [Swift.max(0, upper - r.lowerBound)] + rest)
+        return self.range(from: r.lowerBound * Shape.count(rest), shape: [r.count] + rest)
     }
 
     package static func concatenated(_ tensors: [Tensor], axis: Int) throws -> Tensor {
