@@ -52,9 +52,9 @@ lint:
 format:
 	$(SWIFT) format format --in-place --recursive Sources Tests Plugins
 
-## The documentation of every public module (TapeCL, TapeCLRuntime, TapeCLNN), failing on any DocC warning;
+## The documentation of every public module (TapeCL, TapeCLRuntime, TapeCLNN, TapeCLDistributed), failing on any DocC warning;
 ## the archives are in .build/plugins/Swift-DocC/outputs.
-DOC_TARGETS := TapeCL TapeCLRuntime TapeCLNN
+DOC_TARGETS := TapeCL TapeCLRuntime TapeCLNN TapeCLDistributed
 docs: deps
 	@for t in $(DOC_TARGETS); do \
 		$(SWIFT) package --disable-sandbox generate-documentation --target $$t --warnings-as-errors || exit 1; done
