@@ -34,13 +34,6 @@ public final class Dense: Sendable {
     public var variables: [Variable] { [weight, bias] }
 }
 
-/// `log(softmax(logits))` along `axis`, computed stably as `z − max(z) − log Σ exp(z − max(z))`
-/// (the shift is a constant to the gradient, which is unchanged by it).
-public func logSoftmax(_ logits: Tensor, axis: Int = -1) -> Tensor {
-    let shifted = logits - stopGradient(logits.max(axes: [axis], keepDims: true))
-    return shifted - log(exp(shifted).sum(axes: [axis], keepDims: true))
-}
-
 /// Mean over the batch of `−Σ labels · log softmax(logits)`; `labels` are one-hot (or
 /// probabilities) of the logits' shape `[batch, classes]`.
 public func softmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor {

@@ -27,9 +27,55 @@ import Synchronization
     case copyRange
     /// A chain of elementwise ops in one kernel (see ``Fusion``); `inputs` are the program's inputs.
     case fused(FusedProgram)
+    /// One work-item per output element computing it from its index (indexing, gathering,
+    /// comparisons, images): see ``IndexedKernel``.
+    case indexed(IndexedKernel)
 }
 
 @_spi(Runtime) public enum ReduceKind: String, Sendable { case sum, max }
+
+/// An op computed element by element from the output's index: kernel `name` of `Kernels/<family>.cl`,
+/// built for the first input's element type `T`, called as
+/// `name(inputs' buffers..., out, const int8 p, const int8 q, const ulong off)` with one work-item
+/// per output element (`out[off + get_global_id(0)]`); `p` and `q` carry the first sixteen
+/// ``KernelParameters/window`` values. `host` is the same loop on the host for a range of output
+/// indices (run on both cores, `grain` indices at least to a part).
+@_spi(Runtime) public struct IndexedKernel: Sendable {
+    @_spi(Runtime) public let name: String
+    @_spi(Runtime) public let family: String
+    @_spi(Runtime) public let grain: Int
+    @_spi(Runtime) public let host: @Sendable (IndexedArguments, Range<Int>) -> Void
+
+    @_spi(Runtime) public init(
+        _ name: String, family: String, grain: Int = 1 << 12,
+        host: @escaping @Sendable (IndexedArguments, Range<Int>) -> Void
+    ) {
+        self.name = name
+        self.family = family
+        self.grain = grain
+        self.host = host
+    }
+}
+
+/// What an indexed op's host loop reads: the inputs' memory and shapes, the first input's element
+/// type, the output's memory and shape, and the op's window parameters.
+@_spi(Runtime) public struct IndexedArguments: @unchecked Sendable {
+    @_spi(Runtime) public let inputs: [UnsafeRawPointer]
+    @_spi(Runtime) public let inputShapes: [[Int]]
+    @_spi(Runtime) public let dtype: DType
+    @_spi(Runtime) public let output: UnsafeMutableRawPointer
+    @_spi(Runtime) public let shape: [Int]
+    @_spi(Runtime) public let parameters: [Int]
+
+    /// Input `i` as elements of `T`.
+    @inlinable @_spi(Runtime) public func input<T>(_ i: Int, _: T.Type) -> UnsafePointer<T> {
+        inputs[i].assumingMemoryBound(to: T.self)
+    }
+    /// The output as elements of `T`.
+    @inlinable @_spi(Runtime) public func output<T>(_: T.Type) -> UnsafeMutablePointer<T> {
+        output.assumingMemoryBound(to: T.self)
+    }
+}
 
 /// An op's input as a backend sees it: computed memory, its shape and its element type.
 @_spi(Runtime) public struct Operand {
@@ -72,15 +118,19 @@ import Synchronization
     @_spi(Runtime) public var transposeA: Bool
     @_spi(Runtime) public var transposeB: Bool
     @_spi(Runtime) public var offset: Int
+    /// An indexed op's integer parameters (sizes, strides, paddings), at most 16.
+    @_spi(Runtime) public var window: [Int]
 
     @_spi(Runtime) public init(
-        axes: [Int] = [], strides: [Int] = [], transposeA: Bool = false, transposeB: Bool = false, offset: Int = 0
+        axes: [Int] = [], strides: [Int] = [], transposeA: Bool = false, transposeB: Bool = false, offset: Int = 0,
+        window: [Int] = []
     ) {
         self.axes = axes
         self.strides = strides
         self.transposeA = transposeA
         self.transposeB = transposeB
         self.offset = offset
+        self.window = window
     }
 }
 

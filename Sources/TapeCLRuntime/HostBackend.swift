@@ -92,11 +92,13 @@ final class HostBackend: Backend {
 
     /// One concrete switch per launch, so every loop below is specialized for its element type.
     func run(_ l: Launch) throws {
+        if case .indexed(let kernel) = l.forward { return indexed(l, kernel) }
         switch l.dtype {
         case .float32: try run(l, Float.self)
         case .float64: try run(l, Double.self)
         case .int32: try run(general: l, Int32.self)
         case .int8: try run(general: l, Int8.self)
+        case .bool: try run(general: l, UInt8.self)
         }
     }
 
@@ -132,8 +134,9 @@ final class HostBackend: Backend {
             case .float64: cast(l, from: Double.self, to: T.self)
             case .int32: cast(l, from: Int32.self, to: T.self)
             case .int8: cast(l, from: Int8.self, to: T.self)
+            case .bool: cast(l, from: UInt8.self, to: T.self)
             }
-        case .fused, .alias, .transfer: fatalError("\(l.opName) (\(l.dtype)) is not a kernel here")
+        case .fused, .alias, .transfer, .indexed: fatalError("\(l.opName) (\(l.dtype)) is not a kernel here")
         }
     }
 
@@ -259,6 +262,14 @@ final class HostBackend: Backend {
         parallelFor(Shape.count(l.shape)) { r in
             forEachOffset(l.shape, strides, strides, r) { i, ix, _ in o[i] = x[ix] }
         }
+    }
+
+    /// An indexed op's host loop over the output's elements, on both cores.
+    func indexed(_ l: Launch, _ kernel: IndexedKernel) {
+        let arguments = IndexedArguments(
+            inputs: l.inputs.map { UnsafeRawPointer($0.buffer.handle) }, inputShapes: l.inputs.map(\.shape),
+            dtype: l.inputs[0].dtype, output: l.output.handle, shape: l.shape, parameters: l.attributes.window)
+        parallelFor(Shape.count(l.shape), grain: kernel.grain) { r in kernel.host(arguments, r) }
     }
 
     func cast<S: HostScalar, T: HostScalar>(_ l: Launch, from: S.Type, to: T.Type) {

@@ -86,6 +86,7 @@ extension HostBackend {
         case .float64: reduceFloat(l, kind, Double.self)
         case .int32: reduceInteger(l, kind, Int32.self)
         case .int8: reduceInteger(l, kind, Int8.self)
+        case .bool: reduceInteger(l, kind, UInt8.self)
         }
     }
 

@@ -22,6 +22,10 @@ extension Int32: HostScalar {
     }
     var double: Double { Double(self) }
 }
+extension UInt8: HostScalar {  // .bool: 0 or 1
+    static func fromDouble(_ d: Double) -> UInt8 { d != 0 ? 1 : 0 }
+    var double: Double { Double(self) }
+}
 extension Int8: HostScalar {
     static func fromDouble(_ d: Double) -> Int8 { d.isFinite && abs(d) < 9e18 ? Int8(truncatingIfNeeded: Int64(d)) : 0 }
     var double: Double { Double(self) }
@@ -32,6 +36,7 @@ extension Int8: HostScalar {
 @_spi(Runtime) public enum HostConversion {
     @_spi(Runtime) public static func int32(_ d: Double) -> Int32 { .fromDouble(d) }
     @_spi(Runtime) public static func int8(_ d: Double) -> Int8 { .fromDouble(d) }
+    @_spi(Runtime) public static func bool(_ d: Double) -> UInt8 { .fromDouble(d) }
 }
 
 /// Float32 and float64: elementwise loops run block by block on the tensors' own memory, with no

@@ -225,6 +225,13 @@ import TapeCLKernels
             try copy(
                 l.inputs[0].buffer, from: l.attributes.offset * l.dtype.byteSize, to: l.output, at: 0,
                 bytes: l.output.bytes)
+        case .indexed(let k):
+            let p = l.attributes.window
+            guard p.count <= 16, l.shape.count <= 8 else { throw Unsupported(reason: "more than 16 parameters") }
+            try enqueueExact(
+                try kernel(k.name, family: k.family, dtype: l.inputs[0].dtype),
+                l.inputs.map { .buffer($0.buffer.handle) } + [out, .int8(Array(p.prefix(8))), .int8(Array(p.dropFirst(8)))],
+                n: n)
         case .alias, .transfer:
             fatalError("\(l.opName) is not a kernel")
         }

@@ -12,6 +12,7 @@ extension OpenCLBackend {
         case .float64: "double"
         case .int32: "int"
         case .int8: "char"
+        case .bool: "uchar"
         }
     }
 

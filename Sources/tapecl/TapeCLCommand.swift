@@ -120,7 +120,7 @@ indirect enum TensorJSON: Encodable {
             switch t.dtype {
             case .float32: t.scalars(as: Float.self).map { .float($0.isNaN ? .nan : $0) }
             case .float64: t.scalars(as: Double.self).map { .double($0.isNaN ? .nan : $0) }
-            case .int32, .int8: t.scalars(as: Int.self).map { .int($0) }
+            case .int32, .int8, .bool: t.scalars(as: Int.self).map { .int($0) }
             }
         self = Shape.nested(leaves[...], t.shape[...], empty: .list([])) { .list($0) }
     }

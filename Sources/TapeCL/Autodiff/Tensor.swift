@@ -137,6 +137,21 @@ public struct Tensor: @unchecked Sendable {
         full(shape: shape, value: 1, dtype: dtype, on: device)
     }
 
+    /// Uniform samples in `[lowerBound, upperBound)` from a seeded generator (SplitMix64): the same
+    /// seed gives the same tensor on every device and run.
+    ///
+    /// ```swift
+    /// let w = Tensor.randomUniform(shape: [3, 4], lowerBound: -0.1, upperBound: 0.1, seed: 7)
+    /// ```
+    public static func randomUniform(
+        shape: [Int], lowerBound: Double = 0, upperBound: Double = 1, seed: UInt64 = 0,
+        dtype: DType = .float32, on device: Device? = nil
+    ) -> Tensor {
+        var rng = SplitMix64(seed: seed)
+        let values = (0..<Shape.count(shape)).map { _ in lowerBound + (upperBound - lowerBound) * rng.nextUnit() }
+        return Tensor(shape: shape, scalars: values, dtype: dtype, on: device)
+    }
+
     /// Normal(mean, stddev) samples from a seeded generator (SplitMix64 and Box–Muller): the
     /// same seed gives the same tensor on every device and run.
     public static func randomNormal(
@@ -211,6 +226,7 @@ public struct Tensor: @unchecked Sendable {
             case .float64: bytes.bindMemory(to: Double.self).map { T.converting($0) }
             case .int32: bytes.bindMemory(to: Int32.self).map { T.converting(Double($0)) }
             case .int8: bytes.bindMemory(to: Int8.self).map { T.converting(Double($0)) }
+            case .bool: bytes.bindMemory(to: UInt8.self).map { T.converting(Double($0)) }
             }
         }
     }
@@ -264,6 +280,7 @@ func withHostBytes<S: TensorScalar, R>(
         return try scalars.map(\.doubleValue).withUnsafeBytes(body)
     case .int32: return try scalars.map { HostConversion.int32($0.doubleValue) }.withUnsafeBytes(body)
     case .int8: return try scalars.map { HostConversion.int8($0.doubleValue) }.withUnsafeBytes(body)
+    case .bool: return try scalars.map { HostConversion.bool($0.doubleValue) }.withUnsafeBytes(body)
     }
 }
 

@@ -22,6 +22,8 @@ package struct Attributes: Sendable {
         package var sourceDevice: Device? = nil
         /// First element of `slice`'s range in its (row-major) input.
         package var offset = 0
+        /// An indexed op's integer parameters (see `IndexedKernel`).
+        package var window: [Int] = []
     }
     private final class Box: @unchecked Sendable {  // mutated only while uniquely referenced
         var fields: Fields
@@ -47,6 +49,6 @@ extension Attributes {
         guard let fields = box?.fields else { return KernelParameters() }
         return KernelParameters(
             axes: fields.axes, strides: fields.strides, transposeA: fields.transposeA,
-            transposeB: fields.transposeB, offset: fields.offset)
+            transposeB: fields.transposeB, offset: fields.offset, window: fields.window)
     }
 }

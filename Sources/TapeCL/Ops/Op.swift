@@ -19,6 +19,9 @@ package final class Op: Sendable {
     package let name: String
     /// The number of inputs, or ``variadic`` (one or more).
     package let arity: Int
+    /// How many of the last inputs are auxiliary (a bool mask, int32 ids) and exempt from the rule
+    /// that inputs share one dtype; the public function checks their dtypes.
+    package let auxiliary: Int
     package let forward: Forward
     package let shape: ShapeRule
     package let saves: Saves
@@ -41,13 +44,14 @@ package final class Op: Sendable {
     package let checkCase: CheckSampler?
 
     package init(
-        name: String, arity: Int, forward: Forward, shape: @escaping ShapeRule, saves: Saves,
+        name: String, arity: Int, auxiliary: Int = 0, forward: Forward, shape: @escaping ShapeRule, saves: Saves,
         floatOnly: Bool = false, differentiable: Bool = true, fusable: Bool = true,
         sampleDomain: ClosedRange<Double> = -2...2, tolerance: Tolerance = .library, call: Call? = nil,
         checkCase: CheckSampler? = nil, vjp: @escaping VJP, jvp: @escaping JVP
     ) {
         self.name = name
         self.arity = arity
+        self.auxiliary = auxiliary
         self.forward = forward
         self.shape = shape
         self.saves = saves
@@ -198,7 +202,7 @@ extension Op {
             throw TapeError.device("\(name): inputs on \(device) and \(other.device); move one with to(_:)")
         }
         let inDType = inputs[0].dtype
-        if let other = inputs.first(where: { $0.dtype != inDType }) {
+        if let other = inputs.dropLast(auxiliary).first(where: { $0.dtype != inDType }) {
             throw TapeError.dtype("\(name): dtypes \(inDType) and \(other.dtype) differ; convert one with cast(to:)")
         }
         if floatOnly && !inDType.isFloatingPoint {

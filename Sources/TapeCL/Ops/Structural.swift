@@ -202,6 +202,8 @@ extension Op {
         add, sub, mul, div, pow, maximum, minimum,
         step, sign, equal, greaterEqual,
         sum, max, reshape, transpose, broadcast, cast, transfer, stop, matmul, concat, slice,
+        compareLess, compareLessEqual, compareGreater, compareGreaterEqual, compareEqual, compareNotEqual, select,
+        argmax, argmin, take, segmentSumOp,
     ]
 
     package static func named(_ name: String) -> Op? { all.first { $0.name == name } }

@@ -1,0 +1,200 @@
+@_spi(Runtime) import TapeCLRuntime
+
+// Ops computed element by element from the output's index (Kernels/indexing.cl, one kernel each;
+// the host loop beside it does the same arithmetic): comparisons, select, argmax and argmin,
+// gather by ids and its gradient. Operands of comparisons and select are broadcast to the
+// output's shape first (by the public functions), so the kernels read one index.
+
+extension Op {
+    /// A comparison: a bool mask, never recorded (no gradient flows through a comparison).
+    static func comparison(_ name: String, kernel: String, _ test: @escaping @Sendable (Double, Double) -> Bool) -> Op {
+        Op(
+            name: name, arity: 2,
+            forward: .indexed(
+                IndexedKernel("compare_" + kernel, family: "indexing") { a, r in
+                    func loop<T: Element>(_: T.Type) {
+                        let (x, y, o) = (a.input(0, T.self), a.input(1, T.self), a.output(UInt8.self))
+                        for i in r { o[i] = compare(x[i], y[i], test) ? 1 : 0 }
+                    }
+                    loop(a.dtype.element)
+                }),
+            shape: sameShape, saves: .nothing, differentiable: false, fusable: false, tolerance: .exact,
+            checkCase: { m, n in
+                CheckCase([[m, n], [m, n]]) { x in try Tensor.compared(name, x[0], x[1]).cast(to: .float32) }
+            },
+            vjp: { _, _ in [nil, nil] }, jvp: { _, _ in nil })
+    }
+
+    /// `test` on two elements, through `Double` (exact for every element type).
+    @inline(__always)
+    static func compare<T: Element>(_ a: T, _ b: T, _ test: (Double, Double) -> Bool) -> Bool {
+        test(double(a), double(b))
+    }
+
+    @inline(__always)
+    static func double<T: Element>(_ v: T) -> Double {
+        switch v {
+        case let f as Float: Double(f)
+        case let d as Double: d
+        case let i as Int32: Double(i)
+        case let i as Int8: Double(i)
+        case let u as UInt8: Double(u)
+        default: .nan
+        }
+    }
+
+    static let compareLess = comparison("compareLess", kernel: "less") { $0 < $1 }
+    static let compareLessEqual = comparison("compareLessEqual", kernel: "less_equal") { $0 <= $1 }
+    static let compareGreater = comparison("compareGreater", kernel: "greater") { $0 > $1 }
+    static let compareGreaterEqual = comparison("compareGreaterEqual", kernel: "greater_equal") { $0 >= $1 }
+    static let compareEqual = comparison("compareEqual", kernel: "equal") { $0 == $1 }
+    static let compareNotEqual = comparison("compareNotEqual", kernel: "not_equal") { $0 != $1 }
+
+    /// `select(m, a, b)` as `[a, b, m]` of one shape (the mask last: it is bool, a and b share a dtype).
+    static let select: Op = Op(
+        name: "select", arity: 3, auxiliary: 1,
+        forward: .indexed(
+            IndexedKernel("select_mask", family: "indexing") { a, r in
+                func loop<T: Element>(_: T.Type) {
+                    let (x, y, m, o) = (a.input(0, T.self), a.input(1, T.self), a.input(2, UInt8.self), a.output(T.self))
+                    for i in r { o[i] = m[i] != 0 ? x[i] : y[i] }
+                }
+                loop(a.dtype.element)
+            }),
+        shape: sameShape, saves: .inputs, fusable: false, tolerance: .exact,
+        checkCase: { m, n in CheckCase([[m, n], [m, n], [m, n]]) { x in select(x[2] .> 0, x[0], x[1]) * 2 } },
+        vjp: { s, dy in
+            let mask = s.inputs[2].value!
+            let zero = Tensor.zeros(shape: [], dtype: dy.dtype, on: dy.device)
+            return [
+                s.inputs[0].needs ? TapeCL.select(mask, dy, zero) : nil,
+                s.inputs[1].needs ? TapeCL.select(mask, zero, dy) : nil, nil,
+            ]
+        },
+        jvp: { s, d in
+            guard d[0] != nil || d[1] != nil else { return nil }
+            let zero = Tensor.zeros(like: s.a)
+            return TapeCL.select(s.inputs[2].value!, d[0] ?? zero, d[1] ?? zero)
+        })
+
+    /// The index of the first largest (`argmax`) or smallest (`argmin`) element along an axis:
+    /// int32, not recorded. `window` = (extent, inner) of the input viewed as [outer, extent, inner].
+    static func arg(_ name: String, _ better: @escaping @Sendable (Double, Double) -> Bool) -> Op {
+        Op(
+            name: name, arity: 1,
+            forward: .indexed(
+                IndexedKernel(name, family: "indexing") { a, r in
+                    func loop<T: Element>(_: T.Type) {
+                        let (x, o) = (a.input(0, T.self), a.output(Int32.self))
+                        let (extent, inner) = (a.parameters[0], a.parameters[1])
+                        for i in r {
+                            let base = (i / inner) * extent * inner + i % inner
+                            var best = double(x[base])
+                            var at = 0
+                            for k in 1..<Swift.max(extent, 1) {
+                                let v = double(x[base + k * inner])
+                                if better(v, best) || (v.isNaN && !best.isNaN) {
+                                    best = v
+                                    at = k
+                                }
+                            }
+                            o[i] = Int32(at)
+                        }
+                    }
+                    loop(a.dtype.element)
+                }),
+            shape: { _, a in a.shape }, saves: .nothing, differentiable: false, fusable: false, tolerance: .exact,
+            checkCase: { m, n in CheckCase([[m, n]]) { x in x[0].argmax(axis: 0).cast(to: .float32) } },
+            vjp: { _, _ in [nil] }, jvp: { _, _ in nil })
+    }
+
+    static let argmax = arg("argmax") { $0 > $1 }
+    static let argmin = arg("argmin") { $0 < $1 }
+
+    /// `gather`: rows of the middle axis of x viewed as [outer, n, inner], picked by int32 ids
+    /// (`[x, ids]`, `window` = (n, m, inner)). Ids were checked to lie in 0..<n; the kernel reads
+    /// nothing for one that does not. Its gradient adds the cotangent's rows of equal ids.
+    static let take: Op = Op(
+        name: "gather", arity: 2, auxiliary: 1,
+        forward: .indexed(
+            IndexedKernel("take", family: "indexing") { a, r in
+                func loop<T: Element>(_: T.Type) {
+                    let (x, ids, o) = (a.input(0, T.self), a.input(1, Int32.self), a.output(T.self))
+                    let (n, m, inner) = (a.parameters[0], a.parameters[1], a.parameters[2])
+                    for i in r {
+                        let (c, j, outer) = (i % inner, (i / inner) % m, i / (inner * m))
+                        let id = Int(ids[j])
+                        o[i] = (0..<n).contains(id) ? x[(outer * n + id) * inner + c] : 0
+                    }
+                }
+                loop(a.dtype.element)
+            }),
+        shape: { _, a in a.shape }, saves: .inputs, fusable: false, tolerance: .exact,
+        checkCase: { m, n in
+            CheckCase([[m, n]]) { x in
+                let ids = Tensor(shape: [2, 3], scalars: [Int32(m - 1), 0, 0, Int32(m / 2), Int32(m - 1), 0], on: x[0].device)
+                return gather(x[0], indices: ids, axis: 0) * 2
+            }
+        },
+        vjp: { s, dy in [s.inputs[0].needs ? segmentSum(dy, ids: s.b, window: s.attributes.window, shape: s.shapes[0]) : nil, nil] },
+        jvp: { s, d in d[0].map { Op.take($0, s.b, attributes: s.attributes) } })
+
+    /// `take`'s gradient: `[dy, starts, order, ids]` → rows of equal ids summed, in increasing
+    /// position (`order` lists the positions of each id, from `starts[id]` to `starts[id + 1]`).
+    static let segmentSumOp: Op = Op(
+        name: "segmentSum", arity: 4, auxiliary: 3,
+        forward: .indexed(
+            IndexedKernel("segment_sum", family: "indexing") { a, r in
+                func loop<T: FloatElement>(_: T.Type) {
+                    let (dy, o) = (a.input(0, T.self), a.output(T.self))
+                    let (starts, order) = (a.input(1, Int32.self), a.input(2, Int32.self))
+                    let (n, m, inner) = (a.parameters[0], a.parameters[1], a.parameters[2])
+                    for i in r {
+                        let (c, row, outer) = (i % inner, (i / inner) % n, i / (inner * n))
+                        var acc: T = 0
+                        for k in Int(starts[row])..<Int(starts[row + 1]) { acc += dy[(outer * m + Int(order[k])) * inner + c] }
+                        o[i] = acc
+                    }
+                }
+                loop(a.dtype.float)
+            }),
+        shape: { _, a in a.shape }, saves: .inputs, floatOnly: true, fusable: false, tolerance: .summed,
+        checkCase: { m, n in
+            CheckCase([[6, n]]) { x in
+                let ids = Tensor(shape: [6], scalars: [Int32(m - 1), 0, 0, Int32(m / 2), Int32(m - 1), 0], on: x[0].device)
+                return segmentSum(x[0], ids: ids, window: [m, 6, n], shape: [m, n]) * 2
+            }
+        },
+        vjp: { s, dy in
+            var a = Attributes()
+            a.window = s.attributes.window
+            a.shape = s.shapes[0]
+            return [s.inputs[0].needs ? Op.take(dy, s.inputs[3].value!, attributes: a) : nil, nil, nil, nil]
+        },
+        jvp: { s, d in
+            d[0].map { segmentSum($0, ids: s.inputs[3].value!, window: s.attributes.window, shape: s.attributes.shape) }
+        })
+
+    /// The sum of `dy`'s rows (the middle axis of [outer, m, inner]) into the rows their ids name:
+    /// a tensor of `shape` viewed as [outer, n, inner] (`window` = (n, m, inner), as the gather's).
+    static func segmentSum(_ dy: Tensor, ids: Tensor, window: [Int], shape: [Int]) -> Tensor {
+        let (n, m) = (window[0], window[1])
+        let values = ids.scalars(as: Int32.self)
+        var starts = [Int32](repeating: 0, count: n + 1)
+        for id in values { starts[Int(id) + 1] += 1 }
+        for r in 0..<n { starts[r + 1] += starts[r] }
+        var next = starts
+        var order = [Int32](repeating: 0, count: m)
+        for (j, id) in values.enumerated() {
+            order[Int(next[Int(id)])] = Int32(j)
+            next[Int(id)] += 1
+        }
+        var a = Attributes()
+        a.window = window
+        a.shape = shape
+        let flat = ids.reshaped(to: [m])
+        return segmentSumOp(
+            dy, Tensor(shape: [n + 1], scalars: starts, on: dy.device), Tensor(shape: [m], scalars: order, on: dy.device),
+            flat, attributes: a)
+    }
+}
