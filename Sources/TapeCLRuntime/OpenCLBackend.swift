@@ -230,7 +230,9 @@ import TapeCLKernels
             guard p.count <= 16, l.shape.count <= 8 else { throw Unsupported(reason: "more than 16 parameters") }
             try enqueueExact(
                 try kernel(k.name, family: k.family, dtype: l.inputs[0].dtype),
-                l.inputs.map { .buffer($0.buffer.handle) } + [out, .int8(Array(p.prefix(8))), .int8(Array(p.dropFirst(8)))],
+                l.inputs.map { .buffer($0.buffer.handle) } + [
+                    out, .int8(Array(p.prefix(8))), .int8(Array(p.dropFirst(8))),
+                ],
                 n: n)
         case .alias, .transfer:
             fatalError("\(l.opName) is not a kernel")

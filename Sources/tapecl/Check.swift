@@ -25,15 +25,15 @@ struct Check: ParsableCommand {
             } else {
                 print("checking \(device) (\(device.info.deviceName)) against the host, float32, seed \(seed)")
                 print(
-                    "op             shapes                 forward abs/rel      gradient abs/rel     2nd "
+                    "op                  shapes                      forward abs/rel      gradient abs/rel     2nd "
                         + "order rel  tolerance f/g      ok"
                 )
                 for r in results {
                     let g = r.gradient.map { "\(e($0.abs)) \(e($0.rel))" } ?? "-"
                     let s = r.secondOrder.map { e($0.rel) } ?? "-"
                     let line = [
-                        r.op.padding(toLength: 14, withPad: " ", startingAt: 0),
-                        r.shapes.padding(toLength: 22, withPad: " ", startingAt: 0),
+                        r.op.padding(toLength: 19, withPad: " ", startingAt: 0),
+                        r.shapes.padding(toLength: 27, withPad: " ", startingAt: 0),
                         "\(e(r.forward.abs)) \(e(r.forward.rel))".padding(toLength: 20, withPad: " ", startingAt: 0),
                         g.padding(toLength: 20, withPad: " ", startingAt: 0),
                         s.padding(toLength: 14, withPad: " ", startingAt: 0),

@@ -128,6 +128,68 @@ let opCases: [OpCase] = [
         "matmul", "matmul batched with a shared left matrix", shapes: [[17, 9], [3, 9, 20]],
         small: [[3, 4], [2, 4, 2]]
     ) { matmul($0[0], $0[1]) },
+    OpCase("select", "select(x > 0.3, x, 2y)", shapes: [[M, N], [M, N]]) { x in
+        weighted(select(x[0] .> 0.3, x[0], x[1] * 2))
+    },
+    OpCase("select", "select broadcast", shapes: [[M, 1], [N]], small: [[3, 1], [4]]) { x in
+        weighted(select(x[1] .> 0, x[0], x[1]))
+    },
+    OpCase("gather", "gather rows, repeated ids", shapes: [[7, N]], small: [[7, 3]]) { x in
+        weighted(gather(x[0], indices: Tensor(shape: [2, 3], scalars: [Int32(6), 0, 0, 3, 6, 0], on: x[0].device)))
+    },
+    OpCase("gather", "gather along axis 1 of rank 3", shapes: [[5, 9, 4]], small: [[2, 9, 2]]) { x in
+        weighted(gather(x[0], indices: Tensor([Int32(8), 2, 2, 0], on: x[0].device), axis: 1))
+    },
+    OpCase("segmentSum", shapes: [[6, N]], small: [[6, 3]]) { x in
+        let ids = Tensor([Int32(4), 0, 0, 2, 4, 0], on: x[0].device)
+        return weighted(Op.segmentSum(x[0], ids: ids, window: [5, 6, x[0].shape[1]], shape: [5, x[0].shape[1]]))
+    },
+    OpCase(
+        "im2col", "conv2d 7×9, strides 2, same", shapes: [[2, 7, 9, 3], [3, 3, 3, 4]],
+        small: [[1, 5, 5, 2], [3, 3, 2, 2]]
+    ) {
+        weighted(conv2d($0[0], filter: $0[1], strides: (2, 2), padding: .same))
+    },
+    OpCase(
+        "im2col", "conv2d 7×9, strides 2, valid", shapes: [[2, 7, 9, 3], [3, 2, 3, 4]],
+        small: [[1, 5, 5, 2], [2, 3, 2, 2]]
+    ) {
+        weighted(conv2d($0[0], filter: $0[1], strides: (2, 2), padding: .valid))
+    },
+    OpCase("col2im", shapes: [[40, 27]], small: [[9, 18]]) { x in
+        let image = x[0].shape[0] == 40 ? [2, 7, 9, 3] : [1, 5, 5, 2]
+        return weighted(
+            try! Tensor.imageOp("col2im", x, imageShape: image, size: (3, 3), strides: (2, 2), padding: .same))
+    },
+    OpCase("maxPool", "maxPool2d 3×3, strides 2, same", shapes: [[2, 7, 9, 3]], small: [[1, 5, 5, 2]]) {
+        weighted(maxPool2d($0[0], size: (3, 3), strides: (2, 2), padding: .same))
+    },
+    OpCase("maxPool", "maxPool2d 2×2 valid", shapes: [[2, 7, 9, 3]], small: [[1, 5, 5, 2]]) {
+        weighted(maxPool2d($0[0], size: (2, 2), strides: (2, 2)))
+    },
+    OpCase("maxPoolPick", shapes: [[2, 7, 9, 3], [2, 7, 9, 3]], small: [[1, 5, 5, 2], [1, 5, 5, 2]]) { x in
+        let y = try! Tensor.imageOp(
+            "maxPoolPick", [stopGradient(x[0]), x[1]], imageShape: x[0].shape, size: (3, 3), strides: (2, 2),
+            padding: .same)
+        return weighted(y) + (x[0] * 0).sum()  // no gradient reaches x[0]: zeros, as finite differences say
+    },
+    OpCase("maxPoolGrad", shapes: [[2, 7, 9, 3], [2, 4, 5, 3]], small: [[1, 5, 5, 2], [1, 3, 3, 2]]) { x in
+        let y = try! Tensor.imageOp(
+            "maxPoolGrad", [stopGradient(x[0]), x[1]], imageShape: x[0].shape, size: (3, 3), strides: (2, 2),
+            padding: .same)
+        return weighted(y) + (x[0] * 0).sum()  // no gradient reaches x[0]: zeros, as finite differences say
+    },
+    OpCase("avgPool", "avgPool2d 3×3, strides 2, same", shapes: [[2, 7, 9, 3]], small: [[1, 5, 5, 2]]) {
+        weighted(avgPool2d($0[0], size: (3, 3), strides: (2, 2), padding: .same))
+    },
+    OpCase("avgPool", "avgPool2d 2×2 valid", shapes: [[2, 7, 9, 3]], small: [[1, 5, 5, 2]]) {
+        weighted(avgPool2d($0[0], size: (2, 2), strides: (2, 2)))
+    },
+    OpCase("avgPoolGrad", shapes: [[2, 4, 5, 3]], small: [[1, 3, 3, 2]]) { x in
+        let image = x[0].shape[1] == 4 ? [2, 7, 9, 3] : [1, 5, 5, 2]
+        return weighted(
+            try! Tensor.imageOp("avgPoolGrad", x, imageShape: image, size: (3, 3), strides: (2, 2), padding: .same))
+    },
 ]
 
 /// `y` times a fixed, non-uniform weight of its shape, so a layout op's gradient is not a mere sum.

@@ -166,7 +166,8 @@ extension Tensor {
         }
         if let free = sizes.firstIndex(of: -1) { sizes[free] = shape[k] - known.reduce(0, +) }
         guard sizes.reduce(0, +) == shape[k], sizes.allSatisfy({ $0 >= 0 }) else {
-            throw TapeError.shape("split: sizes \(sizes) do not add up to \(shape[k]), axis \(k) of \(Shape.describe(shape))")
+            throw TapeError.shape(
+                "split: sizes \(sizes) do not add up to \(shape[k]), axis \(k) of \(Shape.describe(shape))")
         }
         var start = 0
         return try sizes.map { n in

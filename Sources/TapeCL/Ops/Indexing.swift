@@ -56,13 +56,15 @@ extension Op {
         forward: .indexed(
             IndexedKernel("select_mask", family: "indexing") { a, r in
                 func loop<T: Element>(_: T.Type) {
-                    let (x, y, m, o) = (a.input(0, T.self), a.input(1, T.self), a.input(2, UInt8.self), a.output(T.self))
+                    let (x, y, m, o) = (
+                        a.input(0, T.self), a.input(1, T.self), a.input(2, UInt8.self), a.output(T.self)
+                    )
                     for i in r { o[i] = m[i] != 0 ? x[i] : y[i] }
                 }
                 loop(a.dtype.element)
             }),
         shape: sameShape, saves: .inputs, fusable: false, tolerance: .exact,
-        checkCase: { m, n in CheckCase([[m, n], [m, n], [m, n]]) { x in select(x[2] .> 0, x[0], x[1]) * 2 } },
+        checkCase: { m, n in CheckCase([[m, n], [m, n], [m, n]]) { x in TapeCL.select(x[2] .> 0, x[0], x[1]) * 2 } },
         vjp: { s, dy in
             let mask = s.inputs[2].value!
             let zero = Tensor.zeros(shape: [], dtype: dy.dtype, on: dy.device)
@@ -132,11 +134,14 @@ extension Op {
         shape: { _, a in a.shape }, saves: .inputs, fusable: false, tolerance: .exact,
         checkCase: { m, n in
             CheckCase([[m, n]]) { x in
-                let ids = Tensor(shape: [2, 3], scalars: [Int32(m - 1), 0, 0, Int32(m / 2), Int32(m - 1), 0], on: x[0].device)
+                let ids = Tensor(
+                    shape: [2, 3], scalars: [Int32(m - 1), 0, 0, Int32(m / 2), Int32(m - 1), 0], on: x[0].device)
                 return gather(x[0], indices: ids, axis: 0) * 2
             }
         },
-        vjp: { s, dy in [s.inputs[0].needs ? segmentSum(dy, ids: s.b, window: s.attributes.window, shape: s.shapes[0]) : nil, nil] },
+        vjp: { s, dy in
+            [s.inputs[0].needs ? segmentSum(dy, ids: s.b, window: s.attributes.window, shape: s.shapes[0]) : nil, nil]
+        },
         jvp: { s, d in d[0].map { Op.take($0, s.b, attributes: s.attributes) } })
 
     /// `take`'s gradient: `[dy, starts, order, ids]` → rows of equal ids summed, in increasing
@@ -152,7 +157,9 @@ extension Op {
                     for i in r {
                         let (c, row, outer) = (i % inner, (i / inner) % n, i / (inner * n))
                         var acc: T = 0
-                        for k in Int(starts[row])..<Int(starts[row + 1]) { acc += dy[(outer * m + Int(order[k])) * inner + c] }
+                        for k in Int(starts[row])..<Int(starts[row + 1]) {
+                            acc += dy[(outer * m + Int(order[k])) * inner + c]
+                        }
                         o[i] = acc
                     }
                 }
@@ -161,7 +168,8 @@ extension Op {
         shape: { _, a in a.shape }, saves: .inputs, floatOnly: true, fusable: false, tolerance: .summed,
         checkCase: { m, n in
             CheckCase([[6, n]]) { x in
-                let ids = Tensor(shape: [6], scalars: [Int32(m - 1), 0, 0, Int32(m / 2), Int32(m - 1), 0], on: x[0].device)
+                let ids = Tensor(
+                    shape: [6], scalars: [Int32(m - 1), 0, 0, Int32(m / 2), Int32(m - 1), 0], on: x[0].device)
                 return segmentSum(x[0], ids: ids, window: [m, 6, n], shape: [m, n]) * 2
             }
         },
@@ -177,7 +185,7 @@ extension Op {
 
     /// The sum of `dy`'s rows (the middle axis of [outer, m, inner]) into the rows their ids name:
     /// a tensor of `shape` viewed as [outer, n, inner] (`window` = (n, m, inner), as the gather's).
-    static func segmentSum(_ dy: Tensor, ids: Tensor, window: [Int], shape: [Int]) -> Tensor {
+    package static func segmentSum(_ dy: Tensor, ids: Tensor, window: [Int], shape: [Int]) -> Tensor {
         let (n, m) = (window[0], window[1])
         let values = ids.scalars(as: Int32.self)
         var starts = [Int32](repeating: 0, count: n + 1)
@@ -194,7 +202,8 @@ extension Op {
         a.shape = shape
         let flat = ids.reshaped(to: [m])
         return segmentSumOp(
-            dy, Tensor(shape: [n + 1], scalars: starts, on: dy.device), Tensor(shape: [m], scalars: order, on: dy.device),
+            dy, Tensor(shape: [n + 1], scalars: starts, on: dy.device),
+            Tensor(shape: [m], scalars: order, on: dy.device),
             flat, attributes: a)
     }
 }

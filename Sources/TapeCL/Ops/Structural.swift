@@ -204,6 +204,7 @@ extension Op {
         sum, max, reshape, transpose, broadcast, cast, transfer, stop, matmul, concat, slice,
         compareLess, compareLessEqual, compareGreater, compareGreaterEqual, compareEqual, compareNotEqual, select,
         argmax, argmin, take, segmentSumOp,
+        im2col, col2im, maxPool, maxPoolPick, maxPoolGrad, avgPool, avgPoolGrad,
     ]
 
     package static func named(_ name: String) -> Op? { all.first { $0.name == name } }

@@ -1,0 +1,285 @@
+@_spi(Runtime) import TapeCLRuntime
+
+// NHWC image ops (Kernels/images.cl, one kernel each; the host loops below do the same arithmetic
+// in the same order): im2col and col2im, which make conv2d a matrix product, and max and average
+// pooling with their gradients. Each op's `window` attribute is `Window.parameters`.
+
+/// A convolution's or pool's geometry: input N×H×W×C, windows KH×KW with strides SH×SW, output
+/// OH×OW, window (oh, ow) starting at (oh·SH − padTop, ow·SW − padLeft).
+struct Window {
+    let n, h, w, c, kh, kw, sh, sw, padTop, padLeft, oh, ow: Int
+
+    init(_ p: [Int]) {
+        (n, h, w, c, kh, kw, sh, sw) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7])
+        (padTop, padLeft, oh, ow) = (p[8], p[9], p[10], p[11])
+    }
+
+    /// TensorFlow's rule: `.valid` takes the windows that fit (OH = ⌈(H − KH + 1)/SH⌉); `.same`
+    /// gives OH = ⌈H/SH⌉ and pads by max((OH − 1)·SH + KH − H, 0), the smaller half on top and left.
+    init(input s: [Int], kernel: (Int, Int), strides: (Int, Int), padding: Padding) {
+        let (oh, ow): (Int, Int)
+        let (padTop, padLeft): (Int, Int)
+        switch padding {
+        case .valid:
+            (oh, ow) = ((s[1] - kernel.0) / strides.0 + 1, (s[2] - kernel.1) / strides.1 + 1)
+            (padTop, padLeft) = (0, 0)
+        case .same:
+            (oh, ow) = ((s[1] + strides.0 - 1) / strides.0, (s[2] + strides.1 - 1) / strides.1)
+            padTop = Swift.max((oh - 1) * strides.0 + kernel.0 - s[1], 0) / 2
+            padLeft = Swift.max((ow - 1) * strides.1 + kernel.1 - s[2], 0) / 2
+        }
+        self.init([s[0], s[1], s[2], s[3], kernel.0, kernel.1, strides.0, strides.1, padTop, padLeft, oh, ow])
+    }
+
+    var parameters: [Int] { [n, h, w, c, kh, kw, sh, sw, padTop, padLeft, oh, ow] }
+    var input: [Int] { [n, h, w, c] }
+    var pooled: [Int] { [n, oh, ow, c] }
+    var columns: [Int] { [n * oh * ow, kh * kw * c] }
+
+    /// The flat index in the input of pixel (ih, iw) of channel `ch` of image `b`, or nil in the padding.
+    @inline(__always)
+    func pixel(_ b: Int, _ ih: Int, _ iw: Int, _ ch: Int) -> Int? {
+        ih >= 0 && ih < h && iw >= 0 && iw < w ? ((b * h + ih) * w + iw) * c + ch : nil
+    }
+
+    /// `body(oh, ow, kh, kw)` for each window containing input pixel (ih, iw), in (kh, kw) order.
+    @inline(__always)
+    func windows(containing ih: Int, _ iw: Int, _ body: (Int, Int, Int, Int) -> Void) {
+        for y in 0..<kh {
+            let th = ih + padTop - y
+            guard th >= 0, th % sh == 0, th / sh < oh else { continue }
+            for x in 0..<kw {
+                let tw = iw + padLeft - x
+                guard tw >= 0, tw % sw == 0, tw / sw < ow else { continue }
+                body(th / sh, tw / sw, y, x)
+            }
+        }
+    }
+
+    /// The flat input index of the first largest pixel of window (oh, ow), channel `ch`, image `b`.
+    @inline(__always)
+    func argmax<T: Element>(_ x: UnsafePointer<T>, _ b: Int, _ y: Int, _ x0: Int, _ ch: Int) -> Int {
+        var at = 0
+        var found = false
+        for u in 0..<kh {
+            for v in 0..<kw {
+                guard let k = pixel(b, y * sh - padTop + u, x0 * sw - padLeft + v, ch) else { continue }
+                if !found || x[k] > x[at] {
+                    at = k
+                    found = true
+                }
+            }
+        }
+        return at
+    }
+
+    /// The number of real pixels in window (oh, ow).
+    @inline(__always)
+    func count(_ y: Int, _ x: Int) -> Int {
+        let (h0, h1) = (Swift.max(y * sh - padTop, 0), Swift.min(y * sh - padTop + kh, h))
+        let (w0, w1) = (Swift.max(x * sw - padLeft, 0), Swift.min(x * sw - padLeft + kw, w))
+        return (h1 - h0) * (w1 - w0)
+    }
+
+    /// Output index i of a pooled tensor as (image, oh, ow, channel).
+    @inline(__always)
+    func pooledIndex(_ i: Int) -> (Int, Int, Int, Int) { (i / (c * ow * oh), (i / (c * ow)) % oh, (i / c) % ow, i % c) }
+    /// Index i of an input-shaped tensor as (image, ih, iw, channel).
+    @inline(__always)
+    func inputIndex(_ i: Int) -> (Int, Int, Int, Int) { (i / (c * w * h), (i / (c * w)) % h, (i / c) % w, i % c) }
+}
+
+/// How a convolution or pool treats the border (TensorFlow's `padding`).
+public enum Padding: Sendable {
+    /// Only windows that fit inside the input.
+    case valid
+    /// Zero padding (for pools: none counted) so that the output is ⌈input / stride⌉.
+    case same
+}
+
+extension Op {
+    /// An image op: kernel `name` of images.cl with `host`, the window as its `window` attribute.
+    static func image(
+        _ name: String, kernel: String, arity: Int = 1, floatOnly: Bool = true, saves: Saves,
+        shape: @escaping @Sendable (Window) -> [Int],
+        host: @escaping @Sendable (IndexedArguments, Range<Int>, Window) -> Void,
+        checkCase: CheckSampler?, vjp: @escaping VJP, jvp: @escaping JVP
+    ) -> Op {
+        Op(
+            name: name, arity: arity,
+            forward: .indexed(
+                IndexedKernel(kernel, family: "images", grain: 1 << 10) { a, r in host(a, r, Window(a.parameters)) }),
+            shape: { _, a in shape(Window(a.window)) }, saves: saves, floatOnly: floatOnly, fusable: false,
+            tolerance: .summed, checkCase: checkCase, vjp: vjp, jvp: jvp)
+    }
+
+    static func applying(_ op: Op, _ inputs: [Tensor], _ window: Window) -> Tensor {
+        var a = Attributes()
+        a.window = window.parameters
+        do { return try op.apply(inputs, a) } catch { fail(error) }
+    }
+
+    /// The check cases of the image ops: 7×9 images, 3×3 windows, strides 2, both paddings.
+    static func imageCase(_ op: @escaping @Sendable (Tensor, Padding) -> Tensor) -> CheckSampler {
+        { m, _ in CheckCase([[2, 7, 9, 3]]) { x in op(x[0], m % 2 == 0 ? .same : .valid) } }
+    }
+
+    static let im2col: Op = image(
+        "im2col", kernel: "im2col", floatOnly: false, saves: .nothing, shape: { $0.columns },
+        host: { a, r, g in
+            func loop<T: Element>(_: T.Type) {
+                let (x, o) = (a.input(0, T.self), a.output(T.self))
+                let width = g.kh * g.kw * g.c
+                for i in r {
+                    let (row, col) = (i / width, i % width)
+                    let (ch, v, u) = (col % g.c, (col / g.c) % g.kw, col / (g.c * g.kw))
+                    let (b, y, x0) = (row / (g.ow * g.oh), (row / g.ow) % g.oh, row % g.ow)
+                    o[i] = g.pixel(b, y * g.sh - g.padTop + u, x0 * g.sw - g.padLeft + v, ch).map { x[$0] } ?? 0
+                }
+            }
+            loop(a.dtype.element)
+        },
+        checkCase: imageCase { x, p in
+            conv2d(x, filter: Tensor.ones(shape: [3, 3, 3, 2], on: x.device), strides: (2, 2), padding: p)
+        },
+        vjp: { s, dy in s.grad(applying(col2im, [dy], Window(s.attributes.window))) },
+        jvp: { s, d in d[0].map { applying(im2col, [$0], Window(s.attributes.window)) } })
+
+    /// im2col's adjoint: each pixel the sum of its entries in the columns, in (kh, kw) order.
+    static let col2im: Op = image(
+        "col2im", kernel: "col2im", saves: .nothing, shape: { $0.input },
+        host: { a, r, g in
+            func loop<T: FloatElement>(_: T.Type) {
+                let (cols, o) = (a.input(0, T.self), a.output(T.self))
+                let width = g.kh * g.kw * g.c
+                for i in r {
+                    let (b, ih, iw, ch) = g.inputIndex(i)
+                    var acc: T = 0
+                    g.windows(containing: ih, iw) { y, x, u, v in
+                        acc += cols[((b * g.oh + y) * g.ow + x) * width + (u * g.kw + v) * g.c + ch]
+                    }
+                    o[i] = acc
+                }
+            }
+            loop(a.dtype.float)
+        },
+        checkCase: imageCase { x, p in
+            let g = Window(input: x.shape, kernel: (3, 3), strides: (2, 2), padding: p)
+            return applying(col2im, [applying(im2col, [x], g) * 0.5], g)
+        },
+        vjp: { s, dy in s.grad(applying(im2col, [dy], Window(s.attributes.window))) },
+        jvp: { s, d in d[0].map { applying(col2im, [$0], Window(s.attributes.window)) } })
+
+    static let maxPool: Op = image(
+        "maxPool", kernel: "max_pool", saves: .inputs, shape: { $0.pooled },
+        host: { a, r, g in
+            func loop<T: FloatElement>(_: T.Type) {
+                let (x, o) = (a.input(0, T.self), a.output(T.self))
+                for i in r {
+                    let (b, y, x0, ch) = g.pooledIndex(i)
+                    o[i] = x[g.argmax(x, b, y, x0, ch)]
+                }
+            }
+            loop(a.dtype.float)
+        },
+        checkCase: imageCase { x, p in maxPool2d(x, size: (3, 3), strides: (2, 2), padding: p) },
+        vjp: { s, dy in s.grad(applying(maxPoolGrad, [s.x, dy], Window(s.attributes.window))) },
+        jvp: { s, d in d[0].map { applying(maxPoolPick, [s.x, $0], Window(s.attributes.window)) } })
+
+    /// `[x, t]` → `t` read at each window's first maximum of `x`: max pooling's forward rule and the
+    /// adjoint of its gradient.
+    static let maxPoolPick: Op = image(
+        "maxPoolPick", kernel: "max_pool_pick", arity: 2, saves: .inputs, shape: { $0.pooled },
+        host: { a, r, g in
+            func loop<T: FloatElement>(_: T.Type) {
+                let (x, t, o) = (a.input(0, T.self), a.input(1, T.self), a.output(T.self))
+                for i in r {
+                    let (b, y, x0, ch) = g.pooledIndex(i)
+                    o[i] = t[g.argmax(x, b, y, x0, ch)]
+                }
+            }
+            loop(a.dtype.float)
+        },
+        checkCase: imageCase { x, p in
+            applying(
+                maxPoolPick, [stopGradient(x), x * 3],
+                Window(input: x.shape, kernel: (3, 3), strides: (2, 2), padding: p))
+        },
+        vjp: { s, dy in [nil, s.inputs[1].needs ? applying(maxPoolGrad, [s.a, dy], Window(s.attributes.window)) : nil]
+        },
+        jvp: { s, d in d[1].map { applying(maxPoolPick, [s.a, $0], Window(s.attributes.window)) } })
+
+    /// `[x, dy]` → each pixel the sum of `dy` over the windows whose first maximum it is (ties:
+    /// the first in (kh, kw) order gets it all, as TensorFlow).
+    static let maxPoolGrad: Op = image(
+        "maxPoolGrad", kernel: "max_pool_grad", arity: 2, saves: .inputs, shape: { $0.input },
+        host: { a, r, g in
+            func loop<T: FloatElement>(_: T.Type) {
+                let (x, dy, o) = (a.input(0, T.self), a.input(1, T.self), a.output(T.self))
+                for i in r {
+                    let (b, ih, iw, ch) = g.inputIndex(i)
+                    var acc: T = 0
+                    g.windows(containing: ih, iw) { y, x0, _, _ in
+                        if g.argmax(x, b, y, x0, ch) == i { acc += dy[((b * g.oh + y) * g.ow + x0) * g.c + ch] }
+                    }
+                    o[i] = acc
+                }
+            }
+            loop(a.dtype.float)
+        },
+        checkCase: imageCase { x, p in
+            let g = Window(input: x.shape, kernel: (3, 3), strides: (2, 2), padding: p)
+            return applying(maxPoolGrad, [stopGradient(x), Tensor.ones(shape: g.pooled, on: x.device) * 0.5], g) * x
+        },
+        vjp: { s, dy in [nil, s.inputs[1].needs ? applying(maxPoolPick, [s.a, dy], Window(s.attributes.window)) : nil]
+        },
+        jvp: { s, d in d[1].map { applying(maxPoolGrad, [s.a, $0], Window(s.attributes.window)) } })
+
+    static let avgPool: Op = image(
+        "avgPool", kernel: "avg_pool", saves: .nothing, shape: { $0.pooled },
+        host: { a, r, g in
+            func loop<T: FloatElement>(_: T.Type) {
+                let (x, o) = (a.input(0, T.self), a.output(T.self))
+                for i in r {
+                    let (b, y, x0, ch) = g.pooledIndex(i)
+                    var acc: T = 0
+                    for u in 0..<g.kh {
+                        for v in 0..<g.kw {
+                            if let k = g.pixel(b, y * g.sh - g.padTop + u, x0 * g.sw - g.padLeft + v, ch) {
+                                acc += x[k]
+                            }
+                        }
+                    }
+                    o[i] = acc / T(g.count(y, x0))
+                }
+            }
+            loop(a.dtype.float)
+        },
+        checkCase: imageCase { x, p in avgPool2d(x, size: (3, 3), strides: (2, 2), padding: p) },
+        vjp: { s, dy in s.grad(applying(avgPoolGrad, [dy], Window(s.attributes.window))) },
+        jvp: { s, d in d[0].map { applying(avgPool, [$0], Window(s.attributes.window)) } })
+
+    /// avgPool's adjoint: each pixel the sum over its windows of `dy` / (the window's real pixels).
+    static let avgPoolGrad: Op = image(
+        "avgPoolGrad", kernel: "avg_pool_grad", saves: .nothing, shape: { $0.input },
+        host: { a, r, g in
+            func loop<T: FloatElement>(_: T.Type) {
+                let (dy, o) = (a.input(0, T.self), a.output(T.self))
+                for i in r {
+                    let (b, ih, iw, ch) = g.inputIndex(i)
+                    var acc: T = 0
+                    g.windows(containing: ih, iw) { y, x0, _, _ in
+                        acc += dy[((b * g.oh + y) * g.ow + x0) * g.c + ch] / T(g.count(y, x0))
+                    }
+                    o[i] = acc
+                }
+            }
+            loop(a.dtype.float)
+        },
+        checkCase: imageCase { x, p in
+            let g = Window(input: x.shape, kernel: (3, 3), strides: (2, 2), padding: p)
+            return applying(avgPoolGrad, [applying(avgPool, [x], g) * 2], g)
+        },
+        vjp: { s, dy in s.grad(applying(avgPool, [dy], Window(s.attributes.window))) },
+        jvp: { s, d in d[0].map { applying(avgPoolGrad, [$0], Window(s.attributes.window)) } })
+}
