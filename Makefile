@@ -2,10 +2,10 @@
 # Both install the Debian packages they need when missing (as root, or with sudo).
 
 SWIFT ?= swift
-DEBIAN_PACKAGES := ocl-icd-opencl-dev pocl-opencl-icd libopenblas-dev libopenmpi-dev openmpi-bin
+DEBIAN_PACKAGES := ocl-icd-opencl-dev pocl-opencl-icd libopenblas-dev libopenmpi-dev openmpi-bin python3-venv
 RELEASE := .build/release/tapecl
 
-.PHONY: all deps build release run test lint format docs device-check device-check-local check bench bench-distributed bench-peers clean
+.PHONY: all deps build release run test lint format docs python-safetensors device-check device-check-local check bench bench-distributed bench-peers clean
 
 all: build
 
@@ -35,7 +35,7 @@ run: release
 ## Every test, on the host and on every OpenCL device found (PoCL here). `tapecl-stop` and `tapecl` are
 ## built in release too: tests check that a stop prints its message and that the workloads run in an
 ## optimised build (the optimiser once freed values early that a debug build kept).
-test: deps lint
+test: deps lint python-safetensors
 	$(SWIFT) build --build-tests
 	$(SWIFT) build -c release --static-swift-stdlib --product tapecl-stop
 	$(SWIFT) build -c release --static-swift-stdlib --product tapecl
@@ -43,6 +43,13 @@ test: deps lint
 	$(SWIFT) test --skip-build
 	$(MAKE) docs
 	$(MAKE) device-check-local
+
+## Python's safetensors reader for the interoperability test, in .build/pyvenv: best effort (it needs PyPI);
+## without it that one test reports itself skipped.
+python-safetensors:
+	@[ -x .build/pyvenv/bin/python ] && .build/pyvenv/bin/python -c 'import safetensors.numpy' 2>/dev/null || \
+		{ python3 -m venv .build/pyvenv && .build/pyvenv/bin/pip install -q safetensors numpy; } || \
+		echo "python-safetensors: could not install safetensors; the interoperability test will be skipped"
 
 ## The formatter's rules (.swift-format: 120 columns), checked before the tests so CI fails on a violation;
 ## `make format` applies them.

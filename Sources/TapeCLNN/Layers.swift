@@ -1,5 +1,30 @@
 import TapeCL
 
+/// A piece of a model: a function of a tensor with trainable variables, named for saving.
+///
+/// ```swift
+/// let model = Sequential([Conv2D(filterShape: [3, 3, 1, 8], activation: { relu($0) }, seed: 1), Flatten()])
+/// let y = model(images)
+/// try saveSafetensors(model.namedVariables.mapValues(\.value), to: url)
+/// ```
+public protocol Layer: AnyObject {
+    /// The layer applied to `x`.
+    func callAsFunction(_ x: Tensor) -> Tensor
+    /// Every trainable variable, in a fixed order (the optimizer's).
+    var variables: [Variable] { get }
+    /// The variables by name (`weight`, `bias`, or `0.weight` inside a ``Sequential``): what
+    /// ``saveSafetensors(_:to:)`` writes.
+    var namedVariables: [String: Variable] { get }
+    /// Switches training behaviour (``Dropout`` drops only while training); no effect by default.
+    func setTraining(_ training: Bool)
+}
+
+extension Layer {
+    public var variables: [Variable] { namedVariables.sorted { $0.key < $1.key }.map(\.value) }
+    public var namedVariables: [String: Variable] { [:] }
+    public func setTraining(_ training: Bool) {}
+}
+
 /// A fully connected layer: `y = activation(x · weight + bias)`.
 ///
 /// Weights start as normal(0, 1)/√inputSize (from `seed`), biases at zero.
@@ -8,7 +33,7 @@ import TapeCL
 /// let layer = Dense(inputSize: 64, outputSize: 10, seed: 1)
 /// let logits = layer(images)          // [batch, 64] -> [batch, 10]
 /// ```
-public final class Dense: Sendable {
+public final class Dense: Layer, Sendable {
     /// `[inputSize, outputSize]`.
     public let weight: Variable
     /// `[outputSize]`.
@@ -27,29 +52,120 @@ public final class Dense: Sendable {
         self.activation = activation
     }
 
-    /// `activation(x · weight + bias)`.
-    public func callAsFunction(_ x: Tensor) -> Tensor { activation(matmul(x, weight) + bias) }
+    /// `activation(x · weight + bias)`; `x` is `[batch, inputSize]` or `[batch, steps, inputSize]`.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        guard x.rank == 3 else { return activation(matmul(x, weight) + bias) }
+        let flat = x.reshaped(to: [-1, x.shape[2]])
+        return activation((matmul(flat, weight) + bias).reshaped(to: [x.shape[0], x.shape[1], -1]))
+    }
 
     /// The trainable variables: `[weight, bias]`.
     public var variables: [Variable] { [weight, bias] }
+    public var namedVariables: [String: Variable] { ["weight": weight, "bias": bias] }
 }
 
-/// Mean over the batch of `−Σ labels · log softmax(logits)`; `labels` are one-hot (or
-/// probabilities) of the logits' shape `[batch, classes]`.
-public func softmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor {
-    -(labels * logSoftmax(logits)).sum(axes: [-1]).mean()
+/// A 2-D convolution layer (NHWC, filters HWIO): `activation(conv2d(x, filter) + bias)`.
+///
+/// Filters start as normal(0, 1)/√(KH·KW·Cin) (from `seed`), biases at zero.
+///
+/// ```swift
+/// let conv = Conv2D(filterShape: [3, 3, 1, 16], padding: .same, activation: { relu($0) }, seed: 1)
+/// let features = conv(images)        // [N, 8, 8, 1] -> [N, 8, 8, 16]
+/// ```
+public final class Conv2D: Layer, Sendable {
+    /// `[KH, KW, Cin, Cout]`.
+    public let filter: Variable
+    /// `[Cout]`.
+    public let bias: Variable
+    public let strides: (Int, Int)
+    public let padding: Padding
+    public let activation: @Sendable (Tensor) -> Tensor
+
+    public init(
+        filterShape: [Int], strides: (Int, Int) = (1, 1), padding: Padding = .valid,
+        activation: @escaping @Sendable (Tensor) -> Tensor = { $0 }, seed: UInt64 = 0, on device: Device? = nil
+    ) {
+        precondition(filterShape.count == 4, "Conv2D: filterShape \(filterShape) must be [KH, KW, Cin, Cout]")
+        let fanIn = Double(filterShape[0] * filterShape[1] * filterShape[2])
+        filter = Variable(
+            Tensor.randomNormal(shape: filterShape, stddev: 1 / fanIn.squareRoot(), seed: seed, on: device),
+            name: "filter")
+        bias = Variable(Tensor.zeros(shape: [filterShape[3]], on: device), name: "bias")
+        self.strides = strides
+        self.padding = padding
+        self.activation = activation
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        activation(conv2d(x, filter: filter, strides: strides, padding: padding) + bias)
+    }
+
+    public var variables: [Variable] { [filter, bias] }
+    public var namedVariables: [String: Variable] { ["filter": filter, "bias": bias] }
 }
 
-/// `mean((prediction − target)²)`, the square taken as `d · d` (as `tf.square` does; `pow` would
-/// call libm's pow per element and again in the backward pass).
-public func meanSquaredError(_ prediction: Tensor, _ target: Tensor) -> Tensor {
-    let d = prediction - target
-    return (d * d).mean()
+/// Max pooling over `size` windows (``maxPool2d(_:size:strides:padding:)``); no variables.
+public final class MaxPool2D: Layer, Sendable {
+    public let size: (Int, Int)
+    public let strides: (Int, Int)
+    public let padding: Padding
+
+    /// Strides default to the window size (non-overlapping windows).
+    public init(size: (Int, Int) = (2, 2), strides: (Int, Int)? = nil, padding: Padding = .valid) {
+        self.size = size
+        self.strides = strides ?? size
+        self.padding = padding
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { maxPool2d(x, size: size, strides: strides, padding: padding) }
 }
 
-/// One-hot rows: `[labels.count, classes]` with a 1 at each label.
-public func oneHot(_ labels: [Int], classes: Int, on device: Device? = nil) -> Tensor {
-    var values = [Float](repeating: 0, count: labels.count * classes)
-    for (i, l) in labels.enumerated() where (0..<classes).contains(l) { values[i * classes + l] = 1 }
-    return Tensor(shape: [labels.count, classes], scalars: values, on: device)
+/// Average pooling over `size` windows (``avgPool2d(_:size:strides:padding:)``); no variables.
+public final class AvgPool2D: Layer, Sendable {
+    public let size: (Int, Int)
+    public let strides: (Int, Int)
+    public let padding: Padding
+
+    /// Strides default to the window size (non-overlapping windows).
+    public init(size: (Int, Int) = (2, 2), strides: (Int, Int)? = nil, padding: Padding = .valid) {
+        self.size = size
+        self.strides = strides ?? size
+        self.padding = padding
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { avgPool2d(x, size: size, strides: strides, padding: padding) }
+}
+
+/// `[N, ...]` to `[N, product of the rest]`.
+public final class Flatten: Layer, Sendable {
+    public init() {}
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.reshaped(to: [x.shape[0], -1]) }
+}
+
+/// Layers applied one after another. Variables are named by position: `0.weight`, `2.filter`.
+///
+/// ```swift
+/// let cnn = Sequential([
+///     Conv2D(filterShape: [3, 3, 1, 16], padding: .same, activation: { relu($0) }, seed: 1), MaxPool2D(),
+///     Flatten(), Dense(inputSize: 256, outputSize: 10, seed: 2),
+/// ])
+/// ```
+public final class Sequential: Layer {
+    public let layers: [any Layer]
+
+    public init(_ layers: [any Layer]) { self.layers = layers }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { layers.reduce(x) { $1($0) } }
+
+    public var variables: [Variable] { layers.flatMap(\.variables) }
+
+    public var namedVariables: [String: Variable] {
+        var all: [String: Variable] = [:]
+        for (i, layer) in layers.enumerated() {
+            for (name, v) in layer.namedVariables { all["\(i).\(name)"] = v }
+        }
+        return all
+    }
+
+    public func setTraining(_ training: Bool) { layers.forEach { $0.setTraining(training) } }
 }

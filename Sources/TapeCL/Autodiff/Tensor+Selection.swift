@@ -48,8 +48,8 @@ public func select(_ mask: Tensor, _ a: some TensorConvertible, _ b: some Tensor
 /// gather(table, indices: Tensor([Int32(2), 0, 2]), axis: 0)   // [[5, 6], [1, 2], [5, 6]]
 /// ```
 /// - Precondition: every id in `0 ..< x.shape[axis]` (else a `TapeError` naming the id and the bound).
-public func gather(_ x: Tensor, indices: Tensor, axis: Int = 0) -> Tensor {
-    do { return try Tensor.gathered(x, indices, axis: axis) } catch { fail(error) }
+public func gather(_ x: some TensorConvertible, indices: Tensor, axis: Int = 0) -> Tensor {
+    do { return try Tensor.gathered(x.tensor(like: nil), indices, axis: axis) } catch { fail(error) }
 }
 
 /// `x` cut along `axis` into pieces of `sizes` (which add up to the axis's length; one size may

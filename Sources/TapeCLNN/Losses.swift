@@ -1,0 +1,50 @@
+import TapeCL
+
+/// Mean over the batch of `−Σ labels · log softmax(logits)`; `labels` are one-hot (or
+/// probabilities) of the logits' shape `[batch, classes]`.
+public func softmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor {
+    -(labels * logSoftmax(logits)).sum(axes: [-1]).mean()
+}
+
+/// Mean over the examples of `−log softmax(logits)[label]` for int32 class ids
+/// (`tf.nn.sparse_softmax_cross_entropy_with_logits`, averaged): `logits` `[..., classes]`,
+/// `labels` int32 of the leading shape. The gradient is `softmax − onehot` per example, divided by
+/// their number.
+///
+/// ```swift
+/// let loss = sparseSoftmaxCrossEntropy(logits: model(x), labels: Tensor([Int32(3), 1, 0]))
+/// ```
+/// - Precondition: every label in `0 ..< classes` (else a `TapeError` naming it).
+public func sparseSoftmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor {
+    let classes = logits.shape[logits.rank - 1]
+    let rows = logits.reshaped(to: [-1, classes])
+    let flat = labels.reshaped(to: [-1])
+    // Row r's label is element r·classes + label of the flattened log-probabilities.
+    let offsets = Tensor(
+        shape: [flat.shape[0]], scalars: (0..<flat.shape[0]).map { Int32($0 * classes) }, on: logits.device)
+    let picked = gather(logSoftmax(rows).reshaped(to: [-1]), indices: checkedLabels(flat, classes) + offsets)
+    return -picked.mean()
+}
+
+/// `labels` after checking each lies in `0 ..< classes` (int32 addition of the row offsets is exact).
+func checkedLabels(_ labels: Tensor, _ classes: Int) -> Tensor {
+    let values = labels.scalars(as: Int32.self)
+    if let (i, bad) = values.enumerated().first(where: { !(0..<Int32(classes)).contains($1) }) {
+        fatalError("TapeCL: sparseSoftmaxCrossEntropy: label \(bad) (example \(i)) is out of range 0..<\(classes)")
+    }
+    return labels
+}
+
+/// `mean((prediction − target)²)`, the square taken as `d · d` (as `tf.square` does; `pow` would
+/// call libm's pow per element and again in the backward pass).
+public func meanSquaredError(_ prediction: Tensor, _ target: Tensor) -> Tensor {
+    let d = prediction - target
+    return (d * d).mean()
+}
+
+/// One-hot rows: `[labels.count, classes]` with a 1 at each label.
+public func oneHot(_ labels: [Int], classes: Int, on device: Device? = nil) -> Tensor {
+    var values = [Float](repeating: 0, count: labels.count * classes)
+    for (i, l) in labels.enumerated() where (0..<classes).contains(l) { values[i * classes + l] = 1 }
+    return Tensor(shape: [labels.count, classes], scalars: values, on: device)
+}
