@@ -26,11 +26,13 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib
 
-## The main job on the default device: list devices, differentiate the seed example, train on digits.
+## The main job on the default device: list devices, differentiate the seed example, train on digits
+## (the MLP, then the CNN).
 run: release
 	$(RELEASE) devices
 	$(RELEASE) grad "(x+y)^2 + 2*x*y" --at x=2 --at y=-4
 	$(RELEASE) train --epochs 10
+	$(RELEASE) train --model cnn
 
 ## Every test, on the host and on every OpenCL device found (PoCL here). `tapecl-stop` and `tapecl` are
 ## built in release too: tests check that a stop prints its message and that the workloads run in an

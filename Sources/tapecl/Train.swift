@@ -10,16 +10,23 @@ struct Train: ParsableCommand {
         abstract: "Train a small classifier on the 8×8 handwritten digits shipped with TapeCL.",
         discussion:
             "1,797 images (UCI Optical Recognition of Handwritten Digits, CC BY 4.0): 80% train, 20% held "
-            + "out. A 64-64-10 network with ReLU, softmax cross-entropy, Adam or SGD. The same seed on "
-            + "the same device gives the same numbers."
+            + "out. --model mlp: a 64-64-10 network with ReLU; --model cnn: two 3×3 convolutions (16 and 32 "
+            + "filters, ReLU, same padding) each followed by 2×2 max pooling, then a dense layer to 10 classes. "
+            + "Softmax cross-entropy, Adam or SGD. The same seed on the same device gives the same numbers. "
+            + "--save writes the weights as safetensors, --load starts from them (--epochs 0 only evaluates)."
     )
 
-    @Option(help: "Passes over the training set.") var epochs = 15
+    @Option(name: .customLong("epochs"), help: "Passes over the training set (default: 15 for mlp, 20 for cnn).")
+    var epochsOption: Int?
     @Option(help: "Examples per step.") var batchSize = 64
-    @Option(help: "Learning rate.") var learningRate = 0.01
+    @Option(name: .customLong("learning-rate"), help: "Learning rate (default: 0.01 for mlp, 0.005 for cnn).")
+    var learningRateOption: Double?
     @Option(help: "adam or sgd.") var optimizer = "adam"
     @Option(help: "Seed for weights and the split.") var seed: UInt64 = 0
-    @Option(help: "Hidden units.") var hidden = 64
+    @Option(help: "Hidden units (mlp).") var hidden = 64
+    @Option(help: "mlp or cnn.") var model = "mlp"
+    @Option(help: "Write the trained weights to this safetensors file.") var save: String?
+    @Option(help: "Start from the weights in this safetensors file (as --save wrote them).") var load: String?
     @Flag(
         help: ArgumentHelp(
             "Data-parallel over MPI: run under mpirun; each process takes a share of every batch, gradients are "
@@ -45,15 +52,19 @@ struct Train: ParsableCommand {
         }
     }
 
+    var epochs: Int { epochsOption ?? (model == "cnn" ? 20 : 15) }
+    var learningRate: Double { learningRateOption ?? (model == "cnn" ? 0.005 : 0.01) }
+
     static let maxEpochs = 1_000_000
     static let maxBatchSize = 1 << 20
     static let maxHidden = 1 << 24
 
     /// Every option in its range, checked before anything is allocated or trained.
     func validate() throws {
-        guard (1...Self.maxEpochs).contains(epochs) else {
-            throw UserError("--epochs must be from 1 to \(Self.maxEpochs), not \(epochs)")
+        guard (0...Self.maxEpochs).contains(epochs) else {
+            throw UserError("--epochs must be from 0 to \(Self.maxEpochs), not \(epochs)")
         }
+        guard ["mlp", "cnn"].contains(model) else { throw UserError("--model must be mlp or cnn, not '\(model)'") }
         guard (1...Self.maxBatchSize).contains(batchSize) else {
             throw UserError("--batch-size must be from 1 to \(Self.maxBatchSize), not \(batchSize)")
         }
@@ -81,8 +92,10 @@ struct Train: ParsableCommand {
     /// The network's memory: weights with their gradients and two Adam moments, and a batch's
     /// activations and their gradients, float32. Larger than the device is an error, not an abort.
     func checkMemory(on device: Device, trainCount: Int) throws {
-        let weights = 64 * hidden + hidden + hidden * 10 + 10
-        let activations = min(batchSize, trainCount) * (64 + 2 * hidden + 2 * 10)
+        // the cnn: its filters and dense layer; per example, the im2col rows and activations of both convolutions
+        let weights = model == "cnn" ? 9 * 16 + 16 + 9 * 16 * 32 + 32 + 128 * 10 + 10 : 64 * hidden + hidden + hidden * 10 + 10
+        let perExample = model == "cnn" ? 64 * (9 + 3 * 16) + 16 * (144 + 3 * 32) + 128 + 20 : 64 + 2 * hidden + 2 * 10
+        let activations = min(batchSize, trainCount) * perExample
         let bytes = 4 * (4 * weights + 2 * activations)
         let available = device.info.globalMemoryBytes
         guard bytes <= available / 2 else {
@@ -94,10 +107,10 @@ struct Train: ParsableCommand {
     }
 
     func train(_ data: DigitsData, _ opt: any Optimizer, _ device: Device) throws {
-        let l1 = Dense(inputSize: 64, outputSize: hidden, activation: { relu($0) }, seed: seed &+ 1)
-        let l2 = Dense(inputSize: hidden, outputSize: 10, seed: seed &+ 2)
-        let variables = l1.variables + l2.variables
-        let model = { (x: Tensor) in l2(l1(x)) }
+        let network = makeModel()
+        let variables = network.variables
+        if let load { try loadWeights(load, into: network) }
+        let model = { (x: Tensor) in network(self.model == "cnn" ? x.reshaped(to: [x.shape[0], 8, 8, 1]) : x) }
         let speaks = !distributed || Distributed.rank == 0  // under mpirun, rank 0 prints
         if distributed { Distributed.broadcast(variables, root: 0) }
         let progress = isatty(STDOUT_FILENO) != 0 && !options.json && !distributed  // mpirun gives ranks a pty
@@ -110,7 +123,8 @@ struct Train: ParsableCommand {
                     + "\(data.testCount) held out, \(steps) steps per epoch"
             )
         }
-        for epoch in 1...epochs {
+        network.setTraining(true)
+        for epoch in stride(from: 1, through: epochs, by: 1) {
             let start = Date()
             var order = Array(0..<data.trainCount)
             order.shuffle(using: &rng)
@@ -160,15 +174,58 @@ struct Train: ParsableCommand {
                         100 * accuracy, seconds))
             }
         }
+        network.setTraining(false)
         let (x, _, labels) = data.batch(Array(0..<data.testCount), from: .test, on: device)
         let right = zip(argmax(model(x)), labels).filter { $0 == $1 }.count
         let accuracy = Double(right) / Double(data.testCount)
+        if let save, speaks {
+            do {
+                try saveSafetensors(network.namedVariables.mapValues(\.value), to: URL(fileURLWithPath: save))
+            } catch { throw UserError("--save \(save): \(error)") }
+        }
         if !speaks {
             return
         } else if options.json {
             try JSON.print(Summary(heldOutAccuracy: accuracy, heldOut: data.testCount, device: device.name))
         } else {
             print(String(format: "held-out accuracy: %.1f%% (%ld of %ld)", 100 * accuracy, right, data.testCount))
+        }
+    }
+
+    /// The network of `--model`, its weights from `seed`.
+    func makeModel() -> Sequential {
+        if model == "cnn" {
+            return Sequential([
+                Conv2D(filterShape: [3, 3, 1, 16], padding: .same, activation: { relu($0) }, seed: seed &+ 1),
+                MaxPool2D(size: (2, 2)),
+                Conv2D(filterShape: [3, 3, 16, 32], padding: .same, activation: { relu($0) }, seed: seed &+ 2),
+                MaxPool2D(size: (2, 2)), Flatten(), Dense(inputSize: 128, outputSize: 10, seed: seed &+ 3),
+            ])
+        }
+        return Sequential([
+            Dense(inputSize: 64, outputSize: hidden, activation: { relu($0) }, seed: seed &+ 1),
+            Dense(inputSize: hidden, outputSize: 10, seed: seed &+ 2),
+        ])
+    }
+
+    /// Sets `network`'s variables from the file, which must hold exactly those names and shapes.
+    func loadWeights(_ path: String, into network: Sequential) throws {
+        let tensors: [String: Tensor]
+        do { tensors = try loadSafetensors(from: URL(fileURLWithPath: path)) } catch {
+            throw UserError("--load \(path): \(error)")
+        }
+        let named = network.namedVariables
+        guard Set(tensors.keys) == Set(named.keys) else {
+            throw UserError(
+                "--load \(path): the file has \(tensors.keys.sorted()), --model \(model) needs \(named.keys.sorted())")
+        }
+        for (name, v) in named {
+            let t = tensors[name]!
+            guard t.shape == v.shape, t.dtype == v.dtype else {
+                throw UserError(
+                    "--load \(path): '\(name)' is \(t.shape) \(t.dtype) in the file, \(v.shape) \(v.dtype) in --model \(model)")
+            }
+            v.assign(t)
         }
     }
 

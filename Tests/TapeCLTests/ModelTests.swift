@@ -1,0 +1,46 @@
+import Foundation
+import TapeCL
+import TapeCLNN
+import Testing
+
+/// The models of issue 16, trained as a user trains them: `tapecl train --model cnn` (the release
+/// build that `make test` makes) and a small attention model.
+@Suite("models that train")
+struct ModelTests {
+    static let tool = packageRoot.appendingPathComponent(".build/release/tapecl")
+
+    static func summary(_ out: String) throws -> [String: Any] {
+        let last = out.split(separator: "\n").last.map(String.init) ?? ""
+        return try #require(try json(last) as? [String: Any])
+    }
+
+    /// The CNN reaches 98% held-out accuracy with the same numbers on every device; its weights
+    /// saved with --save and loaded with --load give the same accuracy.
+    @Test func cnnTrainsToNinetyEightPercentOnEveryDevice() throws {
+        var results: [String: (accuracy: Double, losses: [Double])] = [:]
+        let weights = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-cnn-\(UUID()).safetensors")
+        defer { try? FileManager.default.removeItem(at: weights) }
+        for device in ["host"] + Device.openCL.prefix(1).map(\.name) {
+            var arguments = ["train", "--model", "cnn", "--json", "--device", device]
+            if device == "host" { arguments += ["--save", weights.path] }
+            let r = try run(Self.tool, arguments)
+            #expect(r.status == 0, "\(r.err)")
+            let lines = r.out.split(separator: "\n").map(String.init)
+            let losses = try lines.dropLast().map { try #require((try json($0) as? [String: Any])?["loss"] as? Double) }
+            results[device] = (try #require(try Self.summary(r.out)["held_out_accuracy"] as? Double), losses)
+        }
+        let host = try #require(results["host"])
+        #expect(host.accuracy >= 0.98, "held-out accuracy \(host.accuracy)")
+        #expect(host.losses.count == 20)
+        for (device, r) in results where device != "host" {
+            #expect(r.accuracy == host.accuracy, "\(device): \(r.accuracy), host \(host.accuracy)")
+            #expect(zip(r.losses, host.losses).allSatisfy { Swift.abs($0 - $1) <= 1e-4 * Swift.max(1, Swift.abs($1)) }, "\(device)")
+        }
+        let reloaded = try run(Self.tool, ["train", "--model", "cnn", "--json", "--device", "host", "--load", weights.path, "--epochs", "0"])
+        #expect(reloaded.status == 0, "\(reloaded.err)")
+        #expect(try Self.summary(reloaded.out)["held_out_accuracy"] as? Double == host.accuracy)
+        let wrong = try run(Self.tool, ["train", "--model", "mlp", "--load", weights.path, "--epochs", "0"])
+        #expect(wrong.status == 2)
+        #expect(wrong.err.hasPrefix("error: --load \(weights.path): the file has [\"0.bias\", \"0.filter\""), "\(wrong.err)")
+    }
+}
