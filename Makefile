@@ -56,10 +56,10 @@ python-safetensors:
 ## The formatter's rules (.swift-format: 120 columns), checked before the tests so CI fails on a violation;
 ## `make format` applies them.
 lint:
-	$(SWIFT) format lint --strict --recursive Sources Tests Plugins
+	$(SWIFT) format lint --strict --recursive Sources Tests Plugins Examples
 
 format:
-	$(SWIFT) format format --in-place --recursive Sources Tests Plugins
+	$(SWIFT) format format --in-place --recursive Sources Tests Plugins Examples
 
 ## The documentation of every public module (TapeCL, TapeCLRuntime, TapeCLNN, TapeCLDistributed), failing on any DocC warning;
 ## the archives are in .build/plugins/Swift-DocC/outputs.

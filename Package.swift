@@ -39,6 +39,9 @@ let package = Package(
         // Not products: the op-check runner (`tapecl check`, the tests) and the benchmark workloads.
         .target(name: "TapeCLCheck", dependencies: ["TapeCL"]),
         .target(name: "TapeCLBenchmarks", dependencies: ["TapeCL", "TapeCLNN"]),
+        // Example models (the attention model of Examples/Attention), shared with the tests.
+        .target(name: "TapeCLExamples", dependencies: ["TapeCL", "TapeCLNN"]),
+        .executableTarget(name: "tapecl-attention", dependencies: ["TapeCL", "TapeCLExamples"], path: "Examples/Attention"),
         .executableTarget(
             name: "tapecl",
             dependencies: [
@@ -71,7 +74,7 @@ let package = Package(
         // MARK: - Tests
         .testTarget(
             name: "TapeCLTests",
-            dependencies: ["TapeCL", "TapeCLNN", "TapeCLDistributed", "TapeCLCheck", "TapeCLBenchmarks"]
+            dependencies: ["TapeCL", "TapeCLNN", "TapeCLDistributed", "TapeCLCheck", "TapeCLBenchmarks", "TapeCLExamples"]
         ),
         // Misuses TapeCL on purpose; `make test` builds it in release, where a stop must still print its message.
         .executableTarget(name: "tapecl-stop", dependencies: ["TapeCL"], path: "Tests/Programs/tapecl-stop"),

@@ -93,7 +93,8 @@ struct Train: ParsableCommand {
     /// activations and their gradients, float32. Larger than the device is an error, not an abort.
     func checkMemory(on device: Device, trainCount: Int) throws {
         // the cnn: its filters and dense layer; per example, the im2col rows and activations of both convolutions
-        let weights = model == "cnn" ? 9 * 16 + 16 + 9 * 16 * 32 + 32 + 128 * 10 + 10 : 64 * hidden + hidden + hidden * 10 + 10
+        let weights =
+            model == "cnn" ? 9 * 16 + 16 + 9 * 16 * 32 + 32 + 128 * 10 + 10 : 64 * hidden + hidden + hidden * 10 + 10
         let perExample = model == "cnn" ? 64 * (9 + 3 * 16) + 16 * (144 + 3 * 32) + 128 + 20 : 64 + 2 * hidden + 2 * 10
         let activations = min(batchSize, trainCount) * perExample
         let bytes = 4 * (4 * weights + 2 * activations)
@@ -223,7 +224,8 @@ struct Train: ParsableCommand {
             let t = tensors[name]!
             guard t.shape == v.shape, t.dtype == v.dtype else {
                 throw UserError(
-                    "--load \(path): '\(name)' is \(t.shape) \(t.dtype) in the file, \(v.shape) \(v.dtype) in --model \(model)")
+                    "--load \(path): '\(name)' is \(t.shape) \(t.dtype) in the file, \(v.shape) \(v.dtype) in --model \(model)"
+                )
             }
             v.assign(t)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import TapeCL
+import TapeCLExamples
 import TapeCLNN
 import Testing
 
@@ -34,13 +35,30 @@ struct ModelTests {
         #expect(host.losses.count == 20)
         for (device, r) in results where device != "host" {
             #expect(r.accuracy == host.accuracy, "\(device): \(r.accuracy), host \(host.accuracy)")
-            #expect(zip(r.losses, host.losses).allSatisfy { Swift.abs($0 - $1) <= 1e-4 * Swift.max(1, Swift.abs($1)) }, "\(device)")
+            #expect(
+                zip(r.losses, host.losses).allSatisfy { Swift.abs($0 - $1) <= 1e-4 * Swift.max(1, Swift.abs($1)) },
+                "\(device)")
         }
-        let reloaded = try run(Self.tool, ["train", "--model", "cnn", "--json", "--device", "host", "--load", weights.path, "--epochs", "0"])
+        let reloaded = try run(
+            Self.tool,
+            ["train", "--model", "cnn", "--json", "--device", "host", "--load", weights.path, "--epochs", "0"])
         #expect(reloaded.status == 0, "\(reloaded.err)")
         #expect(try Self.summary(reloaded.out)["held_out_accuracy"] as? Double == host.accuracy)
         let wrong = try run(Self.tool, ["train", "--model", "mlp", "--load", weights.path, "--epochs", "0"])
         #expect(wrong.status == 2)
-        #expect(wrong.err.hasPrefix("error: --load \(weights.path): the file has [\"0.bias\", \"0.filter\""), "\(wrong.err)")
+        #expect(
+            wrong.err.hasPrefix("error: --load \(weights.path): the file has [\"0.bias\", \"0.filter\""), "\(wrong.err)"
+        )
+    }
+
+    /// The attention model of Examples/Attention learns to reverse sequences of 8 tokens: 95% of
+    /// the tokens of 512 new sequences right after 300 Adam steps, on every device.
+    @Test(arguments: devices)
+    func attentionLearnsToReverseSequences(device: Device) throws {
+        try withDevice(device) {
+            let model = AttentionModel(seed: 1)
+            let accuracy = try trainReversal(model, steps: 300, on: device)
+            #expect(accuracy >= 0.95, "token accuracy \(accuracy) on \(device)")
+        }
     }
 }
