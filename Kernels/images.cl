@@ -2,7 +2,8 @@
 // im2col and col2im (convolution as a matrix product), max and average pooling and their gradients.
 // p = (N, H, W, C, KH, KW, SH, SW), q = (padTop, padLeft, OH, OW): input N×H×W×C, windows KH×KW
 // with strides SH×SW, output OH×OW, window (oh, ow) starting at (oh·SH − padTop, ow·SW − padLeft).
-// Sums run in a fixed order (kh, then kw, ascending), the host's too.
+// Sums run in a fixed order (kh, then kw, ascending), the host's too. Index arithmetic is 32-bit
+// (the backend runs an indexed op on the host when its output has 2^31 elements or more).
 #include "common.cl"
 
 #define WINDOW                                                                                    \
@@ -10,16 +11,21 @@
     const int PT = q.s0, PL = q.s1, OH = q.s2, OW = q.s3;
 
 // cols [N·OH·OW, KH·KW·C]: row (n, oh, ow), column (kh, kw, c) = x at (oh·SH − PT + kh, ow·SW − PL + kw), 0 outside.
+// One item per (row, kh, kw): its C channels.
 __kernel void im2col(__global const T* restrict x, __global T* restrict out, const int8 p, const int8 q,
                      const ulong off) {
     WINDOW
-    const size_t i = get_global_id(0) + off;
-    const size_t width = (size_t)KH * KW * C, row = i / width;
-    const int col = (int)(i % width), c = col % C, kw = (col / C) % KW, kh = col / (C * KW);
-    const int ow = (int)(row % OW), oh = (int)((row / OW) % OH);
-    const size_t n = row / ((size_t)OW * OH);
-    const int ih = oh * SH - PT + kh, iw = ow * SW - PL + kw;
-    out[i] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? x[((n * H + ih) * W + iw) * C + c] : (T)0;
+    const uint item = (uint)(get_global_id(0) + off);
+    const uint row = item / (KH * KW), k = item - row * (KH * KW), kh = k / KW, kw = k - kh * KW;
+    const uint ow = row % OW, oh = (row / OW) % OH, n = row / (OW * OH);
+    const int ih = (int)(oh * SH + kh) - PT, iw = (int)(ow * SW + kw) - PL;
+    __global T* o = out + (size_t)item * C;
+    if (ih >= 0 && ih < H && iw >= 0 && iw < W) {
+        __global const T* src = x + ((n * H + ih) * W + iw) * C;
+        for (int c = 0; c < C; c++) o[c] = src[c];
+    } else {
+        for (int c = 0; c < C; c++) o[c] = (T)0;
+    }
 }
 
 // The windows (oh, ow) that contain input pixel (ih, iw), and (kh, kw) its place in each.
@@ -36,17 +42,19 @@ __kernel void im2col(__global const T* restrict x, __global T* restrict out, con
 #define END_WINDOWS }}
 
 // x [N, H, W, C] = Σ over the windows containing each pixel of cols' entry for it (im2col's adjoint).
+// One item per pixel: its C channels, each 0 + the windows' entries in (kh, kw) order.
 __kernel void col2im(__global const T* restrict cols, __global T* restrict out, const int8 p, const int8 q,
                      const ulong off) {
     WINDOW
-    const size_t i = get_global_id(0) + off;
-    const int c = (int)(i % C), iw = (int)((i / C) % W), ih = (int)((i / ((size_t)C * W)) % H);
-    const size_t n = i / ((size_t)C * W * H);
-    T acc = (T)0;
+    const uint pixel = (uint)(get_global_id(0) + off);
+    const int iw = (int)(pixel % W), ih = (int)((pixel / W) % H);
+    const uint n = pixel / (W * H);
+    __global T* o = out + (size_t)pixel * C;
+    for (int c = 0; c < C; c++) o[c] = (T)0;
     FOR_WINDOWS_CONTAINING(ih, iw)
-        acc += cols[((n * OH + oh) * OW + ow) * ((size_t)KH * KW * C) + ((size_t)kh * KW + kw) * C + c];
+        __global const T* src = cols + ((n * OH + oh) * OW + ow) * (KH * KW * C) + (kh * KW + kw) * C;
+        for (int c = 0; c < C; c++) o[c] += src[c];
     END_WINDOWS
-    out[i] = acc;
 }
 
 // The first largest element of window (oh, ow) of channel c of image n (padding excluded):

@@ -1,7 +1,7 @@
 """Shared by the peer benchmarks: sizes, timing and output exactly as `tapecl bench --json`.
 
 The workloads are defined in ../../../shared/bench/WORKLOADS.md (and in TapeCL's
-Sources/TapeCL/Bench/Workloads.swift); each peer script implements the same five.
+Sources/TapeCL/Bench/Workloads.swift); each peer script implements the same six.
 """
 import json
 import math
@@ -11,9 +11,10 @@ import statistics
 import sys
 import time
 
-SIZES = {"W1": (1000, 1000), "W2": (256, 32), "W3": (1024, 256), "W4": (1 << 24, 1 << 18), "W5": (1 << 22, 1 << 16)}
-FIGURES = {"W1": "µs/op", "W2": "ms/step", "W3": "GFLOP/s", "W4": "ms", "W5": "MiB peak"}
-NAMES = {"W1": "chain", "W2": "mlp", "W3": "matmul", "W4": "elementwise", "W5": "memory"}
+SIZES = {"W1": (1000, 1000), "W2": (256, 32), "W3": (1024, 256), "W4": (1 << 24, 1 << 18), "W5": (1 << 22, 1 << 16),
+         "W6": (32, 4)}
+FIGURES = {"W1": "µs/op", "W2": "ms/step", "W3": "GFLOP/s", "W4": "ms", "W5": "MiB peak", "W6": "GFLOP/s"}
+NAMES = {"W1": "chain", "W2": "mlp", "W3": "matmul", "W4": "elementwise", "W5": "memory", "W6": "conv"}
 
 
 def random_normal(shape, seed, stddev=1.0):

@@ -1,4 +1,4 @@
-"""W1–W5 in TensorFlow (eager GradientTape, CPU, intra-op threads 2, inter-op 1)."""
+"""W1–W6 in TensorFlow (eager GradientTape, CPU, intra-op threads 2, inter-op 1)."""
 import math
 import os
 
@@ -97,6 +97,22 @@ def w5(n, quick):
     after = rss_bytes() - before + n * 4
     report(PEER, "W5", n, [peak / 1048576], peak_live_bytes=peak, live_after_bytes=after,
            x_plus_gradient_bytes=2 * n * 4, measure="peak RSS growth")
+
+
+def w6(n, quick):
+    x = tf.constant(random_normal((n, 32, 32, 16), 1))
+    w = tf.constant(random_normal((3, 3, 16, 32), 2, 1 / 12))
+    check = {}
+
+    def once():
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            loss = tf.reduce_sum(tf.nn.relu(tf.nn.conv2d(x, w, strides=1, padding="SAME")))
+        gx, gw = tape.gradient(loss, [x, w])
+        check["sum_dx_plus_sum_dw"] = float(tf.reduce_sum(gw)) + float(tf.reduce_sum(gx))
+
+    s = timed(once, 2, 3 if quick else 10)
+    report(PEER, "W6", n, [3 * 2 * n * 32 * 32 * 32 * 3 * 3 * 16 / t / 1e9 for t in s], **check)
 
 
 if __name__ == "__main__":

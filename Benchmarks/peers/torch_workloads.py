@@ -1,4 +1,4 @@
-"""W1–W5 in PyTorch (eager, CPU, 2 threads)."""
+"""W1–W6 in PyTorch (eager, CPU, 2 threads)."""
 import math
 import os
 
@@ -88,6 +88,21 @@ def w5(n, quick):
     after = rss_bytes() - before + x.numel() * 4      # x was live before
     report(PEER, "W5", n, [peak / 1048576], peak_live_bytes=peak, live_after_bytes=after,
            x_plus_gradient_bytes=x.numel() * 4 + g.numel() * 4, measure="peak RSS growth")
+
+
+def w6(n, quick):
+    # NHWC data and HWIO filter as TapeCL draws them, laid out as PyTorch's NCHW / OIHW.
+    x = torch.from_numpy(random_normal((n, 32, 32, 16), 1)).permute(0, 3, 1, 2).contiguous().requires_grad_()
+    w = torch.from_numpy(random_normal((3, 3, 16, 32), 2, 1 / 12)).permute(3, 2, 0, 1).contiguous().requires_grad_()
+    check = {}
+
+    def once():
+        loss = torch.relu(torch.nn.functional.conv2d(x, w, stride=1, padding="same")).sum()
+        gx, gw = torch.autograd.grad(loss, [x, w])
+        check["sum_dx_plus_sum_dw"] = gw.sum().item() + gx.sum().item()
+
+    s = timed(once, 2, 3 if quick else 10)
+    report(PEER, "W6", n, [3 * 2 * n * 32 * 32 * 32 * 3 * 3 * 16 / t / 1e9 for t in s], **check)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ package struct Workload: Sendable {
     package let higherIsBetter: Bool
     package let run: @Sendable (_ size: Int, _ device: Device, _ quick: Bool) throws -> Measurement
 
-    package static let all: [Workload] = [chain, mlp, matmulWorkload, elementwise, memory]
+    package static let all: [Workload] = [chain, mlp, matmulWorkload, elementwise, memory, convolution]
 
     package static func named(_ id: String) -> Workload? { all.first { $0.id.lowercased() == id.lowercased() } }
 }
@@ -172,6 +172,34 @@ extension Workload {
                     ("peak_live_bytes", Double(peak - others)), ("live_after_bytes", Double(after)),
                     ("x_plus_gradient_bytes", Double(x.byteCount + g.byteCount)),
                 ])
+        }
+    }
+}
+
+extension Workload {
+    /// W6: `sum(relu(conv2d(x, w, strides (1, 1), .same)))` and its gradient with respect to x and w;
+    /// x `[n, 32, 32, 16]`, w `[3, 3, 16, 32]` normal(0, 1)/√(3·3·16); 3 convolutions of
+    /// 2·n·32·32·32·3·3·16 flops each (forward, and the two gradients).
+    static let convolution = Workload(
+        id: "W6", name: "conv", figure: "GFLOP/s", size: 32, quickSize: 4, higherIsBetter: true
+    ) { n, device, quick in
+        try withDevice(device) {
+            let x = Tensor.randomNormal(shape: [n, 32, 32, 16], seed: 1)
+            let w = Tensor.randomNormal(shape: [3, 3, 16, 32], stddev: 1 / 12, seed: 2)
+            var check = 0.0
+            let flops = 3 * 2 * Double(n) * Double(32 * 32 * 32 * 3 * 3 * 16)
+            func once() throws -> Double {
+                let t = try seconds {
+                    let tape = GradientTape()
+                    tape.watch([x, w])
+                    let loss = tape.record { relu(conv2d(x, filter: w, strides: (1, 1), padding: .same)).sum() }
+                    let g = try tape.gradient(of: loss, wrt: [x, w])
+                    check = Double(g[1]!.sum().scalar) + Double(g[0]!.sum().scalar)  // waits for both
+                }
+                return flops / t / 1e9
+            }
+            return Measurement(
+                samples: try repeated(warmups: 2, reps: quick ? 3 : 10, once), checks: [("sum dx + sum dw", check)])
         }
     }
 }

@@ -38,21 +38,25 @@ import Synchronization
 /// built for the first input's element type `T`, called as
 /// `name(inputs' buffers..., out, const int8 p, const int8 q, const ulong off)` with one work-item
 /// per output element (`out[off + get_global_id(0)]`); `p` and `q` carry the first sixteen
-/// ``KernelParameters/window`` values. `host` is the same loop on the host for a range of output
-/// indices (run on both cores, `grain` indices at least to a part).
+/// ``KernelParameters/window`` values. With `run` set, each work-item writes a run of
+/// `window[run]` consecutive output elements instead (an image's channels: one index computation
+/// for all of them). `host` is the same loop on the host for a range of output indices (run on
+/// both cores, `grain` indices at least to a part).
 @_spi(Runtime) public struct IndexedKernel: Sendable {
     @_spi(Runtime) public let name: String
     @_spi(Runtime) public let family: String
     @_spi(Runtime) public let grain: Int
+    @_spi(Runtime) public let run: Int?
     @_spi(Runtime) public let host: @Sendable (IndexedArguments, Range<Int>) -> Void
 
     @_spi(Runtime) public init(
-        _ name: String, family: String, grain: Int = 1 << 12,
+        _ name: String, family: String, grain: Int = 1 << 12, run: Int? = nil,
         host: @escaping @Sendable (IndexedArguments, Range<Int>) -> Void
     ) {
         self.name = name
         self.family = family
         self.grain = grain
+        self.run = run
         self.host = host
     }
 }

@@ -227,13 +227,16 @@ import TapeCLKernels
                 bytes: l.output.bytes)
         case .indexed(let k):
             let p = l.attributes.window
-            guard p.count <= 16, l.shape.count <= 8 else { throw Unsupported(reason: "more than 16 parameters") }
+            guard p.count <= 16 else { throw Unsupported(reason: "more than 16 parameters") }
+            guard n < Int(Int32.max), l.inputs.allSatisfy({ $0.count < Int(Int32.max) }) else {
+                throw Unsupported(reason: "2^31 elements or more (the kernels index in 32 bits)")
+            }
             try enqueueExact(
                 try kernel(k.name, family: k.family, dtype: l.inputs[0].dtype),
                 l.inputs.map { .buffer($0.buffer.handle) } + [
                     out, .int8(Array(p.prefix(8))), .int8(Array(p.dropFirst(8))),
                 ],
-                n: n)
+                n: k.run.map { n / Swift.max(p[$0], 1) } ?? n)
         case .alias, .transfer:
             fatalError("\(l.opName) is not a kernel")
         }

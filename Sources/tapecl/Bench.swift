@@ -7,13 +7,13 @@ import TapeCLDistributed
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the benchmark workloads W1–W5 (bench/WORKLOADS.md) on a device.",
+        abstract: "Run the benchmark workloads W1–W6 (bench/WORKLOADS.md) on a device.",
         discussion:
             "Setup is not timed; warm-ups run first; each timed repetition ends by reading a value back. "
             + "Prints the median with min and max."
     )
 
-    @Argument(help: "Workloads to run (default: all): W1 W2 W3 W4 W5.")
+    @Argument(help: "Workloads to run (default: all): W1 W2 W3 W4 W5 W6.")
     var workloads: [String] = []
 
     @Flag(help: "Smaller sizes and fewer repetitions.")
@@ -32,7 +32,9 @@ struct Bench: ParsableCommand {
             if distributed { return try runDistributed() }
             let device = try options.resolveDevice()
             let chosen = try (workloads.isEmpty ? Workload.all.map(\.id) : workloads).map { id in
-                guard let w = Workload.named(id) else { throw UserError("unknown workload '\(id)' (W1 W2 W3 W4 W5)") }
+                guard let w = Workload.named(id) else {
+                    throw UserError("unknown workload '\(id)' (W1 W2 W3 W4 W5 W6)")
+                }
                 return w
             }
             for w in chosen {

@@ -100,7 +100,8 @@ public enum Padding: Sendable {
 extension Op {
     /// An image op: kernel `name` of images.cl with `host`, the window as its `window` attribute.
     static func image(
-        _ name: String, kernel: String, arity: Int = 1, floatOnly: Bool = true, saves: Saves,
+        _ name: String, kernel: String, arity: Int = 1, floatOnly: Bool = true, channelRuns: Bool = false,
+        saves: Saves,
         shape: @escaping @Sendable (Window) -> [Int],
         host: @escaping @Sendable (IndexedArguments, Range<Int>, Window) -> Void,
         checkCase: CheckSampler?, vjp: @escaping VJP, jvp: @escaping JVP
@@ -108,7 +109,9 @@ extension Op {
         Op(
             name: name, arity: arity,
             forward: .indexed(
-                IndexedKernel(kernel, family: "images", grain: 1 << 10) { a, r in host(a, r, Window(a.parameters)) }),
+                IndexedKernel(kernel, family: "images", grain: 1 << 10, run: channelRuns ? 3 : nil) { a, r in
+                    host(a, r, Window(a.parameters))
+                }),
             shape: { _, a in shape(Window(a.window)) }, saves: saves, floatOnly: floatOnly, fusable: false,
             tolerance: .summed, checkCase: checkCase, vjp: vjp, jvp: jvp)
     }
@@ -125,19 +128,26 @@ extension Op {
     }
 
     static let im2col: Op = image(
-        "im2col", kernel: "im2col", floatOnly: false, saves: .nothing, shape: { $0.columns },
+        "im2col", kernel: "im2col", floatOnly: false, channelRuns: true, saves: .nothing, shape: { $0.columns },
         host: { a, r, g in
             func loop<T: Element>(_: T.Type) {
                 let (x, o) = (a.input(0, T.self), a.output(T.self))
                 let width = g.kh * g.kw * g.c
-                for i in r {
-                    let (row, col) = (i / width, i % width)
+                var i = r.lowerBound
+                while i < r.upperBound {  // a run of channels of one (row, kh, kw): one pixel's, or padding
+                    let (row, col) = i.quotientAndRemainder(dividingBy: width)
                     let (ch, v, u) = (col % g.c, (col / g.c) % g.kw, col / (g.c * g.kw))
                     let (b, y, x0) = (row / (g.ow * g.oh), (row / g.ow) % g.oh, row % g.ow)
-                    o[i] = g.pixel(b, y * g.sh - g.padTop + u, x0 * g.sw - g.padLeft + v, ch).map { x[$0] } ?? 0
+                    let run = Swift.min(g.c - ch, r.upperBound - i)
+                    if let k = g.pixel(b, y * g.sh - g.padTop + u, x0 * g.sw - g.padLeft + v, ch) {
+                        (o + i).update(from: x + k, count: run)
+                    } else {
+                        (o + i).update(repeating: 0, count: run)
+                    }
+                    i += run
                 }
             }
-            loop(a.dtype.element)
+            forEachType(a.dtype, loop, loop, loop, loop, loop)
         },
         checkCase: imageCase { x, p in
             conv2d(x, filter: Tensor.ones(shape: [3, 3, 3, 2], on: x.device), strides: (2, 2), padding: p)
@@ -147,21 +157,25 @@ extension Op {
 
     /// im2col's adjoint: each pixel the sum of its entries in the columns, in (kh, kw) order.
     static let col2im: Op = image(
-        "col2im", kernel: "col2im", saves: .nothing, shape: { $0.input },
+        "col2im", kernel: "col2im", channelRuns: true, saves: .nothing, shape: { $0.input },
         host: { a, r, g in
             func loop<T: FloatElement>(_: T.Type) {
                 let (cols, o) = (a.input(0, T.self), a.output(T.self))
                 let width = g.kh * g.kw * g.c
-                for i in r {
+                var i = r.lowerBound
+                while i < r.upperBound {  // a run of one pixel's channels, each summed in (kh, kw) order
                     let (b, ih, iw, ch) = g.inputIndex(i)
-                    var acc: T = 0
+                    let run = Swift.min(g.c - ch, r.upperBound - i)
+                    let out = o + i
+                    out.update(repeating: 0, count: run)
                     g.windows(containing: ih, iw) { y, x, u, v in
-                        acc += cols[((b * g.oh + y) * g.ow + x) * width + (u * g.kw + v) * g.c + ch]
+                        let source = cols + ((b * g.oh + y) * g.ow + x) * width + (u * g.kw + v) * g.c + ch
+                        for k in 0..<run { out[k] += source[k] }
                     }
-                    o[i] = acc
+                    i += run
                 }
             }
-            loop(a.dtype.float)
+            forFloatType(a.dtype, loop, loop)
         },
         checkCase: imageCase { x, p in
             let g = Window(input: x.shape, kernel: (3, 3), strides: (2, 2), padding: p)
@@ -180,7 +194,7 @@ extension Op {
                     o[i] = x[g.argmax(x, b, y, x0, ch)]
                 }
             }
-            loop(a.dtype.float)
+            forFloatType(a.dtype, loop, loop)
         },
         checkCase: imageCase { x, p in maxPool2d(x, size: (3, 3), strides: (2, 2), padding: p) },
         vjp: { s, dy in s.grad(applying(maxPoolGrad, [s.x, dy], Window(s.attributes.window))) },
@@ -198,7 +212,7 @@ extension Op {
                     o[i] = t[g.argmax(x, b, y, x0, ch)]
                 }
             }
-            loop(a.dtype.float)
+            forFloatType(a.dtype, loop, loop)
         },
         checkCase: imageCase { x, p in
             applying(
@@ -225,7 +239,7 @@ extension Op {
                     o[i] = acc
                 }
             }
-            loop(a.dtype.float)
+            forFloatType(a.dtype, loop, loop)
         },
         checkCase: imageCase { x, p in
             let g = Window(input: x.shape, kernel: (3, 3), strides: (2, 2), padding: p)
@@ -253,7 +267,7 @@ extension Op {
                     o[i] = acc / T(g.count(y, x0))
                 }
             }
-            loop(a.dtype.float)
+            forFloatType(a.dtype, loop, loop)
         },
         checkCase: imageCase { x, p in avgPool2d(x, size: (3, 3), strides: (2, 2), padding: p) },
         vjp: { s, dy in s.grad(applying(avgPoolGrad, [dy], Window(s.attributes.window))) },
@@ -274,7 +288,7 @@ extension Op {
                     o[i] = acc
                 }
             }
-            loop(a.dtype.float)
+            forFloatType(a.dtype, loop, loop)
         },
         checkCase: imageCase { x, p in
             let g = Window(input: x.shape, kernel: (3, 3), strides: (2, 2), padding: p)

@@ -16,7 +16,7 @@ extension Op {
                         let (x, y, o) = (a.input(0, T.self), a.input(1, T.self), a.output(UInt8.self))
                         for i in r { o[i] = compare(x[i], y[i], test) ? 1 : 0 }
                     }
-                    loop(a.dtype.element)
+                    forEachType(a.dtype, loop, loop, loop, loop, loop)
                 }),
             shape: sameShape, saves: .nothing, differentiable: false, fusable: false, tolerance: .exact,
             checkCase: { m, n in
@@ -61,7 +61,7 @@ extension Op {
                     )
                     for i in r { o[i] = m[i] != 0 ? x[i] : y[i] }
                 }
-                loop(a.dtype.element)
+                forEachType(a.dtype, loop, loop, loop, loop, loop)
             }),
         shape: sameShape, saves: .inputs, fusable: false, tolerance: .exact,
         checkCase: { m, n in CheckCase([[m, n], [m, n], [m, n]]) { x in TapeCL.select(x[2] .> 0, x[0], x[1]) * 2 } },
@@ -103,7 +103,7 @@ extension Op {
                             o[i] = Int32(at)
                         }
                     }
-                    loop(a.dtype.element)
+                    forEachType(a.dtype, loop, loop, loop, loop, loop)
                 }),
             shape: { _, a in a.shape }, saves: .nothing, differentiable: false, fusable: false, tolerance: .exact,
             checkCase: { m, n in CheckCase([[m, n]]) { x in x[0].argmax(axis: 0).cast(to: .float32) } },
@@ -129,7 +129,7 @@ extension Op {
                         o[i] = (0..<n).contains(id) ? x[(outer * n + id) * inner + c] : 0
                     }
                 }
-                loop(a.dtype.element)
+                forEachType(a.dtype, loop, loop, loop, loop, loop)
             }),
         shape: { _, a in a.shape }, saves: .inputs, fusable: false, tolerance: .exact,
         checkCase: { m, n in
@@ -163,7 +163,7 @@ extension Op {
                         o[i] = acc
                     }
                 }
-                loop(a.dtype.float)
+                forFloatType(a.dtype, loop, loop)
             }),
         shape: { _, a in a.shape }, saves: .inputs, floatOnly: true, fusable: false, tolerance: .summed,
         checkCase: { m, n in
