@@ -121,6 +121,19 @@ struct SelectionTests {
         #expect(throws: TapeError.shape("split: sizes [1, 2] do not add up to 2, axis 0 of [2, 2]")) {
             try x.splitChecked(sizes: [1, 2], axis: 0)
         }
+        // Tensor.apply, the throwing way in: the same errors, and results like the operators'
+        #expect(
+            throws: TapeError.argument(
+                "gather: index 5 (at position 0 of the indices) is out of range for axis 1 of [2, 2] (0..<2)")
+        ) {
+            try Tensor.apply("gather", [x, Tensor([Int32(5)])], axes: [1])
+        }
+        #expect(throws: TapeError.dtype("select: the mask is float32; it must be bool (a comparison's result)")) {
+            try Tensor.apply("select", [x, x, x])
+        }
+        #expect(try Tensor.apply("select", [x .> 2, x, -x]).scalars == [-1, -2, 3, 4])
+        #expect(try Tensor.apply("argmax", [x], axes: [0]).scalars(as: Int32.self) == [1, 1])
+        #expect(try Tensor.apply("compareLess", [x, Tensor(3)]).scalars(as: Int.self) == [1, 1, 0, 0])
     }
 
     /// An id out of range never reaches a kernel: the check reads the ids first, on every device.

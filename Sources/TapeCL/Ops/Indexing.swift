@@ -19,6 +19,12 @@ extension Op {
                     forEachType(a.dtype, loop, loop, loop, loop, loop)
                 }),
             shape: sameShape, saves: .nothing, differentiable: false, fusable: false, tolerance: .exact,
+            call: { op, inputs, _ in
+                guard inputs.count == 2 else {
+                    throw TapeError.argument("\(op.name): expects 2 inputs, got \(inputs.count)")
+                }
+                return try Tensor.compared(op, inputs[0], inputs[1])
+            },
             checkCase: { m, n in
                 CheckCase([[m, n], [m, n]]) { x in try Tensor.compared(name, x[0], x[1]).cast(to: .float32) }
             },
@@ -64,6 +70,10 @@ extension Op {
                 forEachType(a.dtype, loop, loop, loop, loop, loop)
             }),
         shape: sameShape, saves: .inputs, fusable: false, tolerance: .exact,
+        call: { op, inputs, _ in  // [mask, a, b], as select(_:_:_:) takes them
+            guard inputs.count == 3 else { throw TapeError.argument("select: expects 3 inputs, got \(inputs.count)") }
+            return try Tensor.selected(inputs[0], inputs[1], inputs[2])
+        },
         checkCase: { m, n in CheckCase([[m, n], [m, n], [m, n]]) { x in TapeCL.select(x[2] .> 0, x[0], x[1]) * 2 } },
         vjp: { s, dy in
             let mask = s.inputs[2].value!
@@ -106,6 +116,7 @@ extension Op {
                     forEachType(a.dtype, loop, loop, loop, loop, loop)
                 }),
             shape: { _, a in a.shape }, saves: .nothing, differentiable: false, fusable: false, tolerance: .exact,
+            call: { op, inputs, a in try single(inputs, op.name).argReduced(op, axis: a.axes?.first ?? -1) },
             checkCase: { m, n in CheckCase([[m, n]]) { x in x[0].argmax(axis: 0).cast(to: .float32) } },
             vjp: { _, _ in [nil] }, jvp: { _, _ in nil })
     }
@@ -132,6 +143,10 @@ extension Op {
                 forEachType(a.dtype, loop, loop, loop, loop, loop)
             }),
         shape: { _, a in a.shape }, saves: .inputs, fusable: false, tolerance: .exact,
+        call: { op, inputs, a in  // [x, ids], axes: [axis]
+            guard inputs.count == 2 else { throw TapeError.argument("gather: expects 2 inputs, got \(inputs.count)") }
+            return try Tensor.gathered(inputs[0], inputs[1], axis: a.axes?.first ?? 0)
+        },
         checkCase: { m, n in
             CheckCase([[m, n]]) { x in
                 let ids = Tensor(
