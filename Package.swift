@@ -74,7 +74,9 @@ let package = Package(
         // MARK: - Tests
         .testTarget(
             name: "TapeCLTests",
-            dependencies: ["TapeCL", "TapeCLNN", "TapeCLDistributed", "TapeCLCheck", "TapeCLBenchmarks", "TapeCLExamples"]
+            dependencies: [
+                "TapeCL", "TapeCLNN", "TapeCLDistributed", "TapeCLCheck", "TapeCLBenchmarks", "TapeCLExamples", "CHostMath",
+            ]
         ),
         // Misuses TapeCL on purpose; `make test` builds it in release, where a stop must still print its message.
         .executableTarget(name: "tapecl-stop", dependencies: ["TapeCL"], path: "Tests/Programs/tapecl-stop"),

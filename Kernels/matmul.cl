@@ -1,16 +1,24 @@
 // matmul.cl — C = op(A) · op(B), batched, row-major; op is the identity or a transpose.
 //
 // Two steps, as in GotoBLAS and CLBlast: the host first packs op(A) into panels of 6 rows and
-// op(B) into panels of 16 columns, each panel stored k after k and padded with zeros, so
+// op(B) into panels of 2·VEC columns, each panel stored k after k and padded with zeros, so
 // transposed operands, odd sizes and the kernel's reads are all settled in O(n²) copies; then
-// gemm_packed streams one A panel and one B panel through a 6 × 16 register block of C per
-// work-item: twelve T8 accumulators, two vector loads of B and six scalars of A per k, vector
-// FMAs — no local memory, which PoCL's CPU device emulates slowly. Only the stores check bounds.
+// gemm_packed streams one A panel and one B panel through a 6 × 2·VEC register block of C per
+// work-item: twelve vector accumulators of VEC elements (-DVEC=8 for AVX2's 256-bit registers,
+// 16 for AVX-512's 512-bit ones, from the device's preferred vector width), two vector loads of
+// B and six scalars of A per k, vector FMAs — no local memory, which PoCL's CPU device emulates
+// slowly. Only the stores check bounds.
 // A batch index is global dimension 2; a packed stride of 0 shares a rank-2 operand.
 #include "common.cl"
 
 #define PANEL_ROWS 6
-#define PANEL_COLS 16
+#ifndef VEC
+#define VEC 8
+#endif
+#define PANEL_COLS (2 * VEC)
+#define TV CAT(T, VEC)
+#define VLOAD CAT(vload, VEC)
+#define VSTORE CAT(vstore, VEC)
 
 // Packs an operand seen as `rows` × K (op(A), or op(B)ᵀ) into panels of `width` rows:
 // P[batch][p][k][r] = X(p·width + r, k), 0 past `rows`, where X(i, k) is X[i·ld + k], or
@@ -42,15 +50,15 @@ __kernel void pack(__global const T* restrict X0, const ulong stride, const int 
 }
 
 #define ACCUMULATE(r)                                      \
-    c##r##0 = fma((T8)(a[r]), b0, c##r##0);                \
-    c##r##1 = fma((T8)(a[r]), b1, c##r##1);
+    c##r##0 = fma((TV)(a[r]), b0, c##r##0);                \
+    c##r##1 = fma((TV)(a[r]), b1, c##r##1);
 
 #define STORE(r)                                                                              \
     if (i0 + r < M) {                                                                         \
         __global T* row = C + (size_t)(i0 + r) * N + j0;                                      \
-        if (full) { vstore8(c##r##0, 0, row); vstore8(c##r##1, 1, row); }                     \
+        if (full) { VSTORE(c##r##0, 0, row); VSTORE(c##r##1, 1, row); }                       \
         else {                                                                                \
-            T v[PANEL_COLS]; vstore8(c##r##0, 0, v); vstore8(c##r##1, 1, v);                  \
+            T v[PANEL_COLS]; VSTORE(c##r##0, 0, v); VSTORE(c##r##1, 1, v);                    \
             for (int c = 0; j0 + c < N; c++) row[c] = v[c];                                   \
         }                                                                                     \
     }
@@ -66,10 +74,10 @@ __kernel void gemm_packed(const int M, const int N, const int K,
     __global const T* a = Ap + batch * strideAp + (size_t)p * K * PANEL_ROWS;
     __global const T* b = Bp + batch * strideBp + (size_t)q * K * PANEL_COLS;
     __global T* C = C0 + batch * (size_t)M * N;
-    T8 c00 = (T8)(0), c01 = (T8)(0), c10 = (T8)(0), c11 = (T8)(0), c20 = (T8)(0), c21 = (T8)(0);
-    T8 c30 = (T8)(0), c31 = (T8)(0), c40 = (T8)(0), c41 = (T8)(0), c50 = (T8)(0), c51 = (T8)(0);
+    TV c00 = (TV)(0), c01 = (TV)(0), c10 = (TV)(0), c11 = (TV)(0), c20 = (TV)(0), c21 = (TV)(0);
+    TV c30 = (TV)(0), c31 = (TV)(0), c40 = (TV)(0), c41 = (TV)(0), c50 = (TV)(0), c51 = (TV)(0);
     for (int k = 0; k < K; k++, a += PANEL_ROWS, b += PANEL_COLS) {
-        const T8 b0 = vload8(0, b), b1 = vload8(1, b);
+        const TV b0 = VLOAD(0, b), b1 = VLOAD(1, b);
         ACCUMULATE(0) ACCUMULATE(1) ACCUMULATE(2) ACCUMULATE(3) ACCUMULATE(4) ACCUMULATE(5)
     }
     const bool full = j0 + PANEL_COLS <= N;

@@ -7,13 +7,16 @@
 #include "CHostMath.h"
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #pragma STDC FP_CONTRACT OFF
 
 #if defined(__x86_64__) && defined(__ELF__)
+#define X86 1
 #define CLONES __attribute__((target_clones("avx2", "default")))
 #else
+#define X86 0
 #define CLONES
 #endif
 
@@ -71,12 +74,52 @@ static double cos0(double x) { return sincos1(x, 1); }
 
 // One loop per function and element type: the branch-free pass (vectorised), then libm for the
 // arguments out of range. A float32 element is widened, computed in double and rounded once:
-// the float64 loop's value rounded to float32.
-#define LOOP(name, T, f, limit, libm) \
-    CLONES void name(const T *x, T *o, long n) { \
+// the float64 loop's value rounded to float32. Each loop is compiled three times on x86-64 — for
+// AVX-512 (8 doubles a vector), AVX2 (4) and baseline SSE2 (2) — with the same operations in the
+// same order (no FMA contraction), so all three give the same bits; `name` runs the widest the
+// CPU has, and the variants are exported for the test that compares them on millions of arguments.
+#define BODY(T, f, limit, libm) \
         for (long i = 0; i < n; i++) o[i] = (T)f((double)x[i]); \
-        for (long i = 0; i < n; i++) if (!(fabs((double)x[i]) <= limit)) o[i] = (T)libm((double)x[i]); \
+        for (long i = 0; i < n; i++) if (!(fabs((double)x[i]) <= limit)) o[i] = (T)libm((double)x[i]);
+#if X86
+#define LOOP(name, T, f, limit, libm) \
+    __attribute__((target("avx512f,avx512dq,avx512vl"))) void name##_avx512(const T *x, T *o, long n) { BODY(T, f, limit, libm) } \
+    __attribute__((target("avx2"))) void name##_avx2(const T *x, T *o, long n) { BODY(T, f, limit, libm) } \
+    void name##_baseline(const T *x, T *o, long n) { BODY(T, f, limit, libm) } \
+    void name(const T *x, T *o, long n) { \
+        switch (tapecl_math_level()) { \
+        case 2: name##_avx512(x, o, n); break; \
+        case 1: name##_avx2(x, o, n); break; \
+        default: name##_baseline(x, o, n); \
+        } \
     }
+#else
+#define LOOP(name, T, f, limit, libm) \
+    void name(const T *x, T *o, long n) { BODY(T, f, limit, libm) } \
+    void name##_avx512(const T *x, T *o, long n) { name(x, o, n); } \
+    void name##_avx2(const T *x, T *o, long n) { name(x, o, n); } \
+    void name##_baseline(const T *x, T *o, long n) { name(x, o, n); }
+#endif
+
+/// 2 with AVX-512 (F, DQ, VL), 1 with AVX2, 0 otherwise; decided once. TAPECL_HOST_MATH=avx2 or
+/// baseline caps it (to compare or to work around a CPU).
+int tapecl_math_level(void) {
+    static int level = -1;
+    if (level >= 0) return level;
+    int found = 0;
+#if X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        found = 2;
+    else if (__builtin_cpu_supports("avx2"))
+        found = 1;
+#endif
+    const char *cap = getenv("TAPECL_HOST_MATH");
+    if (cap && strcmp(cap, "avx2") == 0 && found > 1) found = 1;
+    if (cap && strcmp(cap, "baseline") == 0) found = 0;
+    level = found;  // racing first calls store the same value
+    return level;
+}
 LOOP(tapecl_sin, double, sin0, 1048576.0, sin)
 LOOP(tapecl_cos, double, cos0, 1048576.0, cos)
 LOOP(tapecl_exp, double, exp1, 708.0, exp)

@@ -87,7 +87,7 @@ final class HostBackend: Backend {
 
     func buildAll() -> [ProgramBuild] { [] }  // nothing to build: Swift loops and OpenBLAS
     func buildProblem() -> String? { nil }
-    var kernelVariants: String? { nil }
+    var kernelVariants: String? { "sin, cos and exp in \(HostMath.level)" }
     func finish() {}  // host loops are done when they return
 
     /// One concrete switch per launch, so every loop below is specialized for its element type.

@@ -32,8 +32,8 @@ import CHostMath
 }
 
 /// sin, cos and exp: Cephes's double-precision algorithms (S. L. Moshier, `sin.c` and `exp.c`)
-/// without branches so the loops vectorise, in `Sources/CHostMath`, built for AVX2 and baseline
-/// x86-64 with the same bits from both. About 1 ulp of a double, so float32 results (computed in
+/// without branches so the loops vectorise, in `Sources/CHostMath`, built for AVX-512, AVX2 and
+/// baseline x86-64 with the same bits from all three (the widest the CPU has runs; see ``level``). About 1 ulp of a double, so float32 results (computed in
 /// double, rounded once) are libm's rounded to float. Arguments beyond the reductions' range
 /// (|x| > 2²⁰ for sin and cos, exp beyond ±708, NaN, ±∞) are redone with libm.
 @_spi(Runtime) public enum HostMath {
@@ -43,6 +43,10 @@ import CHostMath
         double: { tapecl_cos($0, $1, $2) }, float: { tapecl_cos_f32($0, $1, $2) })
     @_spi(Runtime) public static let exp = UnaryLoop(
         double: { tapecl_exp($0, $1, $2) }, float: { tapecl_exp_f32($0, $1, $2) })
+
+    /// The instruction set the loops run with: `AVX-512`, `AVX2` or `baseline x86-64`
+    /// (`TAPECL_HOST_MATH=avx2` or `baseline` caps it).
+    @_spi(Runtime) public static var level: String { ["baseline x86-64", "AVX2", "AVX-512"][Int(tapecl_math_level())] }
 
     /// Copies `bytes` (a multiple of 4) around the cache (non-temporal stores), for outputs larger
     /// than the cache; fenced, so whoever reads them next sees them.

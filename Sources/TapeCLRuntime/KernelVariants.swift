@@ -4,34 +4,44 @@ import Foundation
 ///
 /// Elementwise kernels are one element per work-item and reductions a 256-lane tree in local
 /// memory on every device; what differs is the matrix product. A CPU device (PoCL) runs
-/// `gemm_packed`: register-blocked panels and no local memory, which PoCL emulates slowly. A GPU
+/// `gemm_packed`: register-blocked panels and no local memory, which PoCL emulates slowly, its
+/// vectors as wide as the device prefers (`CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT`/`_DOUBLE`: 16
+/// floats with AVX-512, 8 with AVX2), two of them per row of the 6-row block. A GPU
 /// runs `gemm_tiled`: 16 × 16 work-groups sharing tiles of both operands in local memory, each item
 /// computing a block of outputs, with the largest tile whose two copies fit the device's local
 /// memory. `TAPECL_KERNEL_VARIANTS=gpu` (or `cpu`) forces a choice, so the GPU variants are tested
 /// on PoCL on every commit.
 @_spi(Runtime) public enum KernelVariants {
-    /// What the choice depends on (`CL_DEVICE_TYPE`, `CL_DEVICE_LOCAL_MEM_SIZE`, `CL_DEVICE_MAX_WORK_GROUP_SIZE`).
+    /// What the choice depends on (`CL_DEVICE_TYPE`, `CL_DEVICE_LOCAL_MEM_SIZE`, `CL_DEVICE_MAX_WORK_GROUP_SIZE`,
+    /// `CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT` and `_DOUBLE`).
     @_spi(Runtime) public struct DeviceProperties: Equatable, Sendable {
         public var type: String
         public var localMemoryBytes: Int
         public var maxWorkGroupSize: Int
+        public var floatVectorWidth: Int
+        public var doubleVectorWidth: Int
 
-        public init(type: String, localMemoryBytes: Int, maxWorkGroupSize: Int) {
+        public init(
+            type: String, localMemoryBytes: Int, maxWorkGroupSize: Int, floatVectorWidth: Int = 8,
+            doubleVectorWidth: Int = 4
+        ) {
             self.type = type
             self.localMemoryBytes = localMemoryBytes
             self.maxWorkGroupSize = maxWorkGroupSize
+            self.floatVectorWidth = floatVectorWidth
+            self.doubleVectorWidth = doubleVectorWidth
         }
     }
 
     @_spi(Runtime) public enum Matmul: Equatable, Sendable, CustomStringConvertible {
-        /// `gemm_packed`: 6 × 16 register blocks over packed panels.
-        case packed
+        /// `gemm_packed`: 6 × (2·`vector`) register blocks over packed panels, `vector` 8 or 16 elements.
+        case packed(vector: Int)
         /// `gemm_tiled` with `tile` × `tile` tiles in local memory.
         case tiled(tile: Int)
 
         public var description: String {
             switch self {
-            case .packed: "packed 6×16 register blocks"
+            case .packed(let v): "packed 6×\(2 * v) register blocks"
             case .tiled(let t): "\(t)×\(t) local-memory tiles"
             }
         }
@@ -40,12 +50,15 @@ import Foundation
     /// The matmul kernel for elements of `elementSize` bytes. Pure, so it is unit-tested without a
     /// device; `forced` is `TAPECL_KERNEL_VARIANTS` ("gpu", "cpu" or nil).
     @_spi(Runtime) public static func matmul(_ p: DeviceProperties, elementSize: Int, forced: String?) -> Matmul {
+        // The preferred vector in elements; 16 only where it fills a 64-byte register (AVX-512 floats).
+        let width = elementSize == 8 ? p.doubleVectorWidth : p.floatVectorWidth
+        let packed = Matmul.packed(vector: width * elementSize >= 64 && elementSize == 4 ? 16 : 8)
         let wantsTiles = forced == "gpu" || (forced != "cpu" && p.type == "GPU")
-        guard wantsTiles, p.maxWorkGroupSize >= 256 else { return .packed }
+        guard wantsTiles, p.maxWorkGroupSize >= 256 else { return packed }
         for tile in [64, 32, 16] where 2 * tile * (tile + 1) * elementSize <= p.localMemoryBytes {
             return .tiled(tile: tile)
         }
-        return .packed
+        return packed
     }
 
     /// `TAPECL_KERNEL_VARIANTS`, read once.

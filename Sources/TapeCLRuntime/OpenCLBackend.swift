@@ -59,9 +59,15 @@ import TapeCLKernels
         let localMemory = clValue(cl_ulong(0)) {
             clGetDeviceInfo(device, cl_device_info(CL_DEVICE_LOCAL_MEM_SIZE), $0, $1, $2)
         }
+        let floatWidth = clValue(cl_uint(0)) {
+            clGetDeviceInfo(device, cl_device_info(CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT), $0, $1, $2)
+        }
+        let doubleWidth = clValue(cl_uint(0)) {
+            clGetDeviceInfo(device, cl_device_info(CL_DEVICE_PREFERRED_VECTOR_WIDTH_DOUBLE), $0, $1, $2)
+        }
         properties = KernelVariants.DeviceProperties(
             type: type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0 ? "GPU" : "CPU", localMemoryBytes: Int(localMemory),
-            maxWorkGroupSize: maxWorkGroupSize)
+            maxWorkGroupSize: maxWorkGroupSize, floatVectorWidth: Int(floatWidth), doubleVectorWidth: Int(doubleWidth))
         var described = DeviceInfo(
             name: "opencl:\(index)", kind: "opencl", deviceName: deviceString(CL_DEVICE_NAME),
             vendor: deviceString(CL_DEVICE_VENDOR),

@@ -53,9 +53,10 @@ extension OpenCLBackend {
     func matmul(_ l: Launch) throws {
         let variant = KernelVariants.matmul(properties, elementSize: l.dtype.byteSize, forced: KernelVariants.forced)
         if case .tiled(let tile) = variant { return try matmulTiled(l, tile: tile) }
+        guard case .packed(let vector) = variant else { return }
         let (a, b) = (l.inputs[0], l.inputs[1])
         let g = MatmulShape(a.shape, b.shape, l.attributes.transposeA, l.attributes.transposeB)!
-        let (rows, cols) = (6, 16)  // PANEL_ROWS, PANEL_COLS
+        let (rows, cols) = (6, 2 * vector)  // PANEL_ROWS, PANEL_COLS
         let (panelsA, panelsB) = ((g.m + rows - 1) / rows, (g.n + cols - 1) / cols)
         let (batchA, batchB) = (a.rank == 3 ? g.batch : 1, b.rank == 3 ? g.batch : 1)
         let packedA = try allocate(bytes: batchA * panelsA * g.k * rows * l.dtype.byteSize)
@@ -78,7 +79,7 @@ extension OpenCLBackend {
                 .int(Int32(g.n)), .int(Int32(g.k)), .int(Int32(cols)), .buffer(packedB),
             ])
         try enqueue(pack, global: [(g.k + 7) / 8, panelsB, batchB])
-        let gemm = try kernel("gemm_packed", family: "matmul", dtype: l.dtype)
+        let gemm = try kernel("gemm_packed", family: "matmul", dtype: l.dtype, defines: "-DVEC=\(vector)")
         try set(
             gemm,
             [

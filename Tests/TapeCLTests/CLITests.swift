@@ -133,8 +133,8 @@ struct CLITests {
         (["bogus"], "unknown subcommand 'bogus' (devices, grad, check, train, bench)"),
         (["check", "--seed", "-3"], "'-3' is invalid for '--seed"),
         // train's ranges, checked up front.
-        (["train", "--epochs", "-1"], "--epochs must be from 1 to 1000000, not -1"),
-        (["train", "--epochs", "3000000000"], "--epochs must be from 1 to 1000000, not 3000000000"),
+        (["train", "--epochs", "-1"], "--epochs must be from 0 to 1000000, not -1"),
+        (["train", "--epochs", "3000000000"], "--epochs must be from 0 to 1000000, not 3000000000"),
         (["train", "--batch-size", "9223372036854775807"], "--batch-size must be from 1 to"),
         (["train", "--hidden", "4611686018427387904"], "--hidden must be from 1 to"),
         (["train", "--hidden", "16000000"], "needs about"),

@@ -131,10 +131,11 @@ struct DistributedTests {
     }
 
     /// `mpirun -np 2 tapecl train --distributed` prints rank 0's lines only and ends with the accuracy
-    /// of one process on the whole batches.
-    @Test(arguments: ["host"] + Device.openCL.prefix(1).map(\.name))
-    func trainDistributedReachesTheSingleProcessAccuracy(device: String) throws {
-        let arguments = ["train", "--epochs", "4", "--json", "--device", device]
+    /// of one process on the whole batches: the MLP on every device, the CNN on the host.
+    @Test(arguments: [("mlp", "host")] + Device.openCL.prefix(1).map { ("mlp", $0.name) } + [("cnn", "host")])
+    func trainDistributedReachesTheSingleProcessAccuracy(model: String, device: String) throws {
+        let epochs = model == "cnn" ? 2 : 4
+        let arguments = ["train", "--model", model, "--epochs", "\(epochs)", "--json", "--device", device]
         let single = try tapecl(arguments)
         let pair = try mpirun(2, "tapecl", arguments + ["--distributed"])
         #expect(single.status == 0 && pair.status == 0, "\(single.err) \(pair.err)")
@@ -142,7 +143,9 @@ struct DistributedTests {
             let last = out.split(separator: "\n").last.map(String.init) ?? ""
             return try #require((try json(last) as? [String: Any])?["held_out_accuracy"] as? Double)
         }
-        #expect(pair.out.split(separator: "\n").count == 5, "rank 0 alone prints 4 epochs and a summary: \(pair.out)")
+        #expect(
+            pair.out.split(separator: "\n").count == epochs + 1,
+            "rank 0 alone prints \(epochs) epochs and a summary: \(pair.out)")
         let (a, b) = (try accuracy(single.out), try accuracy(pair.out))
         #expect(Swift.abs(a - b) <= 1.0 / 360, "one process \(a), two \(b)")
     }

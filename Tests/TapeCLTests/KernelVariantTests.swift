@@ -10,17 +10,24 @@ struct KernelVariantTests {
     /// The choice is a pure function of the device's properties (and the forcing variable).
     @Test func matmulVariantFromProperties() {
         let h200 = P(type: "GPU", localMemoryBytes: 48 * 1024, maxWorkGroupSize: 1024)
-        let pocl = P(type: "CPU", localMemoryBytes: 4 * 1024 * 1024, maxWorkGroupSize: 4096)
+        let pocl = P(type: "CPU", localMemoryBytes: 4 * 1024 * 1024, maxWorkGroupSize: 4096)  // AVX2: 8 floats
+        let avx512 = P(
+            type: "CPU", localMemoryBytes: 4 * 1024 * 1024, maxWorkGroupSize: 4096, floatVectorWidth: 16,
+            doubleVectorWidth: 8)
         let smallGPU = P(type: "GPU", localMemoryBytes: 16 * 1024, maxWorkGroupSize: 256)
         let tinyGroups = P(type: "GPU", localMemoryBytes: 64 * 1024, maxWorkGroupSize: 128)
         #expect(KernelVariants.matmul(h200, elementSize: 4, forced: nil) == .tiled(tile: 64))  // 2·64·65·4 = 33,280 B
         #expect(KernelVariants.matmul(h200, elementSize: 8, forced: nil) == .tiled(tile: 32))  // 64 would need 66,560
         #expect(KernelVariants.matmul(smallGPU, elementSize: 4, forced: nil) == .tiled(tile: 32))
         #expect(KernelVariants.matmul(smallGPU, elementSize: 8, forced: nil) == .tiled(tile: 16))
-        #expect(KernelVariants.matmul(tinyGroups, elementSize: 4, forced: nil) == .packed)  // 16 × 16 items do not fit
-        #expect(KernelVariants.matmul(pocl, elementSize: 4, forced: nil) == .packed)
+        // 16 × 16 items do not fit
+        #expect(KernelVariants.matmul(tinyGroups, elementSize: 4, forced: nil) == .packed(vector: 8))
+        #expect(KernelVariants.matmul(pocl, elementSize: 4, forced: nil) == .packed(vector: 8))
+        #expect(KernelVariants.matmul(avx512, elementSize: 4, forced: nil) == .packed(vector: 16))  // 6×32 blocks
+        // 8 doubles fill a zmm register
+        #expect(KernelVariants.matmul(avx512, elementSize: 8, forced: nil) == .packed(vector: 8))
         #expect(KernelVariants.matmul(pocl, elementSize: 4, forced: "gpu") == .tiled(tile: 64))
-        #expect(KernelVariants.matmul(h200, elementSize: 4, forced: "cpu") == .packed)
+        #expect(KernelVariants.matmul(h200, elementSize: 4, forced: "cpu") == .packed(vector: 8))
     }
 
     /// The limits `tapecl bench` compares a GPU with, from what OpenCL reports and the two tables.
