@@ -59,7 +59,7 @@ public final class Dropout: Layer, @unchecked Sendable {
 
 /// A lookup table of `embeddingSize` vectors for ids `0 ..< vocabularySize`
 /// (`tf.keras.layers.Embedding`): int32 ids of any shape to `ids.shape + [embeddingSize]`, by
-/// ``gather(_:indices:axis:)``; repeated ids add up in the table's gradient.
+/// TapeCL's `gather(_:indices:axis:)`; repeated ids add up in the table's gradient.
 ///
 /// ```swift
 /// let embed = Embedding(vocabularySize: 10, embeddingSize: 16, seed: 1)
