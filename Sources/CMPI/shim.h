@@ -36,11 +36,13 @@ static inline MPI_Op tapecl_mpi_op(int op) {
 
 /// MPI_Init_thread asking for MPI_THREAD_SERIALIZED (TapeCLDistributed holds a lock around every
 /// call); errors on MPI_COMM_WORLD are returned, not fatal. Writes this process's rank, the
-/// number of processes and the rank among the processes of this machine.
-static inline int tapecl_mpi_init(int *rank, int *size, int *local_rank) {
+/// number of processes, the rank among the processes of this machine, and whether calls may come
+/// from several threads (one at a time): 0 when the library gave less than MPI_THREAD_SERIALIZED.
+static inline int tapecl_mpi_init(int *rank, int *size, int *local_rank, int *threads) {
     int provided = 0;
     int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) return rc;
+    *threads = provided >= MPI_THREAD_SERIALIZED;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     if ((rc = MPI_Comm_rank(MPI_COMM_WORLD, rank)) != MPI_SUCCESS) return rc;
     if ((rc = MPI_Comm_size(MPI_COMM_WORLD, size)) != MPI_SUCCESS) return rc;

@@ -93,6 +93,10 @@ final class Communicator: @unchecked Sendable {
             throw TapeError.shape("DistributedGradientTape: a bucket of \(count) elements is more than MPI counts")
         }
         let job = Job(parts: parts, bucket: bucket, world: world)
+        guard world.threads else {  // an MPI without thread support: reduce here, in order
+            job.run()
+            return job
+        }
         condition.withLock {
             queue.append(job)
             if !started {

@@ -14,6 +14,9 @@ final class MPIWorld: @unchecked Sendable {
     let size: Int
     let localRank: Int
     let initialized: Bool
+    /// Whether MPI may be called from the communication thread (MPI_THREAD_SERIALIZED or more);
+    /// otherwise buckets are reduced on the calling thread, after the walk.
+    let threads: Bool
     let lock = NSLock()
 
     /// Variables that Open MPI's `mpirun` (OMPI_*, PMIX_*) and MPICH's Hydra (PMI_*) set in every rank.
@@ -22,7 +25,7 @@ final class MPIWorld: @unchecked Sendable {
     private init() {
         let environment = ProcessInfo.processInfo.environment
         guard Self.launcherVariables.contains(where: { environment[$0] != nil }) else {
-            (rank, size, localRank, initialized) = (0, 1, 0, false)
+            (rank, size, localRank, initialized, threads) = (0, 1, 0, false, false)
             return
         }
         // The communication thread waits inside MPI while the walk computes on the same cores: let
@@ -31,12 +34,13 @@ final class MPIWorld: @unchecked Sendable {
         var r: Int32 = 0
         var s: Int32 = 1
         var l: Int32 = 0
-        let code = tapecl_mpi_init(&r, &s, &l)
+        var t: Int32 = 0
+        let code = tapecl_mpi_init(&r, &s, &l, &t)
         guard code == 0 else {
             FileHandle.standardError.write(Data("TapeCLDistributed: MPI_Init failed: \(Self.message(code))\n".utf8))
             exit(1)
         }
-        (rank, size, localRank, initialized) = (Int(r), Int(s), Int(l), true)
+        (rank, size, localRank, initialized, threads) = (Int(r), Int(s), Int(l), true, t != 0)
         atexit { _ = tapecl_mpi_finalize() }
     }
 
