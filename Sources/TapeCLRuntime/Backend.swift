@@ -42,7 +42,8 @@ import Synchronization
 /// `window[run]` consecutive output elements instead (an image's channels: one index computation
 /// for all of them). `host` is the same loop on the host for a range of output indices (run on
 /// both cores, `grain` indices at least to a part).
-@_spi(Runtime) public struct IndexedKernel: Sendable {
+/// A class, so that ``Forward`` (copied into every launch) stays as small as its other cases.
+@_spi(Runtime) public final class IndexedKernel: Sendable {
     @_spi(Runtime) public let name: String
     @_spi(Runtime) public let family: String
     @_spi(Runtime) public let grain: Int
@@ -122,12 +123,29 @@ import Synchronization
     @_spi(Runtime) public var transposeA: Bool
     @_spi(Runtime) public var transposeB: Bool
     @_spi(Runtime) public var offset: Int
-    /// An indexed op's integer parameters (sizes, strides, paddings), at most 16.
-    @_spi(Runtime) public var window: [Int]
+    /// An indexed op's integer parameters (sizes, strides, paddings), at most 16, kept inline (a
+    /// launch of any other op then carries no extra reference to retain and release).
+    @_spi(Runtime) public var window: Window
+
+    /// Up to 16 integers stored in the value itself.
+    @_spi(Runtime) public struct Window: Sendable {
+        @_spi(Runtime) public var values = SIMD16<Int32>()
+        @_spi(Runtime) public var count = 0
+
+        @inlinable @_spi(Runtime) public init() {}
+
+        @_spi(Runtime) public init(_ list: [Int]) {
+            precondition(list.count <= 16, "KernelParameters.Window: \(list.count) values, at most 16")
+            for (i, v) in list.enumerated() { values[i] = Int32(truncatingIfNeeded: v) }
+            count = list.count
+        }
+
+        @_spi(Runtime) public var list: [Int] { (0..<count).map { Int(values[$0]) } }
+    }
 
     @_spi(Runtime) public init(
         axes: [Int] = [], strides: [Int] = [], transposeA: Bool = false, transposeB: Bool = false, offset: Int = 0,
-        window: [Int] = []
+        window: Window = Window()
     ) {
         self.axes = axes
         self.strides = strides

@@ -268,7 +268,7 @@ final class HostBackend: Backend {
     func indexed(_ l: Launch, _ kernel: IndexedKernel) {
         let arguments = IndexedArguments(
             inputs: l.inputs.map { UnsafeRawPointer($0.buffer.handle) }, inputShapes: l.inputs.map(\.shape),
-            dtype: l.inputs[0].dtype, output: l.output.handle, shape: l.shape, parameters: l.attributes.window)
+            dtype: l.inputs[0].dtype, output: l.output.handle, shape: l.shape, parameters: l.attributes.window.list)
         parallelFor(Shape.count(l.shape), grain: kernel.grain) { r in kernel.host(arguments, r) }
     }
 

@@ -232,7 +232,7 @@ import TapeCLKernels
                 l.inputs[0].buffer, from: l.attributes.offset * l.dtype.byteSize, to: l.output, at: 0,
                 bytes: l.output.bytes)
         case .indexed(let k):
-            let p = l.attributes.window
+            let p = l.attributes.window.list
             guard p.count <= 16 else { throw Unsupported(reason: "more than 16 parameters") }
             guard n < Int(Int32.max), l.inputs.allSatisfy({ $0.count < Int(Int32.max) }) else {
                 throw Unsupported(reason: "2^31 elements or more (the kernels index in 32 bits)")

@@ -268,32 +268,36 @@ public final class GradientTape: @unchecked Sendable {
         let n = entries.count  // a persistent tape may record onto itself meanwhile
         var reach = wanted  // ids that depend on a source: only these need cotangents
         var firstUse: [TensorID: Int] = [:]  // a wanted id's cotangent is final after this entry
-        for (k, e) in entries[..<n].enumerated() {
-            if e.inputIDs.contains(where: reach.contains) { reach.insert(e.outputID) }
+        for (k, e) in entries[..<n].enumerated() where e.inputIDs.contains(where: reach.contains) {
+            reach.insert(e.outputID)
+            guard firstUse.count < wanted.count else { continue }  // every source's first use is known
             for id in e.inputIDs where wanted.contains(id) && firstUse[id] == nil { firstUse[id] = k }
         }
-        let finalAt = Dictionary(grouping: firstUse.keys) { firstUse[$0]! }
+        let finalAt = firstUse.sorted { $0.value > $1.value }  // walked in this order: no lookup per entry
+        var next = 0
         var cotangents = [target.id: seed]
         for id in wanted where firstUse[id] == nil { try final(id, cotangents[id]) }  // never an input
         for k in stride(from: n - 1, through: 0, by: -1) {
-            step(k, &cotangents, reach)
-            for id in finalAt[k] ?? [] { try final(id, cotangents[id]) }
-        }
-    }
-
-    /// One backward step: entry `k`'s cotangent (popped, so freed) through its op's VJP, added to its inputs'.
-    private func step(_ k: Int, _ cotangents: inout [TensorID: Tensor], _ reach: Set<TensorID>) {
-        guard let dy = cotangents.removeValue(forKey: entries[k].outputID) else { return }
-        // A one-shot tape moves the saved values out: they go back to the allocator after this step.
-        guard var saved = persistent ? entries[k].saved : entries[k].saved.take() else { return }
-        let inputs = entries[k].inputIDs
-        for i in saved.inputs.indices where saved.inputs[i].needs && !reach.contains(inputs[i]) {
-            saved.inputs[i].needs = false
-        }
-        guard saved.inputs.contains(where: \.needs) else { return }
-        for (i, g) in entries[k].op.vjp(saved, dy).enumerated() where saved.inputs[i].needs {
-            guard let g = g?.summed(toShape: saved.inputs[i].shape) else { continue }  // unbroadcast, once
-            cotangents[inputs[i]] = cotangents[inputs[i]].map { $0 + g } ?? g
+            // Entry k's cotangent is popped (so freed); a one-shot tape moves the saved values out:
+            // they go back to the allocator after this step.
+            if let dy = cotangents.removeValue(forKey: entries[k].outputID),
+                var saved = persistent ? entries[k].saved : entries[k].saved.take()
+            {
+                let inputs = entries[k].inputIDs
+                for i in saved.inputs.indices where saved.inputs[i].needs && !reach.contains(inputs[i]) {
+                    saved.inputs[i].needs = false
+                }
+                if saved.inputs.contains(where: \.needs) {
+                    for (i, g) in entries[k].op.vjp(saved, dy).enumerated() where saved.inputs[i].needs {
+                        guard let g = g?.summed(toShape: saved.inputs[i].shape) else { continue }  // unbroadcast, once
+                        cotangents[inputs[i]] = cotangents[inputs[i]].map { $0 + g } ?? g
+                    }
+                }
+            }
+            while next < finalAt.count && finalAt[next].value == k {
+                try final(finalAt[next].key, cotangents[finalAt[next].key])
+                next += 1
+            }
         }
     }
 

@@ -49,6 +49,7 @@ extension Attributes {
         guard let fields = box?.fields else { return KernelParameters() }
         return KernelParameters(
             axes: fields.axes, strides: fields.strides, transposeA: fields.transposeA,
-            transposeB: fields.transposeB, offset: fields.offset, window: fields.window)
+            transposeB: fields.transposeB, offset: fields.offset,
+            window: fields.window.isEmpty ? .init() : .init(fields.window))
     }
 }

@@ -202,8 +202,9 @@ extension Op {
             throw TapeError.device("\(name): inputs on \(device) and \(other.device); move one with to(_:)")
         }
         let inDType = inputs[0].dtype
-        if let other = inputs.dropLast(auxiliary).first(where: { $0.dtype != inDType }) {
-            throw TapeError.dtype("\(name): dtypes \(inDType) and \(other.dtype) differ; convert one with cast(to:)")
+        for i in 1..<Swift.max(1, inputs.count - auxiliary) where inputs[i].dtype != inDType {  // no slice per op
+            throw TapeError.dtype(
+                "\(name): dtypes \(inDType) and \(inputs[i].dtype) differ; convert one with cast(to:)")
         }
         if floatOnly && !inDType.isFloatingPoint {
             throw TapeError.dtype("\(name): \(inDType) is not supported (float32 and float64 are)")
