@@ -6,6 +6,16 @@
 // (the backend runs an indexed op on the host when its output has 2^31 elements or more).
 #include "common.cl"
 
+// This item's output element i, as (n, oh, ow, c) of a pooled tensor or (n, ih, iw, c) of an image.
+#define POOLED_INDEX                                                                              \
+    const size_t i = get_global_id(0) + off;                                                      \
+    const int c = (int)(i % C), ow = (int)((i / C) % OW), oh = (int)((i / ((size_t)C * OW)) % OH); \
+    const size_t n = i / ((size_t)C * OW * OH);
+#define PIXEL_INDEX                                                                               \
+    const size_t i = get_global_id(0) + off;                                                      \
+    const int c = (int)(i % C), iw = (int)((i / C) % W), ih = (int)((i / ((size_t)C * W)) % H);    \
+    const size_t n = i / ((size_t)C * W * H);
+
 #define WINDOW                                                                                    \
     const int H = p.s1, W = p.s2, C = p.s3, KH = p.s4, KW = p.s5, SH = p.s6, SW = p.s7;           \
     const int PT = q.s0, PL = q.s1, OH = q.s2, OW = q.s3;
@@ -82,26 +92,22 @@ inline size_t window_argmax(__global const T* x, const int8 p, const int8 q, siz
 __kernel void max_pool(__global const T* restrict x, __global T* restrict out, const int8 p, const int8 q,
                        const ulong off) {
     WINDOW
-    const size_t i = get_global_id(0) + off;
-    const int c = (int)(i % C), ow = (int)((i / C) % OW), oh = (int)((i / ((size_t)C * OW)) % OH);
-    out[i] = x[window_argmax(x, p, q, i / ((size_t)C * OW * OH), oh, ow, c)];
+    POOLED_INDEX
+    out[i] = x[window_argmax(x, p, q, n, oh, ow, c)];
 }
 
 __kernel void max_pool_pick(__global const T* restrict x, __global const T* restrict t, __global T* restrict out,
                             const int8 p, const int8 q, const ulong off) {
     WINDOW
-    const size_t i = get_global_id(0) + off;
-    const int c = (int)(i % C), ow = (int)((i / C) % OW), oh = (int)((i / ((size_t)C * OW)) % OH);
-    out[i] = t[window_argmax(x, p, q, i / ((size_t)C * OW * OH), oh, ow, c)];
+    POOLED_INDEX
+    out[i] = t[window_argmax(x, p, q, n, oh, ow, c)];
 }
 
 // out [N, H, W, C]: Σ of dy over the windows whose first maximum is this pixel.
 __kernel void max_pool_grad(__global const T* restrict x, __global const T* restrict dy, __global T* restrict out,
                             const int8 p, const int8 q, const ulong off) {
     WINDOW
-    const size_t i = get_global_id(0) + off;
-    const int c = (int)(i % C), iw = (int)((i / C) % W), ih = (int)((i / ((size_t)C * W)) % H);
-    const size_t n = i / ((size_t)C * W * H);
+    PIXEL_INDEX
     T acc = (T)0;
     FOR_WINDOWS_CONTAINING(ih, iw)
         if (window_argmax(x, p, q, n, oh, ow, c) == i) acc += dy[((n * OH + oh) * OW + ow) * C + c];
@@ -121,9 +127,7 @@ inline int window_count(const int8 p, const int8 q, int oh, int ow) {
 __kernel void avg_pool(__global const T* restrict x, __global T* restrict out, const int8 p, const int8 q,
                        const ulong off) {
     WINDOW
-    const size_t i = get_global_id(0) + off;
-    const int c = (int)(i % C), ow = (int)((i / C) % OW), oh = (int)((i / ((size_t)C * OW)) % OH);
-    const size_t n = i / ((size_t)C * OW * OH);
+    POOLED_INDEX
     T acc = (T)0;
     for (int kh = 0; kh < KH; kh++) {
         const int ih = oh * SH - PT + kh;
@@ -140,9 +144,7 @@ __kernel void avg_pool(__global const T* restrict x, __global T* restrict out, c
 __kernel void avg_pool_grad(__global const T* restrict dy, __global T* restrict out, const int8 p, const int8 q,
                             const ulong off) {
     WINDOW
-    const size_t i = get_global_id(0) + off;
-    const int c = (int)(i % C), iw = (int)((i / C) % W), ih = (int)((i / ((size_t)C * W)) % H);
-    const size_t n = i / ((size_t)C * W * H);
+    PIXEL_INDEX
     T acc = (T)0;
     FOR_WINDOWS_CONTAINING(ih, iw)
         acc += dy[((n * OH + oh) * OW + ow) * C + c] / (T)window_count(p, q, oh, ow);

@@ -83,7 +83,8 @@ static double cos0(double x) { return sincos1(x, 1); }
         for (long i = 0; i < n; i++) if (!(fabs((double)x[i]) <= limit)) o[i] = (T)libm((double)x[i]);
 #if X86
 #define LOOP(name, T, f, limit, libm) \
-    __attribute__((target("avx512f,avx512dq,avx512vl"))) void name##_avx512(const T *x, T *o, long n) { BODY(T, f, limit, libm) } \
+    __attribute__((target("avx512f,avx512dq,avx512vl"))) \
+    void name##_avx512(const T *x, T *o, long n) { BODY(T, f, limit, libm) } \
     __attribute__((target("avx2"))) void name##_avx2(const T *x, T *o, long n) { BODY(T, f, limit, libm) } \
     void name##_baseline(const T *x, T *o, long n) { BODY(T, f, limit, libm) } \
     void name(const T *x, T *o, long n) { \

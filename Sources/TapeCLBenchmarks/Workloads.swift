@@ -45,7 +45,7 @@ func repeated(warmups: Int, reps: Int, _ body: () throws -> Double) rethrows -> 
 
 /// Seconds taken by `body`.
 @inline(__always)
-func seconds(_ body: () throws -> Void) rethrows -> Double {
+package func seconds(_ body: () throws -> Void) rethrows -> Double {
     let start = DispatchTime.now().uptimeNanoseconds
     try body()
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -87,12 +87,7 @@ extension Workload {
             let network = MLPWorkload(batch: batch)
             var losses: [Double] = []
             func step() throws -> Double {
-                try seconds {
-                    let tape = GradientTape()
-                    let loss = tape.record { network.loss() }
-                    network.update(try tape.gradient(of: loss, wrt: network.parameters))
-                    losses.append(Double(loss.scalar))
-                } * 1e3
+                try seconds { losses.append(Double(try network.step().scalar)) } * 1e3
             }
             let samples = try repeated(warmups: 3, reps: quick ? 5 : 20, step)
             return Measurement(samples: samples, checks: [("first loss", losses.first!), ("last loss", losses.last!)])
@@ -238,4 +233,13 @@ package final class MLPWorkload {
 
     /// One SGD step.
     package func update(_ gradients: [Tensor?]) { sgd.update(parameters, gradients: gradients) }
+
+    /// One training step on `rows` (all when nil): the loss, its gradient and the update; returns the
+    /// loss (reading it waits for the update, queued before the read).
+    package func step(rows: Range<Int>? = nil) throws -> Tensor {
+        let tape = GradientTape()
+        let loss = tape.record { self.loss(rows: rows) }
+        update(try tape.gradient(of: loss, wrt: parameters))
+        return loss
+    }
 }

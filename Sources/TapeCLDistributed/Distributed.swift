@@ -36,7 +36,7 @@ public enum Distributed {
     /// process, as Horovod pins them); else `Device.default`.
     public static var device: Device {
         if ProcessInfo.processInfo.environment["TAPECL_DEVICE"] != nil { return .default }
-        let opencl = Device.all.filter { $0 != .host }
+        let opencl = Device.openCL
         guard opencl.count > 1 else { return .default }
         return opencl[localRank % opencl.count]
     }

@@ -122,7 +122,7 @@ public final class DistributedGradientTape {
             buckets[buckets.count - 1].append(i)
             bytes += values[i].byteCount
         }
-        return buckets.filter { !$0.isEmpty }
+        return buckets
     }
 }
 

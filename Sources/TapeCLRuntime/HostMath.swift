@@ -33,8 +33,9 @@ import CHostMath
 
 /// sin, cos and exp: Cephes's double-precision algorithms (S. L. Moshier, `sin.c` and `exp.c`)
 /// without branches so the loops vectorise, in `Sources/CHostMath`, built for AVX-512, AVX2 and
-/// baseline x86-64 with the same bits from all three (the widest the CPU has runs; see ``level``). About 1 ulp of a double, so float32 results (computed in
-/// double, rounded once) are libm's rounded to float. Arguments beyond the reductions' range
+/// baseline x86-64 with the same bits from all three (the widest the CPU has runs; see ``level``).
+/// About 1 ulp of a double, so float32 results (computed in double, rounded once) are libm's
+/// rounded to float. Arguments beyond the reductions' range
 /// (|x| > 2²⁰ for sin and cos, exp beyond ±708, NaN, ±∞) are redone with libm.
 @_spi(Runtime) public enum HostMath {
     @_spi(Runtime) public static let sin = UnaryLoop(

@@ -47,16 +47,16 @@ struct DistributedW2 {
             var buckets = 0
             for round in 0..<(rounds + 3) {  // 3 warm-up rounds
                 try Distributed.barrier()
-                let whole = Distributed.rank == 0 ? try seconds { try step(network, rows: nil) } : 0
+                let whole = Distributed.rank == 0 ? try seconds { _ = try network.step().scalar } : 0
                 try Distributed.barrier()
-                let local = try seconds { try step(network, rows: mine) }
+                let local = try seconds { _ = try network.step(rows: mine).scalar }
                 let bare = try Distributed.bareAllReduceSeconds(count: count, repetitions: 3)
                 try Distributed.barrier()
                 let tape = DistributedGradientTape(GradientTape())
                 let distributed = try seconds {
                     let loss = tape.record { network.loss(rows: mine) }
                     network.update(try tape.gradient(of: loss, wrt: network.parameters))
-                    _ = network.parameters[0].value[0][0].scalar  // the update done
+                    _ = loss.scalar  // waits for the update, queued before this read
                 }
                 buckets = tape.statistics.buckets
                 guard round >= 3 else { continue }
@@ -77,20 +77,6 @@ struct DistributedW2 {
         }
     }
 
-    /// One local SGD step on `rows` (all when nil), ending with a read so queued work counts.
-    private func step(_ network: MLPWorkload, rows: Range<Int>?) throws {
-        let tape = GradientTape()
-        let loss = tape.record { network.loss(rows: rows) }
-        network.update(try tape.gradient(of: loss, wrt: network.parameters))
-        _ = network.parameters[0].value[0][0].scalar
-    }
-
-    private func seconds(_ body: () throws -> Void) rethrows -> Double {
-        let start = DispatchTime.now().uptimeNanoseconds
-        try body()
-        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    }
-
     static func describe(_ r: Result) -> String {
         let share = r.batch / r.processes
         return [
@@ -103,7 +89,8 @@ struct DistributedW2 {
                 r.bareAllreduceMs),
             String(
                 format:
-                    "  data-parallel step (%d buckets):     %8.3f ms/step; waiting after the walk %.3f ms (%.0f%% of the step)",
+                    "  data-parallel step (%d buckets):     %8.3f ms/step; "
+                    + "waiting after the walk %.3f ms (%.0f%% of the step)",
                 r.buckets, r.distributedStepMs, r.waitAfterWalkMs, 100 * r.waitAfterWalkMs / r.distributedStepMs),
             String(format: "  allreduce time hidden from the step: %.0f%%", 100 * r.hiddenFraction),
             String(

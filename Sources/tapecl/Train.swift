@@ -101,8 +101,8 @@ struct Train: ParsableCommand {
         let available = device.info.globalMemoryBytes
         guard bytes <= available / 2 else {
             throw UserError(
-                "--hidden \(hidden) with --batch-size \(batchSize) needs about \(bytes) bytes; \(device) "
-                    + "has \(available)"
+                "\(model == "cnn" ? "--model cnn" : "--hidden \(hidden)") with --batch-size \(batchSize) needs about "
+                    + "\(bytes) bytes; \(device) has \(available)"
             )
         }
     }
@@ -145,7 +145,7 @@ struct Train: ParsableCommand {
                 let target = weight == 1 ? loss : tape.record { loss * weight }
                 opt.update(variables, gradients: try tape.gradient(of: target, wrt: variables))
                 lossSum += Double(loss.scalar) * Double(batch.count)
-                correct += zip(argmax(logits), labels).filter { $0 == $1 }.count
+                correct += zip(predictions(logits), labels).filter { $0 == $1 }.count
                 seen += batch.count
                 if progress { drawBar(epoch, step + 1, steps, lossSum / Double(seen)) }
             }
@@ -177,7 +177,7 @@ struct Train: ParsableCommand {
         }
         network.setTraining(false)
         let (x, _, labels) = data.batch(Array(0..<data.testCount), from: .test, on: device)
-        let right = zip(argmax(model(x)), labels).filter { $0 == $1 }.count
+        let right = zip(predictions(model(x)), labels).filter { $0 == $1 }.count
         let accuracy = Double(right) / Double(data.testCount)
         if let save, speaks {
             do {
@@ -224,8 +224,8 @@ struct Train: ParsableCommand {
             let t = tensors[name]!
             guard t.shape == v.shape, t.dtype == v.dtype else {
                 throw UserError(
-                    "--load \(path): '\(name)' is \(t.shape) \(t.dtype) in the file, \(v.shape) \(v.dtype) in --model \(model)"
-                )
+                    "--load \(path): '\(name)' is \(t.shape) \(t.dtype) in the file, \(v.shape) \(v.dtype) in "
+                        + "--model \(model)")
             }
             v.assign(t)
         }
@@ -246,14 +246,8 @@ struct Train: ParsableCommand {
         let device: String
     }
 
-    func argmax(_ logits: Tensor) -> [Int] {
-        let values = logits.scalars
-        let classes = logits.shape[1]
-        return (0..<logits.shape[0]).map { r in
-            let row = values[(r * classes)..<((r + 1) * classes)]
-            return row.indices.max { row[$0] < row[$1] }! - r * classes
-        }
-    }
+    /// Each row's predicted class (the first largest logit).
+    func predictions(_ logits: Tensor) -> [Int] { logits.argmax(axis: -1).scalars(as: Int.self) }
 
     func drawBar(_ epoch: Int, _ step: Int, _ steps: Int, _ loss: Double) {
         let width = 30

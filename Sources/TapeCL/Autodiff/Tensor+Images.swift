@@ -51,8 +51,8 @@ extension Tensor {
         let g = Window(input: x.shape, kernel: size, strides: strides, padding: padding)
         guard g.oh > 0, g.ow > 0 else {
             throw TapeError.shape(
-                "\(name): a \(size.0)×\(size.1) window does not fit in \(x.shape[1])×\(x.shape[2]) images with .valid padding"
-            )
+                "\(name): a \(size.0)×\(size.1) window does not fit in \(x.shape[1])×\(x.shape[2]) images "
+                    + "with .valid padding")
         }
         return g
     }

@@ -196,8 +196,8 @@ extension Tensor {
         }
         // A window that takes one element of each leading axis, any part of one axis k and every later axis
         // whole is one contiguous range of the row-major elements: a `slice` copy.
-        let k = (0..<rank).first { sizes[$0] != 1 } ?? Swift.max(rank - 1, 0)
-        if ((k + 1)..<Swift.max(rank, k + 1)).allSatisfy({ sizes[$0] == shape[$0] }) {
+        let k = (0..<rank).first { sizes[$0] != 1 } ?? rank - 1
+        if ((k + 1)..<rank).allSatisfy({ sizes[$0] == shape[$0] }) {
             let offset = zip(begin, Shape.strides(shape)).reduce(0) { $0 + $1.0 * $1.1 }
             return range(from: offset, shape: sizes)
         }

@@ -184,18 +184,24 @@ extension Op {
         vjp: { s, dy in s.grad(applying(im2col, [dy], Window(s.attributes.window))) },
         jvp: { s, d in d[0].map { applying(col2im, [$0], Window(s.attributes.window)) } })
 
-    static let maxPool: Op = image(
-        "maxPool", kernel: "max_pool", saves: .inputs, shape: { $0.pooled },
-        host: { a, r, g in
+    /// The host loop of `maxPool` (`source` 0: x itself) and `maxPoolPick` (1: the tangent t):
+    /// each pooled element is input `source` read at its window's first maximum of x.
+    static func picking(from source: Int) -> @Sendable (IndexedArguments, Range<Int>, Window) -> Void {
+        { a, r, g in
             func loop<T: FloatElement>(_: T.Type) {
-                let (x, o) = (a.input(0, T.self), a.output(T.self))
+                let (x, t, o) = (a.input(0, T.self), a.input(source, T.self), a.output(T.self))
                 for i in r {
                     let (b, y, x0, ch) = g.pooledIndex(i)
-                    o[i] = x[g.argmax(x, b, y, x0, ch)]
+                    o[i] = t[g.argmax(x, b, y, x0, ch)]
                 }
             }
             forFloatType(a.dtype, loop, loop)
-        },
+        }
+    }
+
+    static let maxPool: Op = image(
+        "maxPool", kernel: "max_pool", saves: .inputs, shape: { $0.pooled },
+        host: picking(from: 0),
         checkCase: imageCase { x, p in maxPool2d(x, size: (3, 3), strides: (2, 2), padding: p) },
         vjp: { s, dy in s.grad(applying(maxPoolGrad, [s.x, dy], Window(s.attributes.window))) },
         jvp: { s, d in d[0].map { applying(maxPoolPick, [s.x, $0], Window(s.attributes.window)) } })
@@ -204,16 +210,7 @@ extension Op {
     /// adjoint of its gradient.
     static let maxPoolPick: Op = image(
         "maxPoolPick", kernel: "max_pool_pick", arity: 2, saves: .inputs, shape: { $0.pooled },
-        host: { a, r, g in
-            func loop<T: FloatElement>(_: T.Type) {
-                let (x, t, o) = (a.input(0, T.self), a.input(1, T.self), a.output(T.self))
-                for i in r {
-                    let (b, y, x0, ch) = g.pooledIndex(i)
-                    o[i] = t[g.argmax(x, b, y, x0, ch)]
-                }
-            }
-            forFloatType(a.dtype, loop, loop)
-        },
+        host: picking(from: 1),
         checkCase: imageCase { x, p in
             applying(
                 maxPoolPick, [stopGradient(x), x * 3],
