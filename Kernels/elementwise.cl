@@ -84,7 +84,16 @@ UNARY(safe_log, x > (T)0 ? log(x) : (T)0)
 BINARY(pow, pow(a, b))
 #endif
 
-#ifndef FUNCTIONS_ONLY
+#ifdef FUNCTIONS_ONLY
+// A fused chain (small results only, see Fusion.swift) computes sin and cos in one step:
+// exact_NAME gives each element what unary_NAME and then fixup_NAME give it.
+#define EXACT(name, expr)                                                                        \
+inline T exact_##name(const T x) { return sizeof(T) == 4 && fabs(x) > (T)LARGE_ARGUMENT ? (expr) : op_##name(x); }
+#if IS_FLOAT
+EXACT(sin, sin(x))
+EXACT(cos, cos(x))
+#endif
+#else
 // A second pass for ops whose first pass is exact only on part of the domain: the host runs
 // fixup_NAME after unary_NAME when this file defines it. sin and cos: the vectorised reduction of
 // common.cl serves |x| <= LARGE_ARGUMENT; these redo the rare larger float arguments exactly.

@@ -28,6 +28,7 @@ public final class SGD: Optimizer {
                 var step = g
                 if momentum != 0 {
                     step = velocity[ObjectIdentifier(v)].map { momentum * $0 + g } ?? g
+                    step.evaluate()  // kept across steps
                     velocity[ObjectIdentifier(v)] = step
                 }
                 v.assignSub(learningRate * step)
@@ -63,6 +64,8 @@ public final class Adam: Optimizer {
                 let (m0, v0) = moments[key] ?? (g * 0, g * 0)
                 let m = beta1 * m0 + (1 - beta1) * g
                 let s = beta2 * v0 + (1 - beta2) * g * g
+                m.evaluate()  // kept across steps: computed once, not inside every later step's chain
+                s.evaluate()
                 moments[key] = (m, s)
                 v.assignSub(learningRate * (m / c1) / (sqrt(s / c2) + epsilon))
             }

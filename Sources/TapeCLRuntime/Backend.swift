@@ -168,12 +168,14 @@ import Synchronization
     @_spi(Runtime) public let shape: [Int]
     @_spi(Runtime) public let dtype: DType
     @_spi(Runtime) public let attributes: KernelParameters
+    /// A fused program's ``FusedProgram/outputs``, in order, each of the output's shape.
+    @_spi(Runtime) public let extraOutputs: [Buffer]
 
     @inlinable
     @_spi(Runtime) public init(
         opName: String, forward: Forward, inputs: UnsafeBufferPointer<Operand>, output: Buffer,
         shape: [Int], dtype: DType,
-        attributes: KernelParameters
+        attributes: KernelParameters, extraOutputs: [Buffer] = []
     ) {
         self.opName = opName
         self.forward = forward
@@ -182,6 +184,7 @@ import Synchronization
         self.shape = shape
         self.dtype = dtype
         self.attributes = attributes
+        self.extraOutputs = extraOutputs
     }
 }
 
@@ -217,6 +220,16 @@ import Synchronization
     /// Why this device cannot build kernels (its ops would all run on the host), or nil when a
     /// small probe program builds.
     func buildProblem() -> String?
+    /// Whether a launch costs more than a small elementwise op's work (a queue and a driver between
+    /// the caller and the device), so that results of any size wait to run fused (see `Fusion`);
+    /// else only large ones do.
+    var fusesSmallResults: Bool { get }
+    /// Whether `program` runs as one ``Forward/fused(_:)`` launch for `dtype` now. A backend that
+    /// compiles kernels may answer false until the program has proved that it repeats (`wait`:
+    /// build it now); the caller then runs the program's steps one launch each, so a chain that
+    /// runs once never waits for a compiler. A program that cannot be built answers true: its
+    /// launch then throws ``Unsupported`` and runs on the host.
+    func prepareFused(_ program: FusedProgram, dtype: DType, wait: Bool) -> Bool
 }
 
 /// One program build: which family and options, how long, and whether from the disk cache.

@@ -89,6 +89,8 @@ final class HostBackend: Backend {
     func buildProblem() -> String? { nil }
     var kernelVariants: String? { "sin, cos and exp in \(HostMath.level)" }
     func finish() {}  // host loops are done when they return
+    var fusesSmallResults: Bool { false }  // a host loop's call costs less than building an expression
+    func prepareFused(_ program: FusedProgram, dtype: DType, wait: Bool) -> Bool { true }  // nothing to build
 
     /// One concrete switch per launch, so every loop below is specialized for its element type.
     func run(_ l: Launch) throws {

@@ -98,6 +98,7 @@ extension HostFloat {
         let inputs = l.inputs.map(memory)
         let o = l.output.handle.assumingMemoryBound(to: Self.self)
         let last = p.steps.count - 1
+        let extra = l.extraOutputs.map { $0.handle.assumingMemoryBound(to: Self.self) }
         HostBackend.blocks(Shape.count(l.shape), into: o, scratch: p.steps.count) { i, m, out, s, stride in
             withUnsafeTemporaryAllocation(of: UnsafePointer<Self>.self, capacity: p.steps.count) { v in
                 for (k, step) in p.steps.enumerated() {
@@ -114,6 +115,7 @@ extension HostFloat {
                         v[k] = UnsafePointer(row)
                     }
                 }
+                for (j, k) in p.outputs.enumerated() { (extra[j] + i).update(from: v[k], count: m) }
             }
         }
     }

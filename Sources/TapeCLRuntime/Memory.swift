@@ -49,12 +49,15 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
     private let cacheLimit: Int
     /// ``DeviceInfo/maxAllocationBytes``, read once (`backend.info` copies the whole description).
     @_spi(Runtime) public let maxAllocationBytes: Int
+    /// ``Backend/fusesSmallResults``, read once (it is asked for every elementwise op).
+    @_spi(Runtime) public let fusesSmallResults: Bool
 
     init(name: String, backend: any Backend, cacheLimit: Int = 2 << 30) {
         self.name = name
         self.backend = backend
         self.cacheLimit = cacheLimit
         maxAllocationBytes = backend.info.maxAllocationBytes
+        fusesSmallResults = backend.fusesSmallResults
     }
 
     /// Block sizes: 256-byte steps up to 4 KiB, then eight steps per power of two, so a reused
@@ -161,8 +164,13 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
     /// A cached block (device memory is only touched by its owner; the pointer is an address).
     struct Block: @unchecked Sendable { let handle: UnsafeMutableRawPointer }
 
+    /// Launches run so far (what fusion saves is counted in them).
+    @_spi(Runtime) public var launches: Int { launched.load(ordering: .relaxed) }
+    private let launched = Atomic<Int>(0)
+
     /// Runs `launch` on the backend; one it cannot run goes to the host, with a warning once per op.
     @_spi(Runtime) public func run(_ launch: Launch) throws {
+        launched.add(1, ordering: .relaxed)
         do {
             try backend.run(launch)
         } catch let u as Unsupported {
@@ -186,13 +194,16 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
                 input.buffer, into: UnsafeMutableRawBufferPointer(start: copy.handle, count: input.byteCount))
             return Operand(buffer: copy, shape: input.shape, dtype: input.dtype)
         }
-        let out = try host.core.allocate(bytes: launch.output.bytes)
+        let outs = try ([launch.output] + launch.extraOutputs).map { try host.core.allocate(bytes: $0.bytes) }
         try inputs.withUnsafeBufferPointer { operands in
             try host.core.backend.run(
                 Launch(
-                    opName: launch.opName, forward: launch.forward, inputs: operands, output: out,
-                    shape: launch.shape, dtype: launch.dtype, attributes: launch.attributes))
+                    opName: launch.opName, forward: launch.forward, inputs: operands, output: outs[0],
+                    shape: launch.shape, dtype: launch.dtype, attributes: launch.attributes,
+                    extraOutputs: Array(outs.dropFirst())))
         }
-        try backend.write(UnsafeRawBufferPointer(start: out.handle, count: out.bytes), to: launch.output)
+        for (out, target) in zip(outs, [launch.output] + launch.extraOutputs) {
+            try backend.write(UnsafeRawBufferPointer(start: out.handle, count: out.bytes), to: target)
+        }
     }
 }

@@ -37,6 +37,11 @@ import TapeCLKernels
     var elementwise: [ElementwiseKey: cl_kernel] = [:]
     /// Every program build so far (from source or a cached binary), for `tapecl devices --build-kernels`.
     var builds: [ProgramBuild] = []
+    /// How often each fused program not built yet was asked for (see ``prepareFused(_:dtype:wait:)``).
+    var fusedAsked: [KernelKey: Int] = [:]
+    /// A launch goes through a queue and PoCL's (or a GPU driver's) scheduler: microseconds, more
+    /// than a small elementwise op's work.
+    @_spi(Runtime) public var fusesSmallResults: Bool { true }
     /// The batch gate (see OpenCLLaunching.swift).
     var gate: cl_event?
     var gated = 0
@@ -220,7 +225,8 @@ import TapeCLKernels
             try matmul(l)
         case .fused(let program):
             let k = try fusedKernel(program, dtype: l.dtype)
-            try enqueueExact(k, l.inputs.map { .buffer($0.buffer.handle) } + [out], n: n)
+            try enqueueExact(
+                k, l.inputs.map { .buffer($0.buffer.handle) } + [out] + l.extraOutputs.map { .buffer($0.handle) }, n: n)
         case .concat:
             var at = 0
             for input in l.inputs where input.byteCount > 0 {

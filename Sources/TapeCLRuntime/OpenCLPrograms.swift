@@ -24,6 +24,16 @@ extension OpenCLBackend {
     ) throws -> cl_kernel {
         let key = KernelKey(name: name + defines, family: family, dtype: dtype, source: source)
         if let k = kernels[key] { return k }
+        let options = try self.options(dtype: dtype, source: source, generated: generated != nil, defines: defines)
+        let program = try self.program(family: family, options: options, source: generated?())
+        let k = try createKernel(program, name, family: family, dtype: dtype)
+        kernels[key] = k
+        return k
+    }
+
+    /// The build options of a program for element type `dtype`.
+    /// - Throws: ``Unsupported`` when the device has no fp64 and the program needs it.
+    func options(dtype: DType, source: DType?, generated: Bool, defines: String) throws -> String {
         if (dtype == .float64 || source == .float64) && !info.supportsFloat64 {
             throw Unsupported(reason: "the device has no fp64")
         }
@@ -32,16 +42,17 @@ extension OpenCLBackend {
         // "38 warnings generated." on a user's first run; the OpenCL option keeps builds quiet.
         if dtype == .float64 || source == .float64 { options += " -DUSE_FP64 -w" }
         if let source { options += " -DS=\(Self.cType(source))" }
-        if generated != nil { options += " -DFUNCTIONS_ONLY" }
+        if generated { options += " -DFUNCTIONS_ONLY" }
         if !defines.isEmpty { options += " " + defines }
         if correctlyRoundedDivide { options += " -cl-fp32-correctly-rounded-divide-sqrt" }
-        let programKey = family + " " + options
-        let program = try self.program(family: family, options: options, key: programKey, source: generated?())
+        return options
+    }
+
+    func createKernel(_ program: cl_program, _ name: String, family: String, dtype: DType) throws -> cl_kernel {
         var status: cl_int = 0
         guard let k = clCreateKernel(program, name, &status), status == CL_SUCCESS else {
             throw Unsupported(reason: "no kernel \(name) in \(family) for \(dtype) (\(clErrorName(status)))")
         }
-        kernels[key] = k
         return k
     }
 
@@ -64,32 +75,57 @@ extension OpenCLBackend {
     /// generated kernel calling them step by step. Built once per chain and dtype, then cached
     /// like every program.
     func fusedKernel(_ p: FusedProgram, dtype: DType) throws -> cl_kernel {
-        try kernel("fused", family: "fused " + p.key, dtype: dtype) {
-            var parameters: [String] = []
-            var body = ["    const size_t i = get_global_id(0) + off;"]
-            for (k, step) in p.steps.enumerated() {
-                let value: String
-                switch step {
-                case .input(let j, let single):
-                    parameters.append("__global const T* restrict in\(j)")
-                    value = single ? "in\(j)[0]" : "in\(j)[i]"
-                case .unary(let name, _, let a): value = "op_\(name)(v\(a))"
-                case .binary(let name, _, let a, let b): value = "bop_\(name)(v\(a), v\(b))"
-                }
-                body.append("    const T v\(k) = \(value);")
-            }
-            body.append("    out[i] = v\(p.steps.count - 1);")
-            return (Self.source(family: "elementwise") ?? "") + "\n__kernel void fused("
-                + (parameters + ["__global T* restrict out", "const ulong off"]).joined(separator: ", ") + ") {\n"
-                + body.joined(separator: "\n") + "\n}\n"
-        }
+        try kernel("fused", family: "fused " + p.key, dtype: dtype) { Self.fusedSource(p) }
     }
 
-    func program(family: String, options: String, key: String, source: String? = nil) throws -> cl_program {
-        if let cached = programs[key] { return try cached.get() }
-        let result = Result { try build(family: family, options: options, source: source) }.mapError { error in
-            (error as? Unsupported) ?? Unsupported(reason: "\(error)")
+    static func fusedSource(_ p: FusedProgram) -> String {
+        var parameters: [String] = []
+        var body = ["    const size_t i = get_global_id(0) + off;"]
+        for (k, step) in p.steps.enumerated() {
+            let value: String
+            switch step {
+            case .input(let j, let single):
+                parameters.append("__global const T* restrict in\(j)")
+                value = single ? "in\(j)[0]" : "in\(j)[i]"
+            case .unary(let name, _, let a): value = "\(hasFixup(name) ? "exact" : "op")_\(name)(v\(a))"
+            case .binary(let name, _, let a, let b): value = "bop_\(name)(v\(a), v\(b))"
+            }
+            body.append("    const T v\(k) = \(value);")
         }
+        body.append("    out[i] = v\(p.steps.count - 1);")
+        parameters.append("__global T* restrict out")
+        for (j, k) in p.outputs.enumerated() {
+            parameters.append("__global T* restrict out\(j)")
+            body.append("    out\(j)[i] = v\(k);")
+        }
+        return (source(family: "elementwise") ?? "") + "\n__kernel void fused("
+            + (parameters + ["const ulong off"]).joined(separator: ", ") + ") {\n"
+            + body.joined(separator: "\n") + "\n}\n"
+    }
+
+    /// See ``Backend/prepareFused(_:dtype:wait:)``. A program is built (or loaded from the disk
+    /// cache) the ``fusedBuildAt``-th time it is asked for: a chain that repeats, as a training
+    /// loop's do, runs fused from then on; one that never repeats is never compiled. A build takes
+    /// 20-40 ms on PoCL here (W1's eleven programs: 0.3 s in all, once), on the caller's thread:
+    /// PoCL's compiler on another thread raced the process's exit (LLVM torn down under it).
+    @_spi(Runtime) public func prepareFused(_ p: FusedProgram, dtype: DType, wait: Bool) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = KernelKey(name: "fused", family: "fused " + p.key, dtype: dtype, source: nil)
+        if kernels[key] != nil { return true }
+        fusedAsked[key, default: 0] += 1
+        guard wait || fusedAsked[key]! >= Self.fusedBuildAt else { return false }
+        _ = try? fusedKernel(p, dtype: dtype)  // a failure is thrown again by the launch, which then runs on the host
+        return true
+    }
+    static let fusedBuildAt = 3
+
+    func program(family: String, options: String, source: String? = nil) throws -> cl_program {
+        let key = family + " " + options
+        if let cached = programs[key] { return try cached.get() }
+        let built = Result { try build(family: family, options: options, source: source) }
+        if case .success(let b) = built { builds.append(b.build) }
+        let result = built.map(\.program).mapError { ($0 as? Unsupported) ?? Unsupported(reason: "\($0)") }
         programs[key] = result
         return try result.get()
     }
@@ -105,7 +141,14 @@ extension OpenCLBackend {
         return common + "\n" + lines.joined(separator: "\n")
     }
 
-    func build(family: String, options: String, source: String? = nil) throws -> cl_program {
+    /// A program and how it was built.
+    struct BuiltProgram {
+        let program: cl_program
+        let build: ProgramBuild
+    }
+
+    /// Builds a program from the disk cache's binary, else from source (then stores its binary).
+    func build(family: String, options: String, source: String?) throws -> BuiltProgram {
         guard let source = source ?? Self.source(family: family) else {
             throw Unsupported(reason: "Kernels/\(family).cl is missing from this build")
         }
@@ -123,12 +166,12 @@ extension OpenCLBackend {
             if let program, status == CL_SUCCESS, binaryStatus == CL_SUCCESS,
                 clBuildProgram(program, 1, &dev, options, nil, nil) == CL_SUCCESS
             {
-                builds.append(
-                    ProgramBuild(
+                Registry.drainAtExit()
+                return BuiltProgram(
+                    program: program,
+                    build: ProgramBuild(
                         program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: true,
                         error: nil))
-                Registry.drainAtExit()
-                return program
             }
             if let program { clReleaseProgram(program) }
             ProgramCache.remove(key: diskKey)  // corrupt or stale: rebuild, never trust
@@ -148,11 +191,9 @@ extension OpenCLBackend {
             clReleaseProgram(program)
             throw Unsupported(reason: "Kernels/\(family).cl did not build (\(options)):\n\(log)")
         }
-        builds.append(
-            ProgramBuild(
-                program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: false,
-                error: nil))
-        Notices.built(seconds: Date().timeIntervalSince(start))
+        let built = ProgramBuild(
+            program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: false, error: nil)
+        Notices.built(seconds: built.seconds)
         Registry.drainAtExit()
         var size = 0
         if clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil)
@@ -169,7 +210,7 @@ extension OpenCLBackend {
                 do { try ProgramCache.store(key: diskKey, binary: binary) } catch { Notices.cacheUnwritable(error) }
             }
         }
-        return program
+        return BuiltProgram(program: program, build: built)
     }
 
     @_spi(Runtime) public var kernelVariants: String? {

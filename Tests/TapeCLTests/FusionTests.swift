@@ -18,6 +18,10 @@ struct FusionTests {
     static func unfused<R>(_ body: () throws -> R) rethrows -> R {
         try Fusion.$enabled.withValue(false, operation: body)
     }
+    /// Fused kernels built before they run (else a first use runs the steps while the kernel builds).
+    static func fusedKernels<R>(_ body: () throws -> R) rethrows -> R {
+        try Fusion.$kernels.withValue(.wait, operation: body)
+    }
     /// Uniform in [0.3, 1.2]: inside every op's domain (log, sqrt, pow, div, tan).
     static func input(seed: UInt64, on device: Device) -> Tensor {
         var rng = SplitMix64(seed: seed)
@@ -30,7 +34,7 @@ struct FusionTests {
         let b = Self.input(seed: 2, on: device)
         let ops = Op.all.filter { op in
             switch op.forward {
-            case .unary, .binary: op.fusable
+            case .unary, .binary: op.fusable == .always
             default: false
             }
         }
@@ -44,7 +48,7 @@ struct FusionTests {
                 #expect(pending == Fusion.enabled, "\(op.name) on \(device)")
                 return y + z
             }
-            let fused = try run()
+            let fused = try Self.fusedKernels(run)
             let plain = try Self.unfused(run)
             let (plainPending, differing) = (plain.isPending, Self.differences(fused, plain))
             #expect(!plainPending)
@@ -61,7 +65,7 @@ struct FusionTests {
             for _ in 0..<(3 * Fusion.maximumOps) { y = y * 0.99 + y * y * 0.001 - sqrt(y) * 0.0001 }
             return y
         }
-        let fused = run()
+        let fused = Self.fusedKernels(run)
         #expect(fused.dtype == dtype)
         #expect(Self.differences(fused, Self.unfused(run)) == 0, "\(dtype) on \(device)")
     }
@@ -92,7 +96,7 @@ struct FusionTests {
             }
             return [try tape.gradient(of: w4, wrt: x), try tape.gradient(of: chain, wrt: x)]
         }
-        let fused = try run()
+        let fused = try Self.fusedKernels(run)
         let plain = try Self.unfused(run)
         #expect(fused.allSatisfy { $0.map { !$0.isPending } ?? false }, "gradient returns computed tensors")
         for k in 0..<2 { #expect(Self.differences(fused[k], plain[k]) == 0, "gradient \(k) on \(device)") }
@@ -114,5 +118,63 @@ struct FusionTests {
             #expect(!stillPending)
             #expect(own.memory.liveBytes == before + y.byteCount)
         }
+    }
+
+    // MARK: Small results (a device whose launches cost more than a small op: OpenCL)
+
+    /// W1's chain and its gradient, with every small op of the table that fuses, on `shape`.
+    static func smallChain(_ x: Tensor, links: Int) throws -> [Tensor?] {
+        let tape = GradientTape()
+        tape.watch(x)
+        let y = tape.record { () -> Tensor in
+            var y = x
+            for k in 0..<links {
+                y = y + sin(y) * 0.001
+                if k % 7 == 3 { y = cos(y) * exp(-y) * 0.1 + sqrt(y * y + 1) - tanh(y) / 3 }
+            }
+            return y
+        }
+        let g = try tape.gradient(of: y.sum(), wrt: x)
+        return [y, g]
+    }
+
+    @Test(
+        arguments: devices, [Fusion.Kernels.wait, .never, .whenBuilt])
+    func smallChainsAndTheirGradientsGiveTheUnfusedBits(device: Device, kernels: Fusion.Kernels) throws {
+        for shape in [[], [1], [37]] as [[Int]] {
+            var rng = SplitMix64(seed: 9)
+            let x = Tensor(
+                shape: shape, scalars: (0..<Shape.count(shape)).map { _ in 0.2 + rng.nextUnit() }, on: device)
+            let fused = try Fusion.$kernels.withValue(kernels) { try Self.smallChain(x, links: 60) }
+            let plain = try Self.unfused { try Self.smallChain(x, links: 60) }
+            for k in 0..<2 {
+                #expect(Self.differences(fused[k], plain[k]) == 0, "\(k == 0 ? "y" : "dy/dx") \(shape) on \(device)")
+            }
+        }
+    }
+
+    @Test(arguments: devices)
+    func smallResultsWaitOnlyWhereLaunchesCostMore(device: Device) {
+        let y = sin(Tensor([0.5, 0.25], on: device)) * 2 + 1
+        let pending = y.isPending
+        #expect(pending == device.core.fusesSmallResults, "\(device)")
+        #expect(Self.differences(y, Self.unfused { sin(Tensor([0.5, 0.25], on: device)) * 2 + 1 }) == 0)
+    }
+
+    /// W1 on OpenCL: a scalar chain and its gradient run in a tenth of the launches, and the values
+    /// the tape keeps are written by the kernels that pass them (no launch of their own).
+    @Test(arguments: devices.filter { $0.core.fusesSmallResults })
+    func aScalarChainRunsInFewLaunches(device: Device) throws {
+        let own = device.isolated()
+        defer { own.release() }
+        let x = Tensor(0.5, on: own)
+        _ = try Self.fusedKernels { try Self.smallChain(x, links: 100) }  // builds the kernels
+        let start = own.core.launches
+        let fused = try Self.fusedKernels { try Self.smallChain(x, links: 100) }
+        let fusedLaunches = own.core.launches - start
+        let plain = try Self.unfused { try Self.smallChain(x, links: 100) }
+        let plainLaunches = own.core.launches - start - fusedLaunches
+        #expect(Self.differences(fused[1], plain[1]) == 0)
+        #expect(fusedLaunches * 10 <= plainLaunches, "\(fusedLaunches) fused launches, \(plainLaunches) unfused")
     }
 }

@@ -1,49 +1,110 @@
 import Synchronization
 @_spi(Runtime) import TapeCLRuntime
 
-/// Elementwise fusion: a large elementwise op does not run at once. Its result is *pending*, an
-/// expression over its inputs; when something needs the elements (another kind of op, a read,
+/// Elementwise fusion: an elementwise op does not always run at once. Its result may be *pending*,
+/// an expression over its inputs; when something needs the elements (another kind of op, a read,
 /// the end of `gradient`), the whole pending expression runs as one fused kernel, which reads
 /// each input once and writes only the result. Chains like `sin(x) * x + exp(-x)` and their
-/// backward rules then cost one pass over memory instead of one per op.
+/// backward rules then cost one pass over memory instead of one per op, and on a device where a
+/// launch costs more than a small op (``DeviceCore/fusesSmallResults``: OpenCL), a chain of scalar
+/// ops like W1's costs one launch per few dozen ops.
 ///
 /// Fusion never changes a value: the fused kernel rounds to the element type after every op, as
 /// separate kernels would (tested bit for bit on every device). It applies to float ops whose
-/// result has at least ``minimumCount`` elements and whose inputs have the result's shape or one
-/// element, and to broadcasting one element; an expression grows to at most ``maximumOps`` ops,
-/// then its inputs are computed first. A pending tensor used by two kernels is computed in each
-/// (no memory is kept for it).
+/// inputs have the result's shape or one element, and to broadcasting one element; on the host
+/// only to results of at least ``minimumCount`` elements. An expression grows to at most
+/// ``maximumOps`` distinct ops (``maximumSmallOps`` for results of at most ``smallCount``
+/// elements), then its inputs are computed first. A pending tensor used by two kernels is computed
+/// in each (no memory is kept for it).
+///
+/// A fused kernel is compiled once its chain has proved that it repeats
+/// (``Backend/prepareFused(_:dtype:wait:)``); until then its expression runs one launch per op, so
+/// a chain that runs once never waits for a compiler.
 package enum Fusion {
-    /// Below this, launching (not memory traffic) is the cost, and ops run at once.
+    /// Below this, launching (not memory traffic) is the cost: on the host, such ops run at once.
     package static let minimumCount = 1 << 16
     package static let maximumOps = 16
+    /// Recomputing a shared value costs nothing next to a launch at this size, so expressions grow longer
+    /// (each op has at most two inputs and one extra output: 32 ops keep a kernel within OpenCL's
+    /// 1,024 bytes of arguments).
+    package static let maximumSmallOps = 32
+    package static let smallCount = 4096
     /// Tests turn fusion off to compare with the unfused result.
     @TaskLocal package static var enabled = true
 
+    /// What a pending expression whose fused kernel is not built yet does.
+    package enum Kernels: Sendable {
+        /// Runs its steps one launch each until the backend has built the kernel (the default).
+        case whenBuilt
+        /// Builds the kernel first (tests of the fused kernels).
+        case wait
+        /// Always runs its steps one launch each (tests of that path).
+        case never
+    }
+    @TaskLocal package static var kernels = Kernels.whenBuilt
+
     /// The pending result of `op` on `inputs`, or nil when the op is to run at once.
     static func deferred(_ op: Op, _ inputs: [Tensor], shape: [Int], dtype: DType) -> Tensor? {
-        guard Shape.count(shape) >= minimumCount, op.fusable, dtype.isFloatingPoint, !crossCheckEnabled, enabled,
-            inputs.allSatisfy({ $0.shape == shape || $0.count == 1 })
+        let count = Shape.count(shape)
+        let core = inputs[0].handle.core
+        let small = count <= smallCount
+        guard count >= minimumCount || core.fusesSmallResults, op.fusable == .always || small && op.fusable != .never,
+            dtype.isFloatingPoint, !crossCheckEnabled, inputs.allSatisfy({ $0.shape == shape || $0.count == 1 }),
+            enabled
         else { return nil }
         switch op.forward {
         case .unary, .binary: break
         case .gather where inputs[0].count == 1: break  // one element broadcast (a sum's cotangent): read in place
         default: return nil
         }
-        var ops = 1 + inputs.reduce(0) { $0 + ($1.handle.lazy?.expression?.ops ?? 0) }
-        if ops > maximumOps {
-            for input in inputs { _ = input.buffer }  // compute the inputs, then start a new expression
-            ops = 1
+        let limit = small ? maximumSmallOps : maximumOps
+        var nodes: [TensorID] = []
+        for input in inputs {
+            guard let e = input.handle.lazy?.expression else { continue }
+            nodes = Expression.union(nodes, Expression.union(e.nodes, [input.id]))
         }
-        let expression = Expression(forward: op.forward, inputs: inputs, ops: ops)
-        return Tensor(
-            handle: TensorHandle(pending: expression, shape: shape, dtype: dtype, core: inputs[0].handle.core))
+        if nodes.count + 1 > limit {
+            // Compute the input with the most pending ops first; what the others still need is then
+            // counted afresh (a value that kernel wrote is computed now), until the expression fits.
+            var rest = inputs.filter(\.isPending).sorted { $0.pendingOps > $1.pendingOps }
+            while !rest.isEmpty {
+                _ = rest.removeFirst().buffer
+                nodes = rest.reduce([]) { Expression.union($0, pendingNodes(from: $1)) }
+                if nodes.count + 1 <= limit { break }
+            }
+        }
+        let expression = Expression(forward: op.forward, inputs: inputs, nodes: nodes)
+        return Tensor(handle: TensorHandle(pending: expression, shape: shape, dtype: dtype, core: core))
     }
 
-    /// The steps of one fused kernel computing `root`, and its inputs (computed tensors).
-    static func program(for root: Expression) -> (FusedProgram, [Tensor]) {
+    /// The pending tensors `t`'s kernel would compute now, `t` included, in increasing order of id.
+    static func pendingNodes(from t: Tensor) -> [TensorID] {
+        var found: Set<TensorID> = []
+        func visit(_ t: Tensor) {
+            guard let e = t.handle.lazy?.expression, found.insert(t.id).inserted else { return }
+            for input in e.inputs { visit(input) }
+        }
+        visit(t)
+        return found.sorted { $0.raw < $1.raw }
+    }
+
+    /// A value a tape keeps for its backward: a large pending one is computed now, once (pending,
+    /// it would hold its inputs' memory and run again in every backward kernel reading it); a small
+    /// one stays pending and is written by the kernel that computes a later value from it (a launch
+    /// of its own would cost more than its work).
+    static func settle(_ t: Tensor) {
+        if t.count > smallCount { _ = t.buffer } else { t.handle.lazy?.keep() }
+    }
+
+    /// One fused kernel computing `root` (of `count` elements): its steps, its inputs (computed
+    /// tensors), and the pending tensors it writes too (the program's `outputs`): those a tape
+    /// keeps (``Lazy/keep()``) that have `count` elements, so the backward reads them instead of
+    /// computing them again.
+    static func program(for root: Expression, count: Int) -> (FusedProgram, [Tensor], [TensorHandle]) {
         var steps: [FusedProgram.Step] = []
         var inputs: [Tensor] = []
+        var outputs: [Int] = []
+        var kept: [TensorHandle] = []
         var seen: [ObjectIdentifier: Int] = [:]
         func step(_ e: Expression) -> Int {
             switch e.forward {
@@ -62,8 +123,12 @@ package enum Fusion {
             let id = ObjectIdentifier(t.handle)
             if let k = seen[id] { return k }
             let k: Int
-            if let e = t.handle.lazy?.expression {
+            if let lazy = t.handle.lazy, let e = lazy.expression {
                 k = step(e)
+                if lazy.isKept && t.count == count && !e.forward.isGather {
+                    outputs.append(k)
+                    kept.append(t.handle)
+                }
             } else {
                 inputs.append(t)
                 steps.append(.input(inputs.count - 1, single: t.count == 1))
@@ -73,7 +138,13 @@ package enum Fusion {
             return k
         }
         _ = step(root)
-        return (FusedProgram(steps: steps), inputs)
+        return (FusedProgram(steps: steps, outputs: outputs), inputs, kept)
+    }
+}
+
+extension Forward {
+    fileprivate var isGather: Bool {
+        if case .gather = self { true } else { false }
     }
 }
 
@@ -81,35 +152,120 @@ package enum Fusion {
 package struct Expression: @unchecked Sendable {
     let forward: Forward
     let inputs: [Tensor]
-    /// Ops in the expression (a shared sub-expression counts once per use).
-    let ops: Int
+    /// The pending tensors this one's kernel computes besides itself, each once however often it
+    /// is used, in increasing order of id: the kernel has `nodes.count + 1` op steps.
+    let nodes: [TensorID]
+
+    /// The sorted union of two sorted lists.
+    static func union(_ a: [TensorID], _ b: [TensorID]) -> [TensorID] {
+        if a.isEmpty { return b }
+        if b.isEmpty { return a }
+        var out: [TensorID] = []
+        out.reserveCapacity(a.count + b.count)
+        var (i, j) = (0, 0)
+        while i < a.count && j < b.count {
+            let (x, y) = (a[i].raw, b[j].raw)
+            out.append(x <= y ? a[i] : b[j])
+            i += x <= y ? 1 : 0
+            j += y <= x ? 1 : 0
+        }
+        out += a[i...]
+        out += b[j...]
+        return out
+    }
 }
 
 /// A pending tensor's state: its expression until first use, then its buffer.
 package final class Lazy: Sendable {
     private enum State { case pending(Expression), computed(Buffer) }
     private let state: Mutex<State>
+    private let kept = Atomic<Bool>(false)
     init(_ expression: Expression) { state = Mutex(.pending(expression)) }
 
     /// The expression, while not yet computed.
     var expression: Expression? { state.withLock { if case .pending(let e) = $0 { e } else { nil } } }
+
+    /// A tape keeps the value: a fused kernel computing it on the way to another result writes it.
+    func keep() { kept.store(true, ordering: .relaxed) }
+    var isKept: Bool { kept.load(ordering: .relaxed) }
+
+    /// Takes `buffer`, written by a kernel computing another result, unless already computed.
+    private func fill(_ buffer: Buffer) {
+        state.withLock { s in
+            if case .pending = s { s = .computed(buffer) }
+        }
+    }
 
     func buffer(of handle: TensorHandle) throws -> Buffer {
         try state.withLock { s in
             switch s {
             case .computed(let buffer): return buffer
             case .pending(let expression):
-                let (program, inputs) = Fusion.program(for: expression)
-                let out = try handle.core.allocate(bytes: Shape.count(handle.shape) * handle.dtype.byteSize)
-                try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
-                    try handle.core.run(
-                        Launch(
-                            opName: "fused", forward: .fused(program), inputs: operands, output: out,
-                            shape: handle.shape, dtype: handle.dtype, attributes: KernelParameters()))
+                let (shape, dtype, core) = (handle.shape, handle.dtype, handle.core)
+                let (program, inputs, kept) = Fusion.program(for: expression, count: Shape.count(shape))
+                let bytes = Shape.count(shape) * dtype.byteSize
+                let out = try core.allocate(bytes: bytes)
+                let mode = Fusion.kernels
+                if mode != .never && core.backend.prepareFused(program, dtype: dtype, wait: mode == .wait) {
+                    let extra = try kept.map { _ in try core.allocate(bytes: bytes) }
+                    try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
+                        try core.run(
+                            Launch(
+                                opName: "fused", forward: .fused(program), inputs: operands, output: out,
+                                shape: shape, dtype: dtype, attributes: KernelParameters(), extraOutputs: extra))
+                    }
+                    for (h, buffer) in zip(kept, extra) { h.lazy?.fill(buffer) }
+                } else {
+                    // the same values kept as the kernel's would keep, so later programs are the same ones
+                    let values = try Self.runSteps(program, inputs, into: out, shape: shape, dtype: dtype)
+                    for (h, k) in zip(kept, program.outputs) { h.lazy?.fill(values[k].buffer) }
                 }
                 s = .computed(out)  // the expression and its inputs go
                 return out
             }
         }
+    }
+
+    /// Runs `program` one launch per step (the kernels the ops would have run on their own, so the
+    /// same bits): a step of one-element operands has one element, the others the result's shape;
+    /// a one-element last value is then broadcast into `out`.
+    private static func runSteps(
+        _ program: FusedProgram, _ inputs: [Tensor], into out: Buffer, shape: [Int], dtype: DType
+    ) throws -> [Operand] {
+        let core = out.core
+        var values: [Operand] = []
+        values.reserveCapacity(program.steps.count)
+        for (k, step) in program.steps.enumerated() {
+            let forward: Forward
+            let operands: [Operand]
+            switch step {
+            case .input(let j, let single):
+                let input = inputs[j]
+                values.append(Operand(buffer: input.buffer, shape: single ? [] : shape, dtype: dtype))
+                continue
+            case .unary(let name, let f, let a): (forward, operands) = (.unary(kernel: name, host: f), [values[a]])
+            case .binary(let name, let f, let a, let b):
+                (forward, operands) = (.binary(kernel: name, host: f), [values[a], values[b]])
+            }
+            let stepShape = operands.contains { !$0.shape.isEmpty } ? shape : []
+            let last = k == program.steps.count - 1 && stepShape == shape
+            let result = last ? out : try core.allocate(bytes: Shape.count(stepShape) * dtype.byteSize)
+            try operands.withUnsafeBufferPointer { operands in
+                try core.run(
+                    Launch(
+                        opName: "fused", forward: forward, inputs: operands, output: result, shape: stepShape,
+                        dtype: dtype, attributes: KernelParameters()))
+            }
+            values.append(Operand(buffer: result, shape: stepShape, dtype: dtype))
+        }
+        if let value = values.last, value.buffer !== out {
+            try [value].withUnsafeBufferPointer { operands in
+                try core.run(
+                    Launch(
+                        opName: "fused", forward: .gather, inputs: operands, output: out, shape: shape, dtype: dtype,
+                        attributes: KernelParameters(strides: [Int](repeating: 0, count: shape.count))))
+            }
+        }
+        return values
     }
 }

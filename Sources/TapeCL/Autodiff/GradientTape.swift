@@ -143,9 +143,8 @@ public final class GradientTape: @unchecked Sendable {
                 case .inputs, .inputsAndOutput: true
                 case .crossed: slots[slots.count - 1 - i].needs
                 }
-            // a pending value the backward reads is computed once, now
             if keep {
-                _ = inputs[i].buffer
+                Fusion.settle(inputs[i])
                 slots[i].value = inputs[i]
             }
         }
@@ -154,7 +153,7 @@ public final class GradientTape: @unchecked Sendable {
             case .output, .inputsAndOutput: true
             default: false
             }
-        if keepOutput { _ = output.buffer }
+        if keepOutput { Fusion.settle(output) }
         let saved = Saved(inputs: slots, output: keepOutput ? output : nil, attributes: attributes)
         entries.append(Entry(op: op, inputIDs: inputs.map(\.id), outputID: output.id, saved: saved))
         tracked.insert(output.id)

@@ -80,6 +80,8 @@ public struct Tensor: @unchecked Sendable {
     package var operand: Operand { Operand(buffer: buffer, shape: shape, dtype: dtype) }
     /// Whether the elements wait to be computed by a fused kernel (see ``Fusion``).
     package var isPending: Bool { handle.lazy?.expression != nil }
+    /// How many ops a fused kernel computing this tensor now would run (0 when it is computed).
+    package var pendingOps: Int { handle.lazy?.expression.map { $0.nodes.count + 1 } ?? 0 }
 
     // MARK: Creation
 
@@ -188,6 +190,17 @@ public struct Tensor: @unchecked Sendable {
         try withHostBytes(scalars, as: dtype) { try device.core.backend.write($0, to: buffer) }
         return Tensor(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype))
     }
+
+    /// Computes the elements now if they wait in a fused chain (see the README's section on
+    /// fusion), so that a value kept across steps (an optimizer's moments, a running mean) holds
+    /// its own memory instead of the expression and the inputs it was made from, and is not
+    /// computed again inside every later chain that reads it. Enqueues work; does not wait for it.
+    ///
+    /// ```swift
+    /// let m = 0.9 * m0 + 0.1 * g
+    /// m.evaluate()   // m0 and g can go
+    /// ```
+    public func evaluate() { _ = handle.buffer }
 
     // MARK: Reading back (the only waits)
 

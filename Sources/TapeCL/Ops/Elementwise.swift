@@ -3,7 +3,8 @@ import Foundation
 
 // Elementwise ops: one line each, kernel name = op name (see Kernels/elementwise.cl).
 // Host loops: `each { f }`, compiled for float64 and float32 values, or HostMath's (sin, cos, exp).
-// sin and cos are not fused: on OpenCL their large arguments need a second pass (elementwise.cl).
+// sin and cos fuse on small results only: over a large tensor, OpenCL redoes their large arguments in a second
+// pass (elementwise.cl), which a fused kernel's one step would do per element, unvectorised.
 // Rules: `dy` is the output's cotangent, `s` the saved values (`s.x` input, `s.y` output).
 
 /// The loops applying `f` to each element. `f` is a closure literal at each op's table line and
@@ -26,7 +27,7 @@ extension Op {
     /// An elementwise unary op. Its Jacobian is diagonal, so the forward rule J·dx is the same
     /// product as the reverse rule Jᵀ·dy: one derivative serves both.
     static func unary(
-        _ name: String, saves: Saves, floatOnly: Bool = true, fusable: Bool = true,
+        _ name: String, saves: Saves, floatOnly: Bool = true, fusable: Fusing = .always,
         domain: ClosedRange<Double> = -2...2, tolerance: Tolerance = .library,
         _ host: UnaryLoop, derivative: @escaping @Sendable (Saved, Tensor) -> Tensor
     ) -> Op {
@@ -71,10 +72,10 @@ extension Op {
     }
 
     static let neg = unary("neg", saves: .nothing, floatOnly: false, tolerance: .exact, each { -$0 }) { _, dy in -dy }
-    static let sin = unary("sin", saves: .inputs, fusable: false, HostMath.sin) { s, dy in
+    static let sin = unary("sin", saves: .inputs, fusable: .smallResults, HostMath.sin) { s, dy in
         dy * TapeCL.cos(s.x)  // d sin = cos
     }
-    static let cos = unary("cos", saves: .inputs, fusable: false, HostMath.cos) { s, dy in
+    static let cos = unary("cos", saves: .inputs, fusable: .smallResults, HostMath.cos) { s, dy in
         -dy * TapeCL.sin(s.x)  // d cos = -sin
     }
     static let tan = unary("tan", saves: .output, domain: -1.2...1.2, each { Foundation.tan($0) }) { s, dy in

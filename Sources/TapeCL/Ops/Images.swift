@@ -112,7 +112,7 @@ extension Op {
                 IndexedKernel(kernel, family: "images", grain: 1 << 10, run: channelRuns ? 3 : nil) { a, r in
                     host(a, r, Window(a.parameters))
                 }),
-            shape: { _, a in shape(Window(a.window)) }, saves: saves, floatOnly: floatOnly, fusable: false,
+            shape: { _, a in shape(Window(a.window)) }, saves: saves, floatOnly: floatOnly, fusable: .never,
             tolerance: .summed, checkCase: checkCase, vjp: vjp, jvp: jvp)
     }
 

@@ -18,7 +18,7 @@ extension Op {
                     }
                     forEachType(a.dtype, loop, loop, loop, loop, loop)
                 }),
-            shape: sameShape, saves: .nothing, differentiable: false, fusable: false, tolerance: .exact,
+            shape: sameShape, saves: .nothing, differentiable: false, fusable: .never, tolerance: .exact,
             call: { op, inputs, _ in
                 guard inputs.count == 2 else {
                     throw TapeError.argument("\(op.name): expects 2 inputs, got \(inputs.count)")
@@ -69,7 +69,7 @@ extension Op {
                 }
                 forEachType(a.dtype, loop, loop, loop, loop, loop)
             }),
-        shape: sameShape, saves: .inputs, fusable: false, tolerance: .exact,
+        shape: sameShape, saves: .inputs, fusable: .never, tolerance: .exact,
         call: { op, inputs, _ in  // [mask, a, b], as select(_:_:_:) takes them
             guard inputs.count == 3 else { throw TapeError.argument("select: expects 3 inputs, got \(inputs.count)") }
             return try Tensor.selected(inputs[0], inputs[1], inputs[2])
@@ -115,7 +115,7 @@ extension Op {
                     }
                     forEachType(a.dtype, loop, loop, loop, loop, loop)
                 }),
-            shape: { _, a in a.shape }, saves: .nothing, differentiable: false, fusable: false, tolerance: .exact,
+            shape: { _, a in a.shape }, saves: .nothing, differentiable: false, fusable: .never, tolerance: .exact,
             call: { op, inputs, a in try single(inputs, op.name).argReduced(op, axis: a.axes?.first ?? -1) },
             checkCase: { m, n in CheckCase([[m, n]]) { x in x[0].argmax(axis: 0).cast(to: .float32) } },
             vjp: { _, _ in [nil] }, jvp: { _, _ in nil })
@@ -142,7 +142,7 @@ extension Op {
                 }
                 forEachType(a.dtype, loop, loop, loop, loop, loop)
             }),
-        shape: { _, a in a.shape }, saves: .inputs, fusable: false, tolerance: .exact,
+        shape: { _, a in a.shape }, saves: .inputs, fusable: .never, tolerance: .exact,
         call: { op, inputs, a in  // [x, ids], axes: [axis]
             guard inputs.count == 2 else { throw TapeError.argument("gather: expects 2 inputs, got \(inputs.count)") }
             return try Tensor.gathered(inputs[0], inputs[1], axis: a.axes?.first ?? 0)
@@ -180,7 +180,7 @@ extension Op {
                 }
                 forFloatType(a.dtype, loop, loop)
             }),
-        shape: { _, a in a.shape }, saves: .inputs, floatOnly: true, fusable: false, tolerance: .summed,
+        shape: { _, a in a.shape }, saves: .inputs, floatOnly: true, fusable: .never, tolerance: .summed,
         checkCase: { m, n in
             CheckCase([[6, n]]) { x in
                 let ids = Tensor(

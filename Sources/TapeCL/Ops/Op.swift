@@ -29,8 +29,8 @@ package final class Op: Sendable {
     package let floatOnly: Bool
     /// Whether the op is recorded at all (comparisons and `stopGradient` are not: no gradient flows).
     package let differentiable: Bool
-    /// Whether a large elementwise result may wait to run in a fused kernel (see ``Fusion``).
-    package let fusable: Bool
+    /// Whether an elementwise result may wait to run in a fused kernel (see ``Fusion``).
+    package let fusable: Fusing
     package let vjp: VJP
     package let jvp: JVP
     /// Where `tapecl check` draws random inputs (inside the domain, away from poles).
@@ -45,7 +45,7 @@ package final class Op: Sendable {
 
     package init(
         name: String, arity: Int, auxiliary: Int = 0, forward: Forward, shape: @escaping ShapeRule, saves: Saves,
-        floatOnly: Bool = false, differentiable: Bool = true, fusable: Bool = true,
+        floatOnly: Bool = false, differentiable: Bool = true, fusable: Fusing = .always,
         sampleDomain: ClosedRange<Double> = -2...2, tolerance: Tolerance = .library, call: Call? = nil,
         checkCase: CheckSampler? = nil, vjp: @escaping VJP, jvp: @escaping JVP
     ) {
@@ -115,6 +115,14 @@ package struct InputShapes {
         case .saved(let s): s.count
         }
     }
+}
+
+/// Which results of an elementwise op may wait to run fused (see ``Fusion``).
+package enum Fusing: Sendable {
+    case always, never
+    /// Up to ``Fusion/smallCount`` elements: sin and cos, whose large float arguments the kernels
+    /// redo in a second pass over a large tensor, and in the fused kernel's one step over a small one.
+    case smallResults
 }
 
 /// What an entry on the tape keeps for its op's backward rule. Saving less frees memory sooner:

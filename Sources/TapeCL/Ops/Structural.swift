@@ -143,7 +143,7 @@ extension Op {
                 )
             }
             return a.shape
-        }, saves: .nothing, fusable: false, tolerance: .exact,
+        }, saves: .nothing, fusable: .never, tolerance: .exact,
         checkCase: { m, n in CheckCase([[m, n], [m, n], [m, n]]) { stack($0, axis: 1) * 2 } },
         vjp: { s, dy in
             var offset = 0
@@ -171,7 +171,7 @@ extension Op {
                 )
             }
             return a.shape
-        }, saves: .nothing, fusable: false, tolerance: .exact,
+        }, saves: .nothing, fusable: .never, tolerance: .exact,
         checkCase: { m, n in CheckCase([[m, n]]) { $0[0].range(from: n, shape: [m - 1, n]) * 2 } },
         vjp: { s, dy in
             let total = Shape.count(s.shapes[0])
