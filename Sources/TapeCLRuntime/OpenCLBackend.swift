@@ -37,8 +37,11 @@ import TapeCLKernels
     var elementwise: [ElementwiseKey: cl_kernel] = [:]
     /// Every program build so far (from source or a cached binary), for `tapecl devices --build-kernels`.
     var builds: [ProgramBuild] = []
-    /// How often each fused program not built yet was asked for (see ``prepareFused(_:dtype:wait:)``).
-    var fusedAsked: [KernelKey: Int] = [:]
+    /// Fused kernels by program (see `FusedProgram`'s equality), and how often each program not
+    /// built yet was asked for (see ``prepareFused(_:dtype:wait:)``).
+    struct FusedKey: Hashable { let program: FusedProgram, dtype: DType }
+    var fused: [FusedKey: cl_kernel] = [:]
+    var fusedAsked: [FusedKey: Int] = [:]
     /// A launch goes through a queue and PoCL's (or a GPU driver's) scheduler: microseconds, more
     /// than a small elementwise op's work.
     @_spi(Runtime) public var fusesSmallResults: Bool { true }

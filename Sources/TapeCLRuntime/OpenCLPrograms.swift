@@ -75,7 +75,11 @@ extension OpenCLBackend {
     /// generated kernel calling them step by step. Built once per chain and dtype, then cached
     /// like every program.
     func fusedKernel(_ p: FusedProgram, dtype: DType) throws -> cl_kernel {
-        try kernel("fused", family: "fused " + p.key, dtype: dtype) { Self.fusedSource(p) }
+        let key = FusedKey(program: p, dtype: dtype)
+        if let k = fused[key] { return k }
+        let k = try kernel("fused", family: "fused " + p.key, dtype: dtype) { Self.fusedSource(p) }
+        fused[key] = k
+        return k
     }
 
     static func fusedSource(_ p: FusedProgram) -> String {
@@ -111,8 +115,8 @@ extension OpenCLBackend {
     @_spi(Runtime) public func prepareFused(_ p: FusedProgram, dtype: DType, wait: Bool) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        let key = KernelKey(name: "fused", family: "fused " + p.key, dtype: dtype, source: nil)
-        if kernels[key] != nil { return true }
+        let key = FusedKey(program: p, dtype: dtype)
+        if fused[key] != nil { return true }
         fusedAsked[key, default: 0] += 1
         guard wait || fusedAsked[key]! >= Self.fusedBuildAt else { return false }
         _ = try? fusedKernel(p, dtype: dtype)  // a failure is thrown again by the launch, which then runs on the host

@@ -61,7 +61,7 @@ package enum Fusion {
         var nodes: [TensorID] = []
         for input in inputs {
             guard let e = input.handle.lazy?.expression else { continue }
-            nodes = Expression.union(nodes, Expression.union(e.nodes, [input.id]))
+            nodes = Expression.union(nodes, e.nodes + [input.id])  // ids grow: a tensor's is above its inputs'
         }
         if nodes.count + 1 > limit {
             // Compute the input with the most pending ops first; what the others still need is then
@@ -105,7 +105,7 @@ package enum Fusion {
         var inputs: [Tensor] = []
         var outputs: [Int] = []
         var kept: [TensorHandle] = []
-        var seen: [ObjectIdentifier: Int] = [:]
+        var seen: [TensorID: Int] = [:]
         func step(_ e: Expression) -> Int {
             switch e.forward {
             case .unary(let name, let f):
@@ -120,7 +120,7 @@ package enum Fusion {
             return steps.count - 1
         }
         func visit(_ t: Tensor) -> Int {
-            let id = ObjectIdentifier(t.handle)
+            let id = t.id
             if let k = seen[id] { return k }
             let k: Int
             if let lazy = t.handle.lazy, let e = lazy.expression {
