@@ -153,6 +153,20 @@ struct FusionTests {
         }
     }
 
+    /// A large chain's kernel is built at its first use: its steps one launch each would cost a pass
+    /// over memory and a temporary each (W5's peak on PoCL grew by 80 MiB when they did).
+    @Test(arguments: devices)
+    func aLargeChainRunsAsOneKernelAtItsFirstUse(device: Device) {
+        let own = device.isolated()
+        defer { own.release() }
+        let x = Self.input(seed: 7, on: own)
+        let half = Tensor(0.5, on: own)
+        let before = own.core.launches
+        let y = exp(x) * half + x * x / 3
+        y.evaluate()
+        #expect(own.core.launches - before == 1, "\(device)")
+    }
+
     @Test(arguments: devices)
     func smallResultsWaitOnlyWhereLaunchesCostMore(device: Device) {
         let y = sin(Tensor([0.5, 0.25], on: device)) * 2 + 1

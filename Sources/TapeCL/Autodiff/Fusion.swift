@@ -57,23 +57,32 @@ package enum Fusion {
         case .gather where inputs[0].count == 1: break  // one element broadcast (a sum's cotangent): read in place
         default: return nil
         }
-        let limit = small ? maximumSmallOps : maximumOps
         var nodes: [TensorID] = []
-        for input in inputs {
-            guard let e = input.handle.lazy?.expression else { continue }
-            nodes = Expression.union(nodes, e.nodes + [input.id])  // ids grow: a tensor's is above its inputs'
-        }
-        if nodes.count + 1 > limit {
-            // Compute the input with the most pending ops first; what the others still need is then
-            // counted afresh (a value that kernel wrote is computed now), until the expression fits.
-            var rest = inputs.filter(\.isPending).sorted { $0.pendingOps > $1.pendingOps }
-            while !rest.isEmpty {
-                _ = rest.removeFirst().buffer
-                nodes = rest.reduce([]) { Expression.union($0, pendingNodes(from: $1)) }
-                if nodes.count + 1 <= limit { break }
+        let pending = inputs.map { $0.handle.lazy?.expression }
+        var ops = 1 + pending.reduce(0) { $0 + ($1?.ops ?? 0) }
+        if !small && ops > maximumOps {
+            // A large chain counts a shared value once per use and is cut by computing every input:
+            // a waiting large value holds the memory of what it reads, so chains stay short.
+            for input in inputs { _ = input.buffer }
+            ops = 1
+        } else if small {
+            for (input, e) in zip(inputs, pending) {
+                guard let e else { continue }
+                nodes = Expression.union(nodes, e.nodes + [input.id])  // ids grow: a tensor's is above its inputs'
             }
+            if nodes.count + 1 > maximumSmallOps {
+                // Compute the input with the most pending ops first; what the others still need is then
+                // counted afresh (a value that kernel wrote is computed now), until the expression fits.
+                var rest = inputs.filter(\.isPending).sorted { $0.pendingOps > $1.pendingOps }
+                while !rest.isEmpty {
+                    _ = rest.removeFirst().buffer
+                    nodes = rest.reduce([]) { Expression.union($0, pendingNodes(from: $1)) }
+                    if nodes.count + 1 <= maximumSmallOps { break }
+                }
+            }
+            ops = nodes.count + 1
         }
-        let expression = Expression(forward: op.forward, inputs: inputs, nodes: nodes)
+        let expression = Expression(forward: op.forward, inputs: inputs, ops: ops, nodes: nodes)
         return Tensor(handle: TensorHandle(pending: expression, shape: shape, dtype: dtype, core: core))
     }
 
@@ -152,8 +161,11 @@ extension Forward {
 package struct Expression: @unchecked Sendable {
     let forward: Forward
     let inputs: [Tensor]
-    /// The pending tensors this one's kernel computes besides itself, each once however often it
-    /// is used, in increasing order of id: the kernel has `nodes.count + 1` op steps.
+    /// Ops in the expression: for a large result a shared value counts once per use; for a small
+    /// one once (`nodes.count + 1`).
+    let ops: Int
+    /// For a small result, the pending tensors its kernel computes besides itself, each once however
+    /// often it is used, in increasing order of id (empty for a large one).
     let nodes: [TensorID]
 
     /// The sorted union of two sorted lists.
@@ -205,8 +217,10 @@ package final class Lazy: Sendable {
                 let (program, inputs, kept) = Fusion.program(for: expression, count: Shape.count(shape))
                 let bytes = Shape.count(shape) * dtype.byteSize
                 let out = try core.allocate(bytes: bytes)
+                // a large chain is built at once: its steps one by one would cost a pass over memory each
                 let mode = Fusion.kernels
-                if mode != .never && core.backend.prepareFused(program, dtype: dtype, wait: mode == .wait) {
+                let wait = mode == .wait || Shape.count(shape) > Fusion.smallCount
+                if mode != .never && core.backend.prepareFused(program, dtype: dtype, wait: wait) {
                     let extra = try kept.map { _ in try core.allocate(bytes: bytes) }
                     try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
                         try core.run(

@@ -81,7 +81,7 @@ public struct Tensor: @unchecked Sendable {
     /// Whether the elements wait to be computed by a fused kernel (see ``Fusion``).
     package var isPending: Bool { handle.lazy?.expression != nil }
     /// How many ops a fused kernel computing this tensor now would run (0 when it is computed).
-    package var pendingOps: Int { handle.lazy?.expression.map { $0.nodes.count + 1 } ?? 0 }
+    package var pendingOps: Int { handle.lazy?.expression?.ops ?? 0 }
 
     // MARK: Creation
 
