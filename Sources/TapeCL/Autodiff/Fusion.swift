@@ -17,9 +17,9 @@ import Synchronization
 /// elements), then its inputs are computed first. A pending tensor used by two kernels is computed
 /// in each (no memory is kept for it).
 ///
-/// A fused kernel is compiled once its chain has proved that it repeats
+/// A small chain's kernel is compiled once the chain has proved that it repeats
 /// (``Backend/prepareFused(_:dtype:wait:)``); until then its expression runs one launch per op, so
-/// a chain that runs once never waits for a compiler.
+/// a chain that runs once never waits for a compiler. A large chain's is compiled at its first use.
 package enum Fusion {
     /// Below this, launching (not memory traffic) is the cost: on the host, such ops run at once.
     package static let minimumCount = 1 << 16
