@@ -115,6 +115,7 @@ package enum Fusion {
         var outputs: [Int] = []
         var kept: [TensorHandle] = []
         var seen: [TensorID: Int] = [:]
+        seen.reserveCapacity(2 * maximumSmallOps)
         func step(_ e: Expression) -> Int {
             switch e.forward {
             case .unary(let name, let f):
