@@ -58,18 +58,19 @@ package enum Fusion {
         default: return nil
         }
         var nodes: [TensorID] = []
-        let pending = inputs.map { $0.handle.lazy?.expression }
-        var ops = 1 + pending.reduce(0) { $0 + ($1?.ops ?? 0) }
+        var ops = 1
+        for input in inputs {
+            guard let e = input.handle.lazy?.expression else { continue }
+            ops += e.ops
+            // ids grow (a tensor's is above its inputs'), so appending keeps the list sorted
+            if small { nodes = Expression.union(nodes, e.nodes + CollectionOfOne(input.id)) }
+        }
         if !small && ops > maximumOps {
             // A large chain counts a shared value once per use and is cut by computing every input:
             // a waiting large value holds the memory of what it reads, so chains stay short.
             for input in inputs { _ = input.buffer }
             ops = 1
         } else if small {
-            for (input, e) in zip(inputs, pending) {
-                guard let e else { continue }
-                nodes = Expression.union(nodes, e.nodes + [input.id])  // ids grow: a tensor's is above its inputs'
-            }
             if nodes.count + 1 > maximumSmallOps {
                 // Compute the input with the most pending ops first; what the others still need is then
                 // counted afresh (a value that kernel wrote is computed now), until the expression fits.
@@ -158,8 +159,9 @@ extension Forward {
     }
 }
 
-/// One pending elementwise op.
-package struct Expression: @unchecked Sendable {
+/// One pending elementwise op (a class: the walks that read it take one reference, not a copy of
+/// its op and lists).
+package final class Expression: @unchecked Sendable {
     let forward: Forward
     let inputs: [Tensor]
     /// Ops in the expression: for a large result a shared value counts once per use; for a small
@@ -168,6 +170,13 @@ package struct Expression: @unchecked Sendable {
     /// For a small result, the pending tensors its kernel computes besides itself, each once however
     /// often it is used, in increasing order of id (empty for a large one).
     let nodes: [TensorID]
+
+    init(forward: Forward, inputs: [Tensor], ops: Int, nodes: [TensorID]) {
+        self.forward = forward
+        self.inputs = inputs
+        self.ops = ops
+        self.nodes = nodes
+    }
 
     /// The sorted union of two sorted lists.
     static func union(_ a: [TensorID], _ b: [TensorID]) -> [TensorID] {
