@@ -24,17 +24,18 @@
         var codes: [UInt64] = []
         codes.reserveCapacity(steps.count * 3 + outputs.count)
         func name(_ text: String) {
-            var word: UInt64 = 0
-            var shift: UInt64 = 0
-            for byte in text.utf8 {
-                word |= UInt64(byte) << shift
-                shift += 8
-                if shift == 64 {
-                    codes.append(word)
-                    (word, shift) = (0, 0)
+            var text = text
+            text.withUTF8 { bytes in
+                var word: UInt64 = 0
+                for (i, byte) in bytes.enumerated() {
+                    word |= UInt64(byte) << UInt64(8 * (i & 7))
+                    if i & 7 == 7 {
+                        codes.append(word)
+                        word = 0
+                    }
                 }
+                codes.append(word | 1 << 63)  // the last word of a name (op names are ASCII: the top bit is free)
             }
-            codes.append(word | 1 << 63)  // the last word of a name (op names are ASCII: the top bit is free)
         }
         for step in steps {
             switch step {
