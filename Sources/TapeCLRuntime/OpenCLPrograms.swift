@@ -24,16 +24,6 @@ extension OpenCLBackend {
     ) throws -> cl_kernel {
         let key = KernelKey(name: name + defines, family: family, dtype: dtype, source: source)
         if let k = kernels[key] { return k }
-        let options = try self.options(dtype: dtype, source: source, generated: generated != nil, defines: defines)
-        let program = try self.program(family: family, options: options, source: generated?())
-        let k = try createKernel(program, name, family: family, dtype: dtype)
-        kernels[key] = k
-        return k
-    }
-
-    /// The build options of a program for element type `dtype`.
-    /// - Throws: ``Unsupported`` when the device has no fp64 and the program needs it.
-    func options(dtype: DType, source: DType?, generated: Bool, defines: String) throws -> String {
         if (dtype == .float64 || source == .float64) && !info.supportsFloat64 {
             throw Unsupported(reason: "the device has no fp64")
         }
@@ -42,17 +32,16 @@ extension OpenCLBackend {
         // "38 warnings generated." on a user's first run; the OpenCL option keeps builds quiet.
         if dtype == .float64 || source == .float64 { options += " -DUSE_FP64 -w" }
         if let source { options += " -DS=\(Self.cType(source))" }
-        if generated { options += " -DFUNCTIONS_ONLY" }
+        if generated != nil { options += " -DFUNCTIONS_ONLY" }
         if !defines.isEmpty { options += " " + defines }
         if correctlyRoundedDivide { options += " -cl-fp32-correctly-rounded-divide-sqrt" }
-        return options
-    }
-
-    func createKernel(_ program: cl_program, _ name: String, family: String, dtype: DType) throws -> cl_kernel {
+        let programKey = family + " " + options
+        let program = try self.program(family: family, options: options, key: programKey, source: generated?())
         var status: cl_int = 0
         guard let k = clCreateKernel(program, name, &status), status == CL_SUCCESS else {
             throw Unsupported(reason: "no kernel \(name) in \(family) for \(dtype) (\(clErrorName(status)))")
         }
+        kernels[key] = k
         return k
     }
 
@@ -119,17 +108,17 @@ extension OpenCLBackend {
         if fused[key] != nil { return true }
         fusedAsked[key, default: 0] += 1
         guard wait || fusedAsked[key]! >= Self.fusedBuildAt else { return false }
+        fusedAsked[key] = nil
         _ = try? fusedKernel(p, dtype: dtype)  // a failure is thrown again by the launch, which then runs on the host
         return true
     }
     static let fusedBuildAt = 3
 
-    func program(family: String, options: String, source: String? = nil) throws -> cl_program {
-        let key = family + " " + options
+    func program(family: String, options: String, key: String, source: String? = nil) throws -> cl_program {
         if let cached = programs[key] { return try cached.get() }
-        let built = Result { try build(family: family, options: options, source: source) }
-        if case .success(let b) = built { builds.append(b.build) }
-        let result = built.map(\.program).mapError { ($0 as? Unsupported) ?? Unsupported(reason: "\($0)") }
+        let result = Result { try build(family: family, options: options, source: source) }.mapError { error in
+            (error as? Unsupported) ?? Unsupported(reason: "\(error)")
+        }
         programs[key] = result
         return try result.get()
     }
@@ -145,14 +134,7 @@ extension OpenCLBackend {
         return common + "\n" + lines.joined(separator: "\n")
     }
 
-    /// A program and how it was built.
-    struct BuiltProgram {
-        let program: cl_program
-        let build: ProgramBuild
-    }
-
-    /// Builds a program from the disk cache's binary, else from source (then stores its binary).
-    func build(family: String, options: String, source: String?) throws -> BuiltProgram {
+    func build(family: String, options: String, source: String? = nil) throws -> cl_program {
         guard let source = source ?? Self.source(family: family) else {
             throw Unsupported(reason: "Kernels/\(family).cl is missing from this build")
         }
@@ -170,12 +152,12 @@ extension OpenCLBackend {
             if let program, status == CL_SUCCESS, binaryStatus == CL_SUCCESS,
                 clBuildProgram(program, 1, &dev, options, nil, nil) == CL_SUCCESS
             {
-                Registry.drainAtExit()
-                return BuiltProgram(
-                    program: program,
-                    build: ProgramBuild(
+                builds.append(
+                    ProgramBuild(
                         program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: true,
                         error: nil))
+                Registry.drainAtExit()
+                return program
             }
             if let program { clReleaseProgram(program) }
             ProgramCache.remove(key: diskKey)  // corrupt or stale: rebuild, never trust
@@ -195,9 +177,11 @@ extension OpenCLBackend {
             clReleaseProgram(program)
             throw Unsupported(reason: "Kernels/\(family).cl did not build (\(options)):\n\(log)")
         }
-        let built = ProgramBuild(
-            program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: false, error: nil)
-        Notices.built(seconds: built.seconds)
+        builds.append(
+            ProgramBuild(
+                program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: false,
+                error: nil))
+        Notices.built(seconds: Date().timeIntervalSince(start))
         Registry.drainAtExit()
         var size = 0
         if clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil)
@@ -214,7 +198,7 @@ extension OpenCLBackend {
                 do { try ProgramCache.store(key: diskKey, binary: binary) } catch { Notices.cacheUnwritable(error) }
             }
         }
-        return BuiltProgram(program: program, build: built)
+        return program
     }
 
     @_spi(Runtime) public var kernelVariants: String? {
