@@ -85,14 +85,10 @@ BINARY(pow, pow(a, b))
 #endif
 
 #ifdef FUNCTIONS_ONLY
-// A fused chain (small results only, see Fusion.swift) computes sin and cos in one step:
-// exact_NAME gives each element what unary_NAME and then fixup_NAME give it.
-#define EXACT(name, expr)                                                                        \
+// In a fused chain (small results only, see Fusion.swift) the FIXUP lines below define exact_NAME:
+// one step giving each element what unary_NAME and then fixup_NAME give it.
+#define FIXUP(name, expr)                                                                        \
 inline T exact_##name(const T x) { return sizeof(T) == 4 && fabs(x) > (T)LARGE_ARGUMENT ? (expr) : op_##name(x); }
-#if IS_FLOAT
-EXACT(sin, sin(x))
-EXACT(cos, cos(x))
-#endif
 #else
 // A second pass for ops whose first pass is exact only on part of the domain: the host runs
 // fixup_NAME after unary_NAME when this file defines it. sin and cos: the vectorised reduction of
@@ -116,11 +112,13 @@ __kernel void fixup8_##name(__global const T* restrict xs, __global T* restrict 
             if (fabs(x) > (T)LARGE_ARGUMENT) out[i + j] = (expr);                                \
         }                                                                                        \
 }
+#endif
 #if IS_FLOAT
 FIXUP(sin, sin(x))
 FIXUP(cos, cos(x))
 #endif
 
+#ifndef FUNCTIONS_ONLY
 // out[i] = xs[Σ index_d · strides_d]: transpose (permuted strides) and broadcast (0 strides).
 __kernel void gather(__global const T* restrict xs, __global T* restrict out, const int rank,
                      const int8 shape, const int8 strides, const ulong off) {

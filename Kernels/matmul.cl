@@ -133,7 +133,8 @@ void gemm_tiled(const int M, const int N, const int K,
         for (int k = 0; k < TILE; k++) {
             T a[WPT], b[WPT];
             for (int w = 0; w < WPT; w++) { a[w] = As[k][ty + w * 16]; b[w] = Bs[k][tx + w * 16]; }
-            for (int wi = 0; wi < WPT; wi++) for (int wj = 0; wj < WPT; wj++) acc[wi][wj] = fma(a[wi], b[wj], acc[wi][wj]);
+            for (int wi = 0; wi < WPT; wi++)
+                for (int wj = 0; wj < WPT; wj++) acc[wi][wj] = fma(a[wi], b[wj], acc[wi][wj]);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }

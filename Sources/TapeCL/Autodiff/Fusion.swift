@@ -65,23 +65,22 @@ package enum Fusion {
             // ids grow (a tensor's is above its inputs'), so appending keeps the list sorted
             if small { nodes = Expression.union(nodes, e.nodes + CollectionOfOne(input.id)) }
         }
-        if !small && ops > maximumOps {
-            // A large chain counts a shared value once per use and is cut by computing every input:
-            // a waiting large value holds the memory of what it reads, so chains stay short.
-            for input in inputs { _ = input.buffer }
-            ops = 1
-        } else if small {
-            if nodes.count + 1 > maximumSmallOps {
-                // Compute the input with the most pending ops first; what the others still need is then
-                // counted afresh (a value that kernel wrote is computed now), until the expression fits.
-                var rest = inputs.filter(\.isPending).sorted { $0.pendingOps > $1.pendingOps }
-                while !rest.isEmpty {
-                    _ = rest.removeFirst().buffer
-                    nodes = rest.reduce([]) { Expression.union($0, pendingNodes(from: $1)) }
-                    if nodes.count + 1 <= maximumSmallOps { break }
-                }
+        if small {
+            // Over the limit, the input with the most pending ops is computed first; what the others
+            // still need is then counted afresh (a value that kernel wrote is computed now).
+            var rest =
+                nodes.count + 1 > maximumSmallOps
+                ? inputs.filter(\.isPending).sorted { $0.pendingOps > $1.pendingOps } : []
+            while nodes.count + 1 > maximumSmallOps && !rest.isEmpty {
+                rest.removeFirst().evaluate()
+                nodes = rest.reduce([]) { Expression.union($0, pendingNodes(from: $1)) }
             }
             ops = nodes.count + 1
+        } else if ops > maximumOps {
+            // A large chain counts a shared value once per use and is cut by computing every input:
+            // a waiting large value holds the memory of what it reads, so chains stay short.
+            for input in inputs { input.evaluate() }
+            ops = 1
         }
         let expression = Expression(forward: op.forward, inputs: inputs, ops: ops, nodes: nodes)
         return Tensor(handle: TensorHandle(pending: expression, shape: shape, dtype: dtype, core: core))
@@ -103,7 +102,7 @@ package enum Fusion {
     /// one stays pending and is written by the kernel that computes a later value from it (a launch
     /// of its own would cost more than its work).
     static func settle(_ t: Tensor) {
-        if t.count > smallCount { _ = t.buffer } else { t.handle.lazy?.keep() }
+        if t.count > smallCount { t.evaluate() } else { t.handle.lazy?.keep() }
     }
 
     /// One fused kernel computing `root` (of `count` elements): its steps, its inputs (computed
@@ -224,12 +223,13 @@ package final class Lazy: Sendable {
             case .computed(let buffer): return buffer
             case .pending(let expression):
                 let (shape, dtype, core) = (handle.shape, handle.dtype, handle.core)
-                let (program, inputs, kept) = Fusion.program(for: expression, count: Shape.count(shape))
-                let bytes = Shape.count(shape) * dtype.byteSize
+                let count = Shape.count(shape)
+                let (program, inputs, kept) = Fusion.program(for: expression, count: count)
+                let bytes = count * dtype.byteSize
                 let out = try core.allocate(bytes: bytes)
                 // a large chain is built at once: its steps one by one would cost a pass over memory each
                 let mode = Fusion.kernels
-                let wait = mode == .wait || Shape.count(shape) > Fusion.smallCount
+                let wait = mode == .wait || count > Fusion.smallCount
                 if mode != .never && core.backend.prepareFused(program, dtype: dtype, wait: wait) {
                     let extra = try kept.map { _ in try core.allocate(bytes: bytes) }
                     try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in

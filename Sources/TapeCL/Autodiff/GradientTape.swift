@@ -252,7 +252,7 @@ public final class GradientTape: @unchecked Sendable {
             for i in sources.indices where pending[i] > 0 { try finish(i) }
         }
         if !persistent { consume() }
-        for case let g? in gradients { _ = g.buffer }  // fused chains run now; the values they read go
+        for case let g? in gradients { g.evaluate() }  // fused chains run now; the values they read go
         return gradients
     }
 

@@ -63,7 +63,7 @@ public final class Variable: TensorConvertible, @unchecked Sendable, CustomStrin
                 ))
         }
         var replacement = v.to(current.device)  // computed, and the old value released, outside the lock
-        _ = replacement.buffer  // a pending value runs now, not on the next read
+        replacement.evaluate()  // a pending value runs now, not on the next read
         state.withLock { swap(&$0, &replacement) }
     }
 
