@@ -224,6 +224,11 @@ import Synchronization
     /// the caller and the device), so that results of any size wait to run fused (see `Fusion`);
     /// else only large ones do.
     var fusesSmallResults: Bool { get }
+    /// Whether device memory is host memory and a launch costs more than one element's work, so
+    /// that a one-element float elementwise result is computed by the caller with the op's host
+    /// loop (``InlineElement``: the bits the launch would write) and kept in its tensor, with no
+    /// buffer until something asks for one.
+    var computesScalarsInline: Bool { get }
     /// Whether `program` runs as one ``Forward/fused(_:)`` launch for `dtype` now. A backend that
     /// compiles kernels may answer false until the program has proved that it repeats (`wait`:
     /// build it now); the caller then runs the program's steps one launch each, so a chain that

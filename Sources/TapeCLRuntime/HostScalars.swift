@@ -120,3 +120,32 @@ extension HostFloat {
         }
     }
 }
+
+/// One element of a float elementwise op computed by the op's host loop, as the host backend's
+/// launch of a one-element result runs it (`loop(x, out, 1)`), so the bits are the launch's. Its
+/// operands and result are element bits: a float32's in the low 32 bits, a float64's in all 64.
+@_spi(Runtime) public enum InlineElement {
+    @_spi(Runtime) public static func unary(_ f: UnaryLoop, _ x: UInt64, _ dtype: DType) -> UInt64 {
+        if dtype == .float32 {
+            var (a, out) = (Float(bitPattern: UInt32(truncatingIfNeeded: x)), Float(0))
+            f.float(&a, &out, 1)
+            return UInt64(out.bitPattern)
+        }
+        var (a, out) = (Double(bitPattern: x), Double(0))
+        f.double(&a, &out, 1)
+        return out.bitPattern
+    }
+
+    @_spi(Runtime) public static func binary(_ f: BinaryLoop, _ x: UInt64, _ y: UInt64, _ dtype: DType) -> UInt64 {
+        if dtype == .float32 {
+            var a = Float(bitPattern: UInt32(truncatingIfNeeded: x))
+            var b = Float(bitPattern: UInt32(truncatingIfNeeded: y))
+            var out = Float(0)
+            f.float(&a, &b, &out, 1)
+            return UInt64(out.bitPattern)
+        }
+        var (a, b, out) = (Double(bitPattern: x), Double(bitPattern: y), Double(0))
+        f.double(&a, &b, &out, 1)
+        return out.bitPattern
+    }
+}

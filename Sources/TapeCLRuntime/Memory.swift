@@ -51,6 +51,8 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
     @_spi(Runtime) public let maxAllocationBytes: Int
     /// ``Backend/fusesSmallResults``, read once (it is asked for every elementwise op).
     @_spi(Runtime) public let fusesSmallResults: Bool
+    /// ``Backend/computesScalarsInline``, read once.
+    @_spi(Runtime) public let computesScalarsInline: Bool
 
     init(name: String, backend: any Backend, cacheLimit: Int = 2 << 30) {
         self.name = name
@@ -58,6 +60,7 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
         self.cacheLimit = cacheLimit
         maxAllocationBytes = backend.info.maxAllocationBytes
         fusesSmallResults = backend.fusesSmallResults
+        computesScalarsInline = backend.computesScalarsInline
     }
 
     /// Block sizes: 256-byte steps up to 4 KiB, then eight steps per power of two, so a reused

@@ -45,6 +45,7 @@ import TapeCLKernels
     /// A launch goes through a queue and PoCL's (or a GPU driver's) scheduler: microseconds, more
     /// than a small elementwise op's work.
     @_spi(Runtime) public var fusesSmallResults: Bool { true }
+    @_spi(Runtime) public var computesScalarsInline: Bool { false }  // its memory is the device's
     /// The batch gate (see OpenCLLaunching.swift).
     var gate: cl_event?
     var gated = 0

@@ -16,7 +16,14 @@ package struct TensorID: Hashable, Sendable {
 }
 
 /// Storage and identity of a tensor; copies of a `Tensor` share one handle, reshapes share the buffer.
-/// A large elementwise result may be pending (see ``Fusion``): its buffer is computed on first use.
+///
+/// A handle holds its elements in one of three ways:
+/// - a buffer, computed when the tensor was made;
+/// - an expression (``Lazy``), for a pending elementwise result (see ``Fusion``): the buffer is
+///   computed on first use;
+/// - the element itself, for a one-element float result on a device that computes those inline
+///   (``DeviceCore/computesScalarsInline``: the host). Its buffer is allocated, and counted in the
+///   device's memory, only when something asks for one (a reduction, a read, a reshape).
 package final class TensorHandle: Sendable {
     let id: TensorID
     let shape: [Int]
@@ -26,21 +33,56 @@ package final class TensorHandle: Sendable {
     private let eager: Buffer?
     /// The expression, for a pending one.
     package let lazy: Lazy?
+    /// An inline element's bits (a float32's in the low 32), valid when `isInline`.
+    private let element: UInt64
+    package let isInline: Bool
+    /// An inline element's buffer, once asked for.
+    private let materialized = Mutex<Buffer?>(nil)
 
     init(buffer: Buffer, shape: [Int], dtype: DType) {
         id = TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue)
         (self.shape, self.dtype, core, eager, lazy) = (shape, dtype, buffer.core, buffer, nil)
+        (element, isInline) = (0, false)
     }
 
     init(pending expression: Expression, shape: [Int], dtype: DType, core: DeviceCore) {
         id = TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue)
         (self.shape, self.dtype, self.core, eager, lazy) = (shape, dtype, core, nil, Lazy(expression))
+        (element, isInline) = (0, false)
+    }
+
+    /// A one-element float tensor holding `element` (bits as ``InlineElement`` gives them).
+    init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
+        id = TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue)
+        (self.shape, self.dtype, self.core, eager, lazy) = (shape, dtype, core, nil, nil)
+        (self.element, isInline) = (element, true)
     }
 
     /// The elements' memory; a pending tensor is computed now, by one fused kernel.
     var buffer: Buffer {
         if let eager { return eager }
-        do { return try lazy!.buffer(of: self) } catch { fail(error) }
+        do {
+            if let lazy { return try lazy.buffer(of: self) }
+            return try materialized.withLock { made in
+                if let made { return made }
+                let buffer = try core.allocate(bytes: dtype.byteSize)
+                try withUnsafeBytes(of: element.littleEndian) { bits in
+                    try core.backend.write(UnsafeRawBufferPointer(rebasing: bits[..<dtype.byteSize]), to: buffer)
+                }
+                made = buffer
+                return buffer
+            }
+        } catch { fail(error) }
+    }
+
+    /// The single element's bits, where the caller can read them without a launch: kept inline,
+    /// or in a computed one-element buffer of a device whose memory is host memory; else nil.
+    var hostElement: UInt64? {
+        if isInline { return element }
+        guard let eager, core.computesScalarsInline, dtype.isFloatingPoint, Shape.count(shape) == 1 else {
+            return nil
+        }
+        return dtype == .float32 ? UInt64(eager.handle.load(as: UInt32.self)) : eager.handle.load(as: UInt64.self)
     }
 }
 
@@ -192,7 +234,7 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// Computes the elements now if they wait in a fused chain (see the README's section on
-    /// fusion), so that a value kept across steps (an optimizer's moments, a running mean) holds
+    /// fusion; a computed tensor, or a one-element one kept in its handle, is left as it is), so that a value kept across steps (an optimizer's moments, a running mean) holds
     /// its own memory instead of the expression and the inputs it was made from, and is not
     /// computed again inside every later chain that reads it. Enqueues work; does not wait for it.
     ///
@@ -200,7 +242,7 @@ public struct Tensor: @unchecked Sendable {
     /// let m = 0.9 * m0 + 0.1 * g
     /// m.evaluate()   // m0 and g can go
     /// ```
-    public func evaluate() { _ = handle.buffer }
+    public func evaluate() { if handle.lazy != nil { _ = handle.buffer } }
 
     // MARK: Reading back (the only waits)
 

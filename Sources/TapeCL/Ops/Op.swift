@@ -234,6 +234,11 @@ extension Op {
         default:
             try device.core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
             if let pending = Fusion.deferred(self, inputs, shape: outShape, dtype: dtype) { return pending }
+            if bytes == dtype.byteSize && device.core.computesScalarsInline && dtype == inDType,
+                let element = inlineElement(inputs)
+            {
+                return Tensor(handle: TensorHandle(element: element, shape: outShape, dtype: dtype, core: device.core))
+            }
             let out = try device.core.allocate(bytes: bytes)
             try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
                 try device.core.run(
@@ -247,6 +252,20 @@ extension Op {
                 try CrossCheck.compare(self, inputs, attributes, result)
             }
             return result
+        }
+    }
+
+    /// A one-element float result computed here, from inputs whose elements the host can read
+    /// (see ``TensorHandle``); nil for other ops and inputs.
+    private func inlineElement(_ inputs: [Tensor]) -> UInt64? {
+        switch forward {
+        case .unary(_, let f):
+            guard let x = inputs[0].handle.hostElement else { return nil }
+            return InlineElement.unary(f, x, inputs[0].dtype)
+        case .binary(_, let f):
+            guard let a = inputs[0].handle.hostElement, let b = inputs[1].handle.hostElement else { return nil }
+            return InlineElement.binary(f, a, b, inputs[0].dtype)
+        default: return nil
         }
     }
 
