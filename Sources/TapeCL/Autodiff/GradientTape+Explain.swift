@@ -65,9 +65,9 @@ extension GradientTape {
                 return beforeReset.contains(s.id) ? .recordedBeforeReset : .notWatched
             }
             if ids.contains(y.id) { return nil }
-            if !tracked.contains(y.id) { return beforeReset.contains(y.id) ? .recordedBeforeReset : .targetNotRecorded }
+            if producers[y.id] == nil { return beforeReset.contains(y.id) ? .recordedBeforeReset : .targetNotRecorded }
             var reach = Set(ids)
-            for e in entries where e.inputIDs.contains(where: reach.contains) { reach.insert(e.outputID) }
+            for e in entries where e.inputs.contains(where: { reach.contains($0.id) }) { reach.insert(e.outputID) }
             if reach.contains(y.id) { return nil }
             return reach.isDisjoint(with: usedWhilePaused) ? .notConnected : .usedOnlyWhileStopped
         }

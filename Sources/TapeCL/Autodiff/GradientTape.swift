@@ -29,15 +29,26 @@ public final class GradientTape: @unchecked Sendable {
     /// Whether trainable variables read inside `record` are watched without calling `watch`.
     public let watchAccessedVariables: Bool
 
+    /// One recorded op: where each input comes from, the output's id, and what the backward rule
+    /// needs (a one-shot tape drops it once used).
     struct Entry {
         let op: Op
-        let inputIDs: [TensorID]
+        let inputs: SmallArray<Link>
         let outputID: TensorID
         var saved: Saved?
     }
+    /// An input of an entry: its id and its ``producers`` value (or `untracked`: no gradient flows to it).
+    struct Link {
+        let id: TensorID
+        let producer: Int
+    }
+    static let leaf = -1
+    static let untracked = -2
     var entries: [Entry] = []
-    /// Ids of the tensors this tape differentiates through: watched, read variables, recorded outputs.
-    var tracked: Set<TensorID> = []
+    /// The tensors this tape differentiates through, each with the index of the entry that made it,
+    /// or `leaf` for a watched tensor or a variable's value. Recording an op looks each input up
+    /// once; the backward walk then follows indices, with no lookup per entry.
+    var producers: [TensorID: Int] = [:]
     private(set) var variables: [Variable] = []
     var variableReads: [ObjectIdentifier: Set<TensorID>] = [:]
     private var paused = 0
@@ -75,10 +86,10 @@ public final class GradientTape: @unchecked Sendable {
     public func reset() {
         lock.lock()
         defer { lock.unlock() }
-        beforeReset.formUnion(tracked)
+        beforeReset.formUnion(producers.keys)
         variablesBeforeReset.formUnion(variables.map(ObjectIdentifier.init))
         entries = []
-        tracked = []
+        producers = [:]
         variables = []
         variableReads = [:]
         consumed = false
@@ -88,7 +99,7 @@ public final class GradientTape: @unchecked Sendable {
     public func watch(_ tensor: Tensor) {
         lock.lock()
         defer { lock.unlock() }
-        if tensor.dtype.isFloatingPoint { tracked.insert(tensor.id) }
+        if tensor.dtype.isFloatingPoint && producers[tensor.id] == nil { producers[tensor.id] = Self.leaf }
     }
 
     /// Watches a variable, trainable or not.
@@ -114,7 +125,7 @@ public final class GradientTape: @unchecked Sendable {
         let key = ObjectIdentifier(variable)
         if variableReads[key] == nil { variables.append(variable) }
         variableReads[key, default: []].insert(value.id)
-        tracked.insert(value.id)
+        if producers[value.id] == nil { producers[value.id] = Self.leaf }
     }
 
     func noteRead(_ variable: Variable, _ value: Tensor) {
@@ -130,11 +141,16 @@ public final class GradientTape: @unchecked Sendable {
     func record(_ op: Op, _ inputs: [Tensor], _ output: Tensor, _ attributes: Attributes) {
         lock.lock()
         defer { lock.unlock() }
-        var slots = inputs.map { Saved.Input(shape: $0.shape, needs: tracked.contains($0.id), value: nil) }
-        guard slots.contains(where: \.needs) else { return }
+        let links = SmallArray(count: inputs.count) { i in
+            Link(id: inputs[i].id, producer: producers[inputs[i].id] ?? Self.untracked)
+        }
+        guard links.contains(where: { $0.producer != Self.untracked }) else { return }
         guard paused == 0 else {
             usedWhilePaused.formUnion(inputs.map(\.id))
             return
+        }
+        var slots = inputs.indices.map { i in
+            Saved.Input(shape: inputs[i].shape, needs: links[i].producer != Self.untracked, value: nil)
         }
         for i in slots.indices {
             let keep =
@@ -155,8 +171,8 @@ public final class GradientTape: @unchecked Sendable {
             }
         if keepOutput { Fusion.settle(output) }
         let saved = Saved(inputs: slots, output: keepOutput ? output : nil, attributes: attributes)
-        entries.append(Entry(op: op, inputIDs: inputs.map(\.id), outputID: output.id, saved: saved))
-        tracked.insert(output.id)
+        entries.append(Entry(op: op, inputs: links, outputID: output.id, saved: saved))
+        producers[output.id] = entries.count - 1
     }
 
     // MARK: Gradients
@@ -258,43 +274,57 @@ public final class GradientTape: @unchecked Sendable {
 
     /// The tape walk: cotangents flow from `target` back to the `wanted` ids. `final` gets each
     /// wanted id's cotangent (or nil) once, as soon as no entry left to walk can add to it: after
-    /// the walk passes the id's first use.
+    /// the walk passes the id's first use. Entry k's output's cotangent is `flowing[k]`; a leaf's
+    /// is looked up by id.
     private func backward(
         from target: Tensor, seed: Tensor, to wanted: Set<TensorID>, final: (TensorID, Tensor?) throws -> Void
     ) throws {
         if !persistent { paused += 1 }  // a one-shot tape does not record its own backward pass
         defer { if !persistent { paused -= 1 } }
         let n = entries.count  // a persistent tape may record onto itself meanwhile
-        var reach = wanted  // ids that depend on a source: only these need cotangents
+        func producer(_ id: TensorID) -> Int { producers[id].map { $0 < n ? $0 : Self.untracked } ?? Self.untracked }
+        var isWanted = [Bool](repeating: false, count: n)  // entry k's output is wanted
+        for id in wanted where producer(id) >= 0 { isWanted[producer(id)] = true }
+        func wants(_ link: Link) -> Bool { link.producer >= 0 ? isWanted[link.producer] : wanted.contains(link.id) }
+        var reaches = isWanted  // entry k's output depends on a wanted id: only such values need cotangents
         var firstUse: [TensorID: Int] = [:]  // a wanted id's cotangent is final after this entry
-        for (k, e) in entries[..<n].enumerated() where e.inputIDs.contains(where: reach.contains) {
-            reach.insert(e.outputID)
-            guard firstUse.count < wanted.count else { continue }  // every source's first use is known
-            for id in e.inputIDs where wanted.contains(id) && firstUse[id] == nil { firstUse[id] = k }
+        for k in 0..<n {
+            for link in entries[k].inputs where link.producer != Self.untracked {
+                let wantedInput = wants(link)
+                if wantedInput || link.producer >= 0 && reaches[link.producer] { reaches[k] = true }
+                if wantedInput && firstUse[link.id] == nil { firstUse[link.id] = k }
+            }
         }
         let finalAt = firstUse.sorted { $0.value > $1.value }  // walked in this order: no lookup per entry
         var next = 0
-        var cotangents = [target.id: seed]
-        for id in wanted where firstUse[id] == nil { try final(id, cotangents[id]) }  // never an input
+        var flowing = [Tensor?](repeating: nil, count: n)
+        var leaves: [TensorID: Tensor] = [:]
+        func cotangent(_ id: TensorID) -> Tensor? { producer(id) >= 0 ? flowing[producer(id)] : leaves[id] }
+        if producer(target.id) >= 0 { flowing[producer(target.id)] = seed } else { leaves[target.id] = seed }
+        for id in wanted where firstUse[id] == nil { try final(id, cotangent(id)) }  // never an input
         for k in stride(from: n - 1, through: 0, by: -1) {
-            // Entry k's cotangent is popped (so freed); a one-shot tape moves the saved values out:
+            // Entry k's cotangent is taken (so freed); a one-shot tape moves the saved values out:
             // they go back to the allocator after this step.
-            if let dy = cotangents.removeValue(forKey: entries[k].outputID),
-                var saved = persistent ? entries[k].saved : entries[k].saved.take()
-            {
-                let inputs = entries[k].inputIDs
-                for i in saved.inputs.indices where saved.inputs[i].needs && !reach.contains(inputs[i]) {
-                    saved.inputs[i].needs = false
+            if let dy = flowing[k].take(), var saved = persistent ? entries[k].saved : entries[k].saved.take() {
+                let links = entries[k].inputs
+                for i in saved.inputs.indices where saved.inputs[i].needs {
+                    let link = links[i]
+                    saved.inputs[i].needs = link.producer >= 0 ? reaches[link.producer] : wanted.contains(link.id)
                 }
                 if saved.inputs.contains(where: \.needs) {
                     for (i, g) in entries[k].op.vjp(saved, dy).enumerated() where saved.inputs[i].needs {
                         guard let g = g?.summed(toShape: saved.inputs[i].shape) else { continue }  // unbroadcast, once
-                        cotangents[inputs[i]] = cotangents[inputs[i]].map { $0 + g } ?? g
+                        let (id, p) = (links[i].id, links[i].producer)
+                        if p >= 0 {
+                            flowing[p] = flowing[p].map { $0 + g } ?? g
+                        } else {
+                            leaves[id] = leaves[id].map { $0 + g } ?? g
+                        }
                     }
                 }
             }
             while next < finalAt.count && finalAt[next].value == k {
-                try final(finalAt[next].key, cotangents[finalAt[next].key])
+                try final(finalAt[next].key, cotangent(finalAt[next].key))
                 next += 1
             }
         }
@@ -309,7 +339,7 @@ public final class GradientTape: @unchecked Sendable {
     /// value a variable had when this tape saw it read.
     func sourceIDs(_ source: any TensorConvertible) -> [TensorID] {
         if let v = source as? Variable { return Array(variableReads[ObjectIdentifier(v)] ?? []) }
-        if let t = source as? Tensor, tracked.contains(t.id) { return [t.id] }
+        if let t = source as? Tensor, producers[t.id] != nil { return [t.id] }
         return []
     }
 
