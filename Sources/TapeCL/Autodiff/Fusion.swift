@@ -66,13 +66,17 @@ package enum Fusion {
             if small { nodes = Expression.union(nodes, e.nodes + CollectionOfOne(input.id)) }
         }
         if small {
-            // Over the limit, the input with the most pending ops is computed first; what the others
-            // still need is then counted afresh (a value that kernel wrote is computed now).
+            // Over the limit, the input with the most pending ops is computed first, and the kernel
+            // that computes it also writes its own pending inputs (a backward chain's cotangent is
+            // read again by the next term: else computed twice); what the others still need is then
+            // counted afresh (a value that kernel wrote is computed now).
             var rest =
                 nodes.count + 1 > maximumSmallOps
                 ? inputs.filter(\.isPending).sorted { $0.pendingOps > $1.pendingOps } : []
             while nodes.count + 1 > maximumSmallOps && !rest.isEmpty {
-                rest.removeFirst().evaluate()
+                let cut = rest.removeFirst()
+                for input in cut.handle.lazy?.expression?.inputs ?? [] { input.handle.lazy?.keep() }
+                cut.evaluate()
                 nodes = rest.reduce([]) { Expression.union($0, pendingNodes(from: $1)) }
             }
             ops = nodes.count + 1
