@@ -191,4 +191,27 @@ struct FusionTests {
         #expect(Self.differences(fused[1], plain[1]) == 0)
         #expect(fusedLaunches * 10 <= plainLaunches, "\(fusedLaunches) fused launches, \(plainLaunches) unfused")
     }
+
+    /// W1's chain on OpenCL: a cut chain's kernel writes the values it reads that are read again
+    /// (the backward's cotangent), so no pending value is computed in two kernels: 300 links (900
+    /// recorded ops) and their gradient take at most one launch per 12 recorded ops (69 here; 104
+    /// when the cotangent was computed twice).
+    @Test(arguments: devices.filter { $0.core.fusesSmallResults })
+    func aCutChainComputesEachValueOnce(device: Device) throws {
+        let own = device.isolated()
+        defer { own.release() }
+        func run() throws -> Int {
+            let start = own.core.launches
+            let x = Tensor(0.5, on: own)
+            let tape = GradientTape()
+            tape.watch(x)
+            let y = tape.record { (0..<300).reduce(x) { y, _ in y + sin(y) * 0.001 } }
+            let g = try tape.gradient(of: y, wrt: x)!
+            #expect(abs(g.scalar - 1.2) < 0.1)
+            return own.core.launches - start
+        }
+        _ = try Self.fusedKernels(run)  // builds the kernels
+        let launches = try Self.fusedKernels(run)
+        #expect(launches * 12 <= 900, "\(launches) launches")
+    }
 }
