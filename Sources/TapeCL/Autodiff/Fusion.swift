@@ -63,7 +63,7 @@ package enum Fusion {
             guard let e = input.handle.lazy?.expression else { continue }
             ops += e.ops
             // ids grow (a tensor's is above its inputs'), so appending keeps the list sorted
-            if small { nodes = Expression.union(nodes, e.nodes + CollectionOfOne(input.id)) }
+            if small { nodes = Expression.union(nodes, e.nodes, adding: input.id) }
         }
         if small {
             // Over the limit, the input with the most pending ops is computed first, and the kernel
@@ -181,12 +181,13 @@ package final class Expression: @unchecked Sendable {
         self.nodes = nodes
     }
 
-    /// The sorted union of two sorted lists.
-    static func union(_ a: [TensorID], _ b: [TensorID]) -> [TensorID] {
-        if a.isEmpty { return b }
-        if b.isEmpty { return a }
+    /// The sorted union of two sorted lists, and `extra` when given (an id above every id of `b`):
+    /// one new array, however many lists go in.
+    static func union(_ a: [TensorID], _ b: [TensorID], adding extra: TensorID? = nil) -> [TensorID] {
+        if b.isEmpty && extra == nil { return a }
+        if a.isEmpty && extra == nil { return b }
         var out: [TensorID] = []
-        out.reserveCapacity(a.count + b.count)
+        out.reserveCapacity(a.count + b.count + 1)
         var (i, j) = (0, 0)
         while i < a.count && j < b.count {
             let (x, y) = (a[i].raw, b[j].raw)
@@ -194,8 +195,15 @@ package final class Expression: @unchecked Sendable {
             i += x <= y ? 1 : 0
             j += y <= x ? 1 : 0
         }
+        out += b[j...]  // `extra` goes after b's last and before a's ids above it
+        if let extra {
+            while i < a.count && a[i].raw < extra.raw {
+                out.append(a[i])
+                i += 1
+            }
+            if i == a.count || a[i] != extra { out.append(extra) }
+        }
         out += a[i...]
-        out += b[j...]
         return out
     }
 }
