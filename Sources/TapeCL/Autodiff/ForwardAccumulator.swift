@@ -49,7 +49,7 @@ public final class ForwardAccumulator: @unchecked Sendable {
     /// Runs `body` with this accumulator pushing tangents; re-entrant.
     public func record<R>(_ body: () throws -> R) rethrows -> R {
         if Recorder.active.accumulators.contains(where: { $0 === self }) { return try body() }
-        return try Recorder.with({ $0.accumulators.append(self) }, body)
+        return try Recorder.with({ _, accumulators in accumulators.append(self) }, body)
     }
 
     /// The tangent of `value` (the directional derivative along the given tangents), or `nil` when

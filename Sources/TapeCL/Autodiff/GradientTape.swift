@@ -72,7 +72,7 @@ public final class GradientTape: @unchecked Sendable {
     /// Runs `body` with this tape recording; re-entrant; returns what `body` returns.
     public func record<R>(_ body: () throws -> R) rethrows -> R {
         if Recorder.active.tapes.contains(where: { $0 === self }) { return try body() }
-        return try Recorder.with({ $0.tapes.append(self) }, body)
+        return try Recorder.with({ tapes, _ in tapes.append(self) }, body)
     }
 
     /// Runs `body` inside `record` without recording on this tape (other tapes still record).

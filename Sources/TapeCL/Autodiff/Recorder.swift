@@ -3,13 +3,22 @@
 /// The active tapes and forward accumulators (one task-local, so concurrent tasks each have their
 /// own and an op reads it once), and the one place where an op reaches them.
 enum Recorder {
-    struct Active { var tapes: [GradientTape] = [], accumulators: [ForwardAccumulator] = [] }
-    @TaskLocal static var active = Active()
+    /// A class, so that reading the task-local (once per op) copies one reference, not two arrays.
+    final class Active: Sendable {
+        let tapes: [GradientTape]
+        let accumulators: [ForwardAccumulator]
+        let isEmpty: Bool
+        init(tapes: [GradientTape] = [], accumulators: [ForwardAccumulator] = []) {
+            (self.tapes, self.accumulators, isEmpty) = (tapes, accumulators, tapes.isEmpty && accumulators.isEmpty)
+        }
+        static let none = Active()
+    }
+    @TaskLocal static var active = Active.none
 
     /// Called by ``Op/apply(_:_:)`` after every differentiable op with a float output.
     static func record(_ op: Op, _ inputs: [Tensor], _ output: Tensor, _ attributes: Attributes) {
         let active = Recorder.active
-        if active.tapes.isEmpty && active.accumulators.isEmpty { return }
+        if active.isEmpty { return }
         for tape in active.tapes { tape.record(op, inputs, output, attributes) }
         for accumulator in active.accumulators { accumulator.propagate(op, inputs, output, attributes) }
     }
@@ -22,15 +31,17 @@ enum Recorder {
     }
 
     /// Runs `body` with `change` made to the active set (a tape or an accumulator joining it).
-    static func with<R>(_ change: (inout Active) -> Void, _ body: () throws -> R) rethrows -> R {
-        var next = active
-        change(&next)
-        return try $active.withValue(next, operation: body)
+    static func with<R>(_ change: (inout [GradientTape], inout [ForwardAccumulator]) -> Void, _ body: () throws -> R)
+        rethrows -> R
+    {
+        var (tapes, accumulators) = (active.tapes, active.accumulators)
+        change(&tapes, &accumulators)
+        return try $active.withValue(Active(tapes: tapes, accumulators: accumulators), operation: body)
     }
 
     /// Runs `body` with no tape or accumulator recording (optimizer updates, custom forwards).
     static func unrecorded<R>(_ body: () throws -> R) rethrows -> R {
-        try $active.withValue(Active(), operation: body)
+        try $active.withValue(Active.none, operation: body)
     }
 }
 

@@ -172,9 +172,11 @@ extension Op {
 
     static func broadcastShape(_ name: String) -> ShapeRule {
         { shapes, _ in
-            guard let out = Shape.broadcast(shapes[0], shapes[1]) else {
+            let (a, b) = (shapes[0], shapes[1])
+            if a == b { return a }  // the common case, without building a shape
+            guard let out = Shape.broadcast(a, b) else {
                 throw TapeError.shape(
-                    "\(name): shapes \(Shape.describe(shapes[0])) and \(Shape.describe(shapes[1])) do not broadcast")
+                    "\(name): shapes \(Shape.describe(a)) and \(Shape.describe(b)) do not broadcast")
             }
             return out
         }
