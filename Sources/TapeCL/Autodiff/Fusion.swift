@@ -60,7 +60,7 @@ package enum Fusion {
         var nodes: [TensorID] = []
         var ops = 1
         for input in inputs {
-            guard let e = input.handle.lazy?.expression else { continue }
+            guard let e = input.handle.expression else { continue }
             ops += e.ops
             // ids grow (a tensor's is above its inputs'), so appending keeps the list sorted
             if small { nodes = Expression.union(nodes, e.nodes, adding: input.id) }
@@ -75,7 +75,7 @@ package enum Fusion {
                 ? inputs.filter(\.isPending).sorted { $0.pendingOps > $1.pendingOps } : []
             while nodes.count + 1 > maximumSmallOps && !rest.isEmpty {
                 let cut = rest.removeFirst()
-                for input in cut.handle.lazy?.expression?.inputs ?? [] { input.handle.lazy?.keep() }
+                for input in cut.handle.expression?.inputs ?? [] { input.handle.keep() }
                 cut.evaluate()
                 nodes = rest.reduce([]) { Expression.union($0, pendingNodes(from: $1)) }
             }
@@ -94,7 +94,7 @@ package enum Fusion {
     static func pendingNodes(from t: Tensor) -> [TensorID] {
         var found: Set<TensorID> = []
         func visit(_ t: Tensor) {
-            guard let e = t.handle.lazy?.expression, found.insert(t.id).inserted else { return }
+            guard let e = t.handle.expression, found.insert(t.id).inserted else { return }
             for input in e.inputs { visit(input) }
         }
         visit(t)
@@ -106,12 +106,12 @@ package enum Fusion {
     /// one stays pending and is written by the kernel that computes a later value from it (a launch
     /// of its own would cost more than its work).
     static func settle(_ t: Tensor) {
-        if t.count > smallCount { t.evaluate() } else { t.handle.lazy?.keep() }
+        if t.count > smallCount { t.evaluate() } else { t.handle.keep() }
     }
 
     /// One fused kernel computing `root` (of `count` elements): its steps, its inputs (computed
     /// tensors), and the pending tensors it writes too (the program's `outputs`): those a tape
-    /// keeps (``Lazy/keep()``) that have `count` elements, so the backward reads them instead of
+    /// keeps (``TensorHandle/keep()``) that have `count` elements, so the backward reads them instead of
     /// computing them again.
     static func program(for root: Expression, count: Int) -> (FusedProgram, [Tensor], [TensorHandle]) {
         var steps: [FusedProgram.Step] = []
@@ -137,9 +137,9 @@ package enum Fusion {
             let id = t.id
             if let k = seen[id] { return k }
             let k: Int
-            if let lazy = t.handle.lazy, let e = lazy.expression {
+            if let e = t.handle.expression {
                 k = step(e)
-                if lazy.isKept && t.count == count && !e.forward.isGather {
+                if t.handle.isKept && t.count == count && !e.forward.isGather {
                     outputs.append(k)
                     kept.append(t.handle)
                 }
@@ -208,33 +208,15 @@ package final class Expression: @unchecked Sendable {
     }
 }
 
-/// A pending tensor's state: its expression until first use, then its buffer.
-package final class Lazy: Sendable {
-    private enum State { case pending(Expression), computed(Buffer) }
-    private let state: Mutex<State>
-    private let kept = Atomic<Bool>(false)
-    init(_ expression: Expression) { state = Mutex(.pending(expression)) }
-
-    /// The expression, while not yet computed.
-    var expression: Expression? { state.withLock { if case .pending(let e) = $0 { e } else { nil } } }
-
-    /// A tape keeps the value: a fused kernel computing it on the way to another result writes it.
-    func keep() { kept.store(true, ordering: .relaxed) }
-    var isKept: Bool { kept.load(ordering: .relaxed) }
-
-    /// Takes `buffer`, written by a kernel computing another result, unless already computed.
-    private func fill(_ buffer: Buffer) {
-        state.withLock { s in
-            if case .pending = s { s = .computed(buffer) }
-        }
-    }
-
-    func buffer(of handle: TensorHandle) throws -> Buffer {
+extension TensorHandle {
+    /// A pending tensor's buffer: computed now by one fused kernel (or its steps one launch each,
+    /// see ``Fusion``), then kept; the expression and its inputs go.
+    func computed() throws -> Buffer {
         try state.withLock { s in
             switch s {
+            case .none: preconditionFailure("TensorHandle.computed: not a pending tensor")
             case .computed(let buffer): return buffer
             case .pending(let expression):
-                let (shape, dtype, core) = (handle.shape, handle.dtype, handle.core)
                 let count = Shape.count(shape)
                 let (program, inputs, kept) = Fusion.program(for: expression, count: count)
                 let bytes = count * dtype.byteSize
@@ -250,11 +232,11 @@ package final class Lazy: Sendable {
                                 opName: "fused", forward: .fused(program), inputs: operands, output: out,
                                 shape: shape, dtype: dtype, attributes: KernelParameters(), extraOutputs: extra))
                     }
-                    for (h, buffer) in zip(kept, extra) { h.lazy?.fill(buffer) }
+                    for (h, buffer) in zip(kept, extra) { h.fill(buffer) }
                 } else {
                     // the same values kept as the kernel's would keep, so later programs are the same ones
                     let values = try Self.runSteps(program, inputs, into: out, shape: shape, dtype: dtype)
-                    for (h, k) in zip(kept, program.outputs) { h.lazy?.fill(values[k].buffer) }
+                    for (h, k) in zip(kept, program.outputs) { h.fill(values[k].buffer) }
                 }
                 s = .computed(out)  // the expression and its inputs go
                 return out

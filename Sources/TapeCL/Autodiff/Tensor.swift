@@ -19,8 +19,8 @@ package struct TensorID: Hashable, Sendable {
 ///
 /// A handle holds its elements in one of three ways:
 /// - a buffer, computed when the tensor was made;
-/// - an expression (``Lazy``), for a pending elementwise result (see ``Fusion``): the buffer is
-///   computed on first use;
+/// - an expression, for a pending elementwise result (see ``Fusion``): the buffer is computed on
+///   first use, and the expression and the inputs it holds go;
 /// - the element itself, for a one-element float result on a device that computes those inline
 ///   (``DeviceCore/computesScalarsInline``: the host). Its buffer is allocated, and counted in the
 ///   device's memory, only when something asks for one (a reduction, a read, a reshape).
@@ -31,48 +31,78 @@ package final class TensorHandle: Sendable {
     let core: DeviceCore
     /// The buffer, for a tensor computed when it was made.
     private let eager: Buffer?
-    /// The expression, for a pending one.
-    package let lazy: Lazy?
     /// An inline element's bits (a float32's in the low 32), valid when `isInline`.
     private let element: UInt64
     package let isInline: Bool
-    /// An inline element's buffer, once asked for.
-    private let materialized = Mutex<Buffer?>(nil)
+    /// Whether the tensor was made pending: `state` holds its expression until it is computed.
+    let isDeferred: Bool
+    /// A pending tensor's expression, then its buffer; an inline one's buffer once asked for.
+    let state: Mutex<Deferred>
+    /// Whether a tape keeps this pending value: a fused kernel that computes it on the way writes it.
+    private let kept = Atomic<Bool>(false)
+
+    enum Deferred {
+        case none
+        case pending(Expression)
+        case computed(Buffer)
+    }
 
     init(buffer: Buffer, shape: [Int], dtype: DType) {
         id = TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue)
-        (self.shape, self.dtype, core, eager, lazy) = (shape, dtype, buffer.core, buffer, nil)
-        (element, isInline) = (0, false)
+        (self.shape, self.dtype, core, eager) = (shape, dtype, buffer.core, buffer)
+        (element, isInline, isDeferred) = (0, false, false)
+        state = Mutex(.none)
     }
 
     init(pending expression: Expression, shape: [Int], dtype: DType, core: DeviceCore) {
         id = TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue)
-        (self.shape, self.dtype, self.core, eager, lazy) = (shape, dtype, core, nil, Lazy(expression))
-        (element, isInline) = (0, false)
+        (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
+        (element, isInline, isDeferred) = (0, false, true)
+        state = Mutex(.pending(expression))
     }
 
     /// A one-element float tensor holding `element` (bits as ``InlineElement`` gives them).
     init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
         id = TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue)
-        (self.shape, self.dtype, self.core, eager, lazy) = (shape, dtype, core, nil, nil)
-        (self.element, isInline) = (element, true)
+        (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
+        (self.element, isInline, isDeferred) = (element, true, false)
+        state = Mutex(.none)
     }
 
     /// The elements' memory; a pending tensor is computed now, by one fused kernel.
     var buffer: Buffer {
         if let eager { return eager }
-        do {
-            if let lazy { return try lazy.buffer(of: self) }
-            return try materialized.withLock { made in
-                if let made { return made }
-                let buffer = try core.allocate(bytes: dtype.byteSize)
-                try withUnsafeBytes(of: element.littleEndian) { bits in
-                    try core.backend.write(UnsafeRawBufferPointer(rebasing: bits[..<dtype.byteSize]), to: buffer)
-                }
-                made = buffer
-                return buffer
+        do { return try isDeferred ? computed() : materialized() } catch { fail(error) }
+    }
+
+    /// An inline element's buffer, made the first time it is asked for.
+    private func materialized() throws -> Buffer {
+        try state.withLock { s in
+            if case .computed(let made) = s { return made }
+            let buffer = try core.allocate(bytes: dtype.byteSize)
+            try withUnsafeBytes(of: element.littleEndian) { bits in
+                try core.backend.write(UnsafeRawBufferPointer(rebasing: bits[..<dtype.byteSize]), to: buffer)
             }
-        } catch { fail(error) }
+            s = .computed(buffer)
+            return buffer
+        }
+    }
+
+    /// The expression, while the tensor is pending.
+    var expression: Expression? {
+        guard isDeferred else { return nil }
+        return state.withLock { if case .pending(let e) = $0 { e } else { nil } }
+    }
+
+    /// A tape keeps the value: a fused kernel computing it on the way to another result writes it.
+    func keep() { kept.store(true, ordering: .relaxed) }
+    var isKept: Bool { kept.load(ordering: .relaxed) }
+
+    /// Takes `buffer`, written by a kernel computing another result, unless already computed.
+    func fill(_ buffer: Buffer) {
+        state.withLock { s in
+            if case .pending = s { s = .computed(buffer) }
+        }
     }
 
     /// The single element's bits, where the caller can read them without a launch: kept inline,
@@ -121,9 +151,9 @@ public struct Tensor: @unchecked Sendable {
     /// The tensor as a backend reads it (a pending tensor is computed first).
     package var operand: Operand { Operand(buffer: buffer, shape: shape, dtype: dtype) }
     /// Whether the elements wait to be computed by a fused kernel (see ``Fusion``).
-    package var isPending: Bool { handle.lazy?.expression != nil }
+    package var isPending: Bool { handle.expression != nil }
     /// How many ops a fused kernel computing this tensor now would run (0 when it is computed).
-    package var pendingOps: Int { handle.lazy?.expression?.ops ?? 0 }
+    package var pendingOps: Int { handle.expression?.ops ?? 0 }
 
     // MARK: Creation
 
@@ -242,7 +272,7 @@ public struct Tensor: @unchecked Sendable {
     /// let m = 0.9 * m0 + 0.1 * g
     /// m.evaluate()   // m0 and g can go
     /// ```
-    public func evaluate() { if handle.lazy != nil { _ = handle.buffer } }
+    public func evaluate() { if handle.isDeferred { _ = handle.buffer } }
 
     // MARK: Reading back (the only waits)
 
