@@ -31,7 +31,9 @@ enum Recorder {
     }
 
     /// Runs `body` with `change` made to the active set (a tape or an accumulator joining it).
-    static func with<R>(_ change: (inout [GradientTape], inout [ForwardAccumulator]) -> Void, _ body: () throws -> R)
+    static func with<R>(
+        _ change: (inout [GradientTape], inout [ForwardAccumulator]) -> Void, _ body: () throws -> R
+    )
         rethrows -> R
     {
         var (tapes, accumulators) = (active.tapes, active.accumulators)
