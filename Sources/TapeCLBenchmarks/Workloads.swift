@@ -40,8 +40,13 @@ package struct Measurement: Sendable {
 /// `warmups` untimed runs of `body`, then the figure of each of `reps` runs.
 func repeated(warmups: Int, reps: Int, _ body: () throws -> Double) rethrows -> [Double] {
     for _ in 0..<warmups { _ = try body() }
-    return try (0..<reps).map { _ in try body() }
+    return try (0..<reps).map { _ in try timedRepetition(body) }
 }
+
+/// One timed repetition, in a function of its own so that a profiler can leave the warm-ups (and
+/// their kernel builds) out: `valgrind --tool=callgrind --toggle-collect='*timedRepetition*'`.
+@inline(never)
+func timedRepetition(_ body: () throws -> Double) rethrows -> Double { try body() }
 
 /// Seconds taken by `body`.
 @inline(__always)

@@ -37,8 +37,8 @@
                 codes.append(word | 1 << 63)  // the last word of a name (op names are ASCII: the top bit is free)
             }
         }
-        for step in steps {
-            switch step {
+        for k in steps.indices {  // by index: a step's loop is never copied out
+            switch steps[k] {
             case .input(let j, let single): codes.append(UInt64(j) << 2 | (single ? 1 : 0))
             case .unary(let op, _, let a):
                 codes.append(UInt64(a) << 2 | 2)

@@ -115,11 +115,16 @@ package enum Fusion {
     /// computing them again.
     static func program(for root: Expression, count: Int) -> (FusedProgram, [Tensor], [TensorHandle]) {
         var steps: [FusedProgram.Step] = []
+        steps.reserveCapacity(2 * root.nodes.count + 4)
         var inputs: [Tensor] = []
         var outputs: [Int] = []
         var kept: [TensorHandle] = []
-        var seen: [TensorID: Int] = [:]
-        seen.reserveCapacity(2 * maximumSmallOps)
+        // The step of each value met so far, without hashing: a pending value by its place in the
+        // root's sorted node list (a small chain's), a computed input by its place in `inputs`; a
+        // large chain (no node list) looks its pending values up by id.
+        var nodeSteps = [Int](repeating: -1, count: root.nodes.count)
+        var inputSteps: [Int] = []
+        var largeSteps: [TensorID: Int] = [:]
         func step(_ e: Expression) -> Int {
             switch e.forward {
             case .unary(let name, let f):
@@ -135,20 +140,22 @@ package enum Fusion {
         }
         func visit(_ t: Tensor) -> Int {
             let id = t.id
-            if let k = seen[id] { return k }
-            let k: Int
-            if let e = t.handle.expression {
-                k = step(e)
-                if t.handle.isKept && t.count == count && !e.forward.isGather {
-                    outputs.append(k)
-                    kept.append(t.handle)
-                }
-            } else {
+            guard let e = t.handle.expression else {
+                if let j = inputs.firstIndex(where: { $0.id == id }) { return inputSteps[j] }
                 inputs.append(t)
                 steps.append(.input(inputs.count - 1, single: t.count == 1))
-                k = steps.count - 1
+                inputSteps.append(steps.count - 1)
+                return steps.count - 1
             }
-            seen[id] = k
+            let slot = root.nodes.isEmpty ? nil : Expression.place(of: id, in: root.nodes)
+            if let slot, nodeSteps[slot] >= 0 { return nodeSteps[slot] }
+            if slot == nil, let k = largeSteps[id] { return k }
+            let k = step(e)
+            if t.handle.isKept && t.count == count && !e.forward.isGather {
+                outputs.append(k)
+                kept.append(t.handle)
+            }
+            if let slot { nodeSteps[slot] = k } else { largeSteps[id] = k }
             return k
         }
         _ = step(root)
@@ -179,6 +186,16 @@ package final class Expression: @unchecked Sendable {
         self.inputs = inputs
         self.ops = ops
         self.nodes = nodes
+    }
+
+    /// Where `id` is in the sorted list `nodes` (binary search), or nil.
+    static func place(of id: TensorID, in nodes: [TensorID]) -> Int? {
+        var (low, high) = (0, nodes.count)
+        while low < high {
+            let middle = (low + high) / 2
+            if nodes[middle].raw < id.raw { low = middle + 1 } else { high = middle }
+        }
+        return low < nodes.count && nodes[low] == id ? low : nil
     }
 
     /// The sorted union of two sorted lists, and `extra` when given (an id above every id of `b`):
