@@ -8,10 +8,28 @@ import Synchronization
 /// step (Adam's bias corrections) replace each other instead of filling device memory, and the
 /// ones used every step stay uploaded.
 enum Constants {
+    /// Looked up for every number in an expression, so hashed with SplitMix64's two-multiply mix of
+    /// its fields and the table's seed, not the general SipHash of `Hasher`.
     struct Key: Hashable {
         let device: ObjectIdentifier
         let bits: UInt64
         let dtype: DType
+
+        private var word: UInt64 {
+            let kind: UInt64 =
+                switch dtype {
+                case .float32: 0
+                case .float64: 1
+                case .int32: 2
+                case .int8: 3
+                case .bool: 4
+                }
+            return SplitMix64.mix(bits ^ kind << 56) ^ UInt64(UInt(bitPattern: device))
+        }
+        func hash(into hasher: inout Hasher) { hasher.combine(word) }
+        func _rawHashValue(seed: Int) -> Int {
+            Int(truncatingIfNeeded: SplitMix64.mix(word ^ UInt64(bitPattern: Int64(seed))))
+        }
     }
 
     struct Entry {
@@ -35,10 +53,9 @@ enum Constants {
         let key = Key(device: ObjectIdentifier(device.core), bits: value.bitPattern, dtype: dtype)
         let hit: Tensor? = table.withLock { t in
             t.tick += 1
-            guard var entry = t.entries[key] else { return nil }
-            entry.lastUse = t.tick
-            t.entries[key] = entry
-            return entry.tensor
+            guard let at = t.entries.index(forKey: key) else { return nil }  // one lookup
+            t.entries.values[at].lastUse = t.tick
+            return t.entries.values[at].tensor
         }
         if let hit { return hit }
         let made = make()
