@@ -36,6 +36,34 @@ struct Window {
     var pooled: [Int] { [n, oh, ow, c] }
     var columns: [Int] { [n * oh * ow, kh * kw * c] }
 
+    /// The windows along one dimension that contain input position `i`: each as (its kernel offset,
+    /// its output position), in increasing kernel offset.
+    func windows(containing i: Int, pad: Int, stride: Int, size: Int, out: Int) -> [(Int, Int)] {
+        (0..<size).compactMap { k in
+            let t = i + pad - k
+            return t >= 0 && t % stride == 0 && t / stride < out ? (k, t / stride) : nil
+        }
+    }
+
+    /// Where element `i` of the columns (im2col's output) is: image, output row and column, kernel
+    /// row and column, channel.
+    func columnPlace(_ i: Int) -> (b: Int, y: Int, x: Int, u: Int, v: Int, ch: Int) {
+        let (row, col) = i.quotientAndRemainder(dividingBy: kh * kw * c)
+        return (row / (ow * oh), (row / ow) % oh, row % ow, col / (c * kw), (col / c) % kw, col % c)
+    }
+
+    /// The place of the next run of channels after `at`'s (channel 0 of the next kernel column,
+    /// kernel row, output column, output row or image).
+    @inline(__always)
+    func stepColumn(_ at: inout (b: Int, y: Int, x: Int, u: Int, v: Int, ch: Int)) {
+        at.ch = 0
+        at.v += 1
+        if at.v == kw { (at.v, at.u) = (0, at.u + 1) }
+        if at.u == kh { (at.u, at.x) = (0, at.x + 1) }
+        if at.x == ow { (at.x, at.y) = (0, at.y + 1) }
+        if at.y == oh { (at.y, at.b) = (0, at.b + 1) }
+    }
+
     /// The flat index in the input of pixel (ih, iw) of channel `ch` of image `b`, or nil in the padding.
     @inline(__always)
     func pixel(_ b: Int, _ ih: Int, _ iw: Int, _ ch: Int) -> Int? {
@@ -132,19 +160,17 @@ extension Op {
         host: { a, r, g in
             func loop<T: Element>(_: T.Type) {
                 let (x, o) = (a.input(0, T.self), a.output(T.self))
-                let width = g.kh * g.kw * g.c
                 var i = r.lowerBound
+                var at = g.columnPlace(i)  // then stepped, not divided, run by run
                 while i < r.upperBound {  // a run of channels of one (row, kh, kw): one pixel's, or padding
-                    let (row, col) = i.quotientAndRemainder(dividingBy: width)
-                    let (ch, v, u) = (col % g.c, (col / g.c) % g.kw, col / (g.c * g.kw))
-                    let (b, y, x0) = (row / (g.ow * g.oh), (row / g.ow) % g.oh, row % g.ow)
-                    let run = Swift.min(g.c - ch, r.upperBound - i)
-                    if let k = g.pixel(b, y * g.sh - g.padTop + u, x0 * g.sw - g.padLeft + v, ch) {
+                    let run = Swift.min(g.c - at.ch, r.upperBound - i)
+                    if let k = g.pixel(at.b, at.y * g.sh - g.padTop + at.u, at.x * g.sw - g.padLeft + at.v, at.ch) {
                         (o + i).update(from: x + k, count: run)
                     } else {
                         (o + i).update(repeating: 0, count: run)
                     }
                     i += run
+                    g.stepColumn(&at)
                 }
             }
             forEachType(a.dtype, loop, loop, loop, loop, loop)
@@ -162,17 +188,30 @@ extension Op {
             func loop<T: FloatElement>(_: T.Type) {
                 let (cols, o) = (a.input(0, T.self), a.output(T.self))
                 let width = g.kh * g.kw * g.c
+                // each input row's windows (kh, oh) and each column's (kw, ow), in (kh, kw) order, once
+                let rows = (0..<g.h).map {
+                    g.windows(containing: $0, pad: g.padTop, stride: g.sh, size: g.kh, out: g.oh)
+                }
+                let columns = (0..<g.w).map {
+                    g.windows(containing: $0, pad: g.padLeft, stride: g.sw, size: g.kw, out: g.ow)
+                }
                 var i = r.lowerBound
+                var (b, ih, iw, ch) = g.inputIndex(i)  // then stepped, not divided, pixel by pixel
                 while i < r.upperBound {  // a run of one pixel's channels, each summed in (kh, kw) order
-                    let (b, ih, iw, ch) = g.inputIndex(i)
                     let run = Swift.min(g.c - ch, r.upperBound - i)
                     let out = o + i
                     out.update(repeating: 0, count: run)
-                    g.windows(containing: ih, iw) { y, x, u, v in
-                        let source = cols + ((b * g.oh + y) * g.ow + x) * width + (u * g.kw + v) * g.c + ch
-                        for k in 0..<run { out[k] += source[k] }
+                    for (u, y) in rows[ih] {
+                        for (v, x) in columns[iw] {
+                            let source = cols + ((b * g.oh + y) * g.ow + x) * width + (u * g.kw + v) * g.c + ch
+                            for k in 0..<run { out[k] += source[k] }
+                        }
                     }
                     i += run
+                    ch = 0
+                    iw += 1
+                    if iw == g.w { (iw, ih) = (0, ih + 1) }
+                    if ih == g.h { (ih, b) = (0, b + 1) }
                 }
             }
             forFloatType(a.dtype, loop, loop)
