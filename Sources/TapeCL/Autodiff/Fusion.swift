@@ -75,7 +75,7 @@ package enum Fusion {
                 ? inputs.filter(\.isPending).sorted { $0.pendingOps > $1.pendingOps } : []
             while nodes.count + 1 > maximumSmallOps && !rest.isEmpty {
                 let cut = rest.removeFirst()
-                for input in cut.handle.expression?.inputs ?? [] { input.handle.keep() }
+                for input in cut.handle.expression?.inputs ?? SmallArray([]) { input.handle.keep() }
                 cut.evaluate()
                 nodes = rest.reduce([]) { Expression.union($0, pendingNodes(from: $1)) }
             }
@@ -86,7 +86,7 @@ package enum Fusion {
             for input in inputs { input.evaluate() }
             ops = 1
         }
-        let expression = Expression(forward: op.forward, inputs: inputs, ops: ops, nodes: nodes)
+        let expression = Expression(forward: op.forward, inputs: SmallArray(inputs), ops: ops, nodes: nodes)
         return Tensor(handle: TensorHandle(pending: expression, shape: shape, dtype: dtype, core: core))
     }
 
@@ -173,7 +173,8 @@ extension Forward {
 /// its op and lists).
 package final class Expression: @unchecked Sendable {
     let forward: Forward
-    let inputs: [Tensor]
+    /// Its own storage, not the op's input array (which then stays on the caller's stack).
+    let inputs: SmallArray<Tensor>
     /// Ops in the expression: for a large result a shared value counts once per use; for a small
     /// one once (`nodes.count + 1`).
     let ops: Int
@@ -181,7 +182,7 @@ package final class Expression: @unchecked Sendable {
     /// often it is used, in increasing order of id (empty for a large one).
     let nodes: [TensorID]
 
-    init(forward: Forward, inputs: [Tensor], ops: Int, nodes: [TensorID]) {
+    init(forward: Forward, inputs: SmallArray<Tensor>, ops: Int, nodes: [TensorID]) {
         self.forward = forward
         self.inputs = inputs
         self.ops = ops
