@@ -42,7 +42,7 @@ public func customGradient(
                         TapeError.argument(
                             "customGradient: the backward returned \(g.count) cotangents for \(s.shapes.count) inputs"))
                 }
-                return g
+                return Cotangents(g)
             },
             jvp: { _, _ in nil })
         let output = Tensor(handle: TensorHandle(buffer: value.buffer, shape: value.shape, dtype: value.dtype))

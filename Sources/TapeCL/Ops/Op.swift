@@ -12,7 +12,7 @@ import Foundation
 /// records them and higher orders come for free. They return cotangents at the *output's* shape:
 /// the tape walk sums each down to its input's shape, once, for every op.
 package final class Op: Sendable {
-    package typealias VJP = @Sendable (_ saved: Saved, _ dy: Tensor) -> [Tensor?]
+    package typealias VJP = @Sendable (_ saved: Saved, _ dy: Tensor) -> Cotangents
     package typealias JVP = @Sendable (_ saved: Saved, _ dx: [Tensor?]) -> Tensor?
     package typealias ShapeRule = @Sendable (_ inputs: InputShapes, _ attributes: Attributes) throws -> [Int]
 
@@ -155,11 +155,24 @@ package struct Saved: @unchecked Sendable {
     package var shapes: InputShapes { InputShapes(saved: inputs) }
 
     /// One cotangent, computed only when needed.
-    package func grad(_ dx: @autoclosure () -> Tensor) -> [Tensor?] { [inputs[0].needs ? dx() : nil] }
+    package func grad(_ dx: @autoclosure () -> Tensor) -> Cotangents { Cotangents(inputs[0].needs ? dx() : nil) }
     /// Two cotangents, each computed only when its input needs one.
-    package func grads(_ da: @autoclosure () -> Tensor, _ db: @autoclosure () -> Tensor) -> [Tensor?] {
-        [inputs[0].needs ? da() : nil, inputs[1].needs ? db() : nil]
+    package func grads(_ da: @autoclosure () -> Tensor, _ db: @autoclosure () -> Tensor) -> Cotangents {
+        Cotangents(inputs[0].needs ? da() : nil, inputs[1].needs ? db() : nil)
     }
+}
+
+/// What a backward rule returns: one cotangent per input, nil where none flows, at the output's
+/// shape. Up to two are kept in the value itself (a rule of a unary or binary op allocates no list).
+package struct Cotangents: RandomAccessCollection, ExpressibleByArrayLiteral {
+    private let list: SmallArray<Tensor?>
+    package init(_ a: Tensor?) { list = SmallArray(count: 1) { _ in a } }
+    package init(_ a: Tensor?, _ b: Tensor?) { list = SmallArray(count: 2) { $0 == 0 ? a : b } }
+    package init(_ all: [Tensor?]) { list = SmallArray(all) }
+    package init(arrayLiteral all: Tensor?...) { self.init(all) }
+    package var startIndex: Int { 0 }
+    package var endIndex: Int { list.count }
+    package subscript(i: Int) -> Tensor? { list[i] }
 }
 
 // MARK: - Shape rules

@@ -147,10 +147,11 @@ extension Op {
         checkCase: { m, n in CheckCase([[m, n], [m, n], [m, n]]) { stack($0, axis: 1) * 2 } },
         vjp: { s, dy in
             var offset = 0
-            return s.inputs.map { input in
-                defer { offset += Shape.count(input.shape) }
-                return input.needs ? dy.range(from: offset, shape: input.shape) : nil
-            }
+            return Cotangents(
+                s.inputs.map { input in
+                    defer { offset += Shape.count(input.shape) }
+                    return input.needs ? dy.range(from: offset, shape: input.shape) : nil
+                })
         },
         jvp: { s, dx in
             guard dx.contains(where: { $0 != nil }) else { return nil }
