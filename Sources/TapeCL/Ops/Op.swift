@@ -219,10 +219,10 @@ extension Op {
             throw TapeError.argument(
                 "\(name): expects \(arity == Op.variadic ? "one or more" : "\(arity)") inputs, got \(inputs.count)")
         }
-        let device = inputs[0].device
+        let core = inputs[0].handle.core
         if case .transfer = forward {
-        } else if let other = inputs.first(where: { $0.device != device }) {
-            throw TapeError.device("\(name): inputs on \(device) and \(other.device); move one with to(_:)")
+        } else if let other = inputs.first(where: { $0.handle.core !== core }) {
+            throw TapeError.device("\(name): inputs on \(inputs[0].device) and \(other.device); move one with to(_:)")
         }
         let inDType = inputs[0].dtype
         for i in 1..<Swift.max(1, inputs.count - auxiliary) where inputs[i].dtype != inDType {  // no slice per op
@@ -243,26 +243,26 @@ extension Op {
             try target.core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
             let out = try target.core.allocate(bytes: bytes)
             var raw = [UInt8](repeating: 0, count: inputs[0].byteCount)
-            try raw.withUnsafeMutableBytes { try device.core.backend.read(inputs[0].buffer, into: $0) }
+            try raw.withUnsafeMutableBytes { try core.backend.read(inputs[0].buffer, into: $0) }
             try raw.withUnsafeBytes { try target.core.backend.write($0, to: out) }
             return Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
         default:
-            try device.core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
+            try core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
             if let pending = Fusion.deferred(self, inputs, shape: outShape, dtype: dtype) { return pending }
-            if bytes == dtype.byteSize && device.core.computesScalarsInline && dtype == inDType,
+            if bytes == dtype.byteSize && core.computesScalarsInline && dtype == inDType,
                 let element = inlineElement(inputs)
             {
-                return Tensor(handle: TensorHandle(element: element, shape: outShape, dtype: dtype, core: device.core))
+                return Tensor(handle: TensorHandle(element: element, shape: outShape, dtype: dtype, core: core))
             }
-            let out = try device.core.allocate(bytes: bytes)
+            let out = try core.allocate(bytes: bytes)
             try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
-                try device.core.run(
+                try core.run(
                     Launch(
                         opName: name, forward: forward, inputs: operands, output: out, shape: outShape,
                         dtype: dtype, attributes: attributes.kernel))
             }
             let result = Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
-            if crossCheckEnabled && device != .host {
+            if crossCheckEnabled && core !== Device.host.core {
                 CrossCheck.announce
                 try CrossCheck.compare(self, inputs, attributes, result)
             }
