@@ -57,13 +57,13 @@ package enum Fusion {
         case .gather where inputs[0].count == 1: break  // one element broadcast (a sum's cotangent): read in place
         default: return nil
         }
-        var nodes: [TensorID] = []
+        var nodes = NodeList.empty
         var ops = 1
         for input in inputs {
             guard let e = input.handle.expression else { continue }
             ops += e.ops
             // ids grow (a tensor's is above its inputs'), so appending keeps the list sorted
-            if small { nodes = Expression.union(nodes, e.nodes, adding: input.id) }
+            if small { nodes = NodeList.union(nodes, e.nodes, adding: input.id) }
         }
         if small {
             // Over the limit, the input with the most pending ops is computed first, and the kernel
@@ -77,7 +77,7 @@ package enum Fusion {
                 let cut = rest.removeFirst()
                 for input in cut.handle.expression?.inputs ?? SmallArray([]) { input.handle.keep() }
                 cut.evaluate()
-                nodes = rest.reduce([]) { Expression.union($0, pendingNodes(from: $1)) }
+                nodes = rest.reduce(NodeList.empty) { NodeList.union($0, NodeList(pendingNodes(from: $1))) }
             }
             ops = nodes.count + 1
         } else if ops > maximumOps {
@@ -115,14 +115,15 @@ package enum Fusion {
     /// computing them again.
     static func program(for root: Expression, count: Int) -> (FusedProgram, [Tensor], [TensorHandle]) {
         var steps: [FusedProgram.Step] = []
-        steps.reserveCapacity(2 * root.nodes.count + 4)
+        let nodeIDs = root.nodes.ids  // one snapshot for the walk's searches
+        steps.reserveCapacity(2 * nodeIDs.count + 4)
         var inputs: [Tensor] = []
         var outputs: [Int] = []
         var kept: [TensorHandle] = []
         // The step of each value met so far, without hashing: a pending value by its place in the
         // root's sorted node list (a small chain's), a computed input by its place in `inputs`; a
         // large chain (no node list) looks its pending values up by id.
-        var nodeSteps = [Int](repeating: -1, count: root.nodes.count)
+        var nodeSteps = [Int](repeating: -1, count: nodeIDs.count)
         var inputSteps: [Int] = []
         var largeSteps: [TensorID: Int] = [:]
         func step(_ e: Expression) -> Int {
@@ -147,7 +148,7 @@ package enum Fusion {
                 inputSteps.append(steps.count - 1)
                 return steps.count - 1
             }
-            let slot = root.nodes.isEmpty ? nil : Expression.place(of: id, in: root.nodes)
+            let slot = nodeIDs.isEmpty ? nil : NodeList.place(of: id, in: nodeIDs)
             if let slot, nodeSteps[slot] >= 0 { return nodeSteps[slot] }
             if slot == nil, let k = largeSteps[id] { return k }
             let k = step(e)
@@ -180,49 +181,13 @@ package final class Expression: @unchecked Sendable {
     let ops: Int
     /// For a small result, the pending tensors its kernel computes besides itself, each once however
     /// often it is used, in increasing order of id (empty for a large one).
-    let nodes: [TensorID]
+    let nodes: NodeList
 
-    init(forward: Forward, inputs: SmallArray<Tensor>, ops: Int, nodes: [TensorID]) {
+    init(forward: Forward, inputs: SmallArray<Tensor>, ops: Int, nodes: NodeList) {
         self.forward = forward
         self.inputs = inputs
         self.ops = ops
         self.nodes = nodes
-    }
-
-    /// Where `id` is in the sorted list `nodes` (binary search), or nil.
-    static func place(of id: TensorID, in nodes: [TensorID]) -> Int? {
-        var (low, high) = (0, nodes.count)
-        while low < high {
-            let middle = (low + high) / 2
-            if nodes[middle].raw < id.raw { low = middle + 1 } else { high = middle }
-        }
-        return low < nodes.count && nodes[low] == id ? low : nil
-    }
-
-    /// The sorted union of two sorted lists, and `extra` when given (an id above every id of `b`):
-    /// one new array, however many lists go in.
-    static func union(_ a: [TensorID], _ b: [TensorID], adding extra: TensorID? = nil) -> [TensorID] {
-        if b.isEmpty && extra == nil { return a }
-        if a.isEmpty && extra == nil { return b }
-        var out: [TensorID] = []
-        out.reserveCapacity(a.count + b.count + 1)
-        var (i, j) = (0, 0)
-        while i < a.count && j < b.count {
-            let (x, y) = (a[i].raw, b[j].raw)
-            out.append(x <= y ? a[i] : b[j])
-            i += x <= y ? 1 : 0
-            j += y <= x ? 1 : 0
-        }
-        out += b[j...]  // `extra` goes after b's last and before a's ids above it
-        if let extra {
-            while i < a.count && a[i].raw < extra.raw {
-                out.append(a[i])
-                i += 1
-            }
-            if i == a.count || a[i] != extra { out.append(extra) }
-        }
-        out += a[i...]
-        return out
     }
 }
 

@@ -8,7 +8,8 @@ private let nextTensorID = Atomic<UInt64>(1)
 /// look ids up a few dozen times per recorded op, so the hash is SplitMix64's two-multiply mix of
 /// the number and the table's seed, not the general SipHash of `Hasher`.
 package struct TensorID: Hashable, Sendable {
-    let raw: UInt64
+    package let raw: UInt64
+    package init(raw: UInt64) { self.raw = raw }
     package func hash(into hasher: inout Hasher) { hasher.combine(raw) }
     package func _rawHashValue(seed: Int) -> Int {
         Int(truncatingIfNeeded: SplitMix64.mix(raw ^ UInt64(bitPattern: Int64(seed))))
