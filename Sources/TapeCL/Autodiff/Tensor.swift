@@ -265,9 +265,10 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// Computes the elements now if they wait in a fused chain (see the README's section on
-    /// fusion; a computed tensor, or a one-element one kept in its handle, is left as it is), so that a value kept across steps (an optimizer's moments, a running mean) holds
+    /// fusion), so that a value kept across steps (an optimizer's moments, a running mean) holds
     /// its own memory instead of the expression and the inputs it was made from, and is not
-    /// computed again inside every later chain that reads it. Enqueues work; does not wait for it.
+    /// computed again inside every later chain that reads it. A computed tensor, or a one-element
+    /// one kept in its handle, is left as it is. Enqueues work; does not wait for it.
     ///
     /// ```swift
     /// let m = 0.9 * m0 + 0.1 * g
