@@ -214,4 +214,22 @@ struct FusionTests {
         let launches = try Self.fusedKernels(run)
         #expect(launches * 12 <= 900, "\(launches) launches")
     }
+
+    /// Chains that grow from one pending value on many threads at once share its node list's
+    /// storage: each thread's results are those of the same chains built on one thread.
+    @Test(arguments: devices.filter { $0.core.fusesSmallResults })
+    func chainsGrownOnManyThreadsFromOnePendingValue(device: Device) async throws {
+        let root = withDevice(device) { (0..<5).reduce(Tensor(0.5)) { y, _ in y + sin(y) * 0.01 } }
+        #expect(root.isPending)
+        func branch(_ k: Int) -> [Float] {
+            let y = (0..<20).reduce(root) { y, j in y * 0.99 + cos(y + Float(k)) * 0.001 * Float(j) }
+            return [y.scalar]
+        }
+        let alone = (0..<8).map(branch)
+        let together = await withTaskGroup(of: (Int, [Float]).self) { group in
+            for k in 0..<8 { group.addTask { (k, branch(k)) } }
+            return await group.reduce(into: [[Float]](repeating: [], count: 8)) { $0[$1.0] = $1.1 }
+        }
+        #expect(together == alone)
+    }
 }
