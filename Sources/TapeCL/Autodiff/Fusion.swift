@@ -174,7 +174,7 @@ extension Forward {
 /// its op and lists).
 package final class Expression: @unchecked Sendable {
     let forward: Forward
-    /// Its own storage, not the op's input array (which then stays on the caller's stack).
+    /// Kept inline, not as the op's input array (which then goes when the op returns).
     let inputs: SmallArray<Tensor>
     /// Ops in the expression: for a large result a shared value counts once per use; for a small
     /// one once (`nodes.count + 1`).
