@@ -56,7 +56,7 @@ step devices-json devices --json
 step check check --device "$DEVICE" --json
 step seeds grad "(x+y)^2 + 2*x*y" --at x=2 --at y=-4 --order 2 --device "$DEVICE" --json
 step train train --epochs 3 --device "$DEVICE" --json
-step bench bench W1 W2 W3 W4 W5 ${BENCH_FLAGS:-} --device "$DEVICE" --json
+step bench bench W1 W2 W3 W4 W5 W6 ${BENCH_FLAGS:-} --device "$DEVICE" --json
 rm -rf "$work"
 say "device-run: $([ $status -eq 0 ] && echo "all steps passed" || echo "SOME STEPS FAILED"); results in $OUT"
 exit $status
