@@ -13,7 +13,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 export POCL_MAX_PTHREAD_COUNT=$per_rank OPENBLAS_NUM_THREADS=$per_rank
 devices="host"
-if "$tapecl" devices --json | grep -q '"opencl:0"'; then devices="host opencl:0"; fi
+if "$tapecl" devices --json | grep '"opencl:0"' >/dev/null; then devices="host opencl:0"; fi
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
     echo "# W2 data-parallel over MPI"

@@ -20,7 +20,8 @@ strip -o "$bundle/stage/bin/tapecl" .build/release/tapecl
 # and OpenBLAS (loaded with dlopen, so ldd does not list it) with its own dependencies.
 copy_lib() {
     local name=$1 path
-    path=$(ldconfig -p | awk -v n="$name" '$1 == n && /x86-64/ { print $NF; exit }')
+    # awk reads to the end: leaving early would kill ldconfig with SIGPIPE, which pipefail reports
+    path=$(ldconfig -p | awk -v n="$name" '$1 == n && /x86-64/ && !found { print $NF; found = 1 }')
     [ -n "$path" ] || { echo "device-check: $name not found (make deps installs it)" >&2; exit 1; }
     cp -L "$path" "$bundle/stage/lib/$name"
 }
@@ -42,7 +43,7 @@ size=$(du -m "$bundle/tapecl-bundle.tar.xz" | cut -f1)
 echo "device-check: $bundle/tapecl-bundle.tar.xz, ${size} MiB (what travels must stay under 64 MiB)"
 
 if [ "${1:-}" = "--local" ]; then
-    icd=$(ldconfig -p | awk '$1 ~ /^libpocl\.so/ && /x86-64/ { print $NF; exit }')
+    icd=$(ldconfig -p | awk '$1 ~ /^libpocl\.so/ && /x86-64/ && !found { print $NF; found = 1 }')
     [ -n "$icd" ] || { echo "device-check: PoCL is not installed (make deps installs it)" >&2; exit 1; }
     OUT=${OUT:-./device-out-local} OPENCL_ICD="$icd" DEVICE=opencl:0 BENCH_FLAGS=--quick \
         bash scripts/device-run.sh

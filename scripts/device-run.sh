@@ -25,7 +25,7 @@ if [ -z "$icd" ]; then
     for dir in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib; do
         if [ -e "$dir/libnvidia-opencl.so.1" ]; then icd="$dir/libnvidia-opencl.so.1"; break; fi
     done
-    [ -n "$icd" ] || icd=$(ldconfig -p 2>/dev/null | awk '$1 == "libnvidia-opencl.so.1" { print $NF; exit }')
+    [ -n "$icd" ] || icd=$(ldconfig -p 2>/dev/null | awk '$1 == "libnvidia-opencl.so.1" && !found { print $NF; found = 1 }')
 fi
 [ -n "$icd" ] || { say "no OpenCL driver library found (libnvidia-opencl.so.1)"; exit 1; }
 say "OpenCL library: $icd"
