@@ -31,7 +31,8 @@ struct DistributedW2 {
         let bareAllreduceMs: Double
         let distributedStepMs: Double
         let waitAfterWalkMs: Double
-        /// How much of the bare allreduce time the step did not pay: 1 − (step − local step) / allreduce, in [0, 1].
+        /// How much of the bare allreduce time the step did not pay, in [0, 1]:
+        /// 1 − (step − local step) / allreduce.
         let hiddenFraction: Double
         let ratio: Double
         let goalMet: Bool

@@ -75,7 +75,7 @@ package enum Fusion {
                 ? inputs.filter(\.isPending).sorted { $0.pendingOps > $1.pendingOps } : []
             while nodes.count + 1 > maximumSmallOps && !rest.isEmpty {
                 let cut = rest.removeFirst()
-                for input in cut.handle.expression?.inputs ?? SmallArray([]) { input.handle.keep() }
+                if let e = cut.handle.expression { for input in e.inputs { input.handle.keep() } }
                 cut.evaluate()
                 nodes = rest.reduce(NodeList.empty) { NodeList.union($0, NodeList(pendingNodes(from: $1))) }
             }

@@ -293,7 +293,10 @@ public final class GradientTape: @unchecked Sendable {
         let n = entries.count  // a persistent tape may record onto itself meanwhile
         func producer(_ id: TensorID) -> Int { producers[id].map { $0 < n ? $0 : Self.untracked } ?? Self.untracked }
         var isWanted = [Bool](repeating: false, count: n)  // entry k's output is wanted
-        for id in wanted where producer(id) >= 0 { isWanted[producer(id)] = true }
+        for id in wanted {
+            let p = producer(id)
+            if p >= 0 { isWanted[p] = true }
+        }
         func wants(_ link: Link) -> Bool { link.producer >= 0 ? isWanted[link.producer] : wanted.contains(link.id) }
         var reaches = isWanted  // entry k's output depends on a wanted id: only such values need cotangents
         var firstUse: [TensorID: Int] = [:]  // a wanted id's cotangent is final after this entry
@@ -308,8 +311,12 @@ public final class GradientTape: @unchecked Sendable {
         var next = 0
         var flowing = [Tensor?](repeating: nil, count: n)
         var leaves: [TensorID: Tensor] = [:]
-        func cotangent(_ id: TensorID) -> Tensor? { producer(id) >= 0 ? flowing[producer(id)] : leaves[id] }
-        if producer(target.id) >= 0 { flowing[producer(target.id)] = seed } else { leaves[target.id] = seed }
+        func cotangent(_ id: TensorID) -> Tensor? {
+            let p = producer(id)
+            return p >= 0 ? flowing[p] : leaves[id]
+        }
+        let targetProducer = producer(target.id)
+        if targetProducer >= 0 { flowing[targetProducer] = seed } else { leaves[target.id] = seed }
         for id in wanted where firstUse[id] == nil { try final(id, cotangent(id)) }  // never an input
         for k in stride(from: n - 1, through: 0, by: -1) {
             // Entry k's cotangent is taken (so freed); a one-shot tape moves the saved values out:

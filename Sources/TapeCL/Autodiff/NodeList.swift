@@ -61,7 +61,7 @@ package struct NodeList: Sendable {
             return extra.map { b.adding($0) } ?? b
         }
         if b.isEmpty && extra == nil { return a }
-        if b.isEmpty, let extra, a.storage != nil { return a.adding(extra) }
+        if b.isEmpty, let extra { return a.adding(extra) }
         let (a, b) = (a.ids, b.ids)
         var out: [TensorID] = []
         out.reserveCapacity(a.count + b.count + 1)

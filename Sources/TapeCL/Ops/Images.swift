@@ -36,13 +36,18 @@ struct Window {
     var pooled: [Int] { [n, oh, ow, c] }
     var columns: [Int] { [n * oh * ow, kh * kw * c] }
 
+    /// Along one dimension, the output position of the window whose kernel offset `k` lands on
+    /// input position `i`, or nil when no window does.
+    @inline(__always)
+    static func window(at i: Int, offset k: Int, pad: Int, stride: Int, out: Int) -> Int? {
+        let t = i + pad - k
+        return t >= 0 && t % stride == 0 && t / stride < out ? t / stride : nil
+    }
+
     /// The windows along one dimension that contain input position `i`: each as (its kernel offset,
     /// its output position), in increasing kernel offset.
     func windows(containing i: Int, pad: Int, stride: Int, size: Int, out: Int) -> [(Int, Int)] {
-        (0..<size).compactMap { k in
-            let t = i + pad - k
-            return t >= 0 && t % stride == 0 && t / stride < out ? (k, t / stride) : nil
-        }
+        (0..<size).compactMap { k in Self.window(at: i, offset: k, pad: pad, stride: stride, out: out).map { (k, $0) } }
     }
 
     /// Where element `i` of the columns (im2col's output) is: image, output row and column, kernel
@@ -74,12 +79,10 @@ struct Window {
     @inline(__always)
     func windows(containing ih: Int, _ iw: Int, _ body: (Int, Int, Int, Int) -> Void) {
         for y in 0..<kh {
-            let th = ih + padTop - y
-            guard th >= 0, th % sh == 0, th / sh < oh else { continue }
+            guard let oy = Self.window(at: ih, offset: y, pad: padTop, stride: sh, out: oh) else { continue }
             for x in 0..<kw {
-                let tw = iw + padLeft - x
-                guard tw >= 0, tw % sw == 0, tw / sw < ow else { continue }
-                body(th / sh, tw / sw, y, x)
+                guard let ox = Self.window(at: iw, offset: x, pad: padLeft, stride: sw, out: ow) else { continue }
+                body(oy, ox, y, x)
             }
         }
     }
