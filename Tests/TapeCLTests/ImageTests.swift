@@ -62,6 +62,54 @@ struct ImageTests {
         }
     }
 
+    /// col2im's contract, bit for bit: each pixel is 0 plus its entries in the columns in descending
+    /// (kh, kw) order. Geometries with gaps between windows (stride above the window), uneven padding
+    /// and outputs large enough that the host splits them over its cores mid-pixel (3 channels).
+    @Test(arguments: devices)
+    func col2imAddsEachPixelsEntriesInDescendingWindowOrder(device: Device) throws {
+        let geometries: [(image: [Int], size: (Int, Int), strides: (Int, Int), padding: Padding)] = [
+            ([1, 37, 29, 3], (3, 3), (1, 1), .same), ([2, 23, 31, 3], (3, 3), (2, 2), .valid),
+            ([3, 19, 17, 5], (2, 2), (3, 3), .valid), ([2, 21, 25, 3], (5, 4), (2, 1), .same),
+        ]
+        for (index, g) in geometries.enumerated() {
+            let (n, h, w, c) = (g.image[0], g.image[1], g.image[2], g.image[3])
+            let (kh, kw, sh, sw) = (g.size.0, g.size.1, g.strides.0, g.strides.1)
+            // TensorFlow's output size and padding (the smaller half on top and left)
+            let same = g.padding == .same
+            let (oh, ow) = same ? ((h + sh - 1) / sh, (w + sw - 1) / sw) : ((h - kh) / sh + 1, (w - kw) / sw + 1)
+            let padTop = same ? max((oh - 1) * sh + kh - h, 0) / 2 : 0
+            let padLeft = same ? max((ow - 1) * sw + kw - w, 0) / 2 : 0
+            let columns = Tensor.randomNormal(shape: [n * oh * ow, kh * kw * c], seed: UInt64(index + 1))
+            let entries = columns.scalars
+            var expected = [Float](repeating: 0, count: n * h * w * c)
+            for b in 0..<n {
+                for ih in 0..<h {
+                    for iw in 0..<w {
+                        for ch in 0..<c {
+                            var sum: Float = 0
+                            for u in (0..<kh).reversed() {
+                                for v in (0..<kw).reversed() {
+                                    let (th, tw) = (ih + padTop - u, iw + padLeft - v)
+                                    guard th >= 0, th % sh == 0, th / sh < oh, tw >= 0, tw % sw == 0, tw / sw < ow
+                                    else { continue }
+                                    let row = (b * oh + th / sh) * ow + tw / sw
+                                    sum += entries[(row * kh * kw + u * kw + v) * c + ch]
+                                }
+                            }
+                            expected[((b * h + ih) * w + iw) * c + ch] = sum
+                        }
+                    }
+                }
+            }
+            try withDevice(device) {
+                let summed = try Tensor.imageOp(
+                    "col2im", [columns.to(device)], imageShape: g.image, size: g.size, strides: g.strides,
+                    padding: g.padding)
+                #expect(summed.scalars.map(\.bitPattern) == expected.map(\.bitPattern), "geometry \(index)")
+            }
+        }
+    }
+
     @Test func badShapesAreErrorsNamingThem() {
         let x = Tensor.zeros(shape: [1, 4, 4, 3])
         #expect(

@@ -44,17 +44,22 @@ struct Window {
         return t >= 0 && t % stride == 0 && t / stride < out ? t / stride : nil
     }
 
-    /// The windows along one dimension that contain input position `i`: each as (its kernel offset,
-    /// its output position), in increasing kernel offset.
-    func windows(containing i: Int, pad: Int, stride: Int, size: Int, out: Int) -> [(Int, Int)] {
-        (0..<size).compactMap { k in Self.window(at: i, offset: k, pad: pad, stride: stride, out: out).map { (k, $0) } }
-    }
-
     /// Where element `i` of the columns (im2col's output) is: image, output row and column, kernel
     /// row and column, channel.
     func columnPlace(_ i: Int) -> (b: Int, y: Int, x: Int, u: Int, v: Int, ch: Int) {
         let (row, col) = i.quotientAndRemainder(dividingBy: kh * kw * c)
         return (row / (ow * oh), (row / ow) % oh, row % ow, col / (c * kw), (col / c) % kw, col % c)
+    }
+
+    /// The rows of the columns (windows, as `(image · OH + oh) · OW + ow`) that can hold entries of
+    /// the input elements in `r`: from the first window row reaching `r`'s first image row to the last
+    /// reaching its last (whole rows of windows, so some rows reach nothing in `r`).
+    func columnRows(reaching r: Range<Int>) -> Range<Int> {
+        guard !r.isEmpty else { return 0..<0 }
+        let (first, last) = (inputIndex(r.lowerBound), inputIndex(r.upperBound - 1))
+        let low = Swift.min(Swift.max(first.1 + padTop - kh + 1, 0) / sh, oh)  // windows above end before first.1
+        let high = Swift.min((last.1 + padTop) / sh, oh - 1)  // windows below start after last.1
+        return (first.0 * oh + low) * ow..<(last.0 * oh + high + 1) * ow
     }
 
     /// The place of the next run of channels after `at`'s (channel 0 of the next kernel column,
@@ -184,37 +189,33 @@ extension Op {
         vjp: { s, dy in s.grad(applying(col2im, [dy], Window(s.attributes.window))) },
         jvp: { s, d in d[0].map { applying(im2col, [$0], Window(s.attributes.window)) } })
 
-    /// im2col's adjoint: each pixel the sum of its entries in the columns, in (kh, kw) order.
+    /// im2col's adjoint: each pixel 0 plus its entries in the columns, in ascending window order
+    /// (oh, ow), which is descending (kh, kw).
+    ///
+    /// The host loop reads the columns once, front to back (a stream the CPU prefetches), and adds
+    /// each entry into its pixel when the pixel is in the range; images.cl gathers each pixel's
+    /// entries in the same order, so both give the same bits.
     static let col2im: Op = image(
         "col2im", kernel: "col2im", channelRuns: true, saves: .nothing, shape: { $0.input },
         host: { a, r, g in
             func loop<T: FloatElement>(_: T.Type) {
                 let (cols, o) = (a.input(0, T.self), a.output(T.self))
-                let width = g.kh * g.kw * g.c
-                // each input row's windows (kh, oh) and each column's (kw, ow), in (kh, kw) order, once
-                let rows = (0..<g.h).map {
-                    g.windows(containing: $0, pad: g.padTop, stride: g.sh, size: g.kh, out: g.oh)
-                }
-                let columns = (0..<g.w).map {
-                    g.windows(containing: $0, pad: g.padLeft, stride: g.sw, size: g.kw, out: g.ow)
-                }
-                var i = r.lowerBound
-                var (b, ih, iw, ch) = g.inputIndex(i)  // then stepped, not divided, pixel by pixel
-                while i < r.upperBound {  // a run of one pixel's channels, each summed in (kh, kw) order
-                    let run = Swift.min(g.c - ch, r.upperBound - i)
-                    let out = o + i
-                    out.update(repeating: 0, count: run)
-                    for (u, y) in rows[ih] {
-                        for (v, x) in columns[iw] {
-                            let source = cols + ((b * g.oh + y) * g.ow + x) * width + (u * g.kw + v) * g.c + ch
-                            for k in 0..<run { out[k] += source[k] }
+                (o + r.lowerBound).update(repeating: 0, count: r.count)
+                let rows = g.columnRows(reaching: r)
+                for row in rows {
+                    let (b, rest) = row.quotientAndRemainder(dividingBy: g.oh * g.ow)
+                    let (y, x) = rest.quotientAndRemainder(dividingBy: g.ow)
+                    var source = cols + row * g.kh * g.kw * g.c
+                    for ih in y * g.sh - g.padTop..<y * g.sh - g.padTop + g.kh {
+                        for iw in x * g.sw - g.padLeft..<x * g.sw - g.padLeft + g.kw {
+                            defer { source += g.c }
+                            guard let pixel = g.pixel(b, ih, iw, 0) else { continue }
+                            let (lo, hi) = (Swift.max(pixel, r.lowerBound), Swift.min(pixel + g.c, r.upperBound))
+                            guard lo < hi else { continue }
+                            let (out, entry) = (o + lo, source + (lo - pixel))
+                            for k in 0..<hi - lo { out[k] += entry[k] }
                         }
                     }
-                    i += run
-                    ch = 0
-                    iw += 1
-                    if iw == g.w { (iw, ih) = (0, ih + 1) }
-                    if ih == g.h { (ih, b) = (0, b + 1) }
                 }
             }
             forFloatType(a.dtype, loop, loop)
