@@ -2,9 +2,8 @@
 // im2col and col2im (convolution as a matrix product), max and average pooling and their gradients.
 // p = (N, H, W, C, KH, KW, SH, SW), q = (padTop, padLeft, OH, OW): input N×H×W×C, windows KH×KW
 // with strides SH×SW, output OH×OW, window (oh, ow) starting at (oh·SH − padTop, ow·SW − padLeft).
-// Sums run in a fixed order, the host's too: (kh, then kw) ascending, col2im's descending. Index
-// arithmetic is 32-bit (the backend runs an indexed op on the host when its output has 2^31
-// elements or more).
+// Sums run in a fixed order (kh, then kw, ascending), the host's too. Index arithmetic is 32-bit
+// (the backend runs an indexed op on the host when its output has 2^31 elements or more).
 #include "common.cl"
 
 // This item's output element i, as (n, oh, ow, c) of a pooled tensor or (n, ih, iw, c) of an image.
@@ -53,8 +52,7 @@ __kernel void im2col(__global const T* restrict x, __global T* restrict out, con
 #define END_WINDOWS }}
 
 // x [N, H, W, C] = Σ over the windows containing each pixel of cols' entry for it (im2col's adjoint).
-// One item per pixel: its C channels, each 0 + the windows' entries in ascending (oh, ow) order,
-// which is descending (kh, kw): the order in which the host reads the columns, front to back.
+// One item per pixel: its C channels, each 0 + the windows' entries in (kh, kw) order.
 __kernel void col2im(__global const T* restrict cols, __global T* restrict out, const int8 p, const int8 q,
                      const ulong off) {
     WINDOW
@@ -63,18 +61,10 @@ __kernel void col2im(__global const T* restrict cols, __global T* restrict out, 
     const uint n = pixel / (W * H);
     __global T* o = out + (size_t)pixel * C;
     for (int c = 0; c < C; c++) o[c] = (T)0;
-    for (int kh = KH - 1; kh >= 0; kh--) {
-        const int th = ih + PT - kh;
-        if (th < 0 || th % SH != 0 || th / SH >= OH) continue;
-        const int oh = th / SH;
-        for (int kw = KW - 1; kw >= 0; kw--) {
-            const int tw = iw + PL - kw;
-            if (tw < 0 || tw % SW != 0 || tw / SW >= OW) continue;
-            const int ow = tw / SW;
-            __global const T* src = cols + ((n * OH + oh) * OW + ow) * (KH * KW * C) + (kh * KW + kw) * C;
-            for (int c = 0; c < C; c++) o[c] += src[c];
-        }
-    }
+    FOR_WINDOWS_CONTAINING(ih, iw)
+        __global const T* src = cols + ((n * OH + oh) * OW + ow) * (KH * KW * C) + (kh * KW + kw) * C;
+        for (int c = 0; c < C; c++) o[c] += src[c];
+    END_WINDOWS
 }
 
 // The first largest element of window (oh, ow) of channel c of image n (padding excluded):

@@ -62,11 +62,11 @@ struct ImageTests {
         }
     }
 
-    /// col2im's contract, bit for bit: each pixel is 0 plus its entries in the columns in descending
-    /// (kh, kw) order. Geometries with gaps between windows (stride above the window), uneven padding
+    /// col2im's contract, bit for bit: each pixel is 0 plus its entries in the columns in (kh, kw)
+    /// order. Geometries with gaps between windows (stride above the window), uneven padding
     /// and outputs large enough that the host splits them over its cores mid-pixel (3 channels).
     @Test(arguments: devices)
-    func col2imAddsEachPixelsEntriesInDescendingWindowOrder(device: Device) throws {
+    func col2imAddsEachPixelsEntriesInWindowOrder(device: Device) throws {
         let geometries: [(image: [Int], size: (Int, Int), strides: (Int, Int), padding: Padding)] = [
             ([1, 37, 29, 3], (3, 3), (1, 1), .same), ([2, 23, 31, 3], (3, 3), (2, 2), .valid),
             ([3, 19, 17, 5], (2, 2), (3, 3), .valid), ([2, 21, 25, 3], (5, 4), (2, 1), .same),
@@ -87,8 +87,8 @@ struct ImageTests {
                     for iw in 0..<w {
                         for ch in 0..<c {
                             var sum: Float = 0
-                            for u in (0..<kh).reversed() {
-                                for v in (0..<kw).reversed() {
+                            for u in 0..<kh {
+                                for v in 0..<kw {
                                     let (th, tw) = (ih + padTop - u, iw + padLeft - v)
                                     guard th >= 0, th % sh == 0, th / sh < oh, tw >= 0, tw % sw == 0, tw / sw < ow
                                     else { continue }

@@ -62,6 +62,27 @@ struct Window {
         return (first.0 * oh + low) * ow..<(last.0 * oh + high + 1) * ow
     }
 
+    /// Adds `entries`, row `row` of the columns, into the pixels of `out` that it holds and that lie
+    /// in `r`.
+    @inline(__always)
+    func add<T: FloatElement>(
+        row: Int, of entries: UnsafeMutablePointer<T>, into out: UnsafeMutablePointer<T>, within r: Range<Int>
+    ) {
+        let (b, rest) = row.quotientAndRemainder(dividingBy: oh * ow)
+        let (y, x) = rest.quotientAndRemainder(dividingBy: ow)
+        var source = entries
+        for ih in y * sh - padTop..<y * sh - padTop + kh {
+            for iw in x * sw - padLeft..<x * sw - padLeft + kw {
+                defer { source += c }
+                guard let pixel = pixel(b, ih, iw, 0) else { continue }
+                let (lo, hi) = (Swift.max(pixel, r.lowerBound), Swift.min(pixel + c, r.upperBound))
+                guard lo < hi else { continue }
+                let (target, entry) = (out + lo, source + (lo - pixel))
+                for k in 0..<hi - lo { target[k] += entry[k] }
+            }
+        }
+    }
+
     /// The place of the next run of channels after `at`'s (channel 0 of the next kernel column,
     /// kernel row, output column, output row or image).
     @inline(__always)
@@ -152,6 +173,9 @@ extension Op {
             tolerance: .summed, checkCase: checkCase, vjp: vjp, jvp: jvp)
     }
 
+    /// The bytes of columns col2im's host loop copies into its scratch at a time (a block stays in L2).
+    static let col2imBlockBytes = 128 << 10
+
     static func applying(_ op: Op, _ inputs: [Tensor], _ window: Window) -> Tensor {
         var a = Attributes()
         a.window = window.parameters
@@ -189,32 +213,31 @@ extension Op {
         vjp: { s, dy in s.grad(applying(col2im, [dy], Window(s.attributes.window))) },
         jvp: { s, d in d[0].map { applying(im2col, [$0], Window(s.attributes.window)) } })
 
-    /// im2col's adjoint: each pixel 0 plus its entries in the columns, in ascending window order
-    /// (oh, ow), which is descending (kh, kw).
+    /// im2col's adjoint: each pixel 0 plus its entries in the columns, in (kh, kw) order.
     ///
-    /// The host loop reads the columns once, front to back (a stream the CPU prefetches), and adds
-    /// each entry into its pixel when the pixel is in the range; images.cl gathers each pixel's
-    /// entries in the same order, so both give the same bits.
+    /// The host loop adds each row of the columns into the pixels of its range, rows back to front:
+    /// a pixel's windows then come in descending (oh, ow), which is ascending (kh, kw), the order of
+    /// images.cl's gather, so both give the same bits. The rows are read in blocks, each copied front
+    /// to back into a scratch that stays in cache, because a CPU does not prefetch a descending stream.
     static let col2im: Op = image(
         "col2im", kernel: "col2im", channelRuns: true, saves: .nothing, shape: { $0.input },
         host: { a, r, g in
             func loop<T: FloatElement>(_: T.Type) {
                 let (cols, o) = (a.input(0, T.self), a.output(T.self))
                 (o + r.lowerBound).update(repeating: 0, count: r.count)
-                let rows = g.columnRows(reaching: r)
-                for row in rows {
-                    let (b, rest) = row.quotientAndRemainder(dividingBy: g.oh * g.ow)
-                    let (y, x) = rest.quotientAndRemainder(dividingBy: g.ow)
-                    var source = cols + row * g.kh * g.kw * g.c
-                    for ih in y * g.sh - g.padTop..<y * g.sh - g.padTop + g.kh {
-                        for iw in x * g.sw - g.padLeft..<x * g.sw - g.padLeft + g.kw {
-                            defer { source += g.c }
-                            guard let pixel = g.pixel(b, ih, iw, 0) else { continue }
-                            let (lo, hi) = (Swift.max(pixel, r.lowerBound), Swift.min(pixel + g.c, r.upperBound))
-                            guard lo < hi else { continue }
-                            let (out, entry) = (o + lo, source + (lo - pixel))
-                            for k in 0..<hi - lo { out[k] += entry[k] }
+                let (rows, width) = (g.columnRows(reaching: r), g.kh * g.kw * g.c)
+                guard !rows.isEmpty, width > 0 else { return }
+                let block = Swift.min(
+                    Swift.max(1, Op.col2imBlockBytes / (width * MemoryLayout<T>.stride)), rows.count)
+                withUnsafeTemporaryAllocation(of: T.self, capacity: block * width) { scratch in
+                    var end = rows.upperBound
+                    while end > rows.lowerBound {
+                        let start = Swift.max(end - block, rows.lowerBound)
+                        scratch.baseAddress!.update(from: cols + start * width, count: (end - start) * width)
+                        for row in (start..<end).reversed() {
+                            g.add(row: row, of: scratch.baseAddress! + (row - start) * width, into: o, within: r)
                         }
+                        end = start
                     }
                 }
             }
