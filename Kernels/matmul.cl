@@ -1,13 +1,14 @@
 // matmul.cl — C = op(A) · op(B), batched, row-major; op is the identity or a transpose.
 //
-// Two steps, as in GotoBLAS and CLBlast: the host first packs op(A) into panels of 6 rows and
-// op(B) into panels of 2·VEC columns, each panel stored k after k and padded with zeros, so
-// transposed operands, odd sizes and the kernel's reads are all settled in O(n²) copies; then
-// gemm_packed streams one A panel and one B panel through a 6 × 2·VEC register block of C per
-// work-item: twelve vector accumulators of VEC elements (-DVEC=8 for AVX2's 256-bit registers,
-// 16 for AVX-512's 512-bit ones, from the device's preferred vector width), two vector loads of
-// B and six scalars of A per k, vector FMAs — no local memory, which PoCL's CPU device emulates
-// slowly. Only the stores check bounds.
+// Two steps, as in GotoBLAS and CLBlast: the host first packs op(B) into panels of 2·VEC columns
+// (and op(A), when gemm_packed reads it, into panels of 6 rows), each panel stored k after k and
+// padded with zeros, so transposed operands, odd sizes and the kernel's reads are all settled in
+// O(n²) copies; then gemm_in_place (op(A) read where it is) or gemm_packed streams six rows of A
+// and one B panel through a 6 × 2·VEC register block of C per work-item: twelve vector
+// accumulators of VEC elements (-DVEC=8 for AVX2's 256-bit registers, 16 for AVX-512's 512-bit
+// ones, from the device's preferred vector width), two vector loads of B and six scalars of A per
+// k, vector FMAs — no local memory, which PoCL's CPU device emulates slowly. Only the stores check
+// bounds. Both kernels add the products of each output in k order: they give the same bits.
 // A batch index is global dimension 2; a packed stride of 0 shares a rank-2 operand.
 #include "common.cl"
 
@@ -79,6 +80,40 @@ __kernel void gemm_packed(const int M, const int N, const int K,
     for (int k = 0; k < K; k++, a += PANEL_ROWS, b += PANEL_COLS) {
         const TV b0 = VLOAD(0, b), b1 = VLOAD(1, b);
         ACCUMULATE(0) ACCUMULATE(1) ACCUMULATE(2) ACCUMULATE(3) ACCUMULATE(4) ACCUMULATE(5)
+    }
+    const bool full = j0 + PANEL_COLS <= N;
+    STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5)
+}
+
+#define ACCUMULATE_IN_PLACE(r)                             \
+    c##r##0 = fma((TV)(a##r[k * ks]), b0, c##r##0);        \
+    c##r##1 = fma((TV)(a##r[k * ks]), b1, c##r##1);
+
+// gemm_packed with op(A) read where it is: element (i, k) at A[i·rs + k·ks] (rs = lda, ks = 1, or
+// transposed rs = 1, ks = lda). Its six rows are six streams along k, or one when A is stored
+// K-major, so packing it (a full copy of the larger operand in a convolution's products) buys
+// nothing. Rows past M read row M − 1; their results are not stored. Same sums, same order.
+__kernel void gemm_in_place(const int M, const int N, const int K,
+                            __global const T* restrict A, const ulong strideA, const int rs, const int ks,
+                            __global const T* restrict Bp, const ulong strideBp, __global T* restrict C0) {
+    const int q = get_global_id(0), p = get_global_id(1);
+    const size_t batch = get_global_id(2);
+    const int i0 = p * PANEL_ROWS, j0 = q * PANEL_COLS;
+    __global const T* rows = A + batch * strideA;
+    __global const T* a0 = rows + (size_t)min(i0 + 0, M - 1) * rs;
+    __global const T* a1 = rows + (size_t)min(i0 + 1, M - 1) * rs;
+    __global const T* a2 = rows + (size_t)min(i0 + 2, M - 1) * rs;
+    __global const T* a3 = rows + (size_t)min(i0 + 3, M - 1) * rs;
+    __global const T* a4 = rows + (size_t)min(i0 + 4, M - 1) * rs;
+    __global const T* a5 = rows + (size_t)min(i0 + 5, M - 1) * rs;
+    __global const T* b = Bp + batch * strideBp + (size_t)q * K * PANEL_COLS;
+    __global T* C = C0 + batch * (size_t)M * N;
+    TV c00 = (TV)(0), c01 = (TV)(0), c10 = (TV)(0), c11 = (TV)(0), c20 = (TV)(0), c21 = (TV)(0);
+    TV c30 = (TV)(0), c31 = (TV)(0), c40 = (TV)(0), c41 = (TV)(0), c50 = (TV)(0), c51 = (TV)(0);
+    for (int k = 0; k < K; k++, b += PANEL_COLS) {
+        const TV b0 = VLOAD(0, b), b1 = VLOAD(1, b);
+        ACCUMULATE_IN_PLACE(0) ACCUMULATE_IN_PLACE(1) ACCUMULATE_IN_PLACE(2)
+        ACCUMULATE_IN_PLACE(3) ACCUMULATE_IN_PLACE(4) ACCUMULATE_IN_PLACE(5)
     }
     const bool full = j0 + PANEL_COLS <= N;
     STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5)

@@ -48,8 +48,10 @@ extension OpenCLBackend {
         }
     }
 
-    /// op(A)·op(B) as in `matmul.cl`: pack both operands into zero-padded panels (this also
-    /// applies the transposes), then one work-item per 6 × 16 block of C.
+    /// op(A)·op(B) as in `matmul.cl`: pack op(B) into zero-padded panels (this also applies its
+    /// transpose), then one work-item per 6 × 2·VEC block of C, reading op(A) where it is
+    /// (`gemm_in_place`) or, for a transposed A with long k, from panels packed the same way
+    /// (`gemm_packed`).
     func matmul(_ l: Launch) throws {
         let variant = KernelVariants.matmul(properties, elementSize: l.dtype.byteSize, forced: KernelVariants.forced)
         if case .tiled(let tile) = variant { return try matmulTiled(l, tile: tile) }
@@ -59,19 +61,10 @@ extension OpenCLBackend {
         let (rows, cols) = (6, 2 * vector)  // PANEL_ROWS, PANEL_COLS
         let (panelsA, panelsB) = ((g.m + rows - 1) / rows, (g.n + cols - 1) / cols)
         let (batchA, batchB) = (a.rank == 3 ? g.batch : 1, b.rank == 3 ? g.batch : 1)
-        let packedA = try allocate(bytes: batchA * panelsA * g.k * rows * l.dtype.byteSize)
-        defer { free(packedA) }  // kept alive by OpenCL until the kernels are done
-        let packedB = try allocate(bytes: batchB * panelsB * g.k * cols * l.dtype.byteSize)
-        defer { free(packedB) }
-        let pack = try kernel("pack", family: "matmul", dtype: l.dtype)
         let (ta, tb) = (l.attributes.transposeA, l.attributes.transposeB)
-        try set(
-            pack,
-            [
-                .buffer(a.buffer.handle), .ulong(UInt64(g.m * g.k)), .int(Int32(ta ? g.m : g.k)), .int(ta ? 1 : 0),
-                .int(Int32(g.m)), .int(Int32(g.k)), .int(Int32(rows)), .buffer(packedA),
-            ])
-        try enqueue(pack, global: [(g.k + 7) / 8, panelsA, batchA])
+        let pack = try kernel("pack", family: "matmul", dtype: l.dtype)
+        let packedB = try allocate(bytes: batchB * panelsB * g.k * cols * l.dtype.byteSize)
+        defer { free(packedB) }  // kept alive by OpenCL until the kernels are done
         try set(
             pack,
             [
@@ -79,16 +72,43 @@ extension OpenCLBackend {
                 .int(Int32(g.n)), .int(Int32(g.k)), .int(Int32(cols)), .buffer(packedB),
             ])
         try enqueue(pack, global: [(g.k + 7) / 8, panelsB, batchB])
+        let stridePackedB = UInt64(batchB > 1 ? panelsB * g.k * cols : 0)
+        // op(A) is read in place; a transposed A only while a block's k steps (one cache line each) fit a
+        // 32 KiB L1 cache, and packed into panels beyond that.
+        if !ta || g.k <= Self.inPlaceTransposedK {
+            let gemm = try kernel("gemm_in_place", family: "matmul", dtype: l.dtype, defines: "-DVEC=\(vector)")
+            let (rowStep, kStep) = ta ? (1, g.m) : (g.k, 1)  // element (i, k) of op(A)
+            try set(
+                gemm,
+                [
+                    .int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)),
+                    .buffer(a.buffer.handle), .ulong(UInt64(batchA > 1 ? g.m * g.k : 0)), .int(Int32(rowStep)),
+                    .int(Int32(kStep)), .buffer(packedB), .ulong(stridePackedB), .buffer(l.output.handle),
+                ])
+            return try enqueue(gemm, global: [panelsB, panelsA, g.batch])
+        }
+        let packedA = try allocate(bytes: batchA * panelsA * g.k * rows * l.dtype.byteSize)
+        defer { free(packedA) }
+        try set(
+            pack,
+            [
+                .buffer(a.buffer.handle), .ulong(UInt64(g.m * g.k)), .int(Int32(g.m)), .int(1),
+                .int(Int32(g.m)), .int(Int32(g.k)), .int(Int32(rows)), .buffer(packedA),
+            ])
+        try enqueue(pack, global: [(g.k + 7) / 8, panelsA, batchA])
         let gemm = try kernel("gemm_packed", family: "matmul", dtype: l.dtype, defines: "-DVEC=\(vector)")
         try set(
             gemm,
             [
                 .int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)),
                 .buffer(packedA), .ulong(UInt64(batchA > 1 ? panelsA * g.k * rows : 0)),
-                .buffer(packedB), .ulong(UInt64(batchB > 1 ? panelsB * g.k * cols : 0)), .buffer(l.output.handle),
+                .buffer(packedB), .ulong(stridePackedB), .buffer(l.output.handle),
             ])
         try enqueue(gemm, global: [panelsB, panelsA, g.batch])
     }
+
+    /// The longest k of a transposed A that `gemm_in_place` reads where it is (see `matmul`).
+    static let inPlaceTransposedK = 512
 
     /// op(A)·op(B) by `gemm_tiled`: one 16 × 16 work-group per `tile` × `tile` block of C, reading
     /// the operands where they are (the transposes are the kernel's), no packing.

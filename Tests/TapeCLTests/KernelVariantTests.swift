@@ -30,6 +30,34 @@ struct KernelVariantTests {
         #expect(KernelVariants.matmul(h200, elementSize: 4, forced: "cpu") == .packed(vector: 8))
     }
 
+    /// The CPU variant reads op(A) in place, or packs it when A is transposed with k past
+    /// `inPlaceTransposedK` (512): each branch, with rows and columns that fill no whole block
+    /// (M = 13, N = 37), a batch of A against one B, and both element types, against float64 sums.
+    @Test func matmulReadsAInPlaceOrPacksItOnOpenCL() throws {
+        guard let cl = firstOpenCLDevice() else { return }
+        for dtype in [DType.float32, .float64] {
+            for (k, ta, tb) in [(512, true, false), (513, true, true), (600, false, false), (7, false, true)] {
+                let (m, n, batch) = (13, 37, 2)
+                let a = Tensor.randomNormal(shape: ta ? [batch, k, m] : [batch, m, k], seed: 1, dtype: dtype)
+                let b = Tensor.randomNormal(shape: tb ? [n, k] : [k, n], seed: 2, dtype: dtype)
+                let (x, y) = (a.scalars(as: Double.self), b.scalars(as: Double.self))
+                var expected: [Double] = []
+                for l in 0..<batch {
+                    for i in 0..<m {
+                        for j in 0..<n {
+                            expected.append(
+                                (0..<k).reduce(0.0) { sum, p in
+                                    sum + x[l * m * k + (ta ? p * m + i : i * k + p)] * y[tb ? j * k + p : p * n + j]
+                                })
+                        }
+                    }
+                }
+                let product = withDevice(cl) { matmul(a.to(cl), b.to(cl), transposeA: ta, transposeB: tb) }
+                expectClose(product, expected, shape: [batch, m, n], tol: dtype == .float32 ? 1e-4 : 1e-10)
+            }
+        }
+    }
+
     /// The limits `tapecl bench` compares a GPU with, from what OpenCL reports and the two tables.
     @Test func devicePeaks() {
         let lanes = DevicePeaks.nvidiaLanesPerUnit(major: 9, minor: 0)
