@@ -1,14 +1,14 @@
 // matmul.cl — C = op(A) · op(B), batched, row-major; op is the identity or a transpose.
 //
 // Two steps, as in GotoBLAS and CLBlast: the host first packs op(B) into panels of 2·VEC columns
-// (and op(A), when gemm_packed reads it, into panels of 6 rows), each panel stored k after k and
-// padded with zeros, so transposed operands, odd sizes and the kernel's reads are all settled in
-// O(n²) copies; then gemm_in_place (op(A) read where it is) or gemm_packed streams six rows of A
+// (and op(A), when it is not read where it is, into panels of 6 rows), each panel stored k after
+// k and padded with zeros, so transposed operands, odd sizes and the kernel's reads are all
+// settled in O(n²) copies; then gemm streams six rows of op(A) (read where they are, or from those panels)
 // and one B panel through a 6 × 2·VEC register block of C per work-item: twelve vector
 // accumulators of VEC elements (-DVEC=8 for AVX2's 256-bit registers, 16 for AVX-512's 512-bit
 // ones, from the device's preferred vector width), two vector loads of B and six scalars of A per
 // k, vector FMAs — no local memory, which PoCL's CPU device emulates slowly. Only the stores check
-// bounds. Both kernels add the products of each output in k order: they give the same bits.
+// bounds. Each output adds its products in k order, wherever A is read from: the same bits.
 // A batch index is global dimension 2; a packed stride of 0 shares a rank-2 operand.
 #include "common.cl"
 
@@ -50,10 +50,6 @@ __kernel void pack(__global const T* restrict X0, const ulong stride, const int 
     }
 }
 
-#define ACCUMULATE(r)                                      \
-    c##r##0 = fma((TV)(a[r]), b0, c##r##0);                \
-    c##r##1 = fma((TV)(a[r]), b1, c##r##1);
-
 #define STORE(r)                                                                              \
     if (i0 + r < M) {                                                                         \
         __global T* row = C + (size_t)(i0 + r) * N + j0;                                      \
@@ -65,55 +61,36 @@ __kernel void pack(__global const T* restrict X0, const ulong stride, const int 
     }
 
 #if IS_FLOAT
-// C[batch] (M × N) from packed panels; one work-item per (B panel q, A panel p).
-__kernel void gemm_packed(const int M, const int N, const int K,
-                          __global const T* restrict Ap, const ulong strideAp,
-                          __global const T* restrict Bp, const ulong strideBp, __global T* restrict C0) {
-    const int q = get_global_id(0), p = get_global_id(1);
-    const size_t batch = get_global_id(2);
-    const int i0 = p * PANEL_ROWS, j0 = q * PANEL_COLS;
-    __global const T* a = Ap + batch * strideAp + (size_t)p * K * PANEL_ROWS;
-    __global const T* b = Bp + batch * strideBp + (size_t)q * K * PANEL_COLS;
-    __global T* C = C0 + batch * (size_t)M * N;
-    TV c00 = (TV)(0), c01 = (TV)(0), c10 = (TV)(0), c11 = (TV)(0), c20 = (TV)(0), c21 = (TV)(0);
-    TV c30 = (TV)(0), c31 = (TV)(0), c40 = (TV)(0), c41 = (TV)(0), c50 = (TV)(0), c51 = (TV)(0);
-    for (int k = 0; k < K; k++, a += PANEL_ROWS, b += PANEL_COLS) {
-        const TV b0 = VLOAD(0, b), b1 = VLOAD(1, b);
-        ACCUMULATE(0) ACCUMULATE(1) ACCUMULATE(2) ACCUMULATE(3) ACCUMULATE(4) ACCUMULATE(5)
-    }
-    const bool full = j0 + PANEL_COLS <= N;
-    STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5)
-}
-
-#define ACCUMULATE_IN_PLACE(r)                             \
+#define ACCUMULATE(r)                                      \
     c##r##0 = fma((TV)(a##r[k * ks]), b0, c##r##0);        \
     c##r##1 = fma((TV)(a##r[k * ks]), b1, c##r##1);
 
-// gemm_packed with op(A) read where it is: element (i, k) at A[i·rs + k·ks] (rs = lda, ks = 1, or
-// transposed rs = 1, ks = lda). Its six rows are six streams along k, or one when A is stored
-// K-major, so packing it (a full copy of the larger operand in a convolution's products) buys
-// nothing. Rows past M read row M − 1; their results are not stored. Same sums, same order.
-__kernel void gemm_in_place(const int M, const int N, const int K,
-                            __global const T* restrict A, const ulong strideA, const int rs, const int ks,
-                            __global const T* restrict Bp, const ulong strideBp, __global T* restrict C0) {
+// C[batch] (M × N), one work-item per (B panel q, block of six rows p), B from packed panels. Row i
+// of op(A) starts at A[(i / 6)·ps + (i % 6)·rs] and steps by ks along k: read where it is (ps =
+// 6·rs; rs = lda, ks = 1, or for a transposed A rs = 1, ks = lda), or from panels of six rows
+// packed k after k (ps = 6·K, rs = 1, ks = 6). Rows past M read row M − 1 and are not stored.
+__kernel void gemm(const int M, const int N, const int K,
+                   __global const T* restrict A, const ulong strideA, const int ps, const int rs, const int ks,
+                   __global const T* restrict Bp, const ulong strideBp, __global T* restrict C0) {
     const int q = get_global_id(0), p = get_global_id(1);
     const size_t batch = get_global_id(2);
     const int i0 = p * PANEL_ROWS, j0 = q * PANEL_COLS;
     __global const T* rows = A + batch * strideA;
-    __global const T* a0 = rows + (size_t)min(i0 + 0, M - 1) * rs;
-    __global const T* a1 = rows + (size_t)min(i0 + 1, M - 1) * rs;
-    __global const T* a2 = rows + (size_t)min(i0 + 2, M - 1) * rs;
-    __global const T* a3 = rows + (size_t)min(i0 + 3, M - 1) * rs;
-    __global const T* a4 = rows + (size_t)min(i0 + 4, M - 1) * rs;
-    __global const T* a5 = rows + (size_t)min(i0 + 5, M - 1) * rs;
+#define ROW(r) (rows + (size_t)(min(i0 + r, M - 1) / PANEL_ROWS) * ps + min(i0 + r, M - 1) % PANEL_ROWS * rs)
+    __global const T* a0 = ROW(0);
+    __global const T* a1 = ROW(1);
+    __global const T* a2 = ROW(2);
+    __global const T* a3 = ROW(3);
+    __global const T* a4 = ROW(4);
+    __global const T* a5 = ROW(5);
+#undef ROW
     __global const T* b = Bp + batch * strideBp + (size_t)q * K * PANEL_COLS;
     __global T* C = C0 + batch * (size_t)M * N;
     TV c00 = (TV)(0), c01 = (TV)(0), c10 = (TV)(0), c11 = (TV)(0), c20 = (TV)(0), c21 = (TV)(0);
     TV c30 = (TV)(0), c31 = (TV)(0), c40 = (TV)(0), c41 = (TV)(0), c50 = (TV)(0), c51 = (TV)(0);
     for (int k = 0; k < K; k++, b += PANEL_COLS) {
         const TV b0 = VLOAD(0, b), b1 = VLOAD(1, b);
-        ACCUMULATE_IN_PLACE(0) ACCUMULATE_IN_PLACE(1) ACCUMULATE_IN_PLACE(2)
-        ACCUMULATE_IN_PLACE(3) ACCUMULATE_IN_PLACE(4) ACCUMULATE_IN_PLACE(5)
+        ACCUMULATE(0) ACCUMULATE(1) ACCUMULATE(2) ACCUMULATE(3) ACCUMULATE(4) ACCUMULATE(5)
     }
     const bool full = j0 + PANEL_COLS <= N;
     STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5)

@@ -4,7 +4,7 @@ import Foundation
 ///
 /// Elementwise kernels are one element per work-item and reductions a 256-lane tree in local
 /// memory on every device; what differs is the matrix product. A CPU device (PoCL) runs
-/// `gemm_in_place`/`gemm_packed`: register blocks over B's packed panels and no local memory,
+/// `gemm`: register blocks over B's packed panels and no local memory,
 /// which PoCL emulates slowly, its vectors as wide as the device prefers
 /// (`CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT`/`_DOUBLE`: 16 floats with AVX-512, 8 with AVX2), two
 /// of them per row of the 6-row block. A GPU
@@ -35,8 +35,7 @@ import Foundation
     }
 
     @_spi(Runtime) public enum Matmul: Equatable, Sendable, CustomStringConvertible {
-        /// `gemm_in_place`/`gemm_packed`: 6 × (2·`vector`) register blocks over packed panels of B, `vector` 8 or 16
-        /// elements.
+        /// `gemm`: 6 × (2·`vector`) register blocks over packed panels of B, `vector` 8 or 16 elements.
         case packed(vector: Int)
         /// `gemm_tiled` with `tile` × `tile` tiles in local memory.
         case tiled(tile: Int)

@@ -49,9 +49,8 @@ extension OpenCLBackend {
     }
 
     /// op(A)·op(B) as in `matmul.cl`: pack op(B) into zero-padded panels (this also applies its
-    /// transpose), then one work-item per 6 × 2·VEC block of C, reading op(A) where it is
-    /// (`gemm_in_place`) or, for a transposed A with long k, from panels packed the same way
-    /// (`gemm_packed`).
+    /// transpose), then one work-item of `gemm` per 6 × 2·VEC block of C, reading op(A) where it is
+    /// or, for a transposed A with long k, from panels packed the same way.
     func matmul(_ l: Launch) throws {
         let variant = KernelVariants.matmul(properties, elementSize: l.dtype.byteSize, forced: KernelVariants.forced)
         if case .tiled(let tile) = variant { return try matmulTiled(l, tile: tile) }
@@ -72,42 +71,36 @@ extension OpenCLBackend {
                 .int(Int32(g.n)), .int(Int32(g.k)), .int(Int32(cols)), .buffer(packedB),
             ])
         try enqueue(pack, global: [(g.k + 7) / 8, panelsB, batchB])
-        let stridePackedB = UInt64(batchB > 1 ? panelsB * g.k * cols : 0)
-        // op(A) is read in place; a transposed A only while a block's k steps (one cache line each) fit a
-        // 32 KiB L1 cache, and packed into panels beyond that.
-        if !ta || g.k <= Self.inPlaceTransposedK {
-            let gemm = try kernel("gemm_in_place", family: "matmul", dtype: l.dtype, defines: "-DVEC=\(vector)")
-            let (rowStep, kStep) = ta ? (1, g.m) : (g.k, 1)  // element (i, k) of op(A)
+        // op(A) is read where it is; a transposed A only while a block's k steps (one cache line each) fit
+        // a 32 KiB L1 cache, and packed into panels beyond that. Row i of op(A) starts at
+        // (i / 6)·panelStep + (i % 6)·rowStep and steps by kStep along k.
+        let packsA = ta && g.k > Self.inPlaceTransposedK
+        let packedA = packsA ? try allocate(bytes: batchA * panelsA * g.k * rows * l.dtype.byteSize) : nil
+        defer { packedA.map(free) }
+        if let packedA {
             try set(
-                gemm,
+                pack,
                 [
-                    .int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)),
-                    .buffer(a.buffer.handle), .ulong(UInt64(batchA > 1 ? g.m * g.k : 0)), .int(Int32(rowStep)),
-                    .int(Int32(kStep)), .buffer(packedB), .ulong(stridePackedB), .buffer(l.output.handle),
+                    .buffer(a.buffer.handle), .ulong(UInt64(g.m * g.k)), .int(Int32(g.m)), .int(1),
+                    .int(Int32(g.m)), .int(Int32(g.k)), .int(Int32(rows)), .buffer(packedA),
                 ])
-            return try enqueue(gemm, global: [panelsB, panelsA, g.batch])
+            try enqueue(pack, global: [(g.k + 7) / 8, panelsA, batchA])
         }
-        let packedA = try allocate(bytes: batchA * panelsA * g.k * rows * l.dtype.byteSize)
-        defer { free(packedA) }
-        try set(
-            pack,
-            [
-                .buffer(a.buffer.handle), .ulong(UInt64(g.m * g.k)), .int(Int32(g.m)), .int(1),
-                .int(Int32(g.m)), .int(Int32(g.k)), .int(Int32(rows)), .buffer(packedA),
-            ])
-        try enqueue(pack, global: [(g.k + 7) / 8, panelsA, batchA])
-        let gemm = try kernel("gemm_packed", family: "matmul", dtype: l.dtype, defines: "-DVEC=\(vector)")
+        let (rowStep, kStep) = packsA ? (1, rows) : ta ? (1, g.m) : (g.k, 1)
+        let panelStep = packsA ? rows * g.k : rows * rowStep
+        let strideA = batchA == 1 ? 0 : packsA ? panelsA * g.k * rows : g.m * g.k
+        let gemm = try kernel("gemm", family: "matmul", dtype: l.dtype, defines: "-DVEC=\(vector)")
         try set(
             gemm,
             [
-                .int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)),
-                .buffer(packedA), .ulong(UInt64(batchA > 1 ? panelsA * g.k * rows : 0)),
-                .buffer(packedB), .ulong(stridePackedB), .buffer(l.output.handle),
+                .int(Int32(g.m)), .int(Int32(g.n)), .int(Int32(g.k)), .buffer(packedA ?? a.buffer.handle),
+                .ulong(UInt64(strideA)), .int(Int32(panelStep)), .int(Int32(rowStep)), .int(Int32(kStep)),
+                .buffer(packedB), .ulong(UInt64(batchB > 1 ? panelsB * g.k * cols : 0)), .buffer(l.output.handle),
             ])
         try enqueue(gemm, global: [panelsB, panelsA, g.batch])
     }
 
-    /// The longest k of a transposed A that `gemm_in_place` reads where it is (see `matmul`).
+    /// The longest k of a transposed A that `gemm` reads where it is (see `matmul`).
     static let inPlaceTransposedK = 512
 
     /// op(A)·op(B) by `gemm_tiled`: one 16 × 16 work-group per `tile` × `tile` block of C, reading

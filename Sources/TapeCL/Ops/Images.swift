@@ -226,7 +226,7 @@ extension Op {
                 let (cols, o) = (a.input(0, T.self), a.output(T.self))
                 (o + r.lowerBound).update(repeating: 0, count: r.count)
                 let (rows, width) = (g.columnRows(reaching: r), g.kh * g.kw * g.c)
-                guard !rows.isEmpty, width > 0 else { return }
+                guard !rows.isEmpty else { return }
                 let block = Swift.min(
                     Swift.max(1, Op.col2imBlockBytes / (width * MemoryLayout<T>.stride)), rows.count)
                 withUnsafeTemporaryAllocation(of: T.self, capacity: block * width) { scratch in
