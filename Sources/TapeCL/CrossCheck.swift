@@ -47,6 +47,12 @@ package enum CrossCheck {
     package static func compare(
         _ op: Op, _ inputs: [Tensor], _ attributes: Attributes, _ result: Tensor
     ) throws -> Disagreement? {
+        try Inputs.with(inputs) { try compare(op, $0, attributes, result) }
+    }
+
+    @discardableResult
+    static func compare(_ op: Op, _ inputs: Inputs, _ attributes: Attributes, _ result: Tensor) throws -> Disagreement?
+    {
         let host = try op.execute(try inputs.map { try $0.to(.host, differentiable: false) }, attributes)
         let (a, b) = (try result.readScalars(as: Double.self), try host.readScalars(as: Double.self))
         let tolerance = op.tolerance.bounds(result.dtype).forward

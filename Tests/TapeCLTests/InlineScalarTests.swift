@@ -31,7 +31,7 @@ struct InlineScalarTests {
                     op.arity == 1
                     ? try op.apply([Tensor([x, y], dtype: dtype)])
                     : try op.apply([Tensor([x, y], dtype: dtype), Tensor([y, x], dtype: dtype)])
-                #expect(inline.handle.isInline, "\(op.name) \(dtype)")
+                #expect(inline.isInline, "\(op.name) \(dtype)")
                 #expect(inline.dtype == launched.dtype, "\(op.name) \(dtype)")
                 #expect(Self.bits(inline) == [Self.bits(launched)[0]], "\(op.name) \(dtype) at \(x), \(y)")
             }
@@ -50,7 +50,7 @@ struct InlineScalarTests {
             let y = tape.record { (0..<50).reduce(x) { y, _ in y + sin(y) * 0.001 } }
             let g = try tape.gradient(of: y, wrt: x)!
             #expect(device.memory.allocations == before.allocations + 2)  // the constant 0.001 and the seed
-            #expect(y.handle.isInline && g.handle.isInline)
+            #expect(y.isInline && g.isInline)
             let live = device.memory.liveBytes
             let (value, slope) = (y.scalar, g.scalar)
             #expect(device.memory.allocations == before.allocations + 4)
@@ -70,7 +70,7 @@ struct InlineScalarTests {
     @Test func anInlineScalarsBufferIsMadeOnce() async {
         let device = Device.host.isolated()
         let y = withDevice(device) { sin(Tensor(0.5)) * 2 }
-        #expect(y.handle.isInline)
+        #expect(y.isInline)
         let before = device.memory.allocations
         let values = await withTaskGroup(of: Float.self) { group in
             for _ in 0..<8 { group.addTask { y.scalar } }
@@ -78,5 +78,39 @@ struct InlineScalarTests {
         }
         #expect(Set(values).count == 1)
         #expect(device.memory.allocations == before + 1)
+    }
+
+    /// A float scalar on the process's host device is a value (no handle): made from a number, as an
+    /// op's result and as a gradient. Wherever a buffer is needed (an operand of a larger op, a
+    /// reshape, a copy to another device) it gives the bits a one-element handle gives.
+    @Test(arguments: [DType.float32, .float64])
+    func aHostScalarIsAValueThatActsAsAOneElementTensor(dtype: DType) throws {
+        try withDevice(.host) {
+            let x = Tensor(0.7, dtype: dtype)
+            let tape = GradientTape()
+            tape.watch(x)
+            let y = tape.record { sin(x) * x + 0.25 }
+            let g = try tape.gradient(of: y, wrt: x)!
+            for t in [x, y, g, Tensor.ones(shape: [], dtype: dtype)] {
+                #expect(t.handle == nil && t.isInline && t.shape == [] && t.dtype == dtype)
+            }
+            // the same values as a one-element vector, whose results are handles
+            let v = Tensor([0.7], dtype: dtype)
+            let tape2 = GradientTape()
+            tape2.watch(v)
+            let w = tape2.record { sin(v) * v + 0.25 }
+            let gv = try tape2.gradient(of: w, wrt: v)!
+            #expect(w.handle != nil && Self.bits(y) == Self.bits(w) && Self.bits(g) == Self.bits(gv))
+            // as an operand of a launched op, reshaped, summed and moved
+            let big = Tensor((0..<100).map { Double($0) / 7 }, dtype: dtype)
+            #expect(Self.bits(big * y) == Self.bits(big * w))
+            #expect(Self.bits(y.reshaped(to: [1, 1])) == Self.bits(w))
+            #expect(Self.bits(y.sum()) == Self.bits(w.sum()))
+            if let cl = firstOpenCLDevice(), dtype == .float32 || cl.info.supportsFloat64 {
+                let moved = y.to(cl)
+                #expect(moved.device == cl && Self.bits(moved) == Self.bits(y))
+                #expect(Self.bits(moved.to(.host)) == Self.bits(y))
+            }
+        }
     }
 }

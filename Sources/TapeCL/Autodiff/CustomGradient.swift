@@ -46,7 +46,7 @@ public func customGradient(
             },
             jvp: { _, _ in nil })
         let output = Tensor(handle: TensorHandle(buffer: value.buffer, shape: value.shape, dtype: value.dtype))
-        if value.dtype.isFloatingPoint { Recorder.record(op, xs, output, Attributes()) }
+        if value.dtype.isFloatingPoint { Inputs.with(xs) { Recorder.record(op, $0, output, Attributes()) } }
         return output
     }
 }

@@ -67,7 +67,7 @@ public final class ForwardAccumulator: @unchecked Sendable {
         if let t = variableTangents[ObjectIdentifier(variable)], tangents[value.id] == nil { tangents[value.id] = t }
     }
 
-    func propagate(_ op: Op, _ inputs: [Tensor], _ output: Tensor, _ attributes: Attributes) {
+    func propagate(_ op: Op, _ inputs: Inputs, _ output: Tensor, _ attributes: Attributes) {
         lock.lock()
         defer { lock.unlock() }
         guard paused == 0 else { return }

@@ -44,9 +44,9 @@ package enum Fusion {
     @TaskLocal package static var kernels = Kernels.whenBuilt
 
     /// The pending result of `op` on `inputs`, or nil when the op is to run at once.
-    static func deferred(_ op: Op, _ inputs: [Tensor], shape: [Int], dtype: DType) -> Tensor? {
+    static func deferred(_ op: Op, _ inputs: Inputs, shape: [Int], dtype: DType) -> Tensor? {
         let count = Shape.count(shape)
-        let core = inputs[0].handle.core
+        let core = inputs[0].core
         let small = count <= smallCount
         guard count >= minimumCount || core.fusesSmallResults, op.fusable == .always || small && op.fusable != .never,
             dtype.isFloatingPoint, !crossCheckEnabled, inputs.allSatisfy({ $0.shape == shape || $0.count == 1 }),
@@ -60,7 +60,7 @@ package enum Fusion {
         var nodes = NodeList.empty
         var ops = 1
         for input in inputs {
-            guard let e = input.handle.expression else { continue }
+            guard let e = input.expression else { continue }
             ops += e.ops
             // ids grow (a tensor's is above its inputs'), so appending keeps the list sorted
             if small { nodes = NodeList.union(nodes, e.nodes, adding: input.id) }
@@ -75,7 +75,7 @@ package enum Fusion {
                 ? inputs.filter(\.isPending).sorted { $0.pendingOps > $1.pendingOps } : []
             while nodes.count + 1 > maximumSmallOps && !rest.isEmpty {
                 let cut = rest.removeFirst()
-                if let e = cut.handle.expression { for input in e.inputs { input.handle.keep() } }
+                if let e = cut.expression { for input in e.inputs { input.handle?.keep() } }
                 cut.evaluate()
                 nodes = rest.reduce(NodeList.empty) { NodeList.union($0, NodeList(pendingNodes(from: $1))) }
             }
@@ -86,7 +86,8 @@ package enum Fusion {
             for input in inputs { input.evaluate() }
             ops = 1
         }
-        let expression = Expression(forward: op.forward, inputs: SmallArray(inputs), ops: ops, nodes: nodes)
+        let kept = SmallArray(count: inputs.count) { inputs[$0] }  // copied: `inputs` is only borrowed
+        let expression = Expression(forward: op.forward, inputs: kept, ops: ops, nodes: nodes)
         return Tensor(handle: TensorHandle(pending: expression, shape: shape, dtype: dtype, core: core))
     }
 
@@ -94,7 +95,7 @@ package enum Fusion {
     static func pendingNodes(from t: Tensor) -> [TensorID] {
         var found: Set<TensorID> = []
         func visit(_ t: Tensor) {
-            guard let e = t.handle.expression, found.insert(t.id).inserted else { return }
+            guard let e = t.expression, found.insert(t.id).inserted else { return }
             for input in e.inputs { visit(input) }
         }
         visit(t)
@@ -106,7 +107,7 @@ package enum Fusion {
     /// one stays pending and is written by the kernel that computes a later value from it (a launch
     /// of its own would cost more than its work).
     static func settle(_ t: Tensor) {
-        if t.count > smallCount { t.evaluate() } else { t.handle.keep() }
+        if t.count > smallCount { t.evaluate() } else { t.handle?.keep() }
     }
 
     /// One fused kernel computing `root` (of `count` elements): its steps, its inputs (computed
@@ -141,7 +142,7 @@ package enum Fusion {
         }
         func visit(_ t: Tensor) -> Int {
             let id = t.id
-            guard let e = t.handle.expression else {
+            guard let e = t.expression else {
                 if let j = inputs.firstIndex(where: { $0.id == id }) { return inputSteps[j] }
                 inputs.append(t)
                 steps.append(.input(inputs.count - 1, single: t.count == 1))
@@ -152,9 +153,9 @@ package enum Fusion {
             if let slot, nodeSteps[slot] >= 0 { return nodeSteps[slot] }
             if slot == nil, let k = largeSteps[id] { return k }
             let k = step(e)
-            if t.handle.isKept && t.count == count && !e.forward.isGather {
+            if let handle = t.handle, handle.isKept && t.count == count && !e.forward.isGather {
                 outputs.append(k)
-                kept.append(t.handle)
+                kept.append(handle)
             }
             if let slot { nodeSteps[slot] = k } else { largeSteps[id] = k }
             return k

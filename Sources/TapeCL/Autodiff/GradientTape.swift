@@ -145,7 +145,7 @@ public final class GradientTape: @unchecked Sendable {
         }
     }
 
-    func record(_ op: Op, _ inputs: [Tensor], _ output: Tensor, _ attributes: Attributes) {
+    func record(_ op: Op, _ inputs: Inputs, _ output: Tensor, _ attributes: Attributes) {
         lock.lock()
         defer { lock.unlock() }
         let links = SmallArray(count: inputs.count) { i in

@@ -16,7 +16,7 @@ enum Recorder {
     @TaskLocal static var active = Active.none
 
     /// Called by ``Op/apply(_:_:)`` after every differentiable op with a float output.
-    static func record(_ op: Op, _ inputs: [Tensor], _ output: Tensor, _ attributes: Attributes) {
+    static func record(_ op: Op, _ inputs: Inputs, _ output: Tensor, _ attributes: Attributes) {
         let active = Recorder.active
         if active.isEmpty { return }
         for tape in active.tapes { tape.record(op, inputs, output, attributes) }

@@ -2,121 +2,6 @@ import Foundation
 import Synchronization
 @_spi(Runtime) import TapeCLRuntime
 
-private let nextTensorID = Atomic<UInt64>(1)
-
-/// A tensor's identity on tapes and accumulators: a number from a process-wide counter. Tapes
-/// look ids up a few dozen times per recorded op, so the hash is SplitMix64's two-multiply mix of
-/// the number and the table's seed, not the general SipHash of `Hasher`.
-package struct TensorID: Hashable, Sendable {
-    package let raw: UInt64
-    package init(raw: UInt64) { self.raw = raw }
-    package func hash(into hasher: inout Hasher) { hasher.combine(raw) }
-    package func _rawHashValue(seed: Int) -> Int {
-        Int(truncatingIfNeeded: SplitMix64.mix(raw ^ UInt64(bitPattern: Int64(seed))))
-    }
-}
-
-/// Storage and identity of a tensor; copies of a `Tensor` share one handle, reshapes share the buffer.
-///
-/// A handle holds its elements in one of three ways:
-/// - a buffer, computed when the tensor was made;
-/// - an expression, for a pending elementwise result (see ``Fusion``): the buffer is computed on
-///   first use, and the expression and the inputs it holds go;
-/// - the element itself, for a one-element float result on a device that computes those inline
-///   (``DeviceCore/computesScalarsInline``: the host). Its buffer is allocated, and counted in the
-///   device's memory, only when something asks for one (a reduction, a read, a reshape).
-package final class TensorHandle: Sendable {
-    let id: TensorID
-    let shape: [Int]
-    let dtype: DType
-    let core: DeviceCore
-    /// The buffer, for a tensor computed when it was made.
-    private let eager: Buffer?
-    /// An inline element's bits (a float32's in the low 32), valid when `isInline`.
-    private let element: UInt64
-    package let isInline: Bool
-    /// Whether the tensor was made pending: `state` holds its expression until it is computed.
-    let isDeferred: Bool
-    /// A pending tensor's expression, then its buffer; an inline one's buffer once asked for.
-    let state: Mutex<Deferred>
-    /// Whether a tape keeps this pending value: a fused kernel that computes it on the way writes it.
-    private let kept = Atomic<Bool>(false)
-
-    enum Deferred {
-        case none
-        case pending(Expression)
-        case computed(Buffer)
-    }
-
-    init(buffer: Buffer, shape: [Int], dtype: DType) {
-        id = TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue)
-        (self.shape, self.dtype, core, eager) = (shape, dtype, buffer.core, buffer)
-        (element, isInline, isDeferred) = (0, false, false)
-        state = Mutex(.none)
-    }
-
-    init(pending expression: Expression, shape: [Int], dtype: DType, core: DeviceCore) {
-        id = TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue)
-        (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
-        (element, isInline, isDeferred) = (0, false, true)
-        state = Mutex(.pending(expression))
-    }
-
-    /// A one-element float tensor holding `element` (bits as ``InlineElement`` gives them).
-    init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
-        id = TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue)
-        (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
-        (self.element, isInline, isDeferred) = (element, true, false)
-        state = Mutex(.none)
-    }
-
-    /// The elements' memory; a pending tensor is computed now, by one fused kernel.
-    var buffer: Buffer {
-        if let eager { return eager }
-        do { return try isDeferred ? computed() : materialized() } catch { fail(error) }
-    }
-
-    /// An inline element's buffer, made the first time it is asked for.
-    private func materialized() throws -> Buffer {
-        try state.withLock { s in
-            if case .computed(let made) = s { return made }
-            let buffer = try core.allocate(bytes: dtype.byteSize)
-            try withUnsafeBytes(of: element.littleEndian) { bits in
-                try core.backend.write(UnsafeRawBufferPointer(rebasing: bits[..<dtype.byteSize]), to: buffer)
-            }
-            s = .computed(buffer)
-            return buffer
-        }
-    }
-
-    /// The expression, while the tensor is pending.
-    var expression: Expression? {
-        guard isDeferred else { return nil }
-        return state.withLock { if case .pending(let e) = $0 { e } else { nil } }
-    }
-
-    /// A tape keeps the value: a fused kernel computing it on the way to another result writes it.
-    func keep() { kept.store(true, ordering: .relaxed) }
-    var isKept: Bool { kept.load(ordering: .relaxed) }
-
-    /// Takes `buffer`, written by a kernel computing another result, unless already computed.
-    func fill(_ buffer: Buffer) {
-        state.withLock { s in
-            if case .pending = s { s = .computed(buffer) }
-        }
-    }
-
-    /// The single element's bits, where the caller can read them without a launch: kept inline,
-    /// or in a computed one-element buffer of a device whose memory is host memory; else nil.
-    var hostElement: UInt64? {
-        if isInline { return element }
-        guard let eager, core.computesScalarsInline, dtype.isFloatingPoint, Shape.count(shape) == 1 else {
-            return nil
-        }
-        return dtype == .float32 ? UInt64(eager.handle.load(as: UInt32.self)) : eager.handle.load(as: UInt64.self)
-    }
-}
-
 /// An immutable n-dimensional array on a `Device`.
 ///
 /// - Element types: float32 (the default for every literal), float64, int32, int8.
@@ -131,30 +16,106 @@ package final class TensorHandle: Sendable {
 /// let c = Tensor(3.0, dtype: .float64)
 /// ```
 public struct Tensor: @unchecked Sendable {
-    package let handle: TensorHandle
+    private let storage: Storage
 
-    package init(handle: TensorHandle) { self.handle = handle }
+    /// How a tensor holds its elements: a handle (an object shared by the copies), or, for a float
+    /// scalar (rank 0) on the process's host device, the element itself. A scalar chain on the host
+    /// (W1) then allocates no object per op, and copying such a tensor retains nothing.
+    private enum Storage {
+        case handle(TensorHandle)
+        case element(id: TensorID, bits: UInt64, dtype: DType)
+    }
+
+    package init(handle: TensorHandle) { storage = .handle(handle) }
+
+    /// A one-element float result with bits `element` (as ``InlineElement`` gives them): kept in the
+    /// value for a scalar on the process's host device, else in a handle (see ``TensorHandle``).
+    init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
+        if shape.isEmpty && core === Tensor.hostCore {
+            storage = .element(id: TensorHandle.newID(), bits: element, dtype: dtype)
+        } else {
+            storage = .handle(TensorHandle(element: element, shape: shape, dtype: dtype, core: core))
+        }
+    }
+
+    /// The process's host device, whose scalars are kept in the value: it lives as long as the process.
+    static let hostCore = Device.host.core
+
+    /// The handle; nil for a scalar kept in the value.
+    package var handle: TensorHandle? {
+        if case .handle(let h) = storage { h } else { nil }
+    }
 
     /// The dimensions, outermost first; `[]` for a scalar.
-    public var shape: [Int] { handle.shape }
+    public var shape: [Int] {
+        switch storage {
+        case .handle(let h): h.shape
+        case .element: []
+        }
+    }
     /// The element type.
-    public var dtype: DType { handle.dtype }
+    public var dtype: DType {
+        switch storage {
+        case .handle(let h): h.dtype
+        case .element(_, _, let dtype): dtype
+        }
+    }
     /// Where the elements live and ops on this tensor run; move with ``to(_:)``.
-    public var device: Device { Device(core: handle.core) }
+    public var device: Device { Device(core: core) }
+    package var core: DeviceCore {
+        switch storage {
+        case .handle(let h): h.core
+        case .element: Tensor.hostCore
+        }
+    }
     /// Number of dimensions.
-    public var rank: Int { handle.shape.count }
+    public var rank: Int { shape.count }
     /// Number of elements.
-    public var count: Int { Shape.count(handle.shape) }
+    public var count: Int {
+        switch storage {
+        case .handle(let h): Shape.count(h.shape)
+        case .element: 1
+        }
+    }
     /// Bytes of this tensor's elements.
     public var byteCount: Int { count * dtype.byteSize }
-    package var id: TensorID { handle.id }
-    package var buffer: Buffer { handle.buffer }
+    package var id: TensorID {
+        switch storage {
+        case .handle(let h): h.id
+        case .element(let id, _, _): id
+        }
+    }
+    /// The elements' memory. A scalar kept in the value gets a new one-element buffer each time.
+    package var buffer: Buffer {
+        switch storage {
+        case .handle(let h): return h.buffer
+        case .element(_, let bits, let dtype):
+            do { return try TensorHandle.upload(bits, dtype, to: Tensor.hostCore) } catch { fail(error) }
+        }
+    }
     /// The tensor as a backend reads it (a pending tensor is computed first).
     package var operand: Operand { Operand(buffer: buffer, shape: shape, dtype: dtype) }
+    /// The single element's bits where the caller can read them without a launch (see
+    /// ``TensorHandle/hostElement``); else nil.
+    package var hostElement: UInt64? {
+        switch storage {
+        case .handle(let h): h.hostElement
+        case .element(_, let bits, _): bits
+        }
+    }
+    /// Whether the element is kept in the value or the handle, with no buffer until one is asked for.
+    package var isInline: Bool {
+        switch storage {
+        case .handle(let h): h.isInline
+        case .element: true
+        }
+    }
+    /// The expression of a tensor whose elements wait to be computed by a fused kernel (see ``Fusion``).
+    package var expression: Expression? { handle?.expression }
     /// Whether the elements wait to be computed by a fused kernel (see ``Fusion``).
-    package var isPending: Bool { handle.expression != nil }
+    package var isPending: Bool { expression != nil }
     /// How many ops a fused kernel computing this tensor now would run (0 when it is computed).
-    package var pendingOps: Int { handle.expression?.ops ?? 0 }
+    package var pendingOps: Int { expression?.ops ?? 0 }
 
     // MARK: Creation
 
@@ -196,6 +157,10 @@ public struct Tensor: @unchecked Sendable {
     package static func filled(shape: [Int], value: Double, dtype: DType, on device: Device) throws -> Tensor {
         let bytes = try Shape.checkedBytes(shape, dtype, op: "Tensor.full")
         try device.core.checkAllocatable(bytes, op: "Tensor.full", shape: shape, dtype: dtype)
+        if shape.isEmpty && dtype.isFloatingPoint && device.core === Tensor.hostCore {
+            let bits = withHostBytes([value], as: dtype) { TensorHandle.bits(of: $0) }
+            return Tensor(element: bits, shape: shape, dtype: dtype, core: device.core)
+        }
         let buffer = try device.core.allocate(bytes: bytes)
         let element = withHostBytes([value], as: dtype) { Array($0) }
         try device.core.backend.fill(buffer, with: element, count: Shape.count(shape))
@@ -259,6 +224,10 @@ public struct Tensor: @unchecked Sendable {
                     + "(\(Shape.count(shape)) elements)"
             )
         }
+        if shape.isEmpty && dtype.isFloatingPoint && device.core === Tensor.hostCore {
+            let bits = withHostBytes(scalars, as: dtype) { TensorHandle.bits(of: $0) }
+            return Tensor(element: bits, shape: shape, dtype: dtype, core: device.core)
+        }
         let buffer = try device.core.allocate(bytes: scalars.count * dtype.byteSize)
         try withHostBytes(scalars, as: dtype) { try device.core.backend.write($0, to: buffer) }
         return Tensor(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype))
@@ -274,7 +243,7 @@ public struct Tensor: @unchecked Sendable {
     /// let m = 0.9 * m0 + 0.1 * g
     /// m.evaluate()   // m0 and g can go
     /// ```
-    public func evaluate() { if handle.isDeferred { _ = handle.buffer } }
+    public func evaluate() { if let handle, handle.isDeferred { _ = handle.buffer } }
 
     // MARK: Reading back (the only waits)
 
@@ -298,6 +267,13 @@ public struct Tensor: @unchecked Sendable {
     }
 
     package func readScalars<T: TensorScalar>(as: T.Type) throws -> [T] {
+        if case .element(_, let bits, let dtype) = storage {
+            if dtype == .float32 {
+                let value = Float(bitPattern: UInt32(truncatingIfNeeded: bits))
+                return [T.self == Float.self ? value as! T : T.converting(Double(value))]
+            }
+            return [T.converting(Double(bitPattern: bits))]
+        }
         let sameType = (T.defaultDType == dtype || T.self == Double.self) && MemoryLayout<T>.size == dtype.byteSize
         if sameType {  // Float from float32, Double from float64, Int32, Int8: read into the result, no second copy
             return try [T](unsafeUninitializedCapacity: count) { out, initialized in

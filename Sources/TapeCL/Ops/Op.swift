@@ -96,12 +96,40 @@ package final class Op: Sendable {
     }
 }
 
+/// An op's inputs, borrowed for the call: held by the caller (on the stack for an operator's one or
+/// two, so a call allocates no array), read in place, never kept (a tape or an expression that keeps
+/// an input copies the tensor).
+package struct Inputs: RandomAccessCollection {
+    private let base: UnsafeBufferPointer<Tensor>
+    private init(base: UnsafeBufferPointer<Tensor>) { self.base = base }
+    package var startIndex: Int { 0 }
+    package var endIndex: Int { base.count }
+    package subscript(i: Int) -> Tensor { base[i] }
+
+    /// Runs `body` with `tensors` as inputs.
+    static func with<R>(_ tensors: [Tensor], _ body: (Inputs) throws -> R) rethrows -> R {
+        try tensors.withUnsafeBufferPointer { try body(Inputs(base: $0)) }
+    }
+    /// Runs `body` with `a` (and `b`) as inputs, held on the stack.
+    @inline(__always)
+    static func with<R>(_ a: Tensor, _ b: Tensor? = nil, _ body: (Inputs) throws -> R) rethrows -> R {
+        let count = b == nil ? 1 : 2
+        return try withUnsafeTemporaryAllocation(of: Tensor.self, capacity: count) { memory in
+            let start = memory.baseAddress!
+            start.initialize(to: a)
+            if let b { (start + 1).initialize(to: b) }
+            defer { start.deinitialize(count: count) }
+            return try body(Inputs(base: UnsafeBufferPointer(start: start, count: count)))
+        }
+    }
+}
+
 /// The inputs' shapes as shape rules and backward rules read them, `shapes[i]`, without building
 /// an array per op: from the op's inputs, or from what a tape entry saved.
 package struct InputShapes {
-    private enum Source { case tensors([Tensor]), saved([Saved.Input]) }
+    private enum Source { case tensors(Inputs), saved([Saved.Input]) }
     private let source: Source
-    init(inputs: [Tensor]) { source = .tensors(inputs) }
+    init(inputs: Inputs) { source = .tensors(inputs) }
     init(saved: [Saved.Input]) { source = .saved(saved) }
     package subscript(i: Int) -> [Int] {
         switch source {
@@ -206,6 +234,11 @@ extension Op {
     /// that watches an input.
     /// - Throws: `TapeError` naming the op for a bad shape, dtype or device mix.
     package func apply(_ inputs: [Tensor], _ attributes: Attributes = Attributes()) throws -> Tensor {
+        try Inputs.with(inputs) { try apply($0, attributes) }
+    }
+
+    /// ``apply(_:_:)-([Tensor],_)`` on borrowed inputs: how the operators call an op (no array per op).
+    package func apply(_ inputs: Inputs, _ attributes: Attributes = Attributes()) throws -> Tensor {
         let output = try execute(inputs, attributes)
         if differentiable && output.dtype.isFloatingPoint {
             Recorder.record(self, inputs, output, attributes)
@@ -215,13 +248,17 @@ extension Op {
 
     /// The forward computation alone (no recording).
     package func execute(_ inputs: [Tensor], _ attributes: Attributes) throws -> Tensor {
+        try Inputs.with(inputs) { try execute($0, attributes) }
+    }
+
+    package func execute(_ inputs: Inputs, _ attributes: Attributes) throws -> Tensor {
         guard arity == Op.variadic ? !inputs.isEmpty : inputs.count == arity else {
             throw TapeError.argument(
                 "\(name): expects \(arity == Op.variadic ? "one or more" : "\(arity)") inputs, got \(inputs.count)")
         }
-        let core = inputs[0].handle.core
+        let core = inputs[0].core
         if case .transfer = forward {
-        } else if let other = inputs.first(where: { $0.handle.core !== core }) {
+        } else if let other = inputs.first(where: { $0.core !== core }) {
             throw TapeError.device("\(name): inputs on \(inputs[0].device) and \(other.device); move one with to(_:)")
         }
         let inDType = inputs[0].dtype
@@ -252,7 +289,7 @@ extension Op {
             if bytes == dtype.byteSize && core.computesScalarsInline && dtype == inDType,
                 let element = inlineElement(inputs)
             {
-                return Tensor(handle: TensorHandle(element: element, shape: outShape, dtype: dtype, core: core))
+                return Tensor(element: element, shape: outShape, dtype: dtype, core: core)
             }
             let out = try core.allocate(bytes: bytes)
             try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
@@ -272,13 +309,13 @@ extension Op {
 
     /// A one-element float result computed here, from inputs whose elements the host can read
     /// (see ``TensorHandle``); nil for other ops and inputs.
-    private func inlineElement(_ inputs: [Tensor]) -> UInt64? {
+    private func inlineElement(_ inputs: Inputs) -> UInt64? {
         switch forward {
         case .unary(_, let f):
-            guard let x = inputs[0].handle.hostElement else { return nil }
+            guard let x = inputs[0].hostElement else { return nil }
             return InlineElement.unary(f, x, inputs[0].dtype)
         case .binary(_, let f):
-            guard let a = inputs[0].handle.hostElement, let b = inputs[1].handle.hostElement else { return nil }
+            guard let a = inputs[0].hostElement, let b = inputs[1].hostElement else { return nil }
             return InlineElement.binary(f, a, b, inputs[0].dtype)
         default: return nil
         }
@@ -287,5 +324,13 @@ extension Op {
     /// Applies the op, stopping the program on bad input (operators use this; see ``fail(_:)``).
     package func callAsFunction(_ inputs: Tensor..., attributes: Attributes = Attributes()) -> Tensor {
         do { return try apply(inputs, attributes) } catch { fail(error) }
+    }
+    /// Applies a unary op (see ``callAsFunction(_:attributes:)-(Tensor...,_)``).
+    package func callAsFunction(_ x: Tensor, attributes: Attributes = Attributes()) -> Tensor {
+        do { return try Inputs.with(x) { try apply($0, attributes) } } catch { fail(error) }
+    }
+    /// Applies a binary op (see ``callAsFunction(_:attributes:)-(Tensor...,_)``).
+    package func callAsFunction(_ a: Tensor, _ b: Tensor, attributes: Attributes = Attributes()) -> Tensor {
+        do { return try Inputs.with(a, b) { try apply($0, attributes) } } catch { fail(error) }
     }
 }

@@ -1,0 +1,135 @@
+import Foundation
+import Synchronization
+@_spi(Runtime) import TapeCLRuntime
+
+private let nextTensorID = Atomic<UInt64>(1)
+
+/// A tensor's identity on tapes and accumulators: a number from a process-wide counter. Tapes
+/// look ids up a few dozen times per recorded op, so the hash is SplitMix64's two-multiply mix of
+/// the number and the table's seed, not the general SipHash of `Hasher`.
+package struct TensorID: Hashable, Sendable {
+    package let raw: UInt64
+    package init(raw: UInt64) { self.raw = raw }
+    package func hash(into hasher: inout Hasher) { hasher.combine(raw) }
+    package func _rawHashValue(seed: Int) -> Int {
+        Int(truncatingIfNeeded: SplitMix64.mix(raw ^ UInt64(bitPattern: Int64(seed))))
+    }
+}
+
+/// Storage and identity of a tensor; copies of a `Tensor` share one handle, reshapes share the buffer.
+///
+/// A handle holds its elements in one of three ways:
+/// - a buffer, computed when the tensor was made;
+/// - an expression, for a pending elementwise result (see ``Fusion``): the buffer is computed on
+///   first use, and the expression and the inputs it holds go;
+/// - the element itself, for a one-element float result on a device that computes those inline
+///   (``DeviceCore/computesScalarsInline``: the host). Its buffer is allocated, and counted in the
+///   device's memory, only when something asks for one (a reduction, a read, a reshape).
+///
+/// A float scalar (rank 0) on the process's host device has no handle: ``Tensor`` keeps its
+/// element and identity in the value itself.
+package final class TensorHandle: Sendable {
+    let id: TensorID
+    let shape: [Int]
+    let dtype: DType
+    let core: DeviceCore
+    /// The buffer, for a tensor computed when it was made.
+    private let eager: Buffer?
+    /// An inline element's bits (a float32's in the low 32), valid when `isInline`.
+    private let element: UInt64
+    package let isInline: Bool
+    /// Whether the tensor was made pending: `state` holds its expression until it is computed.
+    let isDeferred: Bool
+    /// A pending tensor's expression, then its buffer; an inline one's buffer once asked for.
+    let state: Mutex<Deferred>
+    /// Whether a tape keeps this pending value: a fused kernel that computes it on the way writes it.
+    private let kept = Atomic<Bool>(false)
+
+    enum Deferred {
+        case none
+        case pending(Expression)
+        case computed(Buffer)
+    }
+
+    init(buffer: Buffer, shape: [Int], dtype: DType) {
+        id = Self.newID()
+        (self.shape, self.dtype, core, eager) = (shape, dtype, buffer.core, buffer)
+        (element, isInline, isDeferred) = (0, false, false)
+        state = Mutex(.none)
+    }
+
+    init(pending expression: Expression, shape: [Int], dtype: DType, core: DeviceCore) {
+        id = Self.newID()
+        (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
+        (element, isInline, isDeferred) = (0, false, true)
+        state = Mutex(.pending(expression))
+    }
+
+    /// A one-element float tensor holding `element` (bits as ``InlineElement`` gives them).
+    init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
+        id = Self.newID()
+        (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
+        (self.element, isInline, isDeferred) = (element, true, false)
+        state = Mutex(.none)
+    }
+
+    /// The elements' memory; a pending tensor is computed now, by one fused kernel.
+    var buffer: Buffer {
+        if let eager { return eager }
+        do { return try isDeferred ? computed() : materialized() } catch { fail(error) }
+    }
+
+    /// An inline element's buffer, made the first time it is asked for.
+    private func materialized() throws -> Buffer {
+        try state.withLock { s in
+            if case .computed(let made) = s { return made }
+            let buffer = try Self.upload(element, dtype, to: core)
+            s = .computed(buffer)
+            return buffer
+        }
+    }
+
+    /// A new tensor identity.
+    static func newID() -> TensorID { TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue) }
+
+    /// A one-element buffer on `core` holding an element's bits (a float32's in the low 32).
+    static func upload(_ element: UInt64, _ dtype: DType, to core: DeviceCore) throws -> Buffer {
+        let buffer = try core.allocate(bytes: dtype.byteSize)
+        try withUnsafeBytes(of: element.littleEndian) { bits in
+            try core.backend.write(UnsafeRawBufferPointer(rebasing: bits[..<dtype.byteSize]), to: buffer)
+        }
+        return buffer
+    }
+
+    /// The bits of the one element in `bytes` (4 or 8 of them, host byte order), as ``upload`` takes them.
+    static func bits(of bytes: UnsafeRawBufferPointer) -> UInt64 {
+        bytes.count == 4 ? UInt64(bytes.loadUnaligned(as: UInt32.self)) : bytes.loadUnaligned(as: UInt64.self)
+    }
+
+    /// The expression, while the tensor is pending.
+    var expression: Expression? {
+        guard isDeferred else { return nil }
+        return state.withLock { if case .pending(let e) = $0 { e } else { nil } }
+    }
+
+    /// A tape keeps the value: a fused kernel computing it on the way to another result writes it.
+    func keep() { kept.store(true, ordering: .relaxed) }
+    var isKept: Bool { kept.load(ordering: .relaxed) }
+
+    /// Takes `buffer`, written by a kernel computing another result, unless already computed.
+    func fill(_ buffer: Buffer) {
+        state.withLock { s in
+            if case .pending = s { s = .computed(buffer) }
+        }
+    }
+
+    /// The single element's bits, where the caller can read them without a launch: kept inline,
+    /// or in a computed one-element buffer of a device whose memory is host memory; else nil.
+    var hostElement: UInt64? {
+        if isInline { return element }
+        guard let eager, core.computesScalarsInline, dtype.isFloatingPoint, Shape.count(shape) == 1 else {
+            return nil
+        }
+        return dtype == .float32 ? UInt64(eager.handle.load(as: UInt32.self)) : eager.handle.load(as: UInt64.self)
+    }
+}
