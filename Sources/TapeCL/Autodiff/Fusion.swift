@@ -75,7 +75,7 @@ package enum Fusion {
                 ? inputs.filter(\.isPending).sorted { $0.pendingOps > $1.pendingOps } : []
             while nodes.count + 1 > maximumSmallOps && !rest.isEmpty {
                 let cut = rest.removeFirst()
-                if let e = cut.expression { for input in e.inputs { input.handle?.keep() } }
+                if let e = cut.expression { e.forEachInput { $0.keep() } }
                 cut.evaluate()
                 nodes = rest.reduce(NodeList.empty) { NodeList.union($0, NodeList(pendingNodes(from: $1))) }
             }
@@ -86,8 +86,8 @@ package enum Fusion {
             for input in inputs { input.evaluate() }
             ops = 1
         }
-        let kept = SmallArray(count: inputs.count) { inputs[$0] }  // copied: `inputs` is only borrowed
-        let expression = Expression(forward: op.forward, inputs: kept, ops: ops, nodes: nodes)
+        let expression = Expression(
+            forward: op.forward, first: inputs[0], second: inputs.count > 1 ? inputs[1] : nil, ops: ops, nodes: nodes)
         return Tensor(handle: TensorHandle(pending: expression, shape: shape, dtype: dtype, core: core))
     }
 
@@ -96,7 +96,7 @@ package enum Fusion {
         var found: Set<TensorID> = []
         func visit(_ t: Tensor) {
             guard let e = t.expression, found.insert(t.id).inserted else { return }
-            for input in e.inputs { visit(input) }
+            e.forEachInput(visit)
         }
         visit(t)
         return found.sorted { $0.raw < $1.raw }
@@ -107,7 +107,7 @@ package enum Fusion {
     /// one stays pending and is written by the kernel that computes a later value from it (a launch
     /// of its own would cost more than its work).
     static func settle(_ t: Tensor) {
-        if t.count > smallCount { t.evaluate() } else { t.handle?.keep() }
+        if t.count > smallCount { t.evaluate() } else { t.keep() }
     }
 
     /// One fused kernel computing `root` (of `count` elements): its steps, its inputs (computed
@@ -130,12 +130,12 @@ package enum Fusion {
         func step(_ e: Expression) -> Int {
             switch e.forward {
             case .unary(let name, let f):
-                let a = visit(e.inputs[0])
+                let a = visit(e.first)
                 steps.append(.unary(name, f, a))
             case .binary(let name, let f):
-                let (a, b) = (visit(e.inputs[0]), visit(e.inputs[1]))
+                let (a, b) = (visit(e.first), visit(e.second!))
                 steps.append(.binary(name, f, a, b))
-            case .gather: return visit(e.inputs[0])  // a one-element input, read as such
+            case .gather: return visit(e.first)  // a one-element input, read as such
             default: preconditionFailure("only elementwise ops are fused")
             }
             return steps.count - 1
@@ -175,8 +175,9 @@ extension Forward {
 /// its op and lists).
 package final class Expression: @unchecked Sendable {
     let forward: Forward
-    /// Kept inline, not as the op's input array (which then goes when the op returns).
-    let inputs: SmallArray<Tensor>
+    /// The op's inputs (a fused op, elementwise or a gather, has one or two), kept inline: no array.
+    let first: Tensor
+    let second: Tensor?
     /// Ops in the expression: for a large result a shared value counts once per use; for a small
     /// one once (`nodes.count + 1`).
     let ops: Int
@@ -184,11 +185,18 @@ package final class Expression: @unchecked Sendable {
     /// often it is used, in increasing order of id (empty for a large one).
     let nodes: NodeList
 
-    init(forward: Forward, inputs: SmallArray<Tensor>, ops: Int, nodes: NodeList) {
+    init(forward: Forward, first: Tensor, second: Tensor?, ops: Int, nodes: NodeList) {
         self.forward = forward
-        self.inputs = inputs
+        self.first = first
+        self.second = second
         self.ops = ops
         self.nodes = nodes
+    }
+
+    /// Calls `body` with each input.
+    func forEachInput(_ body: (Tensor) -> Void) {
+        body(first)
+        if let second { body(second) }
     }
 }
 

@@ -178,7 +178,11 @@ public final class GradientTape: @unchecked Sendable {
             }
         if keepOutput { Fusion.settle(output) }
         let saved = Saved(inputs: slots, output: keepOutput ? output : nil, attributes: attributes)
-        if entries.isEmpty { entries.reserveCapacity(Self.entriesLastTime.load(ordering: .relaxed)) }
+        if entries.isEmpty {
+            let expected = Self.entriesLastTime.load(ordering: .relaxed)
+            entries.reserveCapacity(expected)
+            producers.reserveCapacity(producers.count + expected)
+        }
         entries.append(Entry(op: op, inputs: links, outputID: output.id, saved: saved))
         producers[output.id] = entries.count - 1
     }

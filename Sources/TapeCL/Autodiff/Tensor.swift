@@ -16,102 +16,70 @@ import Synchronization
 /// let c = Tensor(3.0, dtype: .float64)
 /// ```
 public struct Tensor: @unchecked Sendable {
-    private let storage: Storage
+    /// The handle: an object shared by the copies. Nil for a float scalar (rank 0) on the process's
+    /// host device, whose identity and element the value keeps itself (`element`): a scalar chain on
+    /// the host (W1) then allocates no object per op, and copying such a tensor retains nothing.
+    /// (Two fields rather than an enum: a copy is then one retain, which the optimiser can pair.)
+    package let handle: TensorHandle?
+    private let element: Element
 
-    /// How a tensor holds its elements: a handle (an object shared by the copies), or, for a float
-    /// scalar (rank 0) on the process's host device, the element itself. A scalar chain on the host
-    /// (W1) then allocates no object per op, and copying such a tensor retains nothing.
-    private enum Storage {
-        case handle(TensorHandle)
-        case element(id: TensorID, bits: UInt64, dtype: DType)
+    /// A scalar kept in the value; meaningless when the tensor has a handle.
+    private struct Element {
+        let id: TensorID
+        let bits: UInt64
+        let dtype: DType
+        static let none = Element(id: TensorID(raw: 0), bits: 0, dtype: .float32)
     }
 
-    package init(handle: TensorHandle) { storage = .handle(handle) }
+    package init(handle: TensorHandle) { (self.handle, self.element) = (handle, .none) }
 
     /// A one-element float result with bits `element` (as ``InlineElement`` gives them): kept in the
     /// value for a scalar on the process's host device, else in a handle (see ``TensorHandle``).
     init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
         if shape.isEmpty && core === Tensor.hostCore {
-            storage = .element(id: TensorHandle.newID(), bits: element, dtype: dtype)
+            (handle, self.element) = (nil, Element(id: TensorHandle.newID(), bits: element, dtype: dtype))
         } else {
-            storage = .handle(TensorHandle(element: element, shape: shape, dtype: dtype, core: core))
+            (handle, self.element) = (TensorHandle(element: element, shape: shape, dtype: dtype, core: core), .none)
         }
     }
 
     /// The process's host device, whose scalars are kept in the value: it lives as long as the process.
     static let hostCore = Device.host.core
 
-    /// The handle; nil for a scalar kept in the value.
-    package var handle: TensorHandle? {
-        if case .handle(let h) = storage { h } else { nil }
-    }
-
     /// The dimensions, outermost first; `[]` for a scalar.
-    public var shape: [Int] {
-        switch storage {
-        case .handle(let h): h.shape
-        case .element: []
-        }
-    }
+    public var shape: [Int] { handle?.shape ?? [] }
     /// The element type.
-    public var dtype: DType {
-        switch storage {
-        case .handle(let h): h.dtype
-        case .element(_, _, let dtype): dtype
-        }
-    }
+    public var dtype: DType { handle?.dtype ?? element.dtype }
     /// Where the elements live and ops on this tensor run; move with ``to(_:)``.
     public var device: Device { Device(core: core) }
-    package var core: DeviceCore {
-        switch storage {
-        case .handle(let h): h.core
-        case .element: Tensor.hostCore
-        }
-    }
+    package var core: DeviceCore { handle?.core ?? Tensor.hostCore }
     /// Number of dimensions.
     public var rank: Int { shape.count }
     /// Number of elements.
-    public var count: Int {
-        switch storage {
-        case .handle(let h): Shape.count(h.shape)
-        case .element: 1
-        }
-    }
+    public var count: Int { handle.map { Shape.count($0.shape) } ?? 1 }
     /// Bytes of this tensor's elements.
     public var byteCount: Int { count * dtype.byteSize }
-    package var id: TensorID {
-        switch storage {
-        case .handle(let h): h.id
-        case .element(let id, _, _): id
-        }
-    }
+    package var id: TensorID { handle?.id ?? element.id }
     /// The elements' memory. A scalar kept in the value gets a new one-element buffer each time.
     package var buffer: Buffer {
-        switch storage {
-        case .handle(let h): return h.buffer
-        case .element(_, let bits, let dtype):
-            do { return try TensorHandle.upload(bits, dtype, to: Tensor.hostCore) } catch { fail(error) }
-        }
+        if let handle { return handle.buffer }
+        do { return try TensorHandle.upload(element.bits, element.dtype, to: Tensor.hostCore) } catch { fail(error) }
     }
     /// The tensor as a backend reads it (a pending tensor is computed first).
     package var operand: Operand { Operand(buffer: buffer, shape: shape, dtype: dtype) }
     /// The single element's bits where the caller can read them without a launch (see
     /// ``TensorHandle/hostElement``); else nil.
     package var hostElement: UInt64? {
-        switch storage {
-        case .handle(let h): h.hostElement
-        case .element(_, let bits, _): bits
-        }
+        if let handle { return handle.hostElement }
+        return element.bits
     }
     /// Whether the element is kept in the value or the handle, with no buffer until one is asked for.
-    package var isInline: Bool {
-        switch storage {
-        case .handle(let h): h.isInline
-        case .element: true
-        }
-    }
+    package var isInline: Bool { handle?.isInline ?? true }
     /// The expression of a tensor whose elements wait to be computed by a fused kernel (see ``Fusion``).
     package var expression: Expression? { handle?.expression }
+    /// A tape keeps the value: a fused kernel computing it on the way to another result writes it
+    /// (see ``TensorHandle/keep()``); nothing to do for a scalar kept in the value.
+    package func keep() { handle?.keep() }
     /// Whether the elements wait to be computed by a fused kernel (see ``Fusion``).
     package var isPending: Bool { expression != nil }
     /// How many ops a fused kernel computing this tensor now would run (0 when it is computed).
@@ -267,12 +235,12 @@ public struct Tensor: @unchecked Sendable {
     }
 
     package func readScalars<T: TensorScalar>(as: T.Type) throws -> [T] {
-        if case .element(_, let bits, let dtype) = storage {
-            if dtype == .float32 {
-                let value = Float(bitPattern: UInt32(truncatingIfNeeded: bits))
+        if handle == nil {
+            if element.dtype == .float32 {
+                let value = Float(bitPattern: UInt32(truncatingIfNeeded: element.bits))
                 return [T.self == Float.self ? value as! T : T.converting(Double(value))]
             }
-            return [T.converting(Double(bitPattern: bits))]
+            return [T.converting(Double(bitPattern: element.bits))]
         }
         let sameType = (T.defaultDType == dtype || T.self == Double.self) && MemoryLayout<T>.size == dtype.byteSize
         if sameType {  // Float from float32, Double from float64, Int32, Int8: read into the result, no second copy
