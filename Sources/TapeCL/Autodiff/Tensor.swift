@@ -28,7 +28,7 @@ public struct Tensor: @unchecked Sendable {
         let id: TensorID
         let bits: UInt64
         let dtype: DType
-        static let none = Element(id: TensorID(raw: 0), bits: 0, dtype: .float32)
+        static var none: Element { Element(id: TensorID(raw: 0), bits: 0, dtype: .float32) }
     }
 
     package init(handle: TensorHandle) { (self.handle, self.element) = (handle, .none) }
