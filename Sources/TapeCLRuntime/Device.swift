@@ -95,6 +95,12 @@ enum Scope {
     @TaskLocal static var device: Device?
 }
 
+/// `Device.host`'s core, set once when the registry is made, before any tensor exists; it lives as long
+/// as the process. A global with a constant initial value is initialised statically, so reading it is one
+/// load (no lazy-initialisation check), and an unretained reference compares without reference counting:
+/// the ops ask for it per op (a float scalar on this core is kept in the `Tensor` value).
+@_spi(Runtime) public nonisolated(unsafe) private(set) var processHostCore: Unmanaged<DeviceCore>? = nil
+
 /// Discovers devices once per process (PoCL fails when several threads initialise OpenCL at once).
 final class Registry: Sendable {
     static let shared = Registry()
@@ -104,6 +110,7 @@ final class Registry: Sendable {
 
     private init() {
         let host = Device(core: DeviceCore(name: "host", backend: HostBackend()))
+        processHostCore = .passUnretained(host.core)
         let openCL = OpenCLBackend.discover().enumerated().map { i, b in
             Device(core: DeviceCore(name: "opencl:\(i)", backend: b, cacheLimit: 1 << 30))
         }

@@ -90,7 +90,7 @@ final class HostBackend: Backend {
     var kernelVariants: String? { "sin, cos and exp in \(HostMath.level)" }
     func finish() {}  // host loops are done when they return
     var fusesSmallResults: Bool { false }  // a host loop's call costs less than building an expression
-    var computesScalarsInline: Bool { true }  // a scalar chain (W1) then allocates one object per op
+    var computesScalarsInline: Bool { true }  // a scalar chain (W1) then allocates no buffer per op
     func prepareFused(_ program: FusedProgram, dtype: DType, wait: Bool) -> Bool { true }  // nothing to build
 
     /// One concrete switch per launch, so every loop below is specialized for its element type.

@@ -44,9 +44,8 @@ package enum Fusion {
     @TaskLocal package static var kernels = Kernels.whenBuilt
 
     /// The pending result of `op` on `inputs`, or nil when the op is to run at once.
-    static func deferred(_ op: Op, _ inputs: Inputs, shape: [Int], dtype: DType) -> Tensor? {
+    static func deferred(_ op: Op, _ inputs: Inputs, shape: [Int], dtype: DType, core: DeviceCore) -> Tensor? {
         let count = Shape.count(shape)
-        let core = inputs[0].core
         let small = count <= smallCount
         guard count >= minimumCount || core.fusesSmallResults, op.fusable == .always || small && op.fusable != .never,
             dtype.isFloatingPoint, !crossCheckEnabled, inputs.allSatisfy({ $0.shape == shape || $0.count == 1 }),

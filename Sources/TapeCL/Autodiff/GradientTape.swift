@@ -156,20 +156,19 @@ public final class GradientTape: @unchecked Sendable {
             usedWhilePaused.formUnion(inputs.map(\.id))
             return
         }
-        var slots = inputs.indices.map { i in
-            Saved.Input(shape: inputs[i].shape, needs: links[i].producer != Self.untracked, value: nil)
-        }
-        for i in slots.indices {
+        let n = inputs.count
+        var slots: [Saved.Input] = []
+        slots.reserveCapacity(n)  // one allocation of the right size (a map grows its array)
+        for i in 0..<n {
             let keep =
                 switch op.saves {
                 case .nothing, .output: false
                 case .inputs, .inputsAndOutput: true
-                case .crossed: slots[slots.count - 1 - i].needs
+                case .crossed: links[n - 1 - i].producer != Self.untracked  // the other input needs a cotangent
                 }
-            if keep {
-                Fusion.settle(inputs[i])
-                slots[i].value = inputs[i]
-            }
+            if keep { Fusion.settle(inputs[i]) }
+            let needs = links[i].producer != Self.untracked
+            slots.append(Saved.Input(shape: inputs[i].shape, needs: needs, value: keep ? inputs[i] : nil))
         }
         let keepOutput: Bool =
             switch op.saves {

@@ -1,3 +1,4 @@
+import Synchronization
 @_spi(Runtime) import TapeCLRuntime
 
 /// The active tapes and forward accumulators (one task-local, so concurrent tasks each have their
@@ -10,13 +11,20 @@ enum Recorder {
         let isEmpty: Bool
         init(tapes: [GradientTape] = [], accumulators: [ForwardAccumulator] = []) {
             (self.tapes, self.accumulators, isEmpty) = (tapes, accumulators, tapes.isEmpty && accumulators.isEmpty)
+            if !isEmpty { Recorder.live.add(1, ordering: .releasing) }
         }
+        deinit { if !isEmpty { Recorder.live.subtract(1, ordering: .releasing) } }
         static let none = Active()
     }
     @TaskLocal static var active = Active.none
+    /// How many non-empty active sets exist, in any task (a task that holds one, even past the end of
+    /// the `record` that made it, keeps it alive): while there is none, an op does not read the
+    /// task-local (a backward pass outside `record`, as W1's gradient, never reads it).
+    static let live = Atomic<Int>(0)
 
     /// Called by ``Op/apply(_:_:)`` after every differentiable op with a float output.
     static func record(_ op: Op, _ inputs: Inputs, _ output: Tensor, _ attributes: Attributes) {
+        if live.load(ordering: .acquiring) == 0 { return }
         let active = Recorder.active
         if active.isEmpty { return }
         for tape in active.tapes { tape.record(op, inputs, output, attributes) }

@@ -36,7 +36,7 @@ public struct Tensor: @unchecked Sendable {
     /// A one-element float result with bits `element` (as ``InlineElement`` gives them): kept in the
     /// value for a scalar on the process's host device, else in a handle (see ``TensorHandle``).
     init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
-        if shape.isEmpty && core === Tensor.hostCore {
+        if shape.isEmpty && Tensor.isProcessHost(core) {
             (handle, self.element) = (nil, Element(id: TensorHandle.newID(), bits: element, dtype: dtype))
         } else {
             (handle, self.element) = (TensorHandle(element: element, shape: shape, dtype: dtype, core: core), .none)
@@ -44,7 +44,17 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// The process's host device, whose scalars are kept in the value: it lives as long as the process.
-    static let hostCore = Device.host.core
+    /// Only read where a tensor exists, so after the device registry has set it.
+    static var hostCore: DeviceCore { processHostCore!.takeUnretainedValue() }
+    /// Whether `core` is ``hostCore`` (compared by address: no reference counting).
+    static func isProcessHost(_ core: DeviceCore) -> Bool {
+        processHostCore?.toOpaque() == Unmanaged.passUnretained(core).toOpaque()
+    }
+    /// Whether the tensor is on `core` (no reference counting).
+    func isOn(_ core: DeviceCore) -> Bool {
+        if let handle { return handle.core === core }
+        return Tensor.isProcessHost(core)
+    }
 
     /// The dimensions, outermost first; `[]` for a scalar.
     public var shape: [Int] { handle?.shape ?? [] }
@@ -125,7 +135,7 @@ public struct Tensor: @unchecked Sendable {
     package static func filled(shape: [Int], value: Double, dtype: DType, on device: Device) throws -> Tensor {
         let bytes = try Shape.checkedBytes(shape, dtype, op: "Tensor.full")
         try device.core.checkAllocatable(bytes, op: "Tensor.full", shape: shape, dtype: dtype)
-        if shape.isEmpty && dtype.isFloatingPoint && device.core === Tensor.hostCore {
+        if shape.isEmpty && dtype.isFloatingPoint && Tensor.isProcessHost(device.core) {
             let bits = withHostBytes([value], as: dtype) { TensorHandle.bits(of: $0) }
             return Tensor(element: bits, shape: shape, dtype: dtype, core: device.core)
         }
@@ -192,7 +202,7 @@ public struct Tensor: @unchecked Sendable {
                     + "(\(Shape.count(shape)) elements)"
             )
         }
-        if shape.isEmpty && dtype.isFloatingPoint && device.core === Tensor.hostCore {
+        if shape.isEmpty && dtype.isFloatingPoint && Tensor.isProcessHost(device.core) {
             let bits = withHostBytes(scalars, as: dtype) { TensorHandle.bits(of: $0) }
             return Tensor(element: bits, shape: shape, dtype: dtype, core: device.core)
         }

@@ -258,7 +258,7 @@ extension Op {
         }
         let core = inputs[0].core
         if case .transfer = forward {
-        } else if let other = inputs.first(where: { $0.core !== core }) {
+        } else if let other = inputs.first(where: { !$0.isOn(core) }) {
             throw TapeError.device("\(name): inputs on \(inputs[0].device) and \(other.device); move one with to(_:)")
         }
         let inDType = inputs[0].dtype
@@ -285,12 +285,13 @@ extension Op {
             return Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
         default:
             try core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
-            if let pending = Fusion.deferred(self, inputs, shape: outShape, dtype: dtype) { return pending }
+            // A device that computes one-element results inline (the host) does not fuse them.
             if bytes == dtype.byteSize && core.computesScalarsInline && dtype == inDType,
                 let element = inlineElement(inputs)
             {
                 return Tensor(element: element, shape: outShape, dtype: dtype, core: core)
             }
+            if let pending = Fusion.deferred(self, inputs, shape: outShape, dtype: dtype, core: core) { return pending }
             let out = try core.allocate(bytes: bytes)
             try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
                 try core.run(
