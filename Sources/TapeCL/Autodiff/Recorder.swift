@@ -27,7 +27,9 @@ enum Recorder {
         if live.load(ordering: .acquiring) == 0 { return }
         let active = Recorder.active
         if active.isEmpty { return }
-        for tape in active.tapes { tape.record(op, inputs, output, attributes) }
+        active.tapes.withUnsafeBufferPointer { tapes in  // borrowed: no reference count per tape
+            for i in tapes.indices { tapes[i].record(op, inputs, output, attributes) }
+        }
         for accumulator in active.accumulators { accumulator.propagate(op, inputs, output, attributes) }
     }
 
