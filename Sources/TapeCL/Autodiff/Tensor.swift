@@ -37,10 +37,15 @@ public struct Tensor: @unchecked Sendable {
     /// value for a scalar on the process's host device, else in a handle (see ``TensorHandle``).
     init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
         if shape.isEmpty && Tensor.isProcessHost(core) {
-            (handle, self.element) = (nil, Element(id: TensorHandle.newID(), bits: element, dtype: dtype))
+            self.init(hostScalar: element, dtype: dtype)
         } else {
-            (handle, self.element) = (TensorHandle(element: element, shape: shape, dtype: dtype, core: core), .none)
+            self.init(handle: TensorHandle(element: element, shape: shape, dtype: dtype, core: core))
         }
+    }
+
+    /// A float scalar on the process's host device, kept in the value: its bits (a float32's in the low 32).
+    init(hostScalar bits: UInt64, dtype: DType) {
+        (handle, element) = (nil, Element(id: TensorHandle.newID(), bits: bits, dtype: dtype))
     }
 
     /// The process's host device, whose scalars are kept in the value: it lives as long as the process.
@@ -54,6 +59,11 @@ public struct Tensor: @unchecked Sendable {
     func isOn(_ core: DeviceCore) -> Bool {
         if let handle { return handle.core === core }
         return Tensor.isProcessHost(core)
+    }
+    /// Whether the tensor is on `other`'s device (no reference counting).
+    func isOnDevice(of other: Tensor) -> Bool {
+        if let handle { return other.isOn(handle.core) }
+        return other.handle.map { Tensor.isProcessHost($0.core) } ?? true
     }
 
     /// The dimensions, outermost first; `[]` for a scalar.

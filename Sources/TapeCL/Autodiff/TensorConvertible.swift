@@ -26,6 +26,9 @@ extension Tensor: TensorConvertible {
 /// the current device alone). Cached per device, so a constant in a loop is uploaded once.
 func numberTensor(_ value: Double, like other: Tensor?) -> Tensor {
     let dtype = other?.dtype ?? .float32
+    if let other, other.handle == nil {  // a float scalar on the host, kept in the value: nothing to upload
+        return Tensor(hostScalar: withHostBytes([value], as: dtype) { TensorHandle.bits(of: $0) }, dtype: dtype)
+    }
     let device = other?.device ?? .current
     return Constants.tensor(value, dtype: dtype, on: device) {
         Tensor(shape: [], scalars: [value], dtype: dtype, on: device)

@@ -256,9 +256,8 @@ extension Op {
             throw TapeError.argument(
                 "\(name): expects \(arity == Op.variadic ? "one or more" : "\(arity)") inputs, got \(inputs.count)")
         }
-        let core = inputs[0].core
         if case .transfer = forward {
-        } else if let other = inputs.first(where: { !$0.isOn(core) }) {
+        } else if let other = inputs.first(where: { !$0.isOnDevice(of: inputs[0]) }) {
             throw TapeError.device("\(name): inputs on \(inputs[0].device) and \(other.device); move one with to(_:)")
         }
         let inDType = inputs[0].dtype
@@ -276,6 +275,7 @@ extension Op {
         case .alias:
             return Tensor(handle: TensorHandle(buffer: inputs[0].buffer, shape: outShape, dtype: dtype))
         case .transfer:
+            let core = inputs[0].core
             let target = attributes.device!
             try target.core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
             let out = try target.core.allocate(bytes: bytes)
@@ -284,6 +284,12 @@ extension Op {
             try raw.withUnsafeBytes { try target.core.backend.write($0, to: out) }
             return Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
         default:
+            // A float scalar kept in the value is on the process's host, which computes one-element
+            // results inline (below); such a result needs neither memory nor the device.
+            if inputs[0].handle == nil && outShape.isEmpty && dtype == inDType, let element = inlineElement(inputs) {
+                return Tensor(hostScalar: element, dtype: dtype)
+            }
+            let core = inputs[0].core
             try core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
             // A device that computes one-element results inline (the host) does not fuse them.
             if bytes == dtype.byteSize && core.computesScalarsInline && dtype == inDType,
