@@ -176,13 +176,14 @@ public final class GradientTape: @unchecked Sendable {
             default: false
             }
         if keepOutput { Fusion.settle(output) }
-        let saved = Saved(inputs: slots, output: keepOutput ? output : nil, attributes: attributes)
+        // Moved, not copied, into the entry: a copy costs two atomic reference counts per recorded op.
+        let saved = Saved(inputs: consume slots, output: keepOutput ? output : nil, attributes: attributes)
         if entries.isEmpty {
             let expected = Self.entriesLastTime.load(ordering: .relaxed)
             entries.reserveCapacity(expected)
             producers.reserveCapacity(producers.count + expected)
         }
-        entries.append(Entry(op: op, inputs: links, outputID: output.id, saved: saved))
+        entries.append(Entry(op: op, inputs: links, outputID: output.id, saved: consume saved))
         producers[output.id] = entries.count - 1
     }
 
