@@ -33,16 +33,6 @@ public struct Tensor: @unchecked Sendable {
 
     package init(handle: TensorHandle) { (self.handle, self.element) = (handle, .none) }
 
-    /// A one-element float result with bits `element` (as ``InlineElement`` gives them): kept in the
-    /// value for a scalar on the process's host device, else in a handle (see ``TensorHandle``).
-    init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
-        if shape.isEmpty && Tensor.isProcessHost(core) {
-            self.init(hostScalar: element, dtype: dtype)
-        } else {
-            self.init(handle: TensorHandle(element: element, shape: shape, dtype: dtype, core: core))
-        }
-    }
-
     /// A float scalar on the process's host device, kept in the value: its bits (a float32's in the low 32).
     init(hostScalar bits: UInt64, dtype: DType) {
         (handle, element) = (nil, Element(id: TensorHandle.newID(), bits: bits, dtype: dtype))
@@ -59,6 +49,17 @@ public struct Tensor: @unchecked Sendable {
     func isOn(_ core: DeviceCore) -> Bool {
         if let handle { return handle.core === core }
         return Tensor.isProcessHost(core)
+    }
+    /// Whether the tensor is on the process's host device (no reference counting).
+    var isOnProcessHost: Bool {
+        if let handle { return Tensor.isProcessHost(handle.core) }
+        return true
+    }
+    /// Whether the tensor's device computes one-element results inline
+    /// (``DeviceCore/computesScalarsInline``), as the host does for a scalar kept in the value.
+    var computesScalarsInline: Bool {
+        if let handle { return handle.core.computesScalarsInline }
+        return true
     }
     /// Whether the tensor is on `other`'s device (no reference counting).
     func isOnDevice(of other: Tensor) -> Bool {
@@ -146,8 +147,7 @@ public struct Tensor: @unchecked Sendable {
         let bytes = try Shape.checkedBytes(shape, dtype, op: "Tensor.full")
         try device.core.checkAllocatable(bytes, op: "Tensor.full", shape: shape, dtype: dtype)
         if shape.isEmpty && dtype.isFloatingPoint && Tensor.isProcessHost(device.core) {
-            let bits = withHostBytes([value], as: dtype) { TensorHandle.bits(of: $0) }
-            return Tensor(element: bits, shape: shape, dtype: dtype, core: device.core)
+            return Tensor(hostScalar: TensorHandle.bits(of: value, as: dtype), dtype: dtype)
         }
         let buffer = try device.core.allocate(bytes: bytes)
         let element = withHostBytes([value], as: dtype) { Array($0) }
@@ -213,8 +213,7 @@ public struct Tensor: @unchecked Sendable {
             )
         }
         if shape.isEmpty && dtype.isFloatingPoint && Tensor.isProcessHost(device.core) {
-            let bits = withHostBytes(scalars, as: dtype) { TensorHandle.bits(of: $0) }
-            return Tensor(element: bits, shape: shape, dtype: dtype, core: device.core)
+            return Tensor(hostScalar: withHostBytes(scalars, as: dtype) { TensorHandle.bits(of: $0) }, dtype: dtype)
         }
         let buffer = try device.core.allocate(bytes: scalars.count * dtype.byteSize)
         try withHostBytes(scalars, as: dtype) { try device.core.backend.write($0, to: buffer) }

@@ -106,6 +106,12 @@ package final class TensorHandle: Sendable {
         bytes.count == 4 ? UInt64(bytes.loadUnaligned(as: UInt32.self)) : bytes.loadUnaligned(as: UInt64.self)
     }
 
+    /// The bits of `value` converted to the float `dtype`, as ``upload`` takes them (the conversion
+    /// `withHostBytes` makes, without its array).
+    static func bits(of value: Double, as dtype: DType) -> UInt64 {
+        dtype == .float32 ? UInt64(Float(value).bitPattern) : value.bitPattern
+    }
+
     /// The expression, while the tensor is pending.
     var expression: Expression? {
         guard isDeferred else { return nil }

@@ -284,19 +284,17 @@ extension Op {
             try raw.withUnsafeBytes { try target.core.backend.write($0, to: out) }
             return Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
         default:
-            // A float scalar kept in the value is on the process's host, which computes one-element
-            // results inline (below); such a result needs neither memory nor the device.
-            if inputs[0].handle == nil && outShape.isEmpty && dtype == inDType, let element = inlineElement(inputs) {
-                return Tensor(hostScalar: element, dtype: dtype)
+            // A one-element result on a device that computes those inline (the host) is computed here:
+            // no memory until asked for, no launch, no fusion, and for a scalar no reference to the device.
+            if bytes == dtype.byteSize && dtype == inDType && inputs[0].computesScalarsInline,
+                let element = inlineElement(inputs)
+            {
+                if outShape.isEmpty && inputs[0].isOnProcessHost { return Tensor(hostScalar: element, dtype: dtype) }
+                let handle = TensorHandle(element: element, shape: outShape, dtype: dtype, core: inputs[0].core)
+                return Tensor(handle: handle)
             }
             let core = inputs[0].core
             try core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
-            // A device that computes one-element results inline (the host) does not fuse them.
-            if bytes == dtype.byteSize && core.computesScalarsInline && dtype == inDType,
-                let element = inlineElement(inputs)
-            {
-                return Tensor(element: element, shape: outShape, dtype: dtype, core: core)
-            }
             if let pending = Fusion.deferred(self, inputs, shape: outShape, dtype: dtype, core: core) { return pending }
             let out = try core.allocate(bytes: bytes)
             try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
