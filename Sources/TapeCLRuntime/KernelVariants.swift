@@ -3,12 +3,11 @@ import Foundation
 /// Which kernel of each family an OpenCL device runs, chosen from the device's own properties.
 ///
 /// Elementwise kernels are one element per work-item and reductions a 256-lane tree in local
-/// memory on every device; what differs is the matrix product. A CPU device (PoCL) runs
-/// `gemm`: register blocks over B's packed panels and no local memory,
-/// which PoCL emulates slowly, its vectors as wide as the device prefers
-/// (`CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT`/`_DOUBLE`: 16 floats with AVX-512, 8 with AVX2), two
-/// of them per row of the 6-row block. A GPU
-/// runs `gemm_tiled`: 16 × 16 work-groups sharing tiles of both operands in local memory, each item
+/// memory on every device; what differs is the matrix product. A CPU device (PoCL) runs `gemm`:
+/// register blocks over B's packed panels and no local memory, which PoCL emulates slowly, its
+/// vectors as wide as the device prefers (`CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT`/`_DOUBLE`: 16
+/// floats with AVX-512, 8 with AVX2), two of them per row of the 6-row block. A GPU runs
+/// `gemm_tiled`: 16 × 16 work-groups sharing tiles of both operands in local memory, each item
 /// computing a block of outputs, with the largest tile whose two copies fit the device's local
 /// memory. `TAPECL_KERNEL_VARIANTS=gpu` (or `cpu`) forces a choice, so the GPU variants are tested
 /// on PoCL on every commit.
