@@ -2,10 +2,11 @@
 # Both install the Debian packages they need when missing (as root, or with sudo).
 
 SWIFT ?= swift
-DEBIAN_PACKAGES := ocl-icd-opencl-dev pocl-opencl-icd libopenblas-dev libopenmpi-dev openmpi-bin python3-venv
+DEBIAN_PACKAGES := ocl-icd-opencl-dev pocl-opencl-icd oclgrind libopenblas-dev libopenmpi-dev openmpi-bin python3-venv
 RELEASE := .build/release/tapecl
 
-.PHONY: all deps build release run test lint format docs python-safetensors device-check device-check-local check bench bench-distributed bench-peers clean
+OPENCL_TARGETS := intel-opencl oclgrind-check conformance
+.PHONY: all deps build $(OPENCL_TARGETS) release run test lint format docs python-safetensors device-check device-check-local check bench bench-distributed bench-peers clean
 
 all: build
 
@@ -34,17 +35,43 @@ run: release
 	$(RELEASE) train --epochs 10
 	$(RELEASE) train --model cnn
 
-## Every test, on the host and on every OpenCL device found (PoCL here). `tapecl-stop` and `tapecl` are
-## built in release too: tests check that a stop prints its message and that the workloads run in an
+## Every test, on the host and on three OpenCL implementations: Intel's CPU runtime (opencl:0) and PoCL
+## (opencl:1) under the whole suite, and Oclgrind, a simulated GPU that reports races and out-of-bounds
+## accesses, under `tapecl check` and a subset of the suite (scripts/oclgrind.sh). `tapecl-stop` and `tapecl`
+## are built in release too: tests check that a stop prints its message and that the workloads run in an
 ## optimised build (the optimiser once freed values early that a debug build kept).
-test: deps lint python-safetensors
+test: deps lint python-safetensors intel-opencl
 	$(SWIFT) build --build-tests
 	$(SWIFT) build -c release --static-swift-stdlib --product tapecl-stop
 	$(SWIFT) build -c release --static-swift-stdlib --product tapecl
-	@echo "OpenCL devices under test:"; ./.build/debug/tapecl devices | grep -E '^[ *] opencl' || echo "  none (host only)"
-	$(SWIFT) test --skip-build
+	@echo "OpenCL devices under test:"; $(WITH_INTEL) ./.build/debug/tapecl devices | grep -E '^[ *] opencl' || echo "  none (host only)"
+	$(WITH_INTEL) TAPECL_EXPECT_OPENCL="$(EXPECTED_OPENCL)" $(SWIFT) test --skip-build
+	$(MAKE) oclgrind-check
 	$(MAKE) docs
 	$(MAKE) device-check-local
+
+## Intel's OpenCL CPU runtime (PyPI's intel-opencl-rt and intel-cmplr-lib-rt, about 800 MB) in .build/intel-opencl.
+## Its own libOpenCL.so (the Khronos loader) comes first on LD_LIBRARY_PATH and also finds PoCL through
+## /etc/OpenCL/vendors: WITH_INTEL runs a command with both. Without PyPI the install fails, and so does the
+## test that expects it (`TAPECL_EXPECT_OPENCL`), saying why.
+INTEL_OPENCL := $(CURDIR)/.build/intel-opencl
+WITH_INTEL := LD_LIBRARY_PATH="$(INTEL_OPENCL)/lib$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
+	OCL_ICD_FILENAMES="$(INTEL_OPENCL)/lib/libintelocl.so"
+EXPECTED_OPENCL := Intel(R) OpenCL,Portable Computing Language
+intel-opencl:
+	@test -f "$(INTEL_OPENCL)/lib/libintelocl.so" || { \
+		echo "Installing Intel's OpenCL CPU runtime into $(INTEL_OPENCL)"; \
+		python3 -m venv "$(INTEL_OPENCL)" && "$(INTEL_OPENCL)/bin/pip" install -q intel-opencl-rt intel-cmplr-lib-rt; \
+	} || echo "intel-opencl: could not install Intel's OpenCL runtime from PyPI; the tests that expect it will fail"
+
+## Oclgrind's simulated GPU: `tapecl check` over seeds 1-3 and the edge-case and model tests, with its
+## data-race, bounds and API checks; any report fails (scripts/oclgrind.sh).
+oclgrind-check: deps
+	bash scripts/oclgrind.sh
+
+## The conformance table of the README: `tapecl check` and the special-value pass on every implementation.
+conformance: release intel-opencl
+	$(WITH_INTEL) bash scripts/conformance.sh $(RELEASE)
 
 ## Python's safetensors reader for the interoperability test, in .build/pyvenv: best effort (it needs PyPI);
 ## without it that one test reports itself skipped.

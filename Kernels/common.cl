@@ -13,6 +13,9 @@
 #ifndef IS_FLOAT
 #define IS_FLOAT 1
 #endif
+#ifndef IS_BOOL
+#define IS_BOOL 0          // 1 for bool (uchar holding 0 or 1)
+#endif
 #ifdef USE_FP64
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 #endif
@@ -58,5 +61,12 @@ inline float tapecl_sincos(float x, int cosine) {
 }
 #define SIN(x) (sizeof(T) == 4 ? (T)tapecl_sincos((float)(x), 0) : sin(x))
 #define COS(x) (sizeof(T) == 4 ? (T)tapecl_sincos((float)(x), 1) : cos(x))
+
+// tanh rounds to ±1 from |x| = 9.0109138 (float) and 19.061547465398498 (double) on: the host's
+// value there, and TF's (Eigen clamps at ±9.02). Builtins need not reach it (PoCL's float tanh
+// stays at ±0.99999994), which left 1 - y² at 1.2e-7 for a saturated unit, so beyond it the
+// kernel returns ±1 itself.
+#define TANH_SATURATES (sizeof(T) == 4 ? (T)9.0109138f : (T)19.061547465398498)
+#define TANH(x) (fabs(x) >= TANH_SATURATES ? copysign((T)1, (x)) : tanh(x))
 
 #endif

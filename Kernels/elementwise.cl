@@ -78,8 +78,8 @@ UNARY(tan,      tan(x))
 UNARY(exp,      exp(x))
 UNARY(log,      log(x))
 UNARY(sqrt,     sqrt(x))
-UNARY(tanh,     tanh(x))
-UNARY(sigmoid,  (T)1 / ((T)1 + exp(-x)))
+UNARY(tanh,     TANH(x))
+UNARY(sigmoid,  x >= (T)0 ? (T)1 / ((T)1 + exp(-x)) : exp(x) / ((T)1 + exp(x)))
 UNARY(safe_log, x > (T)0 ? log(x) : (T)0)
 BINARY(pow, pow(a, b))
 #endif
@@ -127,10 +127,20 @@ __kernel void gather(__global const T* restrict xs, __global T* restrict out, co
 }
 
 #ifdef S
-// Conversion from element type S (built with -DS=<source type>).
+// Conversion from element type S (built with -DS=<source type>), as the host converts
+// (HostScalars.swift): to bool, x != 0 stored as 0 or 1 (NaN is true); from a float to an
+// integer, truncation toward zero wrapping as the host's Int64 conversion does, and 0 for NaN,
+// ±inf and |x| >= 9e18 (a plain C conversion of those is undefined, and differs per device).
 __kernel void convert(__global const S* restrict xs, __global T* restrict out, const ulong off) {
     const size_t i = get_global_id(0) + off;
-    out[i] = (T)xs[i];
+    const S x = xs[i];
+#if IS_BOOL
+    out[i] = x != (S)0 ? (T)1 : (T)0;
+#elif S_IS_FLOAT && !IS_FLOAT
+    out[i] = isfinite(x) && fabs(x) < (S)9e18 ? (T)(long)x : (T)0;
+#else
+    out[i] = (T)x;
+#endif
 }
 #endif
 #endif

@@ -68,7 +68,8 @@ __kernel void col2im(__global const T* restrict cols, __global T* restrict out, 
 }
 
 // The first largest element of window (oh, ow) of channel c of image n (padding excluded):
-// its flat index in x, the scan in (kh, kw) order keeping the first of equal values.
+// its flat index in x, the scan in (kh, kw) order keeping the first of equal values. A NaN is
+// larger than everything (as max() and tf.nn.max_pool propagate it): the first NaN is kept.
 inline size_t window_argmax(__global const T* x, const int8 p, const int8 q, size_t n, int oh, int ow, int c) {
     WINDOW
     size_t at = 0;
@@ -81,7 +82,7 @@ inline size_t window_argmax(__global const T* x, const int8 p, const int8 q, siz
             const int iw = ow * SW - PL + kw;
             if (iw < 0 || iw >= W) continue;
             const size_t k = ((n * H + ih) * W + iw) * C + c;
-            if (!found || x[k] > best) { best = x[k]; at = k; found = 1; }
+            if (!found || (best == best && !(x[k] <= best))) { best = x[k]; at = k; found = 1; }
         }
     }
     return at;

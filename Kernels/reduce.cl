@@ -85,4 +85,9 @@ void reduce_chunks_##name(__global const T* restrict x, __global T* restrict out
 #if IS_FLOAT
 REDUCE(sum, SUM_OP, SUM_OP, (T)0)
 REDUCE(max, MAX_OP, MAX_OP8, (T)(-INFINITY))
+#else
+// Integers and bool: sums wrap as the host's do; a max starts from the type's least value.
+#define LOWEST (T)(IS_BOOL ? 0 : sizeof(T) == 4 ? INT_MIN : CHAR_MIN)
+REDUCE(sum, SUM_OP, SUM_OP, (T)0)
+REDUCE(max, max, max, LOWEST)
 #endif

@@ -84,13 +84,17 @@ public func loadSafetensors(from url: URL, on device: Device? = nil) throws -> [
         guard begin >= 0, begin <= end, end <= dataCount else {
             throw bad("tensor '\(name)' has data_offsets [\(begin), \(end)] outside the \(dataCount) bytes of data")
         }
-        let (count, overflow) = shape.reduce((1, false)) { acc, d in
+        // The non-zero dimensions' product is checked too: a shape with no elements must still have
+        // strides that Int can hold.
+        let (nonZero, overflow) = shape.filter { $0 != 0 }.reduce((1, false)) { acc, d in
             let (p, o) = acc.0.multipliedReportingOverflow(by: d)
             return (p, acc.1 || o)
         }
-        guard !overflow, count.multipliedReportingOverflow(by: dtype.byteSize).overflow == false,
-            end - begin == count * dtype.byteSize
-        else {
+        guard !overflow, nonZero.multipliedReportingOverflow(by: dtype.byteSize).overflow == false else {
+            throw bad("tensor '\(name)' has shape \(shape): more elements than Int can count")
+        }
+        let count = shape.contains(0) ? 0 : nonZero
+        guard end - begin == count * dtype.byteSize else {
             throw bad("tensor '\(name)' has \(end - begin) bytes for shape \(shape) of \(dtypeName)")
         }
         ranges.append((begin, end, name))

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Where a tensor's memory lives and its ops run: the host, or an OpenCL device.
 ///
@@ -64,6 +65,23 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
         return found
     }
 
+    /// Waits until everything queued on this device has run. Reading a result (`scalars`) waits
+    /// for what it needs; call this before a program returns with results it never read, so that
+    /// no device work is left running while the process exits.
+    ///
+    /// ```swift
+    /// let y = withDevice(gpu) { train(model) }   // queued, not read
+    /// gpu.synchronize()
+    /// ```
+    public func synchronize() { core.backend.finish() }
+
+    /// ``synchronize()`` on every device: what `tapecl` does before it returns. Nothing, and no
+    /// device discovery, in a process that never asked for a device.
+    public static func synchronizeAll() {
+        guard Registry.made.load(ordering: .acquiring) else { return }
+        for device in Registry.shared.openCL { device.synchronize() }
+    }
+
     /// Builds every kernel program of this device now (else each is built on first use) and reports
     /// each build: what `tapecl devices --build-kernels` prints.
     @_spi(Runtime) public func buildKernels() -> [ProgramBuild] { core.backend.buildAll() }
@@ -104,6 +122,8 @@ enum Scope {
 /// Discovers devices once per process (PoCL fails when several threads initialise OpenCL at once).
 final class Registry: Sendable {
     static let shared = Registry()
+    /// Whether ``shared`` exists (read without creating it).
+    static let made = Atomic<Bool>(false)
     let host: Device
     let openCL: [Device]
     let defaultDevice: Result<Device, TapeError>
@@ -116,6 +136,7 @@ final class Registry: Sendable {
         }
         self.host = host
         self.openCL = openCL
+        Registry.made.store(true, ordering: .releasing)
         if !openCL.isEmpty { Registry.drainAtExit() }
         if let name = ProcessInfo.processInfo.environment["TAPECL_DEVICE"], !name.isEmpty {
             defaultDevice = Result {
@@ -130,17 +151,18 @@ final class Registry: Sendable {
         }
     }
 
-    /// Makes exit wait for every OpenCL queue before anything registered so far is torn down.
+    /// Makes exit wait for every OpenCL queue that still has work, before anything registered so
+    /// far is torn down: a safety net for programs that return without reading their results
+    /// (``Device/synchronizeAll()`` is the way to say it; `tapecl` and the tests do).
     ///
     /// PoCL runs queued kernels on worker threads and compiles each on first run; a program that
     /// exits with work queued had those threads compile while exit tore down LLVM (a crash in 5 of
     /// 5 runs with a cold PoCL cache). Exit runs its handlers in reverse order of registration and
     /// PoCL registers its own when it first compiles, so this is registered again after every
-    /// program build (`finish` is cheap on an idle queue).
+    /// program build. An idle queue makes no OpenCL call here: Oclgrind frees its per-thread
+    /// state before `atexit` handlers run, and a `clFinish` from one corrupted its heap.
     static func drainAtExit() {
-        atexit {
-            for device in Registry.shared.openCL { device.core.backend.finish() }
-        }
+        atexit { Device.synchronizeAll() }
     }
 
     /// Resolves a device name (see ``Device/named(_:)``) against the discovered devices.

@@ -7,8 +7,9 @@ import Foundation
 @inline(__always)
 func forEachOffset(_ shape: [Int], _ sa: [Int], _ sb: [Int], _ range: Range<Int>, _ body: (Int, Int, Int) -> Void) {
     let rank = shape.count
+    if range.isEmpty { return }  // also every shape with a 0 dimension: nothing to walk, nothing to divide by
     guard rank > 0 else {
-        if !range.isEmpty { body(0, 0, 0) }
+        body(0, 0, 0)
         return
     }
     var index = [Int](repeating: 0, count: rank)

@@ -39,6 +39,29 @@ extension Int8: HostScalar {
     @_spi(Runtime) public static func bool(_ d: Double) -> UInt8 { .fromDouble(d) }
 }
 
+extension DType {
+    /// The bytes of one element holding `value` converted as the host converts (see ``HostConversion``).
+    func bytes(of value: Double) -> [UInt8] {
+        switch self {
+        case .float32: withUnsafeBytes(of: Float(value)) { Array($0) }
+        case .float64: withUnsafeBytes(of: value) { Array($0) }
+        case .int32: withUnsafeBytes(of: Int32.fromDouble(value)) { Array($0) }
+        case .int8: [UInt8(bitPattern: Int8.fromDouble(value))]
+        case .bool: [UInt8.fromDouble(value)]
+        }
+    }
+
+    /// The least value of an integer type (a max over no elements); -inf for floats.
+    var lowest: Double {
+        switch self {
+        case .int32: Double(Int32.min)
+        case .int8: Double(Int8.min)
+        case .bool: 0
+        case .float32, .float64: -.infinity
+        }
+    }
+}
+
 /// Float32 and float64: elementwise loops run block by block on the tensors' own memory, with no
 /// conversion (each op's loop for the type, see ``UnaryLoop``); a fused chain keeps each step in
 /// a scratch row of the element type, so it is rounded after every op as separate launches store it.

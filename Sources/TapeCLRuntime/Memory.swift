@@ -173,6 +173,7 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
 
     /// Runs `launch` on the backend; one it cannot run goes to the host, with a warning once per op.
     @_spi(Runtime) public func run(_ launch: Launch) throws {
+        if try Self.emptyLaunch(launch, on: backend) { return }
         launched.add(1, ordering: .relaxed)
         do {
             try backend.run(launch)
@@ -186,6 +187,34 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
                 "\(launch.opName) (\(launch.dtype)) runs on the host on \(name): \(u.reason)")
             try runOnHost(launch)
         }
+    }
+
+    /// Tensors with no elements, on every backend, before any kernel or loop sees them (a kernel
+    /// indexes by the output's elements; a host loop divides by dimensions): a launch with no output
+    /// elements does nothing, and one whose output has elements while an input has none gives TF's
+    /// result, the identity of its reduction (a sum 0, a max -inf, a matrix product over K = 0 zeros),
+    /// or, for `concat`, the other inputs back to back. Returns whether the launch was handled.
+    static func emptyLaunch(_ launch: Launch, on backend: Backend) throws -> Bool {
+        let count = Shape.count(launch.shape)
+        if count == 0 { return true }
+        guard launch.inputs.contains(where: { $0.count == 0 }) else { return false }
+        let identity: Double
+        switch launch.forward {
+        case .reduce(.sum), .matmul: identity = 0
+        case .reduce(.max): identity = launch.dtype.lowest
+        case .concat:
+            let nonEmpty = launch.inputs.filter { $0.count > 0 }
+            try nonEmpty.withUnsafeBufferPointer { inputs in
+                try backend.run(
+                    Launch(
+                        opName: launch.opName, forward: launch.forward, inputs: inputs, output: launch.output,
+                        shape: launch.shape, dtype: launch.dtype, attributes: launch.attributes))
+            }
+            return true
+        default: return false  // the op's own kernel handles it (an indexed op reads no empty input)
+        }
+        try backend.fill(launch.output, with: launch.dtype.bytes(of: identity), count: count)
+        return true
     }
 
     /// The host fallback: inputs to host memory, the host backend's loop, the result back.

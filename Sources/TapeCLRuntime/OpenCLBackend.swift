@@ -49,6 +49,12 @@ import TapeCLKernels
     /// The batch gate (see OpenCLLaunching.swift).
     var gate: cl_event?
     var gated = 0
+    /// Whether commands may still be running: set by every non-blocking enqueue (kernel, copy,
+    /// fill), cleared when the in-order queue is known empty (a blocking read or write returned,
+    /// or ``finish()``). Exit drains only a queue with work in it, so an idle process makes no
+    /// OpenCL call from its `atexit` handler (Oclgrind tears its per-thread state down before
+    /// those handlers run, and a call there corrupted its heap).
+    var queued = false
 
     init(platform: cl_platform_id, device: cl_device_id, index: Int) throws {
         self.device = device
@@ -147,6 +153,7 @@ import TapeCLKernels
             clEnqueueWriteBuffer(
                 queue, OpaquePointer(buffer.handle), cl_bool(CL_TRUE), 0, bytes.count, base, 0, nil, nil),
             "clEnqueueWriteBuffer")
+        queued = false  // blocking, behind everything queued before it
     }
 
     @_spi(Runtime) public func fill(_ buffer: Buffer, with element: [UInt8], count: Int) throws {
@@ -160,6 +167,7 @@ import TapeCLKernels
                     queue, OpaquePointer(buffer.handle), e.baseAddress, e.count, 0, count * e.count, 0, nil, nil),
                 "clEnqueueFillBuffer")
         }
+        queued = true
     }
 
     @_spi(Runtime) public func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {
@@ -171,6 +179,7 @@ import TapeCLKernels
             clEnqueueReadBuffer(
                 queue, OpaquePointer(buffer.handle), cl_bool(CL_TRUE), 0, into.count, base, 0, nil, nil),
             "clEnqueueReadBuffer")
+        queued = false  // blocking, behind everything queued before it
     }
 
     @_spi(Runtime) public func run(_ l: Launch) throws {

@@ -40,6 +40,7 @@ extension OpenCLBackend {
             return clEnqueueNDRangeKernel(queue, kernel, cl_uint(g.count), nil, &g, nil, count, list, nil)
         }
         try check(status, "clEnqueueNDRangeKernel")
+        queued = true
         gated += 1
         // a large kernel keeps the device busy anyway
         if gated >= Self.batch || g.reduce(1, *) > Self.smallLaunch { openGate() }

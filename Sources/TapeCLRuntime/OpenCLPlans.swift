@@ -14,6 +14,7 @@ extension OpenCLBackend {
                 cl_uint(w.count), w.isEmpty ? nil : w.baseAddress, nil)
         }
         try check(status, "clEnqueueCopyBuffer")
+        queued = true
         gated += 1
         if gated >= Self.batch { openGate() }
     }

@@ -31,7 +31,8 @@ extension OpenCLBackend {
         // -w: PoCL's clang notes that double8 values change the ABI without AVX-512, and printed
         // "38 warnings generated." on a user's first run; the OpenCL option keeps builds quiet.
         if dtype == .float64 || source == .float64 { options += " -DUSE_FP64 -w" }
-        if let source { options += " -DS=\(Self.cType(source))" }
+        if dtype == .bool { options += " -DIS_BOOL=1" }
+        if let source { options += " -DS=\(Self.cType(source)) -DS_IS_FLOAT=\(source.isFloatingPoint ? 1 : 0)" }
         if generated != nil { options += " -DFUNCTIONS_ONLY" }
         if !defines.isEmpty { options += " " + defines }
         if correctlyRoundedDivide { options += " -cl-fp32-correctly-rounded-divide-sqrt" }
@@ -211,8 +212,10 @@ extension OpenCLBackend {
     @_spi(Runtime) public func finish() {
         lock.lock()
         defer { lock.unlock() }
+        guard queued else { return }  // an idle queue: no OpenCL call (see `queued`)
         openGate()
         clFinish(queue)
+        queued = false
     }
 
     @_spi(Runtime) public func buildProblem() -> String? {

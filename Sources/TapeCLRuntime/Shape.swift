@@ -13,14 +13,17 @@
         if let negative = shape.first(where: { $0 < 0 }) {
             throw TapeError.shape("\(op): dimension \(negative) in shape \(describe(shape)) is negative")
         }
+        // The product of the non-zero dimensions is checked too, so that strides (the products of
+        // trailing dimensions) never overflow, also for a shape with no elements.
         var n = 1
-        for d in shape {
+        for d in shape where d != 0 {
             let (product, overflow) = n.multipliedReportingOverflow(by: d)
             guard !overflow else {
                 throw TapeError.shape("\(op): shape \(describe(shape)) has more elements than Int can count")
             }
             n = product
         }
+        if shape.contains(0) { n = 0 }
         let (bytes, overflow) = n.multipliedReportingOverflow(by: dtype.byteSize)
         guard !overflow else {
             throw TapeError.shape("\(op): shape \(describe(shape)) of \(dtype) needs more bytes than Int can count")

@@ -67,7 +67,16 @@ struct Devices: ParsableCommand {
                     print("            CANNOT BUILD KERNELS: \(problem); every op on \(e.name) runs on the host")
                 }
             }
-            if Device.openCL.isEmpty { print("  (no OpenCL platform found: everything runs on the host)") }
+            if Device.openCL.isEmpty {
+                print("  (no OpenCL platform found: everything runs on the host)")
+            } else {
+                var implementations: [String: [String]] = [:]
+                for e in entries where e.platform != nil { implementations[e.platform!, default: []].append(e.name) }
+                let list = implementations.sorted { $0.value[0] < $1.value[0] }.map {
+                    "\($0.key) (\($0.value.joined(separator: ", ")))"
+                }
+                print("OpenCL implementations: " + list.joined(separator: "; "))
+            }
             let order = "--device, else TAPECL_DEVICE, else the first GPU, else the first OpenCL device, else the host"
             print("* = default (\(order))")
         }

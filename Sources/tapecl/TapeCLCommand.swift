@@ -25,12 +25,16 @@ struct TapeCLCommand: ParsableCommand {
                 Data("error: unknown subcommand '\(first)' (\(names.joined(separator: ", ")))\n".utf8))
             Foundation.exit(2)
         }
+        // Every device's queue is drained before the process exits (see `Device.synchronizeAll()`).
+        defer { Device.synchronizeAll() }
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch let code as ExitCode {
+            Device.synchronizeAll()
             Foundation.exit(code.rawValue)
         } catch {
+            Device.synchronizeAll()
             if exitCode(for: error) == .success { exit(withError: error) }  // --help
             let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             FileHandle.standardError.write(Data("error: \(message)\n".utf8))

@@ -188,7 +188,8 @@ struct CLITests {
         let dx = try #require((grad["gradient"] as? [String: [Any]])?["x"])
         #expect(dx.first as? String == "inf" && dx.last as? Double == -1)
         let check = try tapecl(["check", "--json", "--device", "host"])
-        let rows = try json(check.out) as! [[String: Any]]
+        let report = try json(check.out) as! [String: Any]
+        let rows = try #require(report["ops"] as? [[String: Any]])
         #expect(rows.count == Op.all.count && rows.allSatisfy { $0["ok"] as? Bool == true })
     }
 
@@ -204,9 +205,14 @@ struct CLITests {
     func checkPassesAgainstTheHost(device: String) throws {
         let r = try tapecl(["check", "--device", device, "--json"])
         #expect(r.status == 0, "\(r.out)\(r.err)")
-        let rows = try json(r.out) as! [[String: Any]]
+        let report = try json(r.out) as! [String: Any]
+        let rows = try #require(report["ops"] as? [[String: Any]])
         #expect(rows.count == Op.all.count)
         #expect(rows.allSatisfy { $0["ok"] as? Bool == true })
+        let special = try #require(report["special_values"] as? [[String: Any]])
+        let bad = special.filter { $0["ok"] as? Bool != true }.map { "\($0["op"]!) \($0["what"]!): \($0["mismatch"]!)" }
+        #expect(special.count > 100 && bad.isEmpty, "\(bad)")
+        #expect(report["ok"] as? Bool == true)
     }
 
     @Test func devicesListsHostAndOpenCL() throws {

@@ -320,7 +320,7 @@ struct FallbackTests {
     /// PoCL cannot build anything when its cache folder is a file: `devices` says so, and `check`
     /// fails every op that ran on the host instead (it used to print "32 of 32 ops match the host").
     @Test func checkFailsWhenOpsFellBackToTheHost() throws {
-        guard let cl = firstOpenCLDevice() else { return }
+        guard let cl = poclDevice() else { return }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent(
             "tapecl-pocl-file-\(UUID().uuidString)")
         try Data("x".utf8).write(to: file)

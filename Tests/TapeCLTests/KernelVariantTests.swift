@@ -85,7 +85,8 @@ struct KernelVariantTests {
         for seed in 1...3 {  // random shapes: transposes, batches, odd sizes
             let check = try run(tool, ["check", "--device", cl.name, "--json", "--seed", "\(seed)"], environment: env)
             #expect(check.status == 0, "seed \(seed): \(check.out.suffix(400))")
-            let rows = try json(check.out) as! [[String: Any]]
+            let report = try json(check.out) as! [String: Any]
+            let rows = try #require(report["ops"] as? [[String: Any]])
             #expect(rows.count == Op.all.count && rows.allSatisfy { $0["ok"] as? Bool == true }, "seed \(seed)")
             matmulShapes += rows.filter { $0["op"] as? String == "matmul" }.compactMap { $0["shapes"] as? String }
         }

@@ -15,6 +15,16 @@ func firstOpenCLDevice(sourceLocation: SourceLocation = #_sourceLocation) -> Dev
     return device
 }
 
+/// PoCL's device (the tests of PoCL's own settings, such as `POCL_CACHE_DIR`, need it, whichever
+/// index it has); a missing one is a failure, never a skip.
+func poclDevice(sourceLocation: SourceLocation = #_sourceLocation) -> Device? {
+    guard let device = Device.openCL.first(where: { $0.info.platform == "Portable Computing Language" }) else {
+        Issue.record("no PoCL device: this machine's make test installs PoCL", sourceLocation: sourceLocation)
+        return nil
+    }
+    return device
+}
+
 /// Expects `actual`'s elements to equal `expected` within `tol` (absolute, and relative to |expected|).
 func expectClose(
     _ actual: Tensor?, _ expected: [Double], shape: [Int]? = nil, tol: Double = 1e-6,

@@ -113,7 +113,8 @@ struct Window {
         }
     }
 
-    /// The flat input index of the first largest pixel of window (oh, ow), channel `ch`, image `b`.
+    /// The flat input index of the first largest pixel of window (oh, ow), channel `ch`, image `b`;
+    /// a NaN is larger than everything (the first one is kept), as `max` and `tf.nn.max_pool` propagate it.
     @inline(__always)
     func argmax<T: Element>(_ x: UnsafePointer<T>, _ b: Int, _ y: Int, _ x0: Int, _ ch: Int) -> Int {
         var at = 0
@@ -121,7 +122,7 @@ struct Window {
         for u in 0..<kh {
             for v in 0..<kw {
                 guard let k = pixel(b, y * sh - padTop + u, x0 * sw - padLeft + v, ch) else { continue }
-                if !found || x[k] > x[at] {
+                if !found || (x[at] == x[at] && !(x[k] <= x[at])) {
                     at = k
                     found = true
                 }
