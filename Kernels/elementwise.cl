@@ -1,5 +1,5 @@
 // elementwise.cl — every unary and binary op of the table (Sources/TapeCL/Ops/Elementwise.swift),
-// one line each, plus the strided gather (transpose, broadcast) and dtype conversion.
+// one line each, plus the strided gather (transpose, broadcast).
 //
 // Layout: contiguous row-major buffers. Each work-item writes out[off + get_global_id(0)]; the
 // host launches an exact number of items (a multiple of 64, then the tail with `off`; small
@@ -126,21 +126,4 @@ __kernel void gather(__global const T* restrict xs, __global T* restrict out, co
     out[i] = xs[strided_offset(i, rank, shape, strides)];
 }
 
-#ifdef S
-// Conversion from element type S (built with -DS=<source type>), as the host converts
-// (HostScalars.swift): to bool, x != 0 stored as 0 or 1 (NaN is true); from a float to an
-// integer, truncation toward zero wrapping as the host's Int64 conversion does, and 0 for NaN,
-// ±inf and |x| >= 9e18 (a plain C conversion of those is undefined, and differs per device).
-__kernel void convert(__global const S* restrict xs, __global T* restrict out, const ulong off) {
-    const size_t i = get_global_id(0) + off;
-    const S x = xs[i];
-#if IS_BOOL
-    out[i] = x != (S)0 ? (T)1 : (T)0;
-#elif S_IS_FLOAT && !IS_FLOAT
-    out[i] = isfinite(x) && fabs(x) < (S)9e18 ? (T)(long)x : (T)0;
-#else
-    out[i] = (T)x;
-#endif
-}
-#endif
 #endif

@@ -45,6 +45,32 @@ import Foundation
             case .tiled(let t): "\(t)×\(t) local-memory tiles"
             }
         }
+
+        /// `packed 8`, `tiled 32`: how the tuner stores a choice on disk.
+        var key: String {
+            switch self {
+            case .packed(let v): "packed \(v)"
+            case .tiled(let t): "tiled \(t)"
+            }
+        }
+
+        init?(key: String) {
+            let parts = key.split(separator: " ")
+            guard parts.count == 2, let n = Int(parts[1]) else { return nil }
+            switch parts[0] {
+            case "packed" where n == 8 || n == 16: self = .packed(vector: n)
+            case "tiled" where [16, 32, 64].contains(n): self = .tiled(tile: n)
+            default: return nil
+            }
+        }
+    }
+
+    /// Every matmul variant a device can run, for the tuner to time (see `OpenCLTuning.swift`): both
+    /// register-block widths, and each local-memory tile that fits, on a device with work-groups of 256.
+    @_spi(Runtime) public static func matmulCandidates(_ p: DeviceProperties, elementSize: Int) -> [Matmul] {
+        let tiles = [64, 32, 16].filter { 2 * $0 * ($0 + 1) * elementSize <= p.localMemoryBytes }
+        let tiled = p.maxWorkGroupSize >= 256 ? tiles.map { Matmul.tiled(tile: $0) } : []
+        return [.packed(vector: 8), .packed(vector: 16)] + tiled
     }
 
     /// The matmul kernel for elements of `elementSize` bytes. Pure, so it is unit-tested without a

@@ -55,6 +55,10 @@ import TapeCLKernels
     /// OpenCL call from its `atexit` handler (Oclgrind tears its per-thread state down before
     /// those handlers run, and a call there corrupted its heap).
     var queued = false
+    /// The matmul variant measured fastest here, by element size, and what each candidate took
+    /// (see `OpenCLTuning.swift`).
+    var tunedMatmul: [Int: KernelVariants.Matmul] = [:]
+    var tuningReport: [Int: String] = [:]
 
     init(platform: cl_platform_id, device: cl_device_id, index: Int) throws {
         self.device = device
@@ -230,7 +234,7 @@ import TapeCLKernels
                 ], n: n)
         case .cast:
             try enqueueExact(
-                try kernel("convert", family: "elementwise", dtype: l.dtype, source: l.inputs[0].dtype),
+                try kernel("convert", family: "convert", dtype: l.dtype, source: l.inputs[0].dtype),
                 [.buffer(l.inputs[0].buffer.handle), out], n: n)
         case .reduce(let kind):
             try reduce(l, kind)

@@ -53,9 +53,20 @@ extension OpenCLBackend {
     /// transpose), then one work-item of `gemm` per 6 × 2·VEC block of C, reading op(A) where it is
     /// or, for a transposed A with long k, from panels packed the same way.
     func matmul(_ l: Launch) throws {
-        let variant = KernelVariants.matmul(properties, elementSize: l.dtype.byteSize, forced: KernelVariants.forced)
-        if case .tiled(let tile) = variant { return try matmulTiled(l, tile: tile) }
-        guard case .packed(let vector) = variant else { return }
+        let (variant, ran) = try matmulVariant(l)
+        if !ran { try matmul(l, variant) }
+    }
+
+    /// op(A)·op(B) by `variant`.
+    func matmul(_ l: Launch, _ variant: KernelVariants.Matmul) throws {
+        switch variant {
+        case .tiled(let tile): try matmulTiled(l, tile: tile)
+        case .packed(let vector): try matmulPacked(l, vector: vector)
+        }
+    }
+
+    /// op(A)·op(B) by `gemm` with blocks of 6 × 2·`vector` (see ``matmul(_:)``).
+    func matmulPacked(_ l: Launch, vector: Int) throws {
         let (a, b) = (l.inputs[0], l.inputs[1])
         let g = MatmulShape(a.shape, b.shape, l.attributes.transposeA, l.attributes.transposeB)!
         let (rows, cols) = (6, 2 * vector)  // PANEL_ROWS, PANEL_COLS

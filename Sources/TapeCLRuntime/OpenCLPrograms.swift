@@ -203,10 +203,22 @@ extension OpenCLBackend {
     }
 
     @_spi(Runtime) public var kernelVariants: String? {
-        let f32 = KernelVariants.matmul(properties, elementSize: 4, forced: KernelVariants.forced)
-        let f64 = KernelVariants.matmul(properties, elementSize: 8, forced: KernelVariants.forced)
-        return "matmul by \(f32)" + (f64 == f32 ? "" : " (float64: \(f64))")
-            + (KernelVariants.forced.map { " (forced by TAPECL_KERNEL_VARIANTS=\($0))" } ?? "")
+        lock.lock()
+        defer { lock.unlock() }
+        func variant(_ size: Int) -> (KernelVariants.Matmul, String) {
+            if KernelVariants.forced == nil && Self.tuningEnabled,
+                let tuned = tunedMatmul[size].map({ ($0, tuningReport[size] ?? "") }) ?? loadTuning(elementSize: size)
+            {
+                return (tuned.0, "measured: " + tuned.1)
+            }
+            let how = KernelVariants.forced.map { "forced by TAPECL_KERNEL_VARIANTS=\($0)" }
+            return (
+                KernelVariants.matmul(properties, elementSize: size, forced: KernelVariants.forced),
+                how ?? (Self.tuningEnabled ? "from the device's properties until measured" : "TAPECL_TUNE=0")
+            )
+        }
+        let (f32, f64) = (variant(4), variant(8))
+        return "matmul by \(f32.0) (\(f32.1))" + (info.supportsFloat64 ? ", float64 by \(f64.0) (\(f64.1))" : "")
     }
 
     @_spi(Runtime) public func finish() {

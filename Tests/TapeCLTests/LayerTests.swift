@@ -142,7 +142,8 @@ struct LayerTests {
         withUnsafeBytes(of: UInt64(wrong.utf8.count).littleEndian) { sized.append(contentsOf: $0) }
         sized.append(contentsOf: Array(wrong.utf8) + [UInt8](repeating: 0, count: 12))
         try expectError(sized, "has 12 bytes for shape [4] of F32")
-        for shape in ["[0, 4611686018427387904, 4611686018427387904]", "[4611686018427387904, 4611686018427387904, 0]"] {
+        for shape in ["[0, 4611686018427387904, 4611686018427387904]", "[4611686018427387904, 4611686018427387904, 0]"]
+        {
             // no elements, but strides beyond Int: refused, and not as "0 bytes"
             let empty = #"{"w":{"dtype":"F32","shape":"# + shape + #","data_offsets":[0,0]}}"#
             var file = Data()
