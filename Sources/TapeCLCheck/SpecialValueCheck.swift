@@ -43,7 +43,7 @@ package enum SpecialValueCheck {
                 }
             }
         }
-        return results + dtypes(on: device)
+        return results + combining(on: device) + dtypes(on: device)
     }
 
     /// An elementwise op on every special value (a binary op on every pair), value and gradient.
@@ -152,7 +152,7 @@ package enum SpecialValueCheck {
 
     /// Compares device values `d` with the host's `h`: non-finite classes exactly, finite values within
     /// `bound` (relative to max(1, |host|)), reporting the worst in ulps.
-    static func compare(
+    package static func compare(
         _ d: [Double], _ h: [Double], op: String, what: String, bound: Double, ulp: Double,
         describe: (Int) -> String
     ) -> Result {

@@ -76,6 +76,7 @@ import Foundation
     /// The matmul kernel for elements of `elementSize` bytes. Pure, so it is unit-tested without a
     /// device; `forced` is `TAPECL_KERNEL_VARIANTS` ("gpu", "cpu" or nil).
     @_spi(Runtime) public static func matmul(_ p: DeviceProperties, elementSize: Int, forced: String?) -> Matmul {
+        if let forced, let variant = Matmul(key: forced) { return variant }  // one variant by name: `packed 16`
         // The preferred vector in elements; 16 only where it fills a 64-byte register (AVX-512 floats).
         let width = elementSize == 8 ? p.doubleVectorWidth : p.floatVectorWidth
         let packed = Matmul.packed(vector: width * elementSize >= 64 && elementSize == 4 ? 16 : 8)
@@ -87,9 +88,10 @@ import Foundation
         return packed
     }
 
-    /// `TAPECL_KERNEL_VARIANTS`, read once.
+    /// `TAPECL_KERNEL_VARIANTS`, read once: `gpu` or `cpu` (a family), or one variant by its key
+    /// (`packed 8`, `packed 16`, `tiled 16`, `tiled 32`, `tiled 64`), to measure each by hand.
     static let forced: String? = {
         let value = ProcessInfo.processInfo.environment["TAPECL_KERNEL_VARIANTS"]?.lowercased()
-        return value == "gpu" || value == "cpu" ? value : nil
+        return value == "gpu" || value == "cpu" || value.flatMap(Matmul.init(key:)) != nil ? value : nil
     }()
 }

@@ -1,5 +1,6 @@
 import Foundation
 import TapeCL
+import TapeCLCheck
 import TapeCLNN
 @_spi(Runtime) import TapeCLRuntime
 import Testing
@@ -104,6 +105,21 @@ struct EdgeCaseTests {
                 #expect(h?.shape == shape, "\(name) \(shape) on \(device)")
             }
         }
+    }
+
+    /// The special-value contract `tapecl check` enforces: NaN, +inf and -inf agree exactly, a finite
+    /// value within the bound relative to max(1, |host|); a device that flushes a denormal still agrees.
+    @Test func specialValueComparisonFollowsTheContract() {
+        func agrees(_ device: [Double], _ host: [Double]) -> Bool {
+            SpecialValueCheck.compare(device, host, op: "f", what: "", bound: 1e-6, ulp: 1e-7) { "\($0)" }.ok
+        }
+        #expect(agrees([1, .nan, .infinity, -.infinity, 0], [1, .nan, .infinity, -.infinity, 1e-40]))
+        #expect(agrees([1 + 1e-7], [1]))
+        #expect(!agrees([1], [.nan]))
+        #expect(!agrees([.nan], [1]))
+        #expect(!agrees([.infinity], [3e38]))
+        #expect(!agrees([-.infinity], [.infinity]))
+        #expect(!agrees([1 + 1e-5], [1]))
     }
 
     /// A cast to bool is `x != 0`, stored as 0 or 1, on every device (PoCL's conversion stored 255 or 2).

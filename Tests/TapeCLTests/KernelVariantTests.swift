@@ -28,6 +28,9 @@ struct KernelVariantTests {
         #expect(KernelVariants.matmul(avx512, elementSize: 8, forced: nil) == .packed(vector: 8))
         #expect(KernelVariants.matmul(pocl, elementSize: 4, forced: "gpu") == .tiled(tile: 64))
         #expect(KernelVariants.matmul(h200, elementSize: 4, forced: "cpu") == .packed(vector: 8))
+        #expect(KernelVariants.matmul(pocl, elementSize: 4, forced: "packed 16") == .packed(vector: 16))
+        #expect(KernelVariants.matmul(pocl, elementSize: 8, forced: "tiled 32") == .tiled(tile: 32))
+        #expect(KernelVariants.matmulCandidates(pocl, elementSize: 4).count >= 2)
     }
 
     /// The CPU variant reads op(A) in place, or packs it when A is transposed with k past
