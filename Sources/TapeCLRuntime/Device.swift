@@ -153,7 +153,7 @@ final class Registry: Sendable {
 
     /// Makes exit wait for every OpenCL queue that still has work, before anything registered so
     /// far is torn down: a safety net for programs that return without reading their results
-    /// (``Device/synchronizeAll()`` is the way to say it; `tapecl` and the tests do).
+    /// (``Device/synchronizeAll()`` is the way to say it, as `tapecl` does before it returns).
     ///
     /// PoCL runs queued kernels on worker threads and compiles each on first run; a program that
     /// exits with work queued had those threads compile while exit tore down LLVM (a crash in 5 of
