@@ -53,11 +53,15 @@ public func saveSafetensors(_ tensors: [String: Tensor], to url: URL) throws {
 
 /// The tensors of the safetensors file at `url`, on `device` (else the current device).
 ///
-/// - Throws: `TapeError.argument` naming the file and what is wrong with it (truncated, a header
-///   that is not the format's JSON, an unknown dtype, offsets past the end or not matching the
-///   shape); a file error from Foundation. A malformed file is never a crash.
+/// - Throws: `TapeError.argument` naming the file and what is wrong with it: one that cannot be read
+///   (`no such file: PATH`, `is a folder: PATH`, `cannot read PATH: permission denied`), truncated, a
+///   header that is not the format's JSON, an unknown dtype, offsets past the end or not matching the
+///   shape. A malformed file is never a crash.
 public func loadSafetensors(from url: URL, on device: Device? = nil) throws -> [String: Tensor] {
-    let file = try Data(contentsOf: url, options: .mappedIfSafe)
+    let file: Data
+    do { file = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
+        throw TapeError.argument(unreadable(url))
+    }
     func bad(_ what: String) -> TapeError { TapeError.argument("loadSafetensors: \(url.path): \(what)") }
     guard file.count >= 8 else { throw bad("\(file.count) bytes: too short for the 8-byte header length") }
     let length = file.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
@@ -109,6 +113,18 @@ public func loadSafetensors(from url: URL, on device: Device? = nil) throws -> [
         throw bad("tensors '\(a.2)' and '\(b.2)' overlap")
     }
     return tensors
+}
+
+/// Why the file at `url` cannot be read, in one line naming it once (Foundation's error is a
+/// multi-line dump of its domain, code and user info).
+func unreadable(_ url: URL) -> String {
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else {
+        return "no such file: \(url.path)"
+    }
+    if isFolder.boolValue { return "is a folder: \(url.path)" }
+    if !FileManager.default.isReadableFile(atPath: url.path) { return "cannot read \(url.path): permission denied" }
+    return "cannot read \(url.path)"
 }
 
 /// The format's dtype names.

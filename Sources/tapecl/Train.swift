@@ -213,7 +213,7 @@ struct Train: ParsableCommand {
     func loadWeights(_ path: String, into network: Sequential) throws {
         let tensors: [String: Tensor]
         do { tensors = try loadSafetensors(from: URL(fileURLWithPath: path)) } catch {
-            throw UserError("--load \(path): \(error)")
+            throw UserError("--load: \(error)")  // the message names the file
         }
         let named = network.namedVariables
         guard Set(tensors.keys) == Set(named.keys) else {

@@ -140,6 +140,12 @@ struct CLITests {
         (["train", "--hidden", "16000000"], "needs about"),
         (["train", "--learning-rate", "inf"], "--learning-rate must be a finite number above 0, not inf"),
         (["train", "--learning-rate", "nan"], "--learning-rate must be a finite number above 0, not nan"),
+        // a file that cannot be read, named once (it printed Foundation's NSCocoaErrorDomain dump)
+        (
+            ["train", "--epochs", "0", "--load", "/nonexistent/w.safetensors"],
+            "--load: no such file: /nonexistent/w.safetensors"
+        ),
+        (["train", "--epochs", "0", "--load", "/tmp"], "--load: is a folder: /tmp"),
     ])
     func badInputIsOneLineAndStatus2(arguments: [String], expected: String) throws {
         let r = try tapecl(arguments + (arguments.contains("--device") ? [] : ["--device", "host"]))

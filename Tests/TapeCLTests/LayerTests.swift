@@ -126,6 +126,11 @@ struct LayerTests {
                 #expect(e.description.contains(fragment), "\(e)")
             }
         }
+        for (path, message) in [
+            ("/nonexistent/w.safetensors", "no such file: /nonexistent/w.safetensors"), ("/tmp", "is a folder: /tmp"),
+        ] {
+            #expect(throws: TapeError.argument(message)) { try loadSafetensors(from: URL(fileURLWithPath: path)) }
+        }
         try expectError(good.prefix(5), "too short for the 8-byte header length")
         try expectError(good.prefix(40), "is more than the")
         try expectError(good.dropLast(4), "outside the 8 bytes of data")
