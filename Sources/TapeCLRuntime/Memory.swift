@@ -173,7 +173,7 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
 
     /// Runs `launch` on the backend; one it cannot run goes to the host, with a warning once per op.
     @_spi(Runtime) public func run(_ launch: Launch) throws {
-        if try Self.emptyLaunch(launch, on: backend) { return }
+        if try emptyLaunch(launch) { return }
         launched.add(1, ordering: .relaxed)
         do {
             try backend.run(launch)
@@ -193,8 +193,9 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
     /// indexes by the output's elements; a host loop divides by dimensions): a launch with no output
     /// elements does nothing, and one whose output has elements while an input has none gives TF's
     /// result, the identity of its reduction (a sum 0, a max -inf, a matrix product over K = 0 zeros),
-    /// or, for `concat`, the other inputs back to back. Returns whether the launch was handled.
-    static func emptyLaunch(_ launch: Launch, on backend: Backend) throws -> Bool {
+    /// or, for `concat`, the other inputs back to back (an ordinary launch, with its host fallback).
+    /// Returns whether the launch was handled.
+    private func emptyLaunch(_ launch: Launch) throws -> Bool {
         let count = Shape.count(launch.shape)
         if count == 0 { return true }
         guard launch.inputs.contains(where: { $0.count == 0 }) else { return false }
@@ -205,7 +206,7 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
         case .concat:
             let nonEmpty = launch.inputs.filter { $0.count > 0 }
             try nonEmpty.withUnsafeBufferPointer { inputs in
-                try backend.run(
+                try run(
                     Launch(
                         opName: launch.opName, forward: launch.forward, inputs: inputs, output: launch.output,
                         shape: launch.shape, dtype: launch.dtype, attributes: launch.attributes))
