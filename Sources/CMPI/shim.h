@@ -86,4 +86,40 @@ static inline int tapecl_mpi_broadcast(void *buffer, int count, int type, int ro
     return MPI_Bcast(buffer, count, tapecl_mpi_type(type), root, MPI_COMM_WORLD);
 }
 
+/// The bytes an MPI_Request takes (a pointer in Open MPI, an int in MPICH): Swift allocates them.
+static inline int tapecl_mpi_request_size(void) { return (int)sizeof(MPI_Request); }
+
+/// Starts an in-place allreduce; `request` (tapecl_mpi_request_size() bytes) completes in tapecl_mpi_test.
+static inline int tapecl_mpi_iallreduce(void *buffer, int count, int type, int op, void *request) {
+    return MPI_Iallreduce(MPI_IN_PLACE, buffer, count, tapecl_mpi_type(type), tapecl_mpi_op(op), MPI_COMM_WORLD,
+                          (MPI_Request *)request);
+}
+
+/// Starts a broadcast of `count` elements of `type` from `root`.
+static inline int tapecl_mpi_ibcast(void *buffer, int count, int type, int root, void *request) {
+    return MPI_Ibcast(buffer, count, tapecl_mpi_type(type), root, MPI_COMM_WORLD, (MPI_Request *)request);
+}
+
+/// Starts sending `count` elements of `type` to rank `destination` with `tag`.
+static inline int tapecl_mpi_isend(const void *buffer, int count, int type, int destination, int tag, void *request) {
+    return MPI_Isend(buffer, count, tapecl_mpi_type(type), destination, tag, MPI_COMM_WORLD, (MPI_Request *)request);
+}
+
+/// Starts receiving `count` elements of `type` from rank `source` with `tag`.
+static inline int tapecl_mpi_irecv(void *buffer, int count, int type, int source, int tag, void *request) {
+    return MPI_Irecv(buffer, count, tapecl_mpi_type(type), source, tag, MPI_COMM_WORLD, (MPI_Request *)request);
+}
+
+/// Sets `*done` to 1 when the request has completed (and frees it), else to 0; never waits.
+static inline int tapecl_mpi_test(void *request, int *done) {
+    return MPI_Test((MPI_Request *)request, done, MPI_STATUS_IGNORE);
+}
+
+/// Whether MPI_Init has been called in this process (1) or not (0).
+static inline int tapecl_mpi_initialized(void) {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    return initialized;
+}
+
 #endif

@@ -72,9 +72,9 @@ final class Communicator: @unchecked Sendable {
                 offset += t.byteCount
             }
             if count > 0 {
-                try world.call("allreduce of gradient bucket \(bucket) (\(storage.count) bytes)") {
-                    tapecl_mpi_allreduce(storage.baseAddress!, Int32(count), type.rawValue, Int32(TAPECL_MPI_SUM))
-                }
+                try world.allReduce(
+                    storage.baseAddress!, count: count, type, Int32(TAPECL_MPI_SUM),
+                    what: "allreduce of gradient bucket \(bucket) (\(storage.count) bytes)")
             }
             Distributed.divide(storage, type, by: world.size)
             offset = 0

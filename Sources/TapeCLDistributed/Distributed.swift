@@ -126,16 +126,67 @@ public enum Distributed {
     }
 
     /// Checks that every process passes tensors of the same number, shapes and dtypes: one small
-    /// blocking reduction, so that a mismatch is the same clear error on every process.
+    /// exchange through rank 0, so that a mismatch is the same clear error on every process.
     static func agree(_ what: String, _ tensors: [Tensor]) throws {
+        let world = MPIWorld.shared
+        guard world.size > 1 else { return }
         let signature = layout(tensors)
-        let (low, high) = try MPIWorld.shared.extremes([Int64(tensors.count), signature])
-        guard low == high else {
+        let all = try world.allGather("\(what): agreement on the tensors' shapes", [Int64(tensors.count), signature])
+        guard Set(all.map { $0[1] }).count == 1, Set(all.map { $0[0] }).count == 1 else {
+            world.failingAlike()
+            let counts = all.map { $0[0] }
             throw TapeError.shape(
                 "\(what): the processes differ in what they pass: process \(rank) has \(tensors.count) tensors "
                     + "(layout \(String(UInt64(bitPattern: signature), radix: 16))), the processes have "
-                    + "\(low[0]) to \(high[0]); every process must pass the same tensors, in the same order")
+                    + "\(counts.min()!) to \(counts.max()!); every process must pass the same tensors, in the same order"
+            )
         }
+    }
+
+    /// Checks that every process runs with the same settings (a learning rate, a seed, a number of
+    /// epochs…), before any of them trains: processes that differ would train apart without an
+    /// error. One small exchange of hashes through rank 0; when they differ, a second one of the
+    /// differing values, so that the error names each process's value.
+    ///
+    /// ```swift
+    /// try Distributed.agree(on: [("--seed", "\(seed)"), ("--learning-rate", "\(learningRate)")])
+    /// ```
+    ///
+    /// - Throws: `TapeError.argument` on every process, naming each setting that differs and
+    ///   every process's value of it: `the processes disagree on --seed (rank 0: 0, rank 1: 1)`.
+    public static func agree(on settings: [(name: String, value: String)]) throws {
+        let world = MPIWorld.shared
+        guard world.size > 1 else { return }
+        let hashes = settings.map { fnv1a(Array("\($0.name)=\($0.value)".utf8)) }
+        let all = try world.allGather("agreement on the settings", [Int64(settings.count)] + hashes)
+        guard Set(all.map { $0[0] }).count == 1 else {
+            world.failingAlike()
+            throw TapeError.argument(
+                "the processes pass different numbers of settings (\(all.map { $0[0] })); every process must run "
+                    + "the same program")
+        }
+        let differing = settings.indices.filter { i in Set(all.map { $0[i + 1] }).count > 1 }
+        guard !differing.isEmpty else { return }
+        let text = Array(differing.map { settings[$0].value }.joined(separator: "\u{0}").utf8)
+        let width = try world.allGather("agreement on the settings", [Int64(text.count)]).map { $0[0] }.max()!
+        let values = try world.allGather(
+            "agreement on the settings", text + Array(repeating: 0, count: Int(width) - text.count)
+        ).map { row in
+            String(decoding: row, as: UTF8.self).split(separator: "\u{0}", omittingEmptySubsequences: false)
+        }
+        world.failingAlike()
+        let described = differing.enumerated().map { k, i in
+            let each = values.enumerated().map { r, v in "rank \(r): \(k < v.count ? String(v[k]) : "?")" }
+            return "\(settings[i].name) (\(each.joined(separator: ", ")))"
+        }
+        throw TapeError.argument(
+            "the processes disagree on \(described.joined(separator: " and ")); every process must run with the same "
+                + "settings")
+    }
+
+    /// A 64-bit FNV-1a hash of `bytes`.
+    static func fnv1a(_ bytes: [UInt8]) -> Int64 {
+        Int64(bitPattern: bytes.reduce(0xcbf2_9ce4_8422_2325 as UInt64) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 })
     }
 
     /// A 64-bit FNV-1a hash of the tensors' dtypes and shapes.
@@ -166,9 +217,11 @@ public enum Distributed {
         }
     }
 
-    /// What a non-throwing collective does on bad input: the message, on every process, and exit.
+    /// What a non-throwing collective does on bad input: the message on standard error and exit
+    /// status 2 — on every process when they all found it (a disagreement), else the job is aborted.
     static func stop(_ error: any Error) -> Never {
-        fatalError("TapeCLDistributed: \(error)")
+        FileHandle.standardError.write(Data("TapeCLDistributed: \(error)\n".utf8))
+        exit(2)
     }
 }
 

@@ -84,6 +84,12 @@ struct Bench: ParsableCommand {
         guard workloads.map({ $0.uppercased() }) == ["W2"] || workloads.isEmpty else {
             throw UserError("--distributed measures W2 only, not \(workloads.joined(separator: " "))")
         }
+        guard Distributed.size > 1 else {
+            throw UserError(
+                "--distributed measures several processes: start it under MPI, as in "
+                    + "'mpirun -np 2 tapecl bench W2 --distributed'")
+        }
+        do { try Distributed.agree(on: [("--quick", "\(quick)")]) } catch { throw UserError("--distributed: \(error)") }
         let device = options.device == nil ? Distributed.device : try options.resolveDevice()
         let batch = quick ? 64 : 256
         let result = try DistributedW2(batch: batch, rounds: quick ? 5 : 20, device: device).run()

@@ -41,7 +41,7 @@ struct DistributedW2 {
     func run() throws -> Result {
         try withDevice(device) {
             let network = MLPWorkload(batch: batch)
-            Distributed.broadcast(network.parameters, root: 0)
+            try Distributed.broadcastChecked(network.parameters, root: 0)
             let mine = try Distributed.share(of: batch)
             let count = network.parameters.reduce(0) { $0 + $1.value.count }
             var figures: [[Double]] = Array(repeating: [], count: 5)  // whole, local, bare, distributed, wait
@@ -61,7 +61,7 @@ struct DistributedW2 {
                 }
                 buckets = tape.statistics.buckets
                 guard round >= 3 else { continue }
-                let slowest = Distributed.allReduce(
+                let slowest = try Distributed.allReduceChecked(
                     Tensor([whole, local, bare, distributed, tape.statistics.waitSeconds], dtype: .float64, on: .host),
                     op: .max
                 ).scalars(as: Double.self)

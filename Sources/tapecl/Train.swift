@@ -45,6 +45,7 @@ struct Train: ParsableCommand {
                 }
             let device =
                 distributed && options.device == nil ? Distributed.device : try options.resolveDevice()
+            if distributed { try agreeOnSettings() }
             let data = DigitsData(seed: seed)
             try checkShares(trainCount: data.trainCount)
             try checkMemory(on: device, trainCount: data.trainCount)
@@ -74,6 +75,16 @@ struct Train: ParsableCommand {
         guard learningRate.isFinite, learningRate > 0 else {
             throw UserError("--learning-rate must be a finite number above 0, not \(learningRate)")
         }
+    }
+
+    /// With `--distributed`, every process must train alike: the same model, data order, steps and
+    /// update (each may have its own `--device`; rank 0's weights, loaded or not, are broadcast).
+    func agreeOnSettings() throws {
+        let settings = [
+            ("--model", model), ("--hidden", "\(hidden)"), ("--epochs", "\(epochs)"), ("--batch-size", "\(batchSize)"),
+            ("--learning-rate", "\(learningRate)"), ("--optimizer", optimizer.lowercased()), ("--seed", "\(seed)"),
+        ]
+        do { try Distributed.agree(on: settings) } catch { throw UserError("--distributed: \(error)") }
     }
 
     /// With `--distributed`, every batch (the last one too) must give each process an example.
@@ -113,7 +124,7 @@ struct Train: ParsableCommand {
         if let load { try loadWeights(load, into: network) }
         let model = { (x: Tensor) in network(self.model == "cnn" ? x.reshaped(to: [x.shape[0], 8, 8, 1]) : x) }
         let speaks = !distributed || Distributed.rank == 0  // under mpirun, rank 0 prints
-        if distributed { Distributed.broadcast(variables, root: 0) }
+        if distributed { try Distributed.broadcastChecked(variables, root: 0) }
         let progress = isatty(STDOUT_FILENO) != 0 && !options.json && !distributed  // mpirun gives ranks a pty
         let steps = (data.trainCount + batchSize - 1) / batchSize
         var rng = SplitMix64(seed: seed &+ 3)
@@ -151,8 +162,10 @@ struct Train: ParsableCommand {
             }
             let seconds = Date().timeIntervalSince(start)
             if distributed {  // every process's examples
-                let totals = Distributed.allReduce(Tensor([lossSum, Double(correct)], dtype: .float64), op: .sum)
-                    .scalars(as: Double.self)
+                let totals = try Distributed.allReduceChecked(
+                    Tensor([lossSum, Double(correct)], dtype: .float64), op: .sum
+                )
+                .scalars(as: Double.self)
                 (lossSum, correct) = (totals[0], Int(totals[1]))
             }
             let loss = lossSum / Double(data.trainCount)

@@ -146,6 +146,8 @@ struct CLITests {
             "--load: no such file: /nonexistent/w.safetensors"
         ),
         (["train", "--epochs", "0", "--load", "/tmp"], "--load: is a folder: /tmp"),
+        // without mpirun there is one process: nothing to measure (it printed "1 processes", "goal met")
+        (["bench", "W2", "--distributed"], "start it under MPI, as in 'mpirun -np 2 tapecl bench W2 --distributed'"),
     ])
     func badInputIsOneLineAndStatus2(arguments: [String], expected: String) throws {
         let r = try tapecl(arguments + (arguments.contains("--device") ? [] : ["--device", "host"]))

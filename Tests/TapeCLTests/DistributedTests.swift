@@ -8,6 +8,13 @@ import Testing
 func mpirun(
     _ n: Int, _ program: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120
 ) throws -> (status: Int32, out: String, err: String, seconds: Double) {
+    try mpirun(ranks: Array(repeating: [program] + arguments, count: n), environment: environment, timeout: timeout)
+}
+
+/// `mpirun -np 1 A : -np 1 B …`: rank `r` runs `ranks[r]` (a program beside the tests and its arguments).
+func mpirun(
+    ranks: [[String]], environment: [String: String] = [:], timeout: Double = 120
+) throws -> (status: Int32, out: String, err: String, seconds: Double) {
     let launcher = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first {
         FileManager.default.isExecutableFile(atPath: $0)
     }
@@ -20,15 +27,21 @@ func mpirun(
         "OMPI_MCA_btl_vader_single_copy_mechanism": "none", "POCL_MAX_PTHREAD_COUNT": "1", "OPENBLAS_NUM_THREADS": "1",
     ].merging(environment) { $1 }
     let forwarded = env.keys.sorted().flatMap { ["-x", $0] }
+    // identical ranks are one context (`-np N`); different ones are joined with `:`
+    let contexts: [[String]] =
+        Set(ranks).count == 1
+        ? [
+            ["-np", String(ranks.count)] + forwarded + [bundle.appendingPathComponent(ranks[0][0]).path]
+                + ranks[0].dropFirst()
+        ]
+        : ranks.map { ["-np", "1"] + forwarded + [bundle.appendingPathComponent($0[0]).path] + $0.dropFirst() }
     let start = Date()
     let process = Process()
     let killer = DispatchWorkItem { process.terminate() }
     DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
     defer { killer.cancel() }
     let r = try run(
-        URL(fileURLWithPath: launcher),
-        ["-np", String(n)] + forwarded + [bundle.appendingPathComponent(program).path] + arguments,
-        environment: env, process: process)
+        URL(fileURLWithPath: launcher), Array(contexts.joined(separator: [":"])), environment: env, process: process)
     return (r.status, r.out, r.err, Date().timeIntervalSince(start))
 }
 

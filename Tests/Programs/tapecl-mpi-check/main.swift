@@ -6,6 +6,8 @@
 //   tapecl-mpi-check mismatch    rank 1 passes one source fewer: every rank prints its error
 //   tapecl-mpi-check empty       a batch of 1 over the processes: every rank prints its error
 //   tapecl-mpi-check world       prints "rank R size N local L"
+//   tapecl-mpi-check stop        rank 1 stops itself (SIGSTOP) while rank 0 reduces: rank 0's wait times out
+//   tapecl-mpi-check leave       rank 1 exits (status 0) at once while rank 0 reduces: rank 0's wait times out
 import Foundation
 import TapeCL
 import TapeCLDistributed
@@ -77,10 +79,17 @@ do {
     case "empty":
         _ = try Distributed.share(of: 1)
         say("no error")
+    case "stop", "leave":
+        if Distributed.rank == 1 {
+            if arguments.first == "stop" { raise(SIGSTOP) }
+            exit(0)
+        }
+        _ = try Distributed.allReduceChecked(Tensor([1, 2, 3]))
+        say("no error")
     case "world":
         say("size \(Distributed.size) local \(Distributed.localRank)")
     default:
-        print("usage: tapecl-mpi-check train|mismatch|empty|world ...")
+        print("usage: tapecl-mpi-check train|mismatch|empty|world|stop|leave ...")
         exit(2)
     }
 } catch {
