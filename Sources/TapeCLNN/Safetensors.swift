@@ -53,6 +53,11 @@ public func saveSafetensors(_ tensors: [String: Tensor], to url: URL) throws {
 
 /// The tensors of the safetensors file at `url`, on `device` (else the current device).
 ///
+/// Read as strictly as Python's reader reads the format (see ``SafetensorsHeader``): the header
+/// is at most 100,000,000 bytes, the tensors' bytes cover the data exactly, without holes,
+/// overlaps or bytes after the last one. BOOL bytes other than 0 load as `true` (1), as NumPy
+/// reads them.
+///
 /// - Throws: `TapeError.argument` naming the file and what is wrong with it: one that cannot be read
 ///   (`no such file: PATH`, `is a folder: PATH`, `cannot read PATH: permission denied`), truncated, a
 ///   header that is not the format's JSON, an unknown dtype, offsets past the end or not matching the
@@ -65,27 +70,30 @@ public func loadSafetensors(from url: URL, on device: Device? = nil) throws -> [
     func bad(_ what: String) -> TapeError { TapeError.argument("loadSafetensors: \(url.path): \(what)") }
     guard file.count >= 8 else { throw bad("\(file.count) bytes: too short for the 8-byte header length") }
     let length = file.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+    guard length <= Safetensors.maxHeaderBytes else {
+        throw bad("the header length \(length) is more than the \(Safetensors.maxHeaderBytes) bytes the format allows")
+    }
     guard length <= UInt64(file.count - 8) else {
         throw bad("the header length \(length) is more than the \(file.count - 8) bytes after it (truncated?)")
     }
     let dataStart = 8 + Int(length)
-    let json = file.subdata(in: 8..<dataStart)
-    guard let object = try? JSONSerialization.jsonObject(with: json), let header = object as? [String: Any] else {
-        throw bad("the \(length)-byte header is not a JSON object")
+    let header: SafetensorsHeader
+    do {
+        header = try file.withUnsafeBytes { raw throws(SafetensorsHeader.Malformed) in
+            try SafetensorsHeader(UnsafeRawBufferPointer(rebasing: raw[8..<dataStart]))
+        }
+    } catch {
+        throw bad("the \(length)-byte header \((error as? SafetensorsHeader.Malformed)?.message ?? "\(error)")")
     }
     let dataCount = file.count - dataStart
     var tensors: [String: Tensor] = [:]
-    var ranges: [(Int, Int, String)] = []
-    for (name, value) in header where name != "__metadata__" {
-        guard let entry = value as? [String: Any], let dtypeName = entry["dtype"] as? String,
-            let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
-        else { throw bad("tensor '\(name)' lacks dtype, shape or data_offsets") }
-        guard let dtype = Safetensors.dtype(dtypeName) else {
-            throw bad("tensor '\(name)' has dtype \(dtypeName); TapeCL reads F32, F64, I32, I8 and BOOL")
+    for entry in header.entries {
+        let name = SafetensorsHeader.printable(entry.name)
+        guard let dtype = Safetensors.dtype(entry.dtype) else {
+            throw bad("tensor '\(name)' has dtype \(entry.dtype); TapeCL reads F32, F64, I32, I8 and BOOL")
         }
-        guard shape.allSatisfy({ $0 >= 0 }) else { throw bad("tensor '\(name)' has shape \(shape)") }
-        let (begin, end) = (offsets[0], offsets[1])
-        guard begin >= 0, begin <= end, end <= dataCount else {
+        let (shape, begin, end) = (entry.shape, entry.begin, entry.end)
+        guard begin <= end, end <= dataCount else {
             throw bad("tensor '\(name)' has data_offsets [\(begin), \(end)] outside the \(dataCount) bytes of data")
         }
         // The non-zero dimensions' product is checked too: a shape with no elements must still have
@@ -99,18 +107,34 @@ public func loadSafetensors(from url: URL, on device: Device? = nil) throws -> [
         }
         let count = shape.contains(0) ? 0 : nonZero
         guard end - begin == count * dtype.byteSize else {
-            throw bad("tensor '\(name)' has \(end - begin) bytes for shape \(shape) of \(dtypeName)")
-        }
-        ranges.append((begin, end, name))
-        tensors[name] = try file.withUnsafeBytes { raw in
-            try Tensor(
-                shape: shape, dtype: dtype,
-                bytes: UnsafeRawBufferPointer(rebasing: raw[(dataStart + begin)..<(dataStart + end)]), on: device)
+            throw bad("tensor '\(name)' has \(end - begin) bytes for shape \(shape) of \(entry.dtype)")
         }
     }
-    ranges.sort { ($0.0, $0.1) < ($1.0, $1.1) }
-    for (a, b) in zip(ranges, ranges.dropFirst()) where b.0 < a.1 {
-        throw bad("tensors '\(a.2)' and '\(b.2)' overlap")
+    // As Python checks: in offset order, each tensor begins where the one before ends, the first at 0,
+    // and the last ends at the end of the file.
+    var covered = 0
+    for entry in header.entries.sorted(by: { ($0.begin, $0.end) < ($1.begin, $1.end) }) {
+        guard entry.begin == covered else {
+            let what = entry.begin < covered ? "overlaps the tensor before it" : "leaves a hole before it"
+            throw bad("tensor '\(SafetensorsHeader.printable(entry.name))' begins at byte \(entry.begin): \(what)")
+        }
+        covered = entry.end
+    }
+    guard covered == dataCount else {
+        throw bad("\(dataCount - covered) bytes after the last tensor's data: the file is not what its header says")
+    }
+    for entry in header.entries {
+        let dtype = Safetensors.dtype(entry.dtype)!
+        tensors[entry.name] = try file.withUnsafeBytes { raw in
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[(dataStart + entry.begin)..<(dataStart + entry.end)])
+            guard dtype == .bool, bytes.contains(where: { $0 > 1 }) else {
+                return try Tensor(shape: entry.shape, dtype: dtype, bytes: bytes, on: device)
+            }
+            let normalised = bytes.map { $0 == 0 ? UInt8(0) : 1 }  // NumPy's bool(x): x != 0
+            return try normalised.withUnsafeBytes {
+                try Tensor(shape: entry.shape, dtype: dtype, bytes: $0, on: device)
+            }
+        }
     }
     return tensors
 }
@@ -129,6 +153,8 @@ func unreadable(_ url: URL) -> String {
 
 /// The format's dtype names.
 enum Safetensors {
+    /// The longest header Python's reader accepts (`MAX_HEADER_SIZE`).
+    static let maxHeaderBytes: UInt64 = 100_000_000
     static let names: [(DType, String)] = [
         (.float32, "F32"), (.float64, "F64"), (.int32, "I32"), (.int8, "I8"), (.bool, "BOOL"),
     ]
