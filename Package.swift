@@ -79,7 +79,7 @@ let package = Package(
             ]
         ),
         // Misuses TapeCL on purpose; `make test` builds it in release, where a stop must still print its message.
-        .executableTarget(name: "tapecl-stop", dependencies: ["TapeCL"], path: "Tests/Programs/tapecl-stop"),
+        .executableTarget(name: "tapecl-stop", dependencies: ["TapeCL", "TapeCLNN"], path: "Tests/Programs/tapecl-stop"),
         // Started under mpirun by the distributed tests.
         .executableTarget(
             name: "tapecl-mpi-check", dependencies: ["TapeCL", "TapeCLNN", "TapeCLDistributed"],

@@ -1,4 +1,5 @@
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 /// Mean over the batch of `−Σ labels · log softmax(logits)`; `labels` are one-hot (or
 /// probabilities) of the logits' shape `[batch, classes]`.
@@ -14,8 +15,22 @@ public func softmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor {
 /// ```swift
 /// let loss = sparseSoftmaxCrossEntropy(logits: model(x), labels: Tensor([Int32(3), 1, 0]))
 /// ```
-/// - Precondition: every label in `0 ..< classes` (else a `TapeError` naming it).
+/// - Precondition: `logits` of rank 1 or more; `labels` int32 of shape `logits.shape.dropLast()`
+///   (TensorFlow: "logits and labels must have the same first dimension"); every label in
+///   `0 ..< classes`. Else the program stops with a `TapeError` naming the shapes, the dtype or the label.
 public func sparseSoftmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor {
+    guard logits.rank >= 1 else {
+        fail(TapeError.shape("sparseSoftmaxCrossEntropy: logits must have a classes axis, not shape \(logits.shape)"))
+    }
+    guard labels.dtype == .int32 else {
+        fail(TapeError.dtype("sparseSoftmaxCrossEntropy: labels must be int32 class ids, not \(labels.dtype)"))
+    }
+    guard labels.shape == Array(logits.shape.dropLast()) else {
+        fail(
+            TapeError.shape(
+                "sparseSoftmaxCrossEntropy: logits and labels must have the same leading shape: logits \(logits.shape) "
+                    + "need labels \(Array(logits.shape.dropLast())), not \(labels.shape)"))
+    }
     let classes = logits.shape[logits.rank - 1]
     let rows = logits.reshaped(to: [-1, classes])
     let flat = labels.reshaped(to: [-1])
@@ -30,7 +45,8 @@ public func sparseSoftmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor 
 func checkedLabels(_ labels: Tensor, _ classes: Int) -> Tensor {
     let values = labels.scalars(as: Int32.self)
     if let (i, bad) = values.enumerated().first(where: { !(0..<Int32(classes)).contains($1) }) {
-        fatalError("TapeCL: sparseSoftmaxCrossEntropy: label \(bad) (example \(i)) is out of range 0..<\(classes)")
+        fail(
+            TapeError.argument("sparseSoftmaxCrossEntropy: label \(bad) (example \(i)) is out of range 0..<\(classes)"))
     }
     return labels
 }

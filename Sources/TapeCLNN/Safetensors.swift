@@ -11,7 +11,12 @@ import TapeCL
 /// ```swift
 /// try saveSafetensors(model.namedVariables.mapValues(\.value), to: URL(fileURLWithPath: "model.safetensors"))
 /// ```
-/// - Throws: a file error from Foundation; `TapeError.argument` for a name of `__metadata__`.
+/// The file is replaced as a whole (a reader sees the old file or the new one, a killed process
+/// leaves no partial file or temporary debris); a symbolic link is written through, not replaced.
+///
+/// - Throws: `TapeError.argument` in one line naming the path (`disk full while writing PATH`,
+///   `no such folder: DIR`, `is a folder: PATH`, `cannot write in DIR: permission denied`), or for a
+///   tensor named `__metadata__`.
 public func saveSafetensors(_ tensors: [String: Tensor], to url: URL) throws {
     struct Entry: Encodable {
         let dtype: String
@@ -48,7 +53,7 @@ public func saveSafetensors(_ tensors: [String: Tensor], to url: URL) throws {
             at += t.byteCount
         }
     }
-    try file.write(to: url, options: .atomic)
+    try FileWriting.write(file, to: url)
 }
 
 /// The tensors of the safetensors file at `url`, on `device` (else the current device).
@@ -83,7 +88,7 @@ public func loadSafetensors(from url: URL, on device: Device? = nil) throws -> [
             try SafetensorsHeader(UnsafeRawBufferPointer(rebasing: raw[8..<dataStart]))
         }
     } catch {
-        throw bad("the \(length)-byte header \((error as? SafetensorsHeader.Malformed)?.message ?? "\(error)")")
+        throw bad("header (\(length) bytes), \((error as? SafetensorsHeader.Malformed)?.message ?? "\(error)")")
     }
     let dataCount = file.count - dataStart
     var tensors: [String: Tensor] = [:]

@@ -34,9 +34,9 @@ struct SafetensorsHeader {
 
     init(_ bytes: UnsafeRawBufferPointer) throws(Malformed) {
         self.bytes = bytes
-        if let bad = Self.firstInvalidUTF8(bytes) { throw Malformed(message: "is not UTF-8 (byte \(bad))") }
+        if let bad = Self.firstInvalidUTF8(bytes) { throw Malformed(message: "byte \(bad): not UTF-8") }
         skipSpace()
-        try expect(UInt8(ascii: "{"), "'{': the header is one JSON object")
+        try expect(UInt8(ascii: "{"), "'{' (the header is one JSON object)")
         var names = Set<String>()
         var sawMetadata = false
         try members { me, name throws(Malformed) in
@@ -62,7 +62,7 @@ struct SafetensorsHeader {
         var shape: [Int]?
         var offsets: [Int]?
         let shown = Self.printable(name)
-        try expect(UInt8(ascii: "{"), "'{': tensor '\(shown)' is an object")
+        try expect(UInt8(ascii: "{"), "'{' (tensor '\(shown)' is an object)")
         try members { me, field throws(Malformed) in
             switch field {
             case "dtype":
@@ -88,7 +88,7 @@ struct SafetensorsHeader {
 
     private mutating func readMetadata() throws(Malformed) {
         if peek("null") { return }
-        try expect(UInt8(ascii: "{"), "'{': '__metadata__' is an object of strings")
+        try expect(UInt8(ascii: "{"), "'{' ('__metadata__' is an object of strings)")
         try members { me, key throws(Malformed) in
             guard me.current == UInt8(ascii: "\"") else { throw me.fail("'__metadata__' values must be strings") }
             me.metadata[key] = try me.readString()
@@ -120,7 +120,7 @@ struct SafetensorsHeader {
 
     /// `[n, n, …]` of integers in `0 ... Int.max`, as JSON writes them.
     private mutating func readIntegers(_ what: String) throws(Malformed) -> [Int] {
-        try expect(UInt8(ascii: "["), "'[': \(what) is a list of integers")
+        try expect(UInt8(ascii: "["), "'[' (\(what) is a list of integers)")
         var items: [Int] = []
         skipSpace()
         if current == UInt8(ascii: "]") {
@@ -163,7 +163,7 @@ struct SafetensorsHeader {
 
     private var current: UInt8? { at < bytes.count ? bytes[at] : nil }
 
-    private func fail(_ what: String) -> Malformed { Malformed(message: "\(what) (byte \(at) of the header)") }
+    private func fail(_ what: String) -> Malformed { Malformed(message: "byte \(at): \(what)") }
 
     private mutating func skipSpace() {
         while let c = current, c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D { at += 1 }

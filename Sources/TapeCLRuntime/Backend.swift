@@ -190,7 +190,15 @@ import Synchronization
 
 /// A backend that cannot run a launch (no kernel for this dtype, a program that failed to build)
 /// throws this; the device then runs the op on the host with a one-time warning naming `reason`.
-@_spi(Runtime) public struct Unsupported: Error { @_spi(Runtime) public let reason: String }
+@_spi(Runtime) public struct Unsupported: Error {
+    /// One line: why.
+    @_spi(Runtime) public let reason: String
+    /// More (a build log), kept for `tapecl devices --build-kernels`.
+    @_spi(Runtime) public var detail = ""
+    /// A program failed to build: the warning is given once for the program, naming the first op
+    /// that needed it, not once for each of its ops.
+    @_spi(Runtime) public var build = false
+}
 
 /// The device-specific half of a ``Device``: memory and execution. Two conformers: `HostBackend`
 /// and `OpenCLBackend`. Work is enqueued; only ``read(_:into:)`` waits.

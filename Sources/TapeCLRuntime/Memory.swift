@@ -182,9 +182,16 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
                 s.fallbacks += 1
                 if s.fallbackReasons[launch.opName] == nil { s.fallbackReasons[launch.opName] = u.reason }
             }
-            warnOnce(
-                "fallback:\(launch.opName):\(launch.dtype)",
-                "\(launch.opName) (\(launch.dtype)) runs on the host on \(name): \(u.reason)")
+            if u.build {
+                warnOnce(
+                    "build:\(u.reason)",
+                    "\(u.reason); \(launch.opName) (\(launch.dtype)) and the other ops of that program run on the host on "
+                        + "\(name)")
+            } else {
+                warnOnce(
+                    "fallback:\(launch.opName):\(launch.dtype)",
+                    "\(launch.opName) (\(launch.dtype)) runs on the host on \(name): \(u.reason)")
+            }
             try runOnHost(launch)
         }
     }

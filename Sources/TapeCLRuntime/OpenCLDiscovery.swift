@@ -6,6 +6,9 @@ import TapeCLKernels
 extension OpenCLBackend {
     /// Every device of every platform, in platform order. Called once (by the device registry).
     static func discover() -> [OpenCLBackend] {
+        // A write past `ulimit -f` (PoCL's kernel cache, a saved file) fails with EFBIG, reported
+        // where it happens, instead of killing the process without a word.
+        if let own = signal(SIGXFSZ, SIG_IGN) { signal(SIGXFSZ, own) }  // a program's own choice stays (SIG_DFL is nil)
         preparePoCLCache()
         var count: cl_uint = 0
         guard clGetPlatformIDs(0, nil, &count) == CL_SUCCESS, count > 0 else { return [] }
@@ -21,6 +24,14 @@ extension OpenCLBackend {
             guard clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), n, &ids, nil) == CL_SUCCESS else {
                 continue
             }
+            let name = clString { clGetPlatformInfo(platform, cl_platform_info(CL_PLATFORM_NAME), $0, $1, $2) }
+            if name == "Portable Computing Language", let problem = poclCacheProblem() {
+                Notices.warnOnce(
+                    "pocl-skipped",
+                    "skipping PoCL's devices: its kernel cache cannot take new files (\(problem)), and PoCL stops the "
+                        + "process when a cache write fails")
+                continue
+            }
             for case let id? in ids {
                 do { found.append(try OpenCLBackend(platform: platform, device: id, index: found.count)) } catch {
                     printError("TapeCL warning: skipping an OpenCL device: \(error)")
@@ -28,6 +39,30 @@ extension OpenCLBackend {
             }
         }
         return found
+    }
+
+    /// Why PoCL could not write its kernel cache, if it could not: a file-size limit under 8 MiB
+    /// (`ulimit -f`; PoCL's files reach about 100 KB, its temporary ones more), or under 64 MiB free
+    /// on the cache's disk. PoCL aborts the process ("Generic WG function binary does not exist")
+    /// or dies of SIGXFSZ on such a write, so its devices are better skipped with a warning.
+    static func poclCacheProblem() -> String? {
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max,
+            limit.rlim_cur < 8 << 20
+        {
+            return "the file size limit (ulimit -f) is \(limit.rlim_cur) bytes"
+        }
+        let env = ProcessInfo.processInfo.environment
+        let folder =
+            env["POCL_CACHE_DIR"]
+            ?? env["XDG_CACHE_HOME"].flatMap { $0.hasPrefix("/") ? $0 + "/pocl" : nil }
+            ?? env["HOME"].map { $0 + "/.cache/pocl" }
+        var disk = statvfs()
+        if let folder, statvfs(folder, &disk) == 0 {
+            let free = UInt64(disk.f_bavail) * UInt64(disk.f_frsize)
+            if free < 64 << 20 { return "\(folder) is on a disk with \(free) bytes free" }
+        }
+        return nil
     }
 
     /// PoCL drops a device (or fails every build) when it cannot write its kernel-cache folder:

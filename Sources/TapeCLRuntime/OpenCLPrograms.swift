@@ -135,34 +135,66 @@ extension OpenCLBackend {
         return common + "\n" + lines.joined(separator: "\n")
     }
 
+    /// The program from the disk cache, else built from source. The first build of a program is
+    /// serialised across processes (``ProgramCache/withBuildLock(key:in:timeout:_:)``): six processes
+    /// starting cold at once build it once, and the others load that binary. A failed build is
+    /// tried once more before the failure is kept (and the program's ops run on the host).
     func build(family: String, options: String, source: String? = nil) throws -> cl_program {
         guard let source = source ?? Self.source(family: family) else {
             throw Unsupported(reason: "Kernels/\(family).cl is missing from this build")
         }
         let diskKey = [source, options, info.deviceName, info.driverVersion ?? ""].joined(separator: "\u{0}")
+        let name = family + " " + options
+        if let program = loadCached(name, key: diskKey) { return program }
+        return try ProgramCache.withBuildLock(key: diskKey) {
+            if let program = loadCached(name, key: diskKey) { return program }  // built by another process meanwhile
+            do { return try buildFromSource(family, options, source, key: diskKey) } catch {
+                return try buildFromSource(family, options, source, key: diskKey)
+            }
+        }
+    }
+
+    /// The program from a verified disk-cache entry, built for this device; nil when there is none
+    /// or it does not load (the entry is then removed).
+    private func loadCached(_ name: String, key: String) -> cl_program? {
+        guard let binary = ProgramCache.load(key: key) else { return nil }
         let start = Date()
         var status: cl_int = 0
         var dev: cl_device_id? = device
-        if let binary = ProgramCache.load(key: diskKey) {
-            var length = binary.count
-            var binaryStatus: cl_int = 0
-            let program: cl_program? = binary.withUnsafeBufferPointer { b in
-                var ptr: UnsafePointer<UInt8>? = b.baseAddress
-                return clCreateProgramWithBinary(context, 1, &dev, &length, &ptr, &binaryStatus, &status)
-            }
-            if let program, status == CL_SUCCESS, binaryStatus == CL_SUCCESS,
-                clBuildProgram(program, 1, &dev, options, nil, nil) == CL_SUCCESS
-            {
-                builds.append(
-                    ProgramBuild(
-                        program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: true,
-                        error: nil))
-                Registry.drainAtExit()
-                return program
-            }
-            if let program { clReleaseProgram(program) }
-            ProgramCache.remove(key: diskKey)  // corrupt or stale: rebuild, never trust
+        var length = binary.count
+        var binaryStatus: cl_int = 0
+        let program: cl_program? = binary.withUnsafeBufferPointer { b in
+            var ptr: UnsafePointer<UInt8>? = b.baseAddress
+            return clCreateProgramWithBinary(context, 1, &dev, &length, &ptr, &binaryStatus, &status)
         }
+        if let program, status == CL_SUCCESS, binaryStatus == CL_SUCCESS,
+            clBuildProgram(program, 1, &dev, options(of: name), nil, nil) == CL_SUCCESS
+        {
+            builds.append(
+                ProgramBuild(program: name, seconds: Date().timeIntervalSince(start), fromDiskCache: true, error: nil))
+            Registry.drainAtExit()
+            return program
+        }
+        if let program { clReleaseProgram(program) }
+        ProgramCache.remove(key: key)  // corrupt or stale: rebuild, never trust
+        return nil
+    }
+
+    /// The build options in a program's name (`family options`).
+    private func options(of name: String) -> String {
+        name.firstIndex(of: " ").map { String(name[name.index(after: $0)...]) } ?? ""
+    }
+
+    /// Compiles the program and stores its binary in the disk cache.
+    /// - Throws: ``Unsupported`` whose reason is the build log's first line (the whole log follows it).
+    private func buildFromSource(
+        _ family: String, _ options: String, _ source: String, key: String
+    ) throws
+        -> cl_program
+    {
+        let start = Date()
+        var status: cl_int = 0
+        var dev: cl_device_id? = device
         Notices.building(device: info.name, program: family + " " + options)
         let program: cl_program? = source.withCString { text in
             var ptr: UnsafePointer<CChar>? = text
@@ -171,12 +203,17 @@ extension OpenCLBackend {
         }
         try check(status, "clCreateProgramWithSource")
         guard let program else { throw TapeError.backend("clCreateProgramWithSource returned no program") }
-        if clBuildProgram(program, 1, &dev, options, nil, nil) != CL_SUCCESS {
+        let built = clBuildProgram(program, 1, &dev, options, nil, nil)
+        if built != CL_SUCCESS {
             let log = clString {
                 clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), $0, $1, $2)
             }
             clReleaseProgram(program)
-            throw Unsupported(reason: "Kernels/\(family).cl did not build (\(options)):\n\(log)")
+            let first = log.split(separator: "\n").first { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+            throw Unsupported(
+                reason:
+                    "Kernels/\(family).cl did not build (\(clErrorName(built))): \(first.map(String.init) ?? "no log")",
+                detail: "options \(options)\n\(log)", build: true)
         }
         builds.append(
             ProgramBuild(
@@ -196,7 +233,7 @@ extension OpenCLBackend {
                     &ptr, nil) == CL_SUCCESS
             }
             if ok {
-                do { try ProgramCache.store(key: diskKey, binary: binary) } catch { Notices.cacheUnwritable(error) }
+                do { try ProgramCache.store(key: key, binary: binary) } catch { Notices.cacheUnwritable(error) }
             }
         }
         return program
@@ -267,9 +304,9 @@ extension OpenCLBackend {
                 {
                     // built; the empty kernel name only forces the build
                 } catch {
+                    let text = (error as? Unsupported).map { "\($0.reason)\n\($0.detail)" } ?? "\(error)"
                     failures.append(
-                        ProgramBuild(program: "\(family) \(dtype)", seconds: 0, fromDiskCache: false, error: "\(error)")
-                    )
+                        ProgramBuild(program: "\(family) \(dtype)", seconds: 0, fromDiskCache: false, error: text))
                 }
             }
         }

@@ -84,6 +84,7 @@ import Foundation
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             try Data(encode(key: key, binary: binary)).write(to: temporary)
         } catch {
+            try? FileManager.default.removeItem(at: temporary)  // a full disk leaves no partial file
             throw TapeError.backend("cannot write in \(folder.path): \((error as NSError).localizedDescription)")
         }
         var isDirectory: ObjCBool = false
@@ -95,6 +96,26 @@ import Foundation
             try? FileManager.default.removeItem(at: temporary)
             throw TapeError.backend("cannot write \(url.path): \(reason)")
         }
+    }
+
+    /// Runs `body` holding an exclusive lock on `key`'s entry across processes (`flock` on a
+    /// `.lock` file beside the entry, released when the process ends however it ends), so that of
+    /// processes starting cold at once one builds a program while the others wait, then load its
+    /// binary. Runs `body` unlocked without a cache folder, when the lock file cannot be made, or
+    /// after `timeout` seconds of waiting.
+    static func withBuildLock<T>(
+        key: String, in directory: URL? = directory, timeout: Double = 300, _ body: () throws -> T
+    ) rethrows -> T {
+        guard let url = file(for: key, in: directory) else { return try body() }
+        try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let descriptor = open(url.path + ".lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { return try body() }
+        defer { close(descriptor) }  // releases the lock
+        let deadline = Date().addingTimeInterval(timeout)
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK && Date() < deadline {
+            usleep(20_000)
+        }
+        return try body()
     }
 
     static func remove(key: String, in directory: URL? = directory) {

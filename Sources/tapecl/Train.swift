@@ -46,6 +46,11 @@ struct Train: ParsableCommand {
             let device =
                 distributed && options.device == nil ? Distributed.device : try options.resolveDevice()
             if distributed { try agreeOnSettings() }
+            if let save, !distributed || Distributed.rank == 0 {  // before hours of training, not after
+                do { try FileWriting.checkWritable(URL(fileURLWithPath: save)) } catch {
+                    throw UserError("--save: \(error)")
+                }
+            }
             let data = DigitsData(seed: seed)
             try checkShares(trainCount: data.trainCount)
             try checkMemory(on: device, trainCount: data.trainCount)
@@ -192,11 +197,6 @@ struct Train: ParsableCommand {
         let (x, _, labels) = data.batch(Array(0..<data.testCount), from: .test, on: device)
         let right = zip(predictions(model(x)), labels).filter { $0 == $1 }.count
         let accuracy = Double(right) / Double(data.testCount)
-        if let save, speaks {
-            do {
-                try saveSafetensors(network.namedVariables.mapValues(\.value), to: URL(fileURLWithPath: save))
-            } catch { throw UserError("--save \(save): \(error)") }
-        }
         if !speaks {
             return
         } else if options.json {
@@ -204,6 +204,7 @@ struct Train: ParsableCommand {
         } else {
             print(String(format: "held-out accuracy: %.1f%% (%ld of %ld)", 100 * accuracy, right, data.testCount))
         }
+        if let save { try saveWeights(network, to: save) }  // after the results, which a failure must not hide
     }
 
     /// The network of `--model`, its weights from `seed`.
@@ -222,6 +223,24 @@ struct Train: ParsableCommand {
         ])
     }
 
+    /// Writes the weights to `path`; when that fails (the disk filled while training), to a file
+    /// beside it or in the working directory or the temporary folder, and the error says where they are.
+    func saveWeights(_ network: Sequential, to path: String) throws {
+        let weights = network.namedVariables.mapValues(\.value)
+        do { return try saveSafetensors(weights, to: URL(fileURLWithPath: path)) } catch let first {
+            let name = "tapecl-weights-\(getpid()).safetensors"
+            let places = [
+                URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(name),
+                URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(name),
+                FileManager.default.temporaryDirectory.appendingPathComponent(name),
+            ]
+            for place in places where (try? saveSafetensors(weights, to: place)) != nil {
+                throw UserError("--save: \(first); the trained weights are in \(place.path) instead")
+            }
+            throw UserError("--save: \(first); the weights could not be written anywhere else either")
+        }
+    }
+
     /// Sets `network`'s variables from the file, which must hold exactly those names and shapes.
     func loadWeights(_ path: String, into network: Sequential) throws {
         let tensors: [String: Tensor]
@@ -230,15 +249,22 @@ struct Train: ParsableCommand {
         }
         let named = network.namedVariables
         guard Set(tensors.keys) == Set(named.keys) else {
+            let missing = Set(named.keys).subtracting(tensors.keys).sorted()
+            let extra = Set(tensors.keys).subtracting(named.keys).sorted()
             throw UserError(
-                "--load \(path): the file has \(tensors.keys.sorted()), --model \(model) needs \(named.keys.sorted())")
+                "--load \(path): --model \(model) needs \(Format.names(named.keys.sorted())); the file "
+                    + [
+                        missing.isEmpty ? nil : "lacks \(Format.names(missing))",
+                        extra.isEmpty ? nil : "has \(Format.names(extra))",
+                    ]
+                    .compactMap { $0 }.joined(separator: " and ") + " besides")
         }
         for (name, v) in named {
             let t = tensors[name]!
             guard t.shape == v.shape, t.dtype == v.dtype else {
                 throw UserError(
-                    "--load \(path): '\(name)' is \(t.shape) \(t.dtype) in the file, \(v.shape) \(v.dtype) in "
-                        + "--model \(model)")
+                    "--load \(path): \(Format.names([name])) is \(t.shape) \(t.dtype) in the file, \(v.shape) "
+                        + "\(v.dtype) in --model \(model)")
             }
             v.assign(t)
         }

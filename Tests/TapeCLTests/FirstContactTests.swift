@@ -20,6 +20,11 @@ struct ErrorTests {
             "zeros",
             "Tensor.full: a float32 result of shape [1099511627776, 1024] needs 4503599627370496 bytes; host allocates at most"
         ),
+        (
+            "sparse-rows",
+            "sparseSoftmaxCrossEntropy: logits and labels must have the same leading shape: logits [4, 3] need labels [4], not [3]"
+        ),
+        ("sparse-float", "sparseSoftmaxCrossEntropy: labels must be int32 class ids, not float32"),
     ])
     func releaseBuildStopsWithItsMessage(misuse: String, message: String) throws {
         let program = packageRoot.appendingPathComponent(".build/release/tapecl-stop")

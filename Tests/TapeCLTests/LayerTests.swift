@@ -136,7 +136,7 @@ struct LayerTests {
         try expectError(good.dropLast(4), "outside the 8 bytes of data")
         var header = good
         header[8] = UInt8(ascii: "[")
-        try expectError(header, "is not a JSON object")
+        try expectError(header, "header (56 bytes), byte 0: expected '{' (the header is one JSON object)")
         let json = #"{"w":{"dtype":"F16","shape":[3],"data_offsets":[0,6]}}"#
         var f16 = Data()
         withUnsafeBytes(of: UInt64(json.utf8.count).littleEndian) { f16.append(contentsOf: $0) }

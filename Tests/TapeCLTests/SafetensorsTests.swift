@@ -71,7 +71,7 @@ struct SafetensorsTests {
             ),
             (
                 "null shape", safetensorsFile(#"{"a":{"dtype":"F32","shape":null,"data_offsets":[0,8]}}"#, eight),
-                "the shape of 'a' is a list of integers"
+                "expected '[' (the shape of 'a' is a list of integers)"
             ),
             (
                 "missing field", safetensorsFile(#"{"a":{"dtype":"F32","shape":[2]}}"#, eight),
@@ -100,7 +100,7 @@ struct SafetensorsTests {
                 "4 bytes after the last tensor's data"
             ),
             ("data without tensors", safetensorsFile("{}", [0]), "1 bytes after the last tensor's data"),
-            ("UTF-16", safetensorsFile("", eight, raw: [0xFF, 0xFE] + utf16), "is not UTF-8 (byte 0)"),
+            ("UTF-16", safetensorsFile("", eight, raw: [0xFF, 0xFE] + utf16), "byte 0: not UTF-8"),
             ("byte-order mark", safetensorsFile("\u{FEFF}{\"a\":{" + e + "}}", eight), "expected '{'"),
             (
                 "characters after", safetensorsFile(#"{"a":{"# + e + "}}x", eight),

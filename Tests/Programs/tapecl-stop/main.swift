@@ -2,6 +2,7 @@
 // `StopMessageTests` checks that each stop prints its message, which `preconditionFailure` would
 // drop in an optimised build (a bare "Illegal instruction").
 import TapeCL
+import TapeCLNN
 @_spi(Runtime) import TapeCLRuntime
 
 let which = CommandLine.arguments.dropFirst().first ?? ""
@@ -28,9 +29,13 @@ withDevice(device) {
         tape.watch(x)
         let y = tape.record { (matmul(sin(x), exp(-x)) + stack([x, x * 2]).sum(axes: [0])).max() }
         _ = try? tape.gradient(of: y, wrt: x)
+    case "sparse-rows":  // 3 labels for 4 rows: the 4th row was silently left out of the mean
+        print(sparseSoftmaxCrossEntropy(logits: Tensor.zeros(shape: [4, 3]), labels: Tensor([Int32(0), 1, 2])))
+    case "sparse-float":  // float labels failed inside an internal add
+        print(sparseSoftmaxCrossEntropy(logits: Tensor.zeros(shape: [3, 3]), labels: Tensor([0, 1, 2])))
     case "devices":
         print(Tensor([1, 2]).to(.host) + Tensor([1, 2]).to(Device.openCL.first ?? .host))
     default:
-        print("usage: tapecl-stop shape|matmul|reshape|scalar|zeros|pending|devices|default [DEVICE]")
+        print("usage: tapecl-stop shape|matmul|reshape|scalar|zeros|pending|sparse-rows|sparse-float|devices|default [DEVICE]")
     }
 }
