@@ -36,6 +36,8 @@ withDevice(device) {
     case "devices":
         print(Tensor([1, 2]).to(.host) + Tensor([1, 2]).to(Device.openCL.first ?? .host))
     default:
-        print("usage: tapecl-stop shape|matmul|reshape|scalar|zeros|pending|sparse-rows|sparse-float|devices|default [DEVICE]")
+        print(
+            "usage: tapecl-stop shape|matmul|reshape|scalar|zeros|pending|sparse-rows|sparse-float|devices|default "
+                + "[DEVICE]")
     }
 }
