@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Errors thrown by TapeCL. Every message says what went wrong and where (the op, the shapes,
 /// the device), so a caller can print `error.description` as it is.
 public enum TapeError: Error, CustomStringConvertible, Equatable {
@@ -28,5 +30,11 @@ public enum TapeError: Error, CustomStringConvertible, Equatable {
 /// The message is printed in every build: `preconditionFailure` drops its message in `-O` builds
 /// (a user saw only "Illegal instruction"), `fatalError` keeps it.
 @_spi(Runtime) public func fail(_ error: any Error) -> Never {
+    stopHandler.withLock { $0 }?(error)
     fatalError("TapeCL: \(error)")
 }
+
+/// What ``fail(_:)`` calls before it stops the program, if set: a program with its own way of
+/// reporting errors (the `tapecl` command prints one line `error: ...` and exits with status 2)
+/// sets it once, at start-up. It must not return.
+@_spi(Runtime) public let stopHandler = Mutex<(@Sendable (any Error) -> Never)?>(nil)

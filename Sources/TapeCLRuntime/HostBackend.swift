@@ -60,7 +60,7 @@ final class HostBackend: Backend {
     func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
         var pointer: UnsafeMutableRawPointer?
         guard posix_memalign(&pointer, 64, Swift.max(bytes, 64)) == 0, let pointer else {
-            throw TapeError.backend("host: out of memory: \(bytes) bytes asked, \(Self.availableBytes()) available")
+            throw TapeError.backend("out of memory: \(bytes) bytes asked, about \(HostMemory.available()) available")
         }
         return pointer
     }
@@ -81,7 +81,6 @@ final class HostBackend: Backend {
         }
     }
     /// Physical memory not in use now (`_SC_AVPHYS_PAGES`), for out-of-memory messages.
-    static func availableBytes() -> Int { sysconf(Int32(_SC_AVPHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE)) }
     func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {
         if let base = into.baseAddress { base.copyMemory(from: buffer.handle, byteCount: into.count) }
     }

@@ -121,6 +121,16 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
         return Buffer(core: self, handle: handle, bytes: bytes, capacity: capacity)
     }
 
+    /// ``allocate(bytes:)`` for `op`'s result, its failure naming the op, the shape and the bytes.
+    @_spi(Runtime) public func allocate(
+        bytes: Int, op: @autoclosure () -> String, shape: @autoclosure () -> [Int], dtype: DType
+    ) throws -> Buffer {
+        do { return try allocate(bytes: bytes) } catch {
+            throw TapeError.backend(
+                "\(op()): a \(dtype) result of shape \(Shape.describe(shape())) needs \(bytes) bytes; \(error)")
+        }
+    }
+
     func recycle(_ handle: UnsafeMutableRawPointer, bytes: Int, capacity: Int) {
         let block = Block(handle: handle)
         let keep = state.withLock { s in

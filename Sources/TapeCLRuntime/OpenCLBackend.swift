@@ -139,7 +139,10 @@ import TapeCLKernels
 
     // MARK: Memory
 
+    /// A CPU device's buffers are host memory that PoCL allocates on first use, asserting when it
+    /// cannot: they are checked against what the host can give first (``HostMemory``).
     @_spi(Runtime) public func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
+        if info.type == "CPU" { try HostMemory.reserve(bytes, for: "out of memory") }
         var status: cl_int = 0
         let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), max(bytes, 4), nil, &status)
         try check(status, "clCreateBuffer")

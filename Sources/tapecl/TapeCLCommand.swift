@@ -25,6 +25,17 @@ struct TapeCLCommand: ParsableCommand {
                 Data("error: unknown subcommand '\(first)' (\(names.joined(separator: ", ")))\n".utf8))
             Foundation.exit(2)
         }
+        // A stop inside an op (out of memory, a shape that does not fit) is one line and status 2, as
+        // the commands' own errors are, not a trap with a backtrace. `_exit`: a stop may come with a
+        // lock held that an exit handler (the queues' drain) would wait for; under mpirun, a rank that
+        // ends without finalising ends the job.
+        stopHandler.withLock {
+            $0 = { error in
+                fflush(nil)
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                _exit(2)
+            }
+        }
         // Every device's queue is drained before the process exits (see `Device.synchronizeAll()`).
         defer { Device.synchronizeAll() }
         do {

@@ -53,7 +53,7 @@ struct Train: ParsableCommand {
             }
             let data = DigitsData(seed: seed)
             try checkShares(trainCount: data.trainCount)
-            try checkMemory(on: device, trainCount: data.trainCount)
+            try checkMemory(on: device, trainCount: data.trainCount, testCount: data.testCount)
             try withDevice(device) { try train(data, opt, device) }
         }
     }
@@ -105,20 +105,24 @@ struct Train: ParsableCommand {
         }
     }
 
-    /// The network's memory: weights with their gradients and two Adam moments, and a batch's
-    /// activations and their gradients, float32. Larger than the device is an error, not an abort.
-    func checkMemory(on device: Device, trainCount: Int) throws {
+    /// The network's memory: weights with their gradients and two Adam moments, and the activations
+    /// and their gradients of a batch or of the held-out images, which are evaluated at once, float32.
+    /// More than half of what the device can really have (for the host and CPU devices: what the
+    /// process can still allocate, under `ulimit -v` or a cgroup's limit) is an error, not an abort.
+    func checkMemory(on device: Device, trainCount: Int, testCount: Int) throws {
         // the cnn: its filters and dense layer; per example, the im2col rows and activations of both convolutions
         let weights =
             model == "cnn" ? 9 * 16 + 16 + 9 * 16 * 32 + 32 + 128 * 10 + 10 : 64 * hidden + hidden + hidden * 10 + 10
         let perExample = model == "cnn" ? 64 * (9 + 3 * 16) + 16 * (144 + 3 * 32) + 128 + 20 : 64 + 2 * hidden + 2 * 10
-        let activations = min(batchSize, trainCount) * perExample
-        let bytes = 4 * (4 * weights + 2 * activations)
-        let available = device.info.globalMemoryBytes
+        let activations = max(2 * min(batchSize, trainCount), testCount) * perExample  // with gradients; evaluation without
+        let bytes = 4 * (4 * weights + activations)
+        let host = HostMemory.available()
+        let available =
+            device.info.type == "GPU" ? device.info.globalMemoryBytes : min(device.info.globalMemoryBytes, host)
         guard bytes <= available / 2 else {
             throw UserError(
                 "\(model == "cnn" ? "--model cnn" : "--hidden \(hidden)") with --batch-size \(batchSize) needs about "
-                    + "\(bytes) bytes; \(device) has \(available)"
+                    + "\(bytes) bytes; \(device) can have about \(available)"
             )
         }
     }

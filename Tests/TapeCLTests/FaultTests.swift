@@ -166,6 +166,54 @@ struct FaultTests {
         #expect(builders <= programs, "\(builders) processes built kernels for \(programs) programs")
     }
 
+    /// Under an address-space cap (`ulimit -v`), large tensors ended in Swift's allocation abort (the
+    /// read-back array), a PoCL assertion (`pocl_create_migration_commands`) or exit 132. Under every cap
+    /// tried, a 1 GiB read-back and a 4 GiB tensor now work or stop with a message naming the op, the
+    /// shape and the bytes (a program's stop, in an optimised build).
+    @Test(arguments: ["host"] + (poclDevice().map { [$0.name] } ?? []))
+    func outOfMemoryIsAnErrorNamingTheOp(device: String) throws {
+        let program = packageRoot.appendingPathComponent(".build/release/tapecl-stop").path
+        var messages: Set<String> = []
+        for cap in [1_500_000, 2_000_000, 2_500_000, 3_000_000, 4_000_000] {
+            for misuse in ["read-back", "allocate"] {
+                let r = try run(
+                    URL(fileURLWithPath: "/bin/sh"), ["-c", "ulimit -v \(cap); exec '\(program)' \(misuse) \(device)"])
+                if r.status == 0 {
+                    #expect(misuse == "read-back" && r.out == "268435456\n", "\(misuse) under \(cap) KiB: \(r.out)")
+                    continue
+                }
+                let line = r.err.split(separator: "\n").first { $0.contains("Fatal error: TapeCL: ") }
+                let message = try #require(line, "\(misuse) under \(cap) KiB: \(r.err.prefix(300))")
+                #expect(
+                    message.contains("Tensor.full: a float32 result of shape [") && message.contains("out of memory")
+                        || message.contains(
+                            "scalars: reading a float32 tensor of shape [268435456] into host memory: 1073741824 bytes "
+                                + "of host memory cannot be had"),
+                    "\(message)")
+                messages.insert(String(message.components(separatedBy: "TapeCL: ")[1].prefix { $0 != ":" }))
+            }
+        }
+        #expect(messages.contains("Tensor.full"), "\(messages)")
+    }
+
+    /// `train --hidden 3000000` under a cap exited 132 (a trap); its estimate, which now counts the
+    /// held-out images evaluated at once and the memory the process can really have, refuses it.
+    @Test func trainRefusesANetworkThatCannotFit() throws {
+        let folder = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let tool = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+            "tapecl")
+        let r = try run(
+            URL(fileURLWithPath: "/bin/sh"),
+            ["-c", "ulimit -v 4000000; exec '\(tool.path)' train --hidden 3000000 --epochs 1 --device host"], in: folder
+        )
+        #expect(r.status == 2)
+        #expect(r.out.isEmpty)
+        #expect(
+            r.err.hasPrefix("error: --hidden 3000000 with --batch-size 64 needs about ")
+                && r.err.contains("; host can have about ") && r.err.split(separator: "\n").count == 1, "\(r.err)")
+    }
+
     /// Names from a file are escaped and cut: a file of 100,000 tensors printed all their names
     /// on one line, and a name with an escape sequence recoloured the terminal.
     @Test func namesFromAFileAreEscapedAndCut() throws {

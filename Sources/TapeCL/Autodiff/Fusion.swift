@@ -211,7 +211,7 @@ extension TensorHandle {
                 let count = Shape.count(shape)
                 let (program, inputs, kept) = Fusion.program(for: expression, count: count)
                 let bytes = count * dtype.byteSize
-                let out = try core.allocate(bytes: bytes)
+                let out = try core.allocate(bytes: bytes, op: "a fused chain", shape: shape, dtype: dtype)
                 // a large chain is built at once: its steps one by one would cost a pass over memory each
                 let mode = Fusion.kernels
                 let wait = mode == .wait || count > Fusion.smallCount

@@ -20,7 +20,7 @@ extension Tensor {
                 "Tensor(bytes:): \(bytes.count) bytes for \(Shape.describe(shape)) \(dtype), which takes \(count)")
         }
         try device.core.checkAllocatable(count, op: "Tensor(bytes:)", shape: shape, dtype: dtype)
-        let buffer = try device.core.allocate(bytes: count)
+        let buffer = try device.core.allocate(bytes: count, op: "Tensor(bytes:)", shape: shape, dtype: dtype)
         try device.core.backend.write(bytes, to: buffer)
         self.init(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype))
     }

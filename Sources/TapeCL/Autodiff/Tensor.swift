@@ -149,7 +149,7 @@ public struct Tensor: @unchecked Sendable {
         if shape.isEmpty && dtype.isFloatingPoint && Tensor.isProcessHost(device.core) {
             return Tensor(hostScalar: TensorHandle.bits(of: value, as: dtype), dtype: dtype)
         }
-        let buffer = try device.core.allocate(bytes: bytes)
+        let buffer = try device.core.allocate(bytes: bytes, op: "Tensor.full", shape: shape, dtype: dtype)
         let element = withHostBytes([value], as: dtype) { Array($0) }
         try device.core.backend.fill(buffer, with: element, count: Shape.count(shape))
         return Tensor(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype))
@@ -175,6 +175,7 @@ public struct Tensor: @unchecked Sendable {
         shape: [Int], lowerBound: Double = 0, upperBound: Double = 1, seed: UInt64 = 0,
         dtype: DType = .float32, on device: Device? = nil
     ) -> Tensor {
+        reserveSamples(shape, "Tensor.randomUniform")
         var rng = SplitMix64(seed: seed)
         let values = (0..<Shape.count(shape)).map { _ in lowerBound + (upperBound - lowerBound) * rng.nextUnit() }
         return Tensor(shape: shape, scalars: values, dtype: dtype, on: device)
@@ -186,6 +187,7 @@ public struct Tensor: @unchecked Sendable {
         shape: [Int], mean: Double = 0, stddev: Double = 1, seed: UInt64 = 0,
         dtype: DType = .float32, on device: Device? = nil
     ) -> Tensor {
+        reserveSamples(shape, "Tensor.randomNormal")
         var rng = SplitMix64(seed: seed)
         let n = Shape.count(shape)
         var values = [Double](repeating: 0, count: n)
@@ -199,6 +201,15 @@ public struct Tensor: @unchecked Sendable {
             i += 2
         }
         return Tensor(shape: shape, scalars: values, dtype: dtype, on: device)
+    }
+
+    /// Stops with a one-line error unless the host can hold the samples of `shape` (float64 values,
+    /// then the converted copy) that the random initialisers make before the tensor.
+    static func reserveSamples(_ shape: [Int], _ op: String) {
+        do {
+            let bytes = try Shape.checkedBytes(shape, .float64, op: op)
+            try HostMemory.reserve(bytes + bytes / 2, for: "\(op): \(Shape.describe(shape)) samples")
+        } catch { fail(error) }
     }
 
     package static func make<S: TensorScalar>(
@@ -215,7 +226,7 @@ public struct Tensor: @unchecked Sendable {
         if shape.isEmpty && dtype.isFloatingPoint && Tensor.isProcessHost(device.core) {
             return Tensor(hostScalar: withHostBytes(scalars, as: dtype) { TensorHandle.bits(of: $0) }, dtype: dtype)
         }
-        let buffer = try device.core.allocate(bytes: scalars.count * dtype.byteSize)
+        let buffer = try device.core.allocate(bytes: bytes, op: "Tensor", shape: shape, dtype: dtype)
         try withHostBytes(scalars, as: dtype) { try device.core.backend.write($0, to: buffer) }
         return Tensor(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype))
     }
@@ -262,6 +273,9 @@ public struct Tensor: @unchecked Sendable {
             return [T.converting(Double(bitPattern: element.bits))]
         }
         let sameType = (T.defaultDType == dtype || T.self == Double.self) && MemoryLayout<T>.size == dtype.byteSize
+        try HostMemory.reserve(
+            count * MemoryLayout<T>.stride + (sameType ? 0 : byteCount),
+            for: "scalars: reading a \(dtype) tensor of shape \(Shape.describe(shape)) into host memory")
         if sameType {  // Float from float32, Double from float64, Int32, Int8: read into the result, no second copy
             return try [T](unsafeUninitializedCapacity: count) { out, initialized in
                 try buffer.core.backend.read(buffer, into: UnsafeMutableRawBufferPointer(out))

@@ -278,7 +278,8 @@ extension Op {
             let core = inputs[0].core
             let target = attributes.device!
             try target.core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
-            let out = try target.core.allocate(bytes: bytes)
+            let out = try target.core.allocate(bytes: bytes, op: name, shape: outShape, dtype: dtype)
+            try HostMemory.reserve(inputs[0].byteCount, for: "\(name) to \(target)")
             var raw = [UInt8](repeating: 0, count: inputs[0].byteCount)
             try raw.withUnsafeMutableBytes { try core.backend.read(inputs[0].buffer, into: $0) }
             try raw.withUnsafeBytes { try target.core.backend.write($0, to: out) }
@@ -296,7 +297,7 @@ extension Op {
             let core = inputs[0].core
             try core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
             if let pending = Fusion.deferred(self, inputs, shape: outShape, dtype: dtype, core: core) { return pending }
-            let out = try core.allocate(bytes: bytes)
+            let out = try core.allocate(bytes: bytes, op: name, shape: outShape, dtype: dtype)
             try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
                 try core.run(
                     Launch(

@@ -33,6 +33,11 @@ withDevice(device) {
         print(sparseSoftmaxCrossEntropy(logits: Tensor.zeros(shape: [4, 3]), labels: Tensor([Int32(0), 1, 2])))
     case "sparse-float":  // float labels failed inside an internal add
         print(sparseSoftmaxCrossEntropy(logits: Tensor.zeros(shape: [3, 3]), labels: Tensor([0, 1, 2])))
+    case "read-back":  // a 1 GiB tensor read back under `ulimit -v`: Swift's array allocation stopped the program
+        let big = Tensor.zeros(shape: [1 << 28])
+        print(big.scalars.count)
+    case "allocate":  // 4 GiB on the device under `ulimit -v` (PoCL asserted in pocl_create_migration_commands)
+        print((Tensor.zeros(shape: [1 << 30]) + 1).shape)
     case "devices":
         print(Tensor([1, 2]).to(.host) + Tensor([1, 2]).to(Device.openCL.first ?? .host))
     default:
