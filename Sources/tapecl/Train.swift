@@ -114,7 +114,8 @@ struct Train: ParsableCommand {
         let weights =
             model == "cnn" ? 9 * 16 + 16 + 9 * 16 * 32 + 32 + 128 * 10 + 10 : 64 * hidden + hidden + hidden * 10 + 10
         let perExample = model == "cnn" ? 64 * (9 + 3 * 16) + 16 * (144 + 3 * 32) + 128 + 20 : 64 + 2 * hidden + 2 * 10
-        let activations = max(2 * min(batchSize, trainCount), testCount) * perExample  // with gradients; evaluation without
+        // a batch's activations with their gradients; the held-out images' without
+        let activations = max(2 * min(batchSize, trainCount), testCount) * perExample
         let bytes = 4 * (4 * weights + activations)
         let host = HostMemory.available()
         let available =
