@@ -23,6 +23,9 @@ import TapeCL
 ///
 /// Functions here are collective: every process must call them, in the same order, with
 /// tensors of the same shapes. Shapes that differ are an error on every process, never a hang.
+/// Every wait ends after `TAPECL_MPI_TIMEOUT` seconds (default 300) with an error naming it and the
+/// ranks that did not arrive; a process that then exits (or exits with a non-zero status after any
+/// error that the other ranks did not share) ends the whole job with `MPI_Abort`.
 public enum Distributed {
     /// This process's index, `0 ..< size`.
     public static var rank: Int { MPIWorld.shared.rank }
