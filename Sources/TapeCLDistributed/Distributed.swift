@@ -187,6 +187,11 @@ public enum Distributed {
                 + "settings")
     }
 
+    /// Says that the error about to be thrown is found the same way on every process (a check of
+    /// values they agreed on), so that a non-zero exit ends each process normally instead of
+    /// aborting the job before the others have printed it.
+    package static func failingAlike() { MPIWorld.shared.failingAlike() }
+
     /// A 64-bit FNV-1a hash of `bytes`.
     static func fnv1a(_ bytes: [UInt8]) -> Int64 {
         Int64(bitPattern: bytes.reduce(0xcbf2_9ce4_8422_2325 as UInt64) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 })

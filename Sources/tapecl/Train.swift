@@ -98,6 +98,7 @@ struct Train: ParsableCommand {
         let size = Distributed.size
         let last = trainCount % batchSize
         for count in [min(batchSize, trainCount), last] where count != 0 && count < size {
+            Distributed.failingAlike()  // every rank checks the batch size they agreed on
             throw UserError(
                 "--distributed: a batch of \(count) over \(size) processes leaves some without examples "
                     + "(\(trainCount) images in batches of \(batchSize)); use a batch size whose batches all hold at "

@@ -52,6 +52,48 @@ struct DistributedFaultTests {
             ], "\(lines)")
     }
 
+    /// When `mpirun` is killed, its ranks ran on as orphans; a rank that waits, or comes to wait,
+    /// now sees that its launcher has gone and exits.
+    @Test func ranksDoNotOutliveAKilledMpirun() throws {
+        let dir = try temporaryDirectory()
+        let launcher = try #require(
+            ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) })
+        let program = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("tapecl-mpi-check")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: launcher)
+        process.arguments = ["-np", "2", "-x", "TAPECL_MPI_CHECK_OUT", program.path, "orphan"]
+        process.environment = ProcessInfo.processInfo.environment.merging([
+            "TAPECL_MPI_CHECK_OUT": dir.path, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+            "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_btl_vader_single_copy_mechanism": "none",
+        ]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        func pids() -> [Int32] {
+            (0..<2).compactMap { r in
+                (try? String(contentsOf: dir.appendingPathComponent("rank-\(r).txt"), encoding: .utf8))
+                    .flatMap { $0.split(separator: "\n").first { $0.contains(" pid ") } }
+                    .flatMap { Int32($0.split(separator: " ").last!) }
+            }
+        }
+        let start = Date()
+        while pids().count < 2 && Date().timeIntervalSince(start) < 60 { usleep(100_000) }
+        let ranks = pids()
+        try #require(ranks.count == 2, "the ranks did not start")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        func alive(_ pid: Int32) -> Bool {  // a zombie (no reaper in a container) has ended
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+            return !stat.contains(") Z ")
+        }
+        let killed = Date()
+        while ranks.contains(where: alive) && Date().timeIntervalSince(killed) < 30 { usleep(100_000) }
+        let left = ranks.filter(alive)
+        #expect(left.isEmpty, "ranks \(left) still run \(Date().timeIntervalSince(killed)) s after mpirun was killed")
+        for pid in left { kill(pid, SIGKILL) }
+    }
+
     @Test func aTimeoutThatIsNotANumberIsAnError() throws {
         let r = try mpirun(2, "tapecl-mpi-check", ["world"], environment: ["TAPECL_MPI_TIMEOUT": "soon"], timeout: 60)
         #expect(r.status != 0)

@@ -47,8 +47,10 @@ struct ModelTests {
         let wrong = try run(Self.tool, ["train", "--model", "mlp", "--load", weights.path, "--epochs", "0"])
         #expect(wrong.status == 2)
         #expect(
-            wrong.err.hasPrefix("error: --load \(weights.path): the file has [\"0.bias\", \"0.filter\""), "\(wrong.err)"
-        )
+            wrong.err
+                == "error: --load \(weights.path): --model mlp needs '0.bias', '0.weight', '1.bias', '1.weight'; the "
+                + "file lacks '0.weight', '1.bias', '1.weight' and has '0.filter', '2.bias', '2.filter', '5.bias', "
+                + "'5.weight' besides\n", "\(wrong.err)")
     }
 
     /// The attention model of Examples/Attention learns to reverse sequences of 8 tokens: 95% of

@@ -8,6 +8,7 @@
 //   tapecl-mpi-check world       prints "rank R size N local L"
 //   tapecl-mpi-check stop        rank 1 stops itself (SIGSTOP) while rank 0 reduces: rank 0's wait times out
 //   tapecl-mpi-check leave       rank 1 exits (status 0) at once while rank 0 reduces: rank 0's wait times out
+//   tapecl-mpi-check orphan      prints "pid P"; rank 0 reduces at once, rank 1 after 4 s (the test kills mpirun)
 import Foundation
 import TapeCL
 import TapeCLDistributed
@@ -79,6 +80,11 @@ do {
     case "empty":
         _ = try Distributed.share(of: 1)
         say("no error")
+    case "orphan":
+        say("pid \(getpid())")
+        if Distributed.rank == 1 { sleep(4) }
+        _ = try Distributed.allReduceChecked(Tensor([1, 2, 3]))
+        say("no error")
     case "stop", "leave":
         if Distributed.rank == 1 {
             if arguments.first == "stop" { raise(SIGSTOP) }
@@ -89,7 +95,7 @@ do {
     case "world":
         say("size \(Distributed.size) local \(Distributed.localRank)")
     default:
-        print("usage: tapecl-mpi-check train|mismatch|empty|world|stop|leave ...")
+        print("usage: tapecl-mpi-check train|mismatch|empty|world|stop|leave|orphan ...")
         exit(2)
     }
 } catch {
