@@ -58,7 +58,7 @@ public func saveSafetensors(_ tensors: [String: Tensor], to url: URL) throws {
 
 /// The tensors of the safetensors file at `url`, on `device` (else the current device).
 ///
-/// Read as strictly as Python's reader reads the format (see ``SafetensorsHeader``): the header
+/// Read as strictly as Python's reader reads the format (see `SafetensorsHeader` in the source): the header
 /// is at most 100,000,000 bytes, the tensors' bytes cover the data exactly, without holes,
 /// overlaps or bytes after the last one. BOOL bytes other than 0 load as `true` (1), as NumPy
 /// reads them.
