@@ -5,7 +5,7 @@ import TapeCL
 /// ```swift
 /// let model = Sequential([Conv2D(filterShape: [3, 3, 1, 8], activation: { relu($0) }, seed: 1), Flatten()])
 /// let y = model(images)
-/// try saveSafetensors(model.namedVariables.mapValues(\.value), to: url)
+/// try model.saveWeights(to: url)   // and model.loadWeights(from: url)
 /// ```
 public protocol Layer: AnyObject {
     /// The layer applied to `x`.
@@ -13,7 +13,7 @@ public protocol Layer: AnyObject {
     /// Every trainable variable, in a fixed order (the optimizer's).
     var variables: [Variable] { get }
     /// The variables by name (`weight`, `bias`, or `0.weight` inside a ``Sequential``): what
-    /// ``saveSafetensors(_:to:)`` writes.
+    /// ``Layer/saveWeights(to:)`` writes.
     var namedVariables: [String: Variable] { get }
     /// Switches training behaviour (``Dropout`` drops only while training); no effect by default.
     func setTraining(_ training: Bool)

@@ -5,13 +5,20 @@ import TapeCL
 public protocol Optimizer: AnyObject {
     /// Applies one step; a `nil` gradient leaves its variable as it is.
     func update(_ variables: [Variable], gradients: [Tensor?])
+    /// The state kept across steps for the variables of `names` (each variable's by its name and a
+    /// suffix, the optimizer's own without one): what ``Optimizer/saveState(of:to:)`` writes.
+    func state(_ names: [String: Variable]) -> [String: Tensor]
+    /// Replaces the state kept for the variables of `names` with `state`, as `state(_:)` gave it.
+    /// - Throws: `TapeError.shape` naming every missing, unexpected or mis-shaped entry; nothing
+    ///   is changed then.
+    func setState(_ state: [String: Tensor], _ names: [String: Variable]) throws
 }
 
 /// Stochastic gradient descent, with optional momentum: `v = μv + g; w −= lr·v`.
 public final class SGD: Optimizer {
     public var learningRate: Double
     public let momentum: Double
-    private var velocity: [ObjectIdentifier: Tensor] = [:]
+    var velocity: [ObjectIdentifier: Tensor] = [:]
 
     /// - Parameters:
     ///   - learningRate: the step size `lr`.
@@ -42,8 +49,8 @@ public final class SGD: Optimizer {
 public final class Adam: Optimizer {
     public var learningRate: Double
     public let beta1: Double, beta2: Double, epsilon: Double
-    private var moments: [ObjectIdentifier: (m: Tensor, v: Tensor)] = [:]
-    private var step = 0
+    var moments: [ObjectIdentifier: (m: Tensor, v: Tensor)] = [:]
+    var step = 0
 
     /// Defaults as in Keras (`epsilon` 1e-7).
     public init(learningRate: Double = 0.001, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-7) {

@@ -99,20 +99,6 @@ enum Format {
         return "\(Float(v))" == "\(v)" ? "\(v)" : "\(Float(v))"
     }
 
-    /// Names as a message shows them: quoted, control characters escaped (`'a\u{1B}b'`), at most
-    /// `limit` of them and then how many more (a file may hold 100,000).
-    static func names(_ names: [String], limit: Int = 8) -> String {
-        let shown = names.prefix(limit).map { name in
-            "'"
-                + name.unicodeScalars.map {
-                    $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0)
-                }
-                .joined() + "'"
-        }
-        let more = names.count > limit ? " and \(names.count - limit) more" : ""
-        return shown.joined(separator: ", ") + more
-    }
-
     /// A tensor as a number or nested lists.
     static func tensor(_ t: Tensor) -> String {
         Shape.nested(t.scalars(as: Double.self).map { number($0) }[...], t.shape[...])

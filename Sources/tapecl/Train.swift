@@ -232,15 +232,14 @@ struct Train: ParsableCommand {
     /// Writes the weights to `path`; when that fails (the disk filled while training), to a file
     /// beside it or in the working directory or the temporary folder, and the error says where they are.
     func saveWeights(_ network: Sequential, to path: String) throws {
-        let weights = network.namedVariables.mapValues(\.value)
-        do { return try saveSafetensors(weights, to: URL(fileURLWithPath: path)) } catch let first {
+        do { return try network.saveWeights(to: URL(fileURLWithPath: path)) } catch let first {
             let name = "tapecl-weights-\(getpid()).safetensors"
             let places = [
                 URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(name),
                 URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(name),
                 FileManager.default.temporaryDirectory.appendingPathComponent(name),
             ]
-            for place in places where (try? saveSafetensors(weights, to: place)) != nil {
+            for place in places where (try? network.saveWeights(to: place)) != nil {
                 throw UserError("--save: \(first); the trained weights are in \(place.path) instead")
             }
             throw UserError("--save: \(first); the weights could not be written anywhere else either")
@@ -249,30 +248,10 @@ struct Train: ParsableCommand {
 
     /// Sets `network`'s variables from the file, which must hold exactly those names and shapes.
     func loadWeights(_ path: String, into network: Sequential) throws {
-        let tensors: [String: Tensor]
-        do { tensors = try loadSafetensors(from: URL(fileURLWithPath: path)) } catch {
+        do { try network.loadWeights(from: URL(fileURLWithPath: path)) } catch TapeError.shape(let problems) {
+            throw UserError("--load: \(problems) (--model \(model))")
+        } catch {
             throw UserError("--load: \(error)")  // the message names the file
-        }
-        let named = network.namedVariables
-        guard Set(tensors.keys) == Set(named.keys) else {
-            let missing = Set(named.keys).subtracting(tensors.keys).sorted()
-            let extra = Set(tensors.keys).subtracting(named.keys).sorted()
-            throw UserError(
-                "--load \(path): --model \(model) needs \(Format.names(named.keys.sorted())); the file "
-                    + [
-                        missing.isEmpty ? nil : "lacks \(Format.names(missing))",
-                        extra.isEmpty ? nil : "has \(Format.names(extra))",
-                    ]
-                    .compactMap { $0 }.joined(separator: " and ") + " besides")
-        }
-        for (name, v) in named {
-            let t = tensors[name]!
-            guard t.shape == v.shape, t.dtype == v.dtype else {
-                throw UserError(
-                    "--load \(path): \(Format.names([name])) is \(t.shape) \(t.dtype) in the file, \(v.shape) "
-                        + "\(v.dtype) in --model \(model)")
-            }
-            v.assign(t)
         }
     }
 

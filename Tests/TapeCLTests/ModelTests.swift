@@ -48,9 +48,9 @@ struct ModelTests {
         #expect(wrong.status == 2)
         #expect(
             wrong.err
-                == "error: --load \(weights.path): --model mlp needs '0.bias', '0.weight', '1.bias', '1.weight'; the "
-                + "file lacks '0.weight', '1.bias', '1.weight' and has '0.filter', '2.bias', '2.filter', '5.bias', "
-                + "'5.weight' besides\n", "\(wrong.err)")
+                == "error: --load: loadWeights: \(weights.path): 3 missing: '0.weight', '1.bias', '1.weight'; "
+                + "5 unexpected: '0.filter', '2.bias', '2.filter', '5.bias', '5.weight'; '0.bias' is [16] float32 in "
+                + "the file, [64] float32 in the layer (--model mlp)\n", "\(wrong.err)")
     }
 
     /// The attention model of Examples/Attention learns to reverse sequences of 8 tokens: 95% of
