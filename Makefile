@@ -90,7 +90,7 @@ format:
 
 ## The documentation of every public module (TapeCL, TapeCLRuntime, TapeCLNN, TapeCLDistributed), failing on any DocC warning;
 ## the archives are in .build/plugins/Swift-DocC/outputs.
-DOC_TARGETS := TapeCL TapeCLRuntime TapeCLNN TapeCLDistributed
+DOC_TARGETS := TapeCL TapeCLRuntime TapeCLNN TapeCLData TapeCLDistributed
 docs: deps
 	@for t in $(DOC_TARGETS); do \
 		$(SWIFT) package --disable-sandbox generate-documentation --target $$t --warnings-as-errors || exit 1; done

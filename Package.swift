@@ -9,6 +9,8 @@ let package = Package(
         .library(name: "TapeCL", targets: ["TapeCL"]),
         // `import TapeCLNN`: layers, losses, optimizers, written against TapeCL's public API only.
         .library(name: "TapeCLNN", targets: ["TapeCLNN"]),
+        // `import TapeCLData`: the data sets shipped with TapeCL (`Digits.load(split:seed:)`).
+        .library(name: "TapeCLData", targets: ["TapeCLData"]),
         // `import TapeCLDistributed`: data-parallel training over MPI (needs an MPI library: libopenmpi-dev).
         .library(name: "TapeCLDistributed", targets: ["TapeCLDistributed"]),
         .executable(name: "tapecl", targets: ["tapecl"]),
@@ -34,6 +36,8 @@ let package = Package(
         ),
         // Layers, losses, optimizers: TapeCL's public API only.
         .target(name: "TapeCLNN", dependencies: ["TapeCL"]),
+        // The data sets shipped with TapeCL (the digits), embedded as string literals by the plugin.
+        .target(name: "TapeCLData", dependencies: ["TapeCL"], plugins: ["EmbedKernelsPlugin"]),
         // Data-parallel training over MPI (Open MPI or MPICH); only this target and those above it need MPI.
         .target(name: "TapeCLDistributed", dependencies: ["TapeCL", "CMPI"]),
         // Not products: the op-check runner (`tapecl check`, the tests) and the benchmark workloads.
@@ -41,15 +45,14 @@ let package = Package(
         .target(name: "TapeCLBenchmarks", dependencies: ["TapeCL", "TapeCLNN"]),
         // Example models (the attention model of Examples/Attention), shared with the tests.
         .target(name: "TapeCLExamples", dependencies: ["TapeCL", "TapeCLNN"]),
-        .executableTarget(name: "tapecl-attention", dependencies: ["TapeCL", "TapeCLExamples"], path: "Examples/Attention"),
+        .executableTarget(
+            name: "tapecl-attention", dependencies: ["TapeCL", "TapeCLExamples"], path: "Examples/Attention"),
         .executableTarget(
             name: "tapecl",
             dependencies: [
-                "TapeCL", "TapeCLNN", "TapeCLDistributed", "TapeCLCheck", "TapeCLBenchmarks",
+                "TapeCL", "TapeCLNN", "TapeCLData", "TapeCLDistributed", "TapeCLCheck", "TapeCLBenchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            // Data/digits.txt, embedded as a string literal by the plugin: an installed tapecl needs no data files.
-            plugins: ["EmbedKernelsPlugin"]
+            ]
         ),
 
         // MARK: - C APIs and kernels
@@ -75,11 +78,14 @@ let package = Package(
         .testTarget(
             name: "TapeCLTests",
             dependencies: [
-                "TapeCL", "TapeCLNN", "TapeCLDistributed", "TapeCLCheck", "TapeCLBenchmarks", "TapeCLExamples", "CHostMath",
+                "TapeCL", "TapeCLNN", "TapeCLData", "TapeCLDistributed", "TapeCLCheck", "TapeCLBenchmarks",
+                "TapeCLExamples",
+                "CHostMath",
             ]
         ),
         // Misuses TapeCL on purpose; `make test` builds it in release, where a stop must still print its message.
-        .executableTarget(name: "tapecl-stop", dependencies: ["TapeCL", "TapeCLNN"], path: "Tests/Programs/tapecl-stop"),
+        .executableTarget(
+            name: "tapecl-stop", dependencies: ["TapeCL", "TapeCLNN"], path: "Tests/Programs/tapecl-stop"),
         // Started under mpirun by the distributed tests.
         .executableTarget(
             name: "tapecl-mpi-check", dependencies: ["TapeCL", "TapeCLNN", "TapeCLDistributed"],

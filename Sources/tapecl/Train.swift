@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TapeCL
+import TapeCLData
 import TapeCLDistributed
 import TapeCLNN
 @_spi(Runtime) import TapeCLRuntime
@@ -51,7 +52,7 @@ struct Train: ParsableCommand {
                     throw UserError("--save: \(error)")
                 }
             }
-            let data = DigitsData(seed: seed)
+            let data = try DigitsData(seed: seed, on: device)
             try checkShares(trainCount: data.trainCount)
             try checkMemory(on: device, trainCount: data.trainCount, testCount: data.testCount)
             try withDevice(device) { try train(data, opt, device) }
@@ -157,7 +158,7 @@ struct Train: ParsableCommand {
             for step in 0..<steps {
                 let whole = Array(order[(step * batchSize)..<min(order.count, (step + 1) * batchSize)])
                 let batch = distributed ? Array(whole[try Distributed.share(of: whole.count)]) : whole
-                let (x, y, labels) = data.batch(batch, from: .train, on: device)
+                let (x, y, labels) = data.batch(batch, from: .train)
                 let tape = DistributedGradientTape(GradientTape())
                 let logits = tape.record { model(x) }
                 let loss = tape.record { softmaxCrossEntropy(logits: logits, labels: y) }
@@ -200,7 +201,7 @@ struct Train: ParsableCommand {
             }
         }
         network.setTraining(false)
-        let (x, _, labels) = data.batch(Array(0..<data.testCount), from: .test, on: device)
+        let (x, _, labels) = data.batch(Array(0..<data.testCount), from: .test)
         let right = zip(predictions(model(x)), labels).filter { $0 == $1 }.count
         let accuracy = Double(right) / Double(data.testCount)
         if !speaks {
@@ -286,31 +287,25 @@ struct Train: ParsableCommand {
     }
 }
 
-/// The embedded digits: pixels scaled to [0, 1], shuffled once by the seed and split 80/20.
+/// The shipped digits (`TapeCLData`'s `Digits`): shuffled once by the seed and split 80/20.
 struct DigitsData {
     enum Part { case train, test }
-    let images: [[Float]]
-    let labels: [Int]
-    let trainCount: Int
-    var testCount: Int { images.count - trainCount }
+    let train: DataSet
+    let test: DataSet
+    var trainCount: Int { train.count }
+    var testCount: Int { test.count }
 
-    init(seed: UInt64) {
-        var rows = Digits.encoded.split(separator: "\n").map { line -> ([Float], Int) in
-            let chars = Array(line.utf8)
-            return (chars[0..<64].map { Float($0 - UInt8(ascii: "a")) / 16 }, Int(chars[64] - UInt8(ascii: "0")))
-        }
-        var rng = SplitMix64(seed: seed)
-        rows.shuffle(using: &rng)
-        images = rows.map(\.0)
-        labels = rows.map(\.1)
-        trainCount = images.count * 4 / 5
+    init(seed: UInt64, on device: Device) throws {
+        train = try Digits.load(split: .train, seed: seed, on: device)
+        test = try Digits.load(split: .test, seed: seed, on: device)
     }
 
-    func batch(_ indices: [Int], from part: Part, on device: Device) -> (Tensor, Tensor, [Int]) {
-        let offset = part == .train ? 0 : trainCount
-        let picked = indices.map { $0 + offset }
-        let x = Tensor(shape: [picked.count, 64], scalars: picked.flatMap { images[$0] }, on: device)
-        let l = picked.map { labels[$0] }
-        return (x, oneHot(l, classes: 10, on: device), l)
+    /// The images, one-hot labels and labels of the examples at `indices` of `part`.
+    func batch(_ indices: [Int], from part: Part) -> (Tensor, Tensor, [Int]) {
+        let set = part == .train ? train : test
+        let (x, _) = set.batch(indices)
+        let all = set.labelValues
+        let l = indices.map { all[$0] }
+        return (x, oneHot(l, classes: 10, on: x.device), l)
     }
 }
