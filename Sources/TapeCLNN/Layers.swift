@@ -1,4 +1,5 @@
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 /// A piece of a model: a function of a tensor with trainable variables, named for saving.
 ///
@@ -53,7 +54,23 @@ public final class Dense: Layer, Sendable {
     }
 
     /// `activation(x · weight + bias)`; `x` is `[batch, inputSize]` or `[batch, steps, inputSize]`.
+    /// - Precondition: `x` of that shape, floating point, on the layer's device (else the program
+    ///   stops with a message naming the layer: `Dense(128→10): the input has 1024 features …`).
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        let (inputs, outputs) = (weight.shape[0], weight.shape[1])
+        let me = "Dense(\(inputs)→\(outputs))"
+        if x.rank < 2 || x.rank > 3 {
+            fail(
+                TapeError.shape(
+                    "\(me): the input must be [batch, \(inputs)] or [batch, steps, \(inputs)], not \(x.shape)"))
+        }
+        if x.shape[x.rank - 1] != inputs {
+            fail(
+                TapeError.shape(
+                    "\(me): the input has \(x.shape[x.rank - 1]) features (shape \(x.shape)) and the layer takes "
+                        + "inputSize \(inputs)"))
+        }
+        checkInput(x, of: me, on: weight)
         guard x.rank == 3 else { return activation(matmul(x, weight) + bias) }
         let flat = x.reshaped(to: [-1, x.shape[2]])
         return activation((matmul(flat, weight) + bias).reshaped(to: [x.shape[0], x.shape[1], -1]))
@@ -62,6 +79,22 @@ public final class Dense: Layer, Sendable {
     /// The trainable variables: `[weight, bias]`.
     public var variables: [Variable] { [weight, bias] }
     public var namedVariables: [String: Variable] { ["weight": weight, "bias": bias] }
+}
+
+/// Stops, naming `layer`, unless `x` is floating point and on `variable`'s device.
+func checkInput(_ x: Tensor, of layer: String, on variable: Variable) {
+    if !x.dtype.isFloatingPoint {
+        fail(
+            TapeError.dtype("\(layer): the input must be float32 or float64, not \(x.dtype); convert it with cast(to:)")
+        )
+    }
+    let device = variable.value.device
+    if x.device != device {
+        fail(
+            TapeError.device(
+                "\(layer): the input is on \(x.device) and the layer's variables on \(device); move the input with "
+                    + "to(\(device == .host ? ".host" : "Device.named(\"\(device)\")"))"))
+    }
 }
 
 /// A 2-D convolution layer (NHWC, filters HWIO): `activation(conv2d(x, filter) + bias)`.
@@ -96,8 +129,28 @@ public final class Conv2D: Layer, Sendable {
         self.activation = activation
     }
 
+    /// `activation(conv2d(x, filter) + bias)` for `x` of shape `[batch, height, width, Cin]`.
+    /// - Precondition: `x` of that shape (an NCHW input `[batch, Cin, height, width]` is named and the
+    ///   transposition suggested), floating point, on the layer's device.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        activation(conv2d(x, filter: filter, strides: strides, padding: padding) + bias)
+        let f = filter.shape
+        let me = "Conv2D(\(f[0])×\(f[1]), \(f[2])→\(f[3]))"
+        if x.rank != 4 {
+            let hint = x.rank == 3 ? "; one image [height, width, channels] is x.reshaped(to: [1] + x.shape)" : ""
+            fail(
+                TapeError.shape("\(me): the input must be [batch, height, width, \(f[2])], not \(x.shape)\(hint)"))
+        }
+        if x.shape[3] != f[2] {
+            let nchw =
+                x.shape[1] == f[2]
+                ? "; for channels first (NCHW) use x.transposed(permutation: [0, 2, 3, 1])" : ""
+            fail(
+                TapeError.shape(
+                    "\(me): the input must be [batch, height, width, \(f[2])]: \(x.shape) has \(x.shape[3]) channels in "
+                        + "its last axis\(nchw)"))
+        }
+        checkInput(x, of: me, on: filter)
+        return activation(conv2d(x, filter: filter, strides: strides, padding: padding) + bias)
     }
 
     public var variables: [Variable] { [filter, bias] }

@@ -3,8 +3,23 @@ import TapeCL
 
 /// Mean over the batch of `−Σ labels · log softmax(logits)`; `labels` are one-hot (or
 /// probabilities) of the logits' shape `[batch, classes]`.
+///
+/// - Precondition: `labels` of the logits' shape and dtype (int32 class ids are
+///   ``sparseSoftmaxCrossEntropy(logits:labels:)``'s); else the program stops naming both.
 public func softmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor {
-    -(labels * logSoftmax(logits)).sum(axes: [-1]).mean()
+    if labels.dtype == .int32 && labels.rank == logits.rank - 1 {
+        fail(
+            TapeError.dtype(
+                "softmaxCrossEntropy: labels \(labels.shape) int32 are class ids: use "
+                    + "sparseSoftmaxCrossEntropy(logits:labels:), or one-hot labels of shape \(logits.shape)"))
+    }
+    if labels.shape != logits.shape || labels.dtype != logits.dtype {
+        fail(
+            TapeError.shape(
+                "softmaxCrossEntropy: labels must be one-hot (or probabilities) of the logits' shape and dtype, "
+                    + "\(logits.shape) \(logits.dtype), not \(labels.shape) \(labels.dtype)"))
+    }
+    return -(labels * logSoftmax(logits)).sum(axes: [-1]).mean()
 }
 
 /// Mean over the examples of `−log softmax(logits)[label]` for int32 class ids
@@ -23,7 +38,10 @@ public func sparseSoftmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor 
         fail(TapeError.shape("sparseSoftmaxCrossEntropy: logits must have a classes axis, not shape \(logits.shape)"))
     }
     guard labels.dtype == .int32 else {
-        fail(TapeError.dtype("sparseSoftmaxCrossEntropy: labels must be int32 class ids, not \(labels.dtype)"))
+        let oneHot =
+            labels.shape == logits.shape && labels.dtype.isFloatingPoint
+            ? "; labels of the logits' shape look one-hot: use softmaxCrossEntropy(logits:labels:)" : ""
+        fail(TapeError.dtype("sparseSoftmaxCrossEntropy: labels must be int32 class ids, not \(labels.dtype)\(oneHot)"))
     }
     guard labels.shape == Array(logits.shape.dropLast()) else {
         fail(

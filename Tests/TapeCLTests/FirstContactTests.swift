@@ -25,6 +25,26 @@ struct ErrorTests {
             "sparseSoftmaxCrossEntropy: logits and labels must have the same leading shape: logits [4, 3] need labels [4], not [3]"
         ),
         ("sparse-float", "sparseSoftmaxCrossEntropy: labels must be int32 class ids, not float32"),
+        // layers name themselves and what to do (issue 32, item 2)
+        (
+            "dense-features",
+            "Dense(128→10): the input has 1024 features (shape [4, 1024]) and the layer takes inputSize 128"
+        ),
+        (
+            "conv-nchw",
+            "Conv2D(3×3, 1→16): the input must be [batch, height, width, 1]: [2, 1, 8, 8] has 8 channels in its last "
+                + "axis; for channels first (NCHW) use x.transposed(permutation: [0, 2, 3, 1])"
+        ),
+        (
+            "conv-image",
+            "Conv2D(3×3, 1→16): the input must be [batch, height, width, 1], not [8, 8, 1]; one image [height, width, "
+                + "channels] is x.reshaped(to: [1] + x.shape)"
+        ),
+        (
+            "sparse-one-hot",
+            "sparseSoftmaxCrossEntropy: labels must be int32 class ids, not float32; labels of the logits' shape look "
+                + "one-hot: use softmaxCrossEntropy(logits:labels:)"
+        ),
     ])
     func releaseBuildStopsWithItsMessage(misuse: String, message: String) throws {
         let program = packageRoot.appendingPathComponent(".build/release/tapecl-stop")
@@ -78,6 +98,12 @@ struct ErrorTests {
         #expect(
             r.err.contains("Fatal error: TapeCL: add: inputs on host and \(cl.name); move one with to(_:)"),
             "\(r.err.prefix(400))")
+        let layer = try run(
+            packageRoot.appendingPathComponent(".build/release/tapecl-stop"), ["dense-device", cl.name])
+        #expect(
+            layer.err.contains(
+                "Fatal error: TapeCL: Dense(2→3): the input is on \(cl.name) and the layer's variables on host; move the "
+                    + "input with to(.host)"), "\(layer.err.prefix(400))")
     }
 
     /// Shapes a user can pass to the throwing API never trap: negative, overflowing, too large.

@@ -38,6 +38,18 @@ withDevice(device) {
         print(big.scalars.count)
     case "allocate":  // 4 GiB on the device under `ulimit -v` (PoCL asserted in pocl_create_migration_commands)
         print((Tensor.zeros(shape: [1 << 30]) + 1).shape)
+    case "dense-features":  // said "matmul: shapes [4, 1024] and [128, 10] do not fit", naming no layer
+        print(Dense(inputSize: 128, outputSize: 10)(Tensor.zeros(shape: [4, 1024])))
+    case "conv-nchw":  // said "the input's -1 channels" or an im2col shape
+        print(Conv2D(filterShape: [3, 3, 1, 16])(Tensor.zeros(shape: [2, 1, 8, 8])))
+    case "conv-image":
+        print(Conv2D(filterShape: [3, 3, 1, 16])(Tensor.zeros(shape: [8, 8, 1])))
+    case "sparse-one-hot":
+        print(
+            sparseSoftmaxCrossEntropy(logits: Tensor.zeros(shape: [2, 3]), labels: Tensor([[1, 0, 0], [0, 1, 0]])))
+    case "dense-device":  // said "matmul: inputs on opencl:0 and host"
+        let layer = withDevice(.host) { Dense(inputSize: 2, outputSize: 3) }
+        print(layer(Tensor([[1, 2]])))
     case "devices":
         print(Tensor([1, 2]).to(.host) + Tensor([1, 2]).to(Device.openCL.first ?? .host))
     default:
