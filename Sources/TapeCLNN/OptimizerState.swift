@@ -117,3 +117,38 @@ extension Adam {
         }
     }
 }
+
+extension RMSprop {
+    public func state(_ names: [String: Variable]) -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for (name, v) in names {
+            let key = ObjectIdentifier(v)
+            if let s = squares[key] { out[name + ".square_avg"] = s }
+            if let m = means[key] { out[name + ".grad_avg"] = m }
+            if let b = buffers[key] { out[name + ".momentum_buffer"] = b }
+        }
+        return out
+    }
+
+    /// The file must hold, once a step was taken, each of `names`' variables' squares, and their
+    /// means when centred and momentum buffers with momentum.
+    public func setState(_ state: [String: Tensor], _ names: [String: Variable]) throws {
+        var expected: [String: (shape: [Int], dtype: DType, device: Device)] = [:]
+        if !state.isEmpty {
+            for (name, v) in names {
+                let entry = (v.shape, v.dtype, v.value.device)
+                expected[name + ".square_avg"] = entry
+                if centered { expected[name + ".grad_avg"] = entry }
+                if momentum != 0 { expected[name + ".momentum_buffer"] = entry }
+            }
+        }
+        let tensors = try matched(state, expected)
+        (squares, means, buffers) = ([:], [:], [:])
+        for (name, v) in names {
+            let key = ObjectIdentifier(v)
+            squares[key] = tensors[name + ".square_avg"]
+            means[key] = tensors[name + ".grad_avg"]
+            buffers[key] = tensors[name + ".momentum_buffer"]
+        }
+    }
+}

@@ -69,7 +69,7 @@ struct OptimizerStateTests {
         optimizer.update(model.variables, gradients: try tape.gradient(of: loss, wrt: model.variables))
     }
 
-    @Test(arguments: ["adam", "sgd"], devices)
+    @Test(arguments: ["adam", "sgd", "adamw", "rmsprop"], devices)
     func aResumedRunTakesTheSameSteps(optimizer name: String, device: Device) throws {
         let folder = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -77,7 +77,12 @@ struct OptimizerStateTests {
             folder.appendingPathComponent("w.safetensors"), folder.appendingPathComponent("s.safetensors")
         )
         func optimizer() -> any Optimizer {
-            name == "adam" ? Adam(learningRate: 0.01) : SGD(learningRate: 0.05, momentum: 0.9)
+            switch name {
+            case "adam": Adam(learningRate: 0.01)
+            case "adamw": AdamW(learningRate: 0.01, weightDecay: 0.1)
+            case "rmsprop": RMSprop(learningRate: 0.01, momentum: 0.9, centered: true)
+            default: SGD(learningRate: 0.05, momentum: 0.9)
+            }
         }
         try withDevice(device) {
             let (whole, wholeOptimizer) = (WeightsTests.model(seed: 1), optimizer())
