@@ -50,23 +50,24 @@ public func sparseSoftmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor 
                     + "need labels \(Array(logits.shape.dropLast())), not \(labels.shape)"))
     }
     let classes = logits.shape[logits.rank - 1]
-    let rows = logits.reshaped(to: [-1, classes])
-    let flat = labels.reshaped(to: [-1])
-    // Row r's label is element r·classes + label of the flattened log-probabilities.
-    let offsets = Tensor(
-        shape: [flat.shape[0]], scalars: (0..<flat.shape[0]).map { Int32($0 * classes) }, on: logits.device)
-    let picked = gather(logSoftmax(rows).reshaped(to: [-1]), indices: checkedLabels(flat, classes) + offsets)
-    return -picked.mean()
+    checkLabels(labels, classes)
+    // Each row's log-probability at its label, picked by comparing the labels with 0 ..< classes on
+    // the device (a gather would read its indices back to check them, a wait on every step).
+    let rows = logSoftmax(logits.reshaped(to: [-1, classes]))
+    let ids = labels.reshaped(to: [-1, 1])
+    let classIds = Tensor(shape: [1, classes], scalars: (0..<classes).map(Int32.init), on: logits.device)
+    return -select(ids .== classIds, rows, Tensor(0, dtype: logits.dtype, on: logits.device)).sum(axes: [-1]).mean()
 }
 
-/// `labels` after checking each lies in `0 ..< classes` (int32 addition of the row offsets is exact).
-func checkedLabels(_ labels: Tensor, _ classes: Int) -> Tensor {
+/// Stops unless every label lies in `0 ..< classes`: checked against the range known when the labels
+/// were made from host values (no read of the device), else read back once.
+func checkLabels(_ labels: Tensor, _ classes: Int) {
+    if let known = labels.knownRange, known.lowerBound >= 0, known.upperBound < classes { return }
     let values = labels.scalars(as: Int32.self)
     if let (i, bad) = values.enumerated().first(where: { !(0..<Int32(classes)).contains($1) }) {
         fail(
             TapeError.argument("sparseSoftmaxCrossEntropy: label \(bad) (example \(i)) is out of range 0..<\(classes)"))
     }
-    return labels
 }
 
 /// `mean((prediction − target)²)`, the square taken as `d · d` (as `tf.square` does; `pow` would

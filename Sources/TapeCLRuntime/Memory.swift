@@ -23,6 +23,9 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
     public var backendAllocations = 0
     /// Bytes held by the caching allocator for reuse (not live).
     public var cachedBytes = 0
+    /// Reads of tensors into host memory so far (`scalars`, `copyBytes`, transfers): each one
+    /// waits for the device's queue.
+    public var reads = 0
 
     public var description: String {
         "live \(liveBytes) B in \(liveAllocations) buffers, peak \(peakBytes) B, \(allocations) allocations "
@@ -167,6 +170,12 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
     @_spi(Runtime) public var fallbacks: (count: Int, reasons: [String: String]) {
         state.withLock { ($0.fallbacks, $0.fallbackReasons) }
     }
+    /// Reads `buffer` into host memory (waiting for the queue), counted in ``MemoryStats/reads``.
+    @_spi(Runtime) public func read(_ buffer: Buffer, into destination: UnsafeMutableRawBufferPointer) throws {
+        state.withLock { $0.stats.reads += 1 }
+        try backend.read(buffer, into: destination)
+    }
+
     @_spi(Runtime) public func resetPeak() { state.withLock { $0.stats.peakBytes = $0.stats.liveBytes } }
 
     /// Prints `message` to standard error the first time `key` is seen on this device.

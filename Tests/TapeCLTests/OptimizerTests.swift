@@ -96,3 +96,16 @@ struct OptimizerTests {
         }
     }
 }
+
+/// A training step validates its labels without waiting on the device (issue 32, item 6): labels
+/// made from host values carry their range, so the loss, its gradient and the update read nothing
+/// back (the loss read them back on every call). Counted in a process of its own (`tapecl-stop
+/// step-reads`): the device's read counter is shared by the tests running beside this one.
+@Suite("no reads in a training step")
+struct ReadTests {
+    @Test(arguments: devices) func aStepWithHostLabelsReadsNothing(device: Device) throws {
+        let r = try run(packageRoot.appendingPathComponent(".build/release/tapecl-stop"), ["step-reads", device.name])
+        #expect(r.status == 0, "\(r.err.prefix(300))")
+        #expect(r.out == "reads in a step: 0\nlabel out of range caught\n", "\(r.out)")
+    }
+}

@@ -34,6 +34,6 @@ extension Tensor {
                 "copyBytes: a buffer of \(destination.count) bytes for \(Shape.describe(shape)) \(dtype) "
                     + "(\(byteCount) bytes)")
         }
-        try buffer.core.backend.read(buffer, into: destination)
+        try buffer.core.read(buffer, into: destination)
     }
 }

@@ -142,8 +142,12 @@ extension Tensor {
         }
         let k = axis < 0 ? axis + x.rank : axis
         let n = x.shape[k]
-        // Every id is checked here (one read of the ids), so a bad one is an error, never a read outside x.
-        if let (position, bad) = ids.scalars(as: Int32.self).enumerated().first(where: { !(0..<n).contains(Int($1)) }) {
+        // Every id is checked here, so a bad one is an error, never a read outside x: against the range
+        // known when the ids were made from host values, else by one read of the ids.
+        let known = ids.knownRange.map { $0.lowerBound >= 0 && $0.upperBound < n } ?? false
+        if !known,
+            let (position, bad) = ids.scalars(as: Int32.self).enumerated().first(where: { !(0..<n).contains(Int($1)) })
+        {
             throw TapeError.argument(
                 "gather: index \(bad) (at position \(position) of the indices) is out of range for axis \(k) of "
                     + "\(Shape.describe(x.shape)) (0..<\(n))")

@@ -203,6 +203,10 @@ public struct Tensor: @unchecked Sendable {
         return Tensor(shape: shape, scalars: values, dtype: dtype, on: device)
     }
 
+    /// The least and largest element of an int32 or int8 tensor made from host values, known
+    /// without reading the device (nil for other tensors): what ids and labels are checked against.
+    package var knownRange: ClosedRange<Int64>? { handle?.knownRange }
+
     /// Stops with a one-line error unless the host can hold the samples of `shape` (float64 values,
     /// then the converted copy) that the random initialisers make before the tensor.
     static func reserveSamples(_ shape: [Int], _ op: String) {
@@ -227,8 +231,11 @@ public struct Tensor: @unchecked Sendable {
             return Tensor(hostScalar: withHostBytes(scalars, as: dtype) { TensorHandle.bits(of: $0) }, dtype: dtype)
         }
         let buffer = try device.core.allocate(bytes: bytes, op: "Tensor", shape: shape, dtype: dtype)
-        try withHostBytes(scalars, as: dtype) { try device.core.backend.write($0, to: buffer) }
-        return Tensor(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype))
+        let range = try withHostBytes(scalars, as: dtype) { raw -> ClosedRange<Int64>? in
+            try device.core.backend.write(raw, to: buffer)
+            return integerRange(raw, dtype)
+        }
+        return Tensor(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype, knownRange: range))
     }
 
     /// Computes the elements now if they wait in a fused chain (see the README's section on
@@ -278,12 +285,12 @@ public struct Tensor: @unchecked Sendable {
             for: "scalars: reading a \(dtype) tensor of shape \(Shape.describe(shape)) into host memory")
         if sameType {  // Float from float32, Double from float64, Int32, Int8: read into the result, no second copy
             return try [T](unsafeUninitializedCapacity: count) { out, initialized in
-                try buffer.core.backend.read(buffer, into: UnsafeMutableRawBufferPointer(out))
+                try buffer.core.read(buffer, into: UnsafeMutableRawBufferPointer(out))
                 initialized = count
             }
         }
         var raw = [UInt8](repeating: 0, count: byteCount)
-        try raw.withUnsafeMutableBytes { try buffer.core.backend.read(buffer, into: $0) }
+        try raw.withUnsafeMutableBytes { try buffer.core.read(buffer, into: $0) }
         return raw.withUnsafeBytes { bytes in
             switch dtype {
             case .float32: bytes.bindMemory(to: Float.self).map { T.converting(Double($0)) }
@@ -332,6 +339,20 @@ extension Int8: TensorScalar {
 }
 
 /// Host bytes of `scalars` converted to `dtype`, valid inside `body`.
+/// The least and largest of integer elements' bytes (nil for floating point or no elements).
+func integerRange(_ raw: UnsafeRawBufferPointer, _ dtype: DType) -> ClosedRange<Int64>? {
+    func range<T: FixedWidthInteger>(_: T.Type) -> ClosedRange<Int64>? {
+        let items = raw.bindMemory(to: T.self)
+        guard let low = items.min(), let high = items.max() else { return nil }
+        return Int64(low)...Int64(high)
+    }
+    switch dtype {
+    case .int32: return range(Int32.self)
+    case .int8: return range(Int8.self)
+    default: return nil
+    }
+}
+
 func withHostBytes<S: TensorScalar, R>(
     _ scalars: [S], as dtype: DType, _ body: (UnsafeRawBufferPointer) throws -> R
 ) rethrows -> R {

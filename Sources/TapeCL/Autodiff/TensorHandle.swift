@@ -44,6 +44,9 @@ package final class TensorHandle: Sendable {
     let state: Mutex<Deferred>
     /// Whether a tape keeps this pending value: a fused kernel that computes it on the way writes it.
     private let kept = Atomic<Bool>(false)
+    /// The least and largest element of an integer tensor made from host values, known without a
+    /// read (ids and labels are checked against it; see `Tensor.knownRange`).
+    let knownRange: ClosedRange<Int64>?
 
     enum Deferred {
         case none
@@ -51,8 +54,9 @@ package final class TensorHandle: Sendable {
         case computed(Buffer)
     }
 
-    init(buffer: Buffer, shape: [Int], dtype: DType) {
+    init(buffer: Buffer, shape: [Int], dtype: DType, knownRange: ClosedRange<Int64>? = nil) {
         id = Self.newID()
+        self.knownRange = knownRange
         (self.shape, self.dtype, core, eager) = (shape, dtype, buffer.core, buffer)
         (element, isInline, isDeferred) = (0, false, false)
         state = Mutex(.none)
@@ -60,6 +64,7 @@ package final class TensorHandle: Sendable {
 
     init(pending expression: Expression, shape: [Int], dtype: DType, core: DeviceCore) {
         id = Self.newID()
+        knownRange = nil
         (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
         (element, isInline, isDeferred) = (0, false, true)
         state = Mutex(.pending(expression))
@@ -68,6 +73,7 @@ package final class TensorHandle: Sendable {
     /// A one-element float tensor holding `element` (bits as ``InlineElement`` gives them).
     init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
         id = Self.newID()
+        knownRange = nil
         (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
         (self.element, isInline, isDeferred) = (element, true, false)
         state = Mutex(.none)

@@ -281,7 +281,7 @@ extension Op {
             let out = try target.core.allocate(bytes: bytes, op: name, shape: outShape, dtype: dtype)
             try HostMemory.reserve(inputs[0].byteCount, for: "\(name) to \(target)")
             var raw = [UInt8](repeating: 0, count: inputs[0].byteCount)
-            try raw.withUnsafeMutableBytes { try core.backend.read(inputs[0].buffer, into: $0) }
+            try raw.withUnsafeMutableBytes { try core.read(inputs[0].buffer, into: $0) }
             try raw.withUnsafeBytes { try target.core.backend.write($0, to: out) }
             return Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
         default:

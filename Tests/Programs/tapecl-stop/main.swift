@@ -1,6 +1,7 @@
 // A user's program that misuses TapeCL on purpose, built in release (-O) by `make test`: the test
 // `StopMessageTests` checks that each stop prints its message, which `preconditionFailure` would
 // drop in an optimised build (a bare "Illegal instruction").
+import Foundation
 import TapeCL
 import TapeCLNN
 @_spi(Runtime) import TapeCLRuntime
@@ -50,11 +51,32 @@ withDevice(device) {
     case "dense-device":  // said "matmul: inputs on opencl:0 and host"
         let layer = withDevice(.host) { Dense(inputSize: 2, outputSize: 3) }
         print(layer(Tensor([[1, 2]])))
+    case "step-reads":  // a training step with labels from the host reads nothing back
+        let layer = Dense(inputSize: 4, outputSize: 3, seed: 1)
+        let optimizer = Adam(learningRate: 0.01)
+        let x = Tensor.randomNormal(shape: [4, 4], seed: 2)
+        func step(_ labels: Tensor) {
+            let tape = GradientTape()
+            let loss = tape.record { sparseSoftmaxCrossEntropy(logits: layer(x), labels: labels) }
+            optimizer.update(layer.variables, gradients: try! tape.gradient(of: loss, wrt: layer.variables))
+        }
+        step(Tensor([Int32(2), 0, 1, 2]))
+        _ = layer.weight.value.scalars  // kernels built, queue drained
+        let before = device.memory.reads
+        step(Tensor([Int32(1), 1, 0, 2]))
+        print("reads in a step: \(device.memory.reads - before)")
+        stopHandler.withLock {
+            $0 = { _ in
+                print("label out of range caught"); exit(0)
+            }
+        }
+        step(Tensor([Int32(1), 3, 0, 2]))
     case "devices":
         print(Tensor([1, 2]).to(.host) + Tensor([1, 2]).to(Device.openCL.first ?? .host))
     default:
         print(
-            "usage: tapecl-stop shape|matmul|reshape|scalar|zeros|pending|sparse-rows|sparse-float|devices|default "
+            "usage: tapecl-stop shape|matmul|reshape|scalar|zeros|pending|sparse-rows|sparse-float|read-back|"
+                + "allocate|dense-features|conv-nchw|conv-image|sparse-one-hot|dense-device|step-reads|devices|default "
                 + "[DEVICE]")
     }
 }
