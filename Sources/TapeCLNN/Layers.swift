@@ -18,9 +18,13 @@ public protocol Layer: AnyObject {
     var namedVariables: [String: Variable] { get }
     /// Switches training behaviour (``Dropout`` drops only while training); no effect by default.
     func setTraining(_ training: Bool)
+    /// The name given when the layer was made, if any: messages name the layer by it, and a
+    /// ``Sequential`` prefixes the layer's variables with it instead of the layer's position.
+    var name: String? { get }
 }
 
 extension Layer {
+    public var name: String? { nil }
     public var variables: [Variable] { namedVariables.sorted { $0.key < $1.key }.map(\.value) }
     public var namedVariables: [String: Variable] { [:] }
     public func setTraining(_ training: Bool) {}
@@ -40,12 +44,15 @@ public final class Dense: Layer, Sendable {
     /// `[outputSize]`.
     public let bias: Variable
     public let activation: @Sendable (Tensor) -> Tensor
+    public let name: String?
 
-    /// A layer mapping `[batch, inputSize]` to `[batch, outputSize]`; `seed` fixes the initial weights.
+    /// A layer mapping `[batch, inputSize]` to `[batch, outputSize]`; `seed` fixes the initial weights;
+    /// `name` names it in messages and in a ``Sequential``'s variable names.
     public init(
         inputSize: Int, outputSize: Int, activation: @escaping @Sendable (Tensor) -> Tensor = { $0 },
-        seed: UInt64 = 0, on device: Device? = nil
+        seed: UInt64 = 0, on device: Device? = nil, name: String? = nil
     ) {
+        self.name = name
         let scale = 1 / Double(inputSize).squareRoot()
         weight = Variable(
             Tensor.randomNormal(shape: [inputSize, outputSize], stddev: scale, seed: seed, on: device), name: "weight")
@@ -58,7 +65,7 @@ public final class Dense: Layer, Sendable {
     ///   stops with a message naming the layer: `Dense(128→10): the input has 1024 features …`).
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let (inputs, outputs) = (weight.shape[0], weight.shape[1])
-        let me = "Dense(\(inputs)→\(outputs))"
+        let me = "Dense" + (name.map { " '\($0)' " } ?? "") + "(\(inputs)→\(outputs))"
         if x.rank < 2 || x.rank > 3 {
             fail(
                 TapeError.shape(
@@ -113,11 +120,16 @@ public final class Conv2D: Layer, Sendable {
     public let strides: (Int, Int)
     public let padding: Padding
     public let activation: @Sendable (Tensor) -> Tensor
+    public let name: String?
 
+    /// Filters of `filterShape` `[KH, KW, Cin, Cout]` from `seed`; `name` names the layer in messages
+    /// and in a ``Sequential``'s variable names.
     public init(
         filterShape: [Int], strides: (Int, Int) = (1, 1), padding: Padding = .valid,
-        activation: @escaping @Sendable (Tensor) -> Tensor = { $0 }, seed: UInt64 = 0, on device: Device? = nil
+        activation: @escaping @Sendable (Tensor) -> Tensor = { $0 }, seed: UInt64 = 0, on device: Device? = nil,
+        name: String? = nil
     ) {
+        self.name = name
         precondition(filterShape.count == 4, "Conv2D: filterShape \(filterShape) must be [KH, KW, Cin, Cout]")
         let fanIn = Double(filterShape[0] * filterShape[1] * filterShape[2])
         filter = Variable(
@@ -134,7 +146,7 @@ public final class Conv2D: Layer, Sendable {
     ///   transposition suggested), floating point, on the layer's device.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let f = filter.shape
-        let me = "Conv2D(\(f[0])×\(f[1]), \(f[2])→\(f[3]))"
+        let me = "Conv2D" + (name.map { " '\($0)' " } ?? "") + "(\(f[0])×\(f[1]), \(f[2])→\(f[3]))"
         if x.rank != 4 {
             let hint = x.rank == 3 ? "; one image [height, width, channels] is x.reshaped(to: [1] + x.shape)" : ""
             fail(
@@ -187,7 +199,8 @@ public final class Flatten: Layer, Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor { x.reshaped(to: [x.shape[0], -1]) }
 }
 
-/// Layers applied one after another. Variables are named by position: `0.weight`, `2.filter`.
+/// Layers applied one after another. Variables are named by position, `0.weight`, `2.filter`, or by
+/// the layer's name where it has one: `encoder.weight`.
 ///
 /// ```swift
 /// let cnn = Sequential([
@@ -198,7 +211,14 @@ public final class Flatten: Layer, Sendable {
 public final class Sequential: Layer {
     public let layers: [any Layer]
 
-    public init(_ layers: [any Layer]) { self.layers = layers }
+    /// - Precondition: the layers' prefixes (each one's ``Layer/name``, else its position) differ.
+    public init(_ layers: [any Layer]) {
+        self.layers = layers
+        let prefixes = layers.enumerated().map { $1.name ?? "\($0)" }
+        if let twice = prefixes.first(where: { p in prefixes.filter { $0 == p }.count > 1 }) {
+            fail(TapeError.argument("Sequential: two layers are named '\(twice)'; give them different names"))
+        }
+    }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { layers.reduce(x) { $1($0) } }
 
@@ -207,7 +227,7 @@ public final class Sequential: Layer {
     public var namedVariables: [String: Variable] {
         var all: [String: Variable] = [:]
         for (i, layer) in layers.enumerated() {
-            for (name, v) in layer.namedVariables { all["\(i).\(name)"] = v }
+            for (name, v) in layer.namedVariables { all["\(layer.name ?? "\(i)").\(name)"] = v }
         }
         return all
     }

@@ -13,8 +13,10 @@ public final class LayerNorm: Layer, Sendable {
     /// `[featureCount]`, starting at 0.
     public let beta: Variable
     public let epsilon: Double
+    public let name: String?
 
-    public init(featureCount: Int, epsilon: Double = 1e-3, on device: Device? = nil) {
+    public init(featureCount: Int, epsilon: Double = 1e-3, on device: Device? = nil, name: String? = nil) {
+        self.name = name
         gamma = Variable(Tensor.ones(shape: [featureCount], on: device), name: "gamma")
         beta = Variable(Tensor.zeros(shape: [featureCount], on: device), name: "beta")
         self.epsilon = epsilon
@@ -68,8 +70,12 @@ public final class Dropout: Layer, @unchecked Sendable {
 public final class Embedding: Layer, Sendable {
     /// `[vocabularySize, embeddingSize]`, uniform in [−0.05, 0.05) as Keras starts it.
     public let table: Variable
+    public let name: String?
 
-    public init(vocabularySize: Int, embeddingSize: Int, seed: UInt64 = 0, on device: Device? = nil) {
+    public init(
+        vocabularySize: Int, embeddingSize: Int, seed: UInt64 = 0, on device: Device? = nil, name: String? = nil
+    ) {
+        self.name = name
         table = Variable(
             Tensor.randomUniform(
                 shape: [vocabularySize, embeddingSize], lowerBound: -0.05, upperBound: 0.05, seed: seed, on: device),

@@ -30,6 +30,8 @@ struct ErrorTests {
             "dense-features",
             "Dense(128→10): the input has 1024 features (shape [4, 1024]) and the layer takes inputSize 128"
         ),
+        ("dense-named", "Dense 'head' (128→10): the input has 1024 features (shape [4, 1024])"),
+        ("sequential-twice", "Sequential: two layers are named 'a'; give them different names"),
         (
             "conv-nchw",
             "Conv2D(3×3, 1→16): the input must be [batch, height, width, 1]: [2, 1, 8, 8] has 8 channels in its last "

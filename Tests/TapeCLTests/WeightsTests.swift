@@ -32,6 +32,19 @@ struct WeightsTests {
         }
     }
 
+    /// A layer's name replaces its position in a Sequential's variable names.
+    @Test func namedLayersNameTheirVariables() throws {
+        let model = Sequential([
+            Conv2D(filterShape: [3, 3, 1, 2], name: "features"), Flatten(),
+            Dense(inputSize: 8, outputSize: 3, name: "head"), LayerNorm(featureCount: 3),
+        ])
+        #expect(
+            model.namedVariables.keys.sorted() == [
+                "3.beta", "3.gamma", "features.bias", "features.filter", "head.bias", "head.weight",
+            ])
+        #expect(model.layers[2].name == "head" && model.layers[1].name == nil)
+    }
+
     /// A file of another architecture names every problem and assigns nothing.
     @Test func aFileThatDoesNotFitChangesNothing() throws {
         let folder = try temporaryDirectory()

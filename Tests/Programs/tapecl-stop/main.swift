@@ -41,6 +41,11 @@ withDevice(device) {
         print((Tensor.zeros(shape: [1 << 30]) + 1).shape)
     case "dense-features":  // said "matmul: shapes [4, 1024] and [128, 10] do not fit", naming no layer
         print(Dense(inputSize: 128, outputSize: 10)(Tensor.zeros(shape: [4, 1024])))
+    case "dense-named":
+        print(Dense(inputSize: 128, outputSize: 10, name: "head")(Tensor.zeros(shape: [4, 1024])))
+    case "sequential-twice":
+        print(
+            Sequential([Dense(inputSize: 2, outputSize: 2, name: "a"), Dense(inputSize: 2, outputSize: 2, name: "a")]))
     case "conv-nchw":  // said "the input's -1 channels" or an im2col shape
         print(Conv2D(filterShape: [3, 3, 1, 16])(Tensor.zeros(shape: [2, 1, 8, 8])))
     case "conv-image":
@@ -76,7 +81,7 @@ withDevice(device) {
     default:
         print(
             "usage: tapecl-stop shape|matmul|reshape|scalar|zeros|pending|sparse-rows|sparse-float|read-back|"
-                + "allocate|dense-features|conv-nchw|conv-image|sparse-one-hot|dense-device|step-reads|devices|default "
+                + "allocate|dense-features|dense-named|sequential-twice|conv-nchw|conv-image|sparse-one-hot|dense-device|step-reads|devices|default "
                 + "[DEVICE]")
     }
 }
