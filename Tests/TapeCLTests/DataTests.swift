@@ -2,6 +2,7 @@ import Foundation
 import TapeCL
 import TapeCLData
 import TapeCLNN
+@_spi(Runtime) import TapeCLRuntime
 import Testing
 
 /// The shipped digits as a library (issue 32, item 4): the split `tapecl train` uses, and batches.
@@ -24,8 +25,8 @@ struct DataTests {
 
     @Test func batchesAreSeededAndCoverEveryExample() throws {
         let train = try Digits.load(split: .train, seed: 0, on: .host)
-        var a = SeededGenerator(seed: 5)
-        var b = SeededGenerator(seed: 5)
+        var a = SplitMix64(seed: 5)
+        var b = SplitMix64(seed: 5)
         let first = train.batches(size: 64, shuffledBy: &a)
         let second = train.batches(size: 64, shuffledBy: &b)
         #expect(first.map(\.images.shape) == Array(repeating: [64, 64], count: 22) + [[29, 64]])
@@ -45,7 +46,7 @@ struct DataTests {
                 Dense(inputSize: 64, outputSize: 10, seed: 2),
             ])
             let optimizer = Adam(learningRate: 0.01)
-            var rng = SeededGenerator(seed: 3)
+            var rng = SplitMix64(seed: 3)
             for _ in 0..<5 {
                 for (images, labels) in train.batches(size: 64, shuffledBy: &rng) {
                     let tape = GradientTape()
@@ -57,18 +58,5 @@ struct DataTests {
             let right = zip(predicted, test.labelValues).filter { $0 == $1 }.count
             #expect(right >= 340, "\(right) of 360")
         }
-    }
-}
-
-/// A seeded generator for the tests (SplitMix64).
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
