@@ -91,13 +91,18 @@ public struct DataSet: Sendable {
     /// The examples at `indices`, in that order: images `[indices.count, width]` and labels.
     /// - Precondition: every index in `0 ..< count`.
     public func batch(_ indices: [Int]) -> (images: Tensor, labels: Tensor) {
+        (images(at: indices), Tensor(shape: [indices.count], scalars: indices.map { ids[$0] }, on: device))
+    }
+
+    /// The images at `indices` alone, `[indices.count, width]` (for a caller that makes its own labels).
+    /// - Precondition: every index in `0 ..< count`.
+    package func images(at indices: [Int]) -> Tensor {
         if let bad = indices.first(where: { !(0..<count).contains($0) }) {
             fail(TapeError.argument("DataSet.batch: index \(bad) is outside 0..<\(count)"))
         }
-        let x = Tensor(
+        return Tensor(
             shape: [indices.count, width], scalars: indices.flatMap { pixels[($0 * width)..<(($0 + 1) * width)] },
             on: device)
-        return (x, Tensor(shape: [indices.count], scalars: indices.map { ids[$0] }, on: device))
     }
 
     /// One pass over the examples in an order shuffled by `rng`, `size` at a time (the last batch

@@ -1,6 +1,7 @@
 import CMPI
 import Foundation
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 /// The processes of a data-parallel job, over MPI (Open MPI or MPICH), in the shape of Horovod.
 ///
@@ -141,8 +142,8 @@ public enum Distributed {
             throw TapeError.shape(
                 "\(what): the processes differ in what they pass: process \(rank) has \(tensors.count) tensors "
                     + "(layout \(String(UInt64(bitPattern: signature), radix: 16))), the processes have "
-                    + "\(counts.min()!) to \(counts.max()!); every process must pass the same tensors, in the same order"
-            )
+                    + "\(counts.min()!) to \(counts.max()!); every process must pass the same tensors, in the same "
+                    + "order")
         }
     }
 
@@ -160,7 +161,7 @@ public enum Distributed {
     public static func agree(on settings: [(name: String, value: String)]) throws {
         let world = MPIWorld.shared
         guard world.size > 1 else { return }
-        let hashes = settings.map { fnv1a(Array("\($0.name)=\($0.value)".utf8)) }
+        let hashes = settings.map { Int64(bitPattern: ProgramCache.fnv1a("\($0.name)=\($0.value)")) }
         let all = try world.allGather("agreement on the settings", [Int64(settings.count)] + hashes)
         guard Set(all.map { $0[0] }).count == 1 else {
             world.failingAlike()
@@ -191,11 +192,6 @@ public enum Distributed {
     /// values they agreed on), so that a non-zero exit ends each process normally instead of
     /// aborting the job before the others have printed it.
     package static func failingAlike() { MPIWorld.shared.failingAlike() }
-
-    /// A 64-bit FNV-1a hash of `bytes`.
-    static func fnv1a(_ bytes: [UInt8]) -> Int64 {
-        Int64(bitPattern: bytes.reduce(0xcbf2_9ce4_8422_2325 as UInt64) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 })
-    }
 
     /// A 64-bit FNV-1a hash of the tensors' dtypes and shapes.
     static func layout(_ tensors: [Tensor]) -> Int64 {

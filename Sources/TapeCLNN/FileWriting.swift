@@ -20,9 +20,7 @@ package enum FileWriting {
     ///   `is a folder: PATH`, `cannot write in DIR: permission denied`.
     package static func write(_ data: Data, to url: URL) throws {
         let path = try destination(url)
-        let folder =
-            (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
-        let temporary = try Temporary(in: folder, for: path)
+        let temporary = try Temporary(for: path)
         do {
             try data.withUnsafeBytes { raw in
                 var done = 0
@@ -44,10 +42,7 @@ package enum FileWriting {
     /// Checks, before hours of work, that `url` can be written: its folder exists and takes a new
     /// file, and it is not a folder. Leaves nothing behind.
     package static func checkWritable(_ url: URL) throws {
-        let path = try destination(url)
-        let folder =
-            (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
-        let temporary = try Temporary(in: folder, for: path)
+        let temporary = try Temporary(for: try destination(url))
         temporary.discard()
     }
 
@@ -93,14 +88,17 @@ package enum FileWriting {
         }
     }
 
-    /// An open file in `folder` that becomes `path` on ``publish(as:)``.
+    /// An open file in the destination's folder that becomes `path` on ``publish(as:)``.
     struct Temporary {
         let descriptor: Int32
         /// The named temporary file, where the file system has no unnamed ones.
         let name: String?
         let folder: String
 
-        init(in folder: String, for path: String) throws {
+        /// A file in `path`'s folder (the working directory for a bare name).
+        init(for path: String) throws {
+            let parent = (path as NSString).deletingLastPathComponent
+            let folder = parent.isEmpty ? "." : parent
             self.folder = folder
             var fd = FileWriting.unnamed != 0 ? open(folder, FileWriting.unnamed | O_WRONLY | O_CLOEXEC, 0o666) : -1
             var name: String? = nil

@@ -158,8 +158,8 @@ public final class Conv2D: Layer, Sendable {
                 ? "; for channels first (NCHW) use x.transposed(permutation: [0, 2, 3, 1])" : ""
             fail(
                 TapeError.shape(
-                    "\(me): the input must be [batch, height, width, \(f[2])]: \(x.shape) has \(x.shape[3]) channels in "
-                        + "its last axis\(nchw)"))
+                    "\(me): the input must be [batch, height, width, \(f[2])]: \(x.shape) has \(x.shape[3]) channels "
+                        + "in its last axis\(nchw)"))
         }
         checkInput(x, of: me, on: filter)
         return activation(conv2d(x, filter: filter, strides: strides, padding: padding) + bias)

@@ -48,13 +48,10 @@ extension Optimizer {
 func matched(
     _ state: [String: Tensor], _ expected: [String: (shape: [Int], dtype: DType, device: Device)]
 ) throws -> [String: Tensor] {
-    var problems: [String] = []
-    let missing = Set(expected.keys).subtracting(state.keys).sorted()
-    let unexpected = Set(state.keys).subtracting(expected.keys).sorted()
-    if !missing.isEmpty { problems.append("\(missing.count) missing: \(WeightNames.list(missing))") }
-    if !unexpected.isEmpty { problems.append("\(unexpected.count) unexpected: \(WeightNames.list(unexpected))") }
-    for name in expected.keys.sorted() {
-        guard let t = state[name], let e = expected[name], t.shape != e.shape || t.dtype != e.dtype else { continue }
+    let differences = Differences(state, expected: expected.mapValues { ($0.shape, $0.dtype) })
+    var problems = differences.absentAndExtra
+    for name in differences.misshaped {
+        let (t, e) = (state[name]!, expected[name]!)
         problems.append("\(WeightNames.list([name])) is \(t.shape) \(t.dtype), not \(e.shape) \(e.dtype)")
     }
     guard problems.isEmpty else { throw TapeError.shape(problems.joined(separator: "; ")) }

@@ -92,7 +92,7 @@ public func loadSafetensors(from url: URL, on device: Device? = nil) throws -> [
     }
     let dataCount = file.count - dataStart
     var tensors: [String: Tensor] = [:]
-    for entry in header.entries {
+    let dtypes = try header.entries.map { entry -> DType in
         let name = SafetensorsHeader.printable(entry.name)
         guard let dtype = Safetensors.dtype(entry.dtype) else {
             throw bad("tensor '\(name)' has dtype \(entry.dtype); TapeCL reads F32, F64, I32, I8 and BOOL")
@@ -114,6 +114,7 @@ public func loadSafetensors(from url: URL, on device: Device? = nil) throws -> [
         guard end - begin == count * dtype.byteSize else {
             throw bad("tensor '\(name)' has \(end - begin) bytes for shape \(shape) of \(entry.dtype)")
         }
+        return dtype
     }
     // As Python checks: in offset order, each tensor begins where the one before ends, the first at 0,
     // and the last ends at the end of the file.
@@ -128,8 +129,7 @@ public func loadSafetensors(from url: URL, on device: Device? = nil) throws -> [
     guard covered == dataCount else {
         throw bad("\(dataCount - covered) bytes after the last tensor's data: the file is not what its header says")
     }
-    for entry in header.entries {
-        let dtype = Safetensors.dtype(entry.dtype)!
+    for (entry, dtype) in zip(header.entries, dtypes) {
         tensors[entry.name] = try file.withUnsafeBytes { raw in
             let bytes = UnsafeRawBufferPointer(rebasing: raw[(dataStart + entry.begin)..<(dataStart + entry.end)])
             guard dtype == .bool, bytes.contains(where: { $0 > 1 }) else {

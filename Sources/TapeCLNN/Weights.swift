@@ -28,15 +28,10 @@ extension Layer {
     public func loadWeights(from url: URL) throws {
         let tensors = try loadSafetensors(from: url, on: .host)
         let named = namedVariables
-        var problems: [String] = []
-        let missing = Set(named.keys).subtracting(tensors.keys).sorted()
-        let unexpected = Set(tensors.keys).subtracting(named.keys).sorted()
-        if !missing.isEmpty { problems.append("\(missing.count) missing: \(WeightNames.list(missing))") }
-        if !unexpected.isEmpty { problems.append("\(unexpected.count) unexpected: \(WeightNames.list(unexpected))") }
-        let misshaped = named.keys.sorted().compactMap { name -> String? in
-            guard let t = tensors[name], let v = named[name], t.shape != v.shape || t.dtype != v.dtype else {
-                return nil
-            }
+        let differences = Differences(tensors, expected: named.mapValues { ($0.shape, $0.dtype) })
+        var problems = differences.absentAndExtra
+        let misshaped = differences.misshaped.map { name in
+            let (t, v) = (tensors[name]!, named[name]!)
             return
                 "\(WeightNames.list([name])) is \(t.shape) \(t.dtype) in the file, \(v.shape) \(v.dtype) in the layer"
         }
@@ -50,6 +45,31 @@ extension Layer {
             throw TapeError.shape("loadWeights: \(url.path): " + problems.joined(separator: "; "))
         }
         for (name, v) in named { v.assign(tensors[name]!.to(v.value.device)) }
+    }
+}
+
+/// How the tensors of a file differ from what a layer or an optimizer expects of them.
+struct Differences {
+    /// Names expected and not found, in order.
+    let missing: [String]
+    /// Names found and not expected, in order.
+    let unexpected: [String]
+    /// Names found and expected whose shape or dtype differ, in order.
+    let misshaped: [String]
+
+    init(_ found: [String: Tensor], expected: [String: (shape: [Int], dtype: DType)]) {
+        missing = Set(expected.keys).subtracting(found.keys).sorted()
+        unexpected = Set(found.keys).subtracting(expected.keys).sorted()
+        misshaped = expected.keys.sorted().filter { name in
+            guard let t = found[name], let e = expected[name] else { return false }
+            return t.shape != e.shape || t.dtype != e.dtype
+        }
+    }
+
+    /// `N missing: 'a', …` and `N unexpected: 'b', …`, for those there are.
+    var absentAndExtra: [String] {
+        (missing.isEmpty ? [] : ["\(missing.count) missing: \(WeightNames.list(missing))"])
+            + (unexpected.isEmpty ? [] : ["\(unexpected.count) unexpected: \(WeightNames.list(unexpected))"])
     }
 }
 

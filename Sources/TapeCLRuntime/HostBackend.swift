@@ -80,7 +80,6 @@ final class HostBackend: Backend {
         default: fill(UInt64.self)
         }
     }
-    /// Physical memory not in use now (`_SC_AVPHYS_PAGES`), for out-of-memory messages.
     func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {
         if let base = into.baseAddress { base.copyMemory(from: buffer.handle, byteCount: into.count) }
     }

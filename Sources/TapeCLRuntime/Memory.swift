@@ -204,8 +204,8 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
             if u.build {
                 warnOnce(
                     "build:\(u.reason)",
-                    "\(u.reason); \(launch.opName) (\(launch.dtype)) and the other ops of that program run on the host on "
-                        + "\(name)")
+                    "\(u.reason); \(launch.opName) (\(launch.dtype)) and the other ops of that program run on the "
+                        + "host on \(name)")
             } else {
                 warnOnce(
                     "fallback:\(launch.opName):\(launch.dtype)",

@@ -9,7 +9,7 @@ extension OpenCLBackend {
         // A write past `ulimit -f` (PoCL's kernel cache, a saved file) fails with EFBIG, reported
         // where it happens, instead of killing the process without a word.
         if let own = signal(SIGXFSZ, SIG_IGN) { signal(SIGXFSZ, own) }  // a program's own choice stays (SIG_DFL is nil)
-        preparePoCLCache()
+        let poclCache = preparePoCLCache()
         var count: cl_uint = 0
         guard clGetPlatformIDs(0, nil, &count) == CL_SUCCESS, count > 0 else { return [] }
         var platforms = [cl_platform_id?](repeating: nil, count: Int(count))
@@ -25,7 +25,7 @@ extension OpenCLBackend {
                 continue
             }
             let name = clString { clGetPlatformInfo(platform, cl_platform_info(CL_PLATFORM_NAME), $0, $1, $2) }
-            if name == "Portable Computing Language", let problem = poclCacheProblem() {
+            if name == "Portable Computing Language", let problem = poclCacheProblem(poclCache) {
                 Notices.warnOnce(
                     "pocl-skipped",
                     "skipping PoCL's devices: its kernel cache cannot take new files (\(problem)), and PoCL stops the "
@@ -45,20 +45,15 @@ extension OpenCLBackend {
     /// (`ulimit -f`; PoCL's files reach about 100 KB, its temporary ones more), or under 64 MiB free
     /// on the cache's disk. PoCL aborts the process ("Generic WG function binary does not exist")
     /// or dies of SIGXFSZ on such a write, so its devices are better skipped with a warning.
-    static func poclCacheProblem() -> String? {
+    static func poclCacheProblem(_ folder: String) -> String? {
         var limit = rlimit()
         if getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max,
             limit.rlim_cur < 8 << 20
         {
             return "the file size limit (ulimit -f) is \(limit.rlim_cur) bytes"
         }
-        let env = ProcessInfo.processInfo.environment
-        let folder =
-            env["POCL_CACHE_DIR"]
-            ?? env["XDG_CACHE_HOME"].flatMap { $0.hasPrefix("/") ? $0 + "/pocl" : nil }
-            ?? env["HOME"].map { $0 + "/.cache/pocl" }
         var disk = statvfs()
-        if let folder, statvfs(folder, &disk) == 0 {
+        if statvfs(folder, &disk) == 0 {
             let free = UInt64(disk.f_bavail) * UInt64(disk.f_frsize)
             if free < 64 << 20 { return "\(folder) is on a disk with \(free) bytes free" }
         }
@@ -69,7 +64,8 @@ extension OpenCLBackend {
     /// a user's `POCL_CACHE_DIR` that is not a writable folder is reported once; unset, PoCL is
     /// pointed at a writable one. Only absolute `XDG_CACHE_HOME` and `HOME` count (an empty or
     /// relative one would create folders in the current directory).
-    static func preparePoCLCache() {
+    /// - Returns: the folder PoCL caches its kernels in.
+    static func preparePoCLCache() -> String {
         let env = ProcessInfo.processInfo.environment
         if let dir = env["POCL_CACHE_DIR"] {
             var isDirectory: ObjCBool = false
@@ -89,7 +85,7 @@ extension OpenCLBackend {
                         + "device or fail every kernel build"
                 )
             }
-            return
+            return dir
         }
         let base =
             env["XDG_CACHE_HOME"].flatMap { $0.hasPrefix("/") ? URL(fileURLWithPath: $0) : nil }
@@ -101,10 +97,11 @@ extension OpenCLBackend {
                 at: base.appendingPathComponent("pocl"), withIntermediateDirectories: true)) != nil,
             FileManager.default.isWritableFile(atPath: base.appendingPathComponent("pocl").path)
         {
-            return
+            return base.appendingPathComponent("pocl").path
         }
         let fallback = FileManager.default.temporaryDirectory.appendingPathComponent("tapecl-pocl-cache")
         try? FileManager.default.createDirectory(at: fallback, withIntermediateDirectories: true)
         setenv("POCL_CACHE_DIR", fallback.path, 1)
+        return fallback.path
     }
 }

@@ -144,10 +144,10 @@ extension OpenCLBackend {
             throw Unsupported(reason: "Kernels/\(family).cl is missing from this build")
         }
         let diskKey = [source, options, info.deviceName, info.driverVersion ?? ""].joined(separator: "\u{0}")
-        let name = family + " " + options
-        if let program = loadCached(name, key: diskKey) { return program }
+        if let program = loadCached(family, options, key: diskKey) { return program }
         return try ProgramCache.withBuildLock(key: diskKey) {
-            if let program = loadCached(name, key: diskKey) { return program }  // built by another process meanwhile
+            // built by another process meanwhile
+            if let program = loadCached(family, options, key: diskKey) { return program }
             do { return try buildFromSource(family, options, source, key: diskKey) } catch {
                 return try buildFromSource(family, options, source, key: diskKey)
             }
@@ -156,7 +156,7 @@ extension OpenCLBackend {
 
     /// The program from a verified disk-cache entry, built for this device; nil when there is none
     /// or it does not load (the entry is then removed).
-    private func loadCached(_ name: String, key: String) -> cl_program? {
+    private func loadCached(_ family: String, _ options: String, key: String) -> cl_program? {
         guard let binary = ProgramCache.load(key: key) else { return nil }
         let start = Date()
         var status: cl_int = 0
@@ -168,21 +168,18 @@ extension OpenCLBackend {
             return clCreateProgramWithBinary(context, 1, &dev, &length, &ptr, &binaryStatus, &status)
         }
         if let program, status == CL_SUCCESS, binaryStatus == CL_SUCCESS,
-            clBuildProgram(program, 1, &dev, options(of: name), nil, nil) == CL_SUCCESS
+            clBuildProgram(program, 1, &dev, options, nil, nil) == CL_SUCCESS
         {
             builds.append(
-                ProgramBuild(program: name, seconds: Date().timeIntervalSince(start), fromDiskCache: true, error: nil))
+                ProgramBuild(
+                    program: family + " " + options, seconds: Date().timeIntervalSince(start), fromDiskCache: true,
+                    error: nil))
             Registry.drainAtExit()
             return program
         }
         if let program { clReleaseProgram(program) }
         ProgramCache.remove(key: key)  // corrupt or stale: rebuild, never trust
         return nil
-    }
-
-    /// The build options in a program's name (`family options`).
-    private func options(of name: String) -> String {
-        name.firstIndex(of: " ").map { String(name[name.index(after: $0)...]) } ?? ""
     }
 
     /// Compiles the program and stores its binary in the disk cache.

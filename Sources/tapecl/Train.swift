@@ -292,19 +292,22 @@ struct DigitsData {
     enum Part { case train, test }
     let train: DataSet
     let test: DataSet
+    /// Each part's labels as Swift integers, read once.
+    let trainLabels: [Int]
+    let testLabels: [Int]
     var trainCount: Int { train.count }
     var testCount: Int { test.count }
 
     init(seed: UInt64, on device: Device) throws {
         train = try Digits.load(split: .train, seed: seed, on: device)
         test = try Digits.load(split: .test, seed: seed, on: device)
+        (trainLabels, testLabels) = (train.labelValues, test.labelValues)
     }
 
     /// The images, one-hot labels and labels of the examples at `indices` of `part`.
     func batch(_ indices: [Int], from part: Part) -> (Tensor, Tensor, [Int]) {
-        let set = part == .train ? train : test
-        let (x, _) = set.batch(indices)
-        let all = set.labelValues
+        let (set, all) = part == .train ? (train, trainLabels) : (test, testLabels)
+        let x = set.images(at: indices)
         let l = indices.map { all[$0] }
         return (x, oneHot(l, classes: 10, on: x.device), l)
     }

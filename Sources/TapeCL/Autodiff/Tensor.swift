@@ -338,7 +338,6 @@ extension Int8: TensorScalar {
     public static func converting(_ d: Double) -> Self { HostConversion.int8(d) }
 }
 
-/// Host bytes of `scalars` converted to `dtype`, valid inside `body`.
 /// The least and largest of integer elements' bytes (nil for floating point or no elements).
 func integerRange(_ raw: UnsafeRawBufferPointer, _ dtype: DType) -> ClosedRange<Int64>? {
     func range<T: FixedWidthInteger>(_: T.Type) -> ClosedRange<Int64>? {
@@ -353,6 +352,7 @@ func integerRange(_ raw: UnsafeRawBufferPointer, _ dtype: DType) -> ClosedRange<
     }
 }
 
+/// Host bytes of `scalars` converted to `dtype`, valid inside `body`.
 func withHostBytes<S: TensorScalar, R>(
     _ scalars: [S], as dtype: DType, _ body: (UnsafeRawBufferPointer) throws -> R
 ) rethrows -> R {
