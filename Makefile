@@ -39,9 +39,11 @@ run: release
 ## (opencl:1) under the whole suite, and Oclgrind, a simulated GPU that reports races and out-of-bounds
 ## accesses, under `tapecl check` and a subset of the suite (scripts/oclgrind.sh). `tapecl-stop` and `tapecl`
 ## are built in release too: tests check that a stop prints its message and that the workloads run in an
-## optimised build (the optimiser once freed values early that a debug build kept).
+## optimised build (the optimiser once freed values early that a debug build kept). README's Swift snippets
+## are type-checked against the built modules (scripts/readme-snippets.py).
 test: deps lint python-safetensors intel-opencl
 	$(SWIFT) build --build-tests
+	python3 scripts/readme-snippets.py
 	$(SWIFT) build -c release --static-swift-stdlib --product tapecl-stop
 	$(SWIFT) build -c release --static-swift-stdlib --product tapecl
 	@echo "OpenCL devices under test:"; $(WITH_INTEL) ./.build/debug/tapecl devices | grep -E '^[ *] opencl' || echo "  none (host only)"

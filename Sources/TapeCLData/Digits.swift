@@ -91,15 +91,20 @@ public struct DataSet: Sendable {
     /// The examples at `indices`, in that order: images `[indices.count, width]` and labels.
     /// - Precondition: every index in `0 ..< count`.
     public func batch(_ indices: [Int]) -> (images: Tensor, labels: Tensor) {
-        (images(at: indices), Tensor(shape: [indices.count], scalars: indices.map { ids[$0] }, on: device))
+        if let error = indexError(indices) { return stop(error, else: (.inert(), .inert(dtype: .int32))) }
+        return (images(at: indices), Tensor(shape: [indices.count], scalars: indices.map { ids[$0] }, on: device))
+    }
+
+    /// The error naming the first index outside `0 ..< count`, if any.
+    private func indexError(_ indices: [Int]) -> TapeError? {
+        guard let bad = indices.first(where: { !(0..<count).contains($0) }) else { return nil }
+        return TapeError.argument("DataSet.batch: index \(bad) is outside 0..<\(count)")
     }
 
     /// The images at `indices` alone, `[indices.count, width]` (for a caller that makes its own labels).
     /// - Precondition: every index in `0 ..< count`.
     package func images(at indices: [Int]) -> Tensor {
-        if let bad = indices.first(where: { !(0..<count).contains($0) }) {
-            fail(TapeError.argument("DataSet.batch: index \(bad) is outside 0..<\(count)"))
-        }
+        if let error = indexError(indices) { return stop(error, else: .inert()) }
         return Tensor(
             shape: [indices.count, width], scalars: indices.flatMap { pixels[($0 * width)..<(($0 + 1) * width)] },
             on: device)
@@ -121,7 +126,9 @@ public struct DataSet: Sendable {
     }
 
     func batches(size: Int, order: [Int]) -> [(images: Tensor, labels: Tensor)] {
-        guard size > 0 else { fail(TapeError.argument("DataSet.batches: size must be 1 or more, not \(size)")) }
+        guard size > 0 else {
+            return stop(TapeError.argument("DataSet.batches: size must be 1 or more, not \(size)"), else: [])
+        }
         return stride(from: 0, to: order.count, by: size).map { batch(Array(order[$0..<min(order.count, $0 + size)])) }
     }
 }

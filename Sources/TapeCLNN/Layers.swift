@@ -66,18 +66,18 @@ public final class Dense: Layer, Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let (inputs, outputs) = (weight.shape[0], weight.shape[1])
         let me = "Dense" + (name.map { " '\($0)' " } ?? "") + "(\(inputs)→\(outputs))"
+        if let inert = Tensor.inertResult(of: me, x) { return inert }  // see `withErrors`
         if x.rank < 2 || x.rank > 3 {
-            fail(
-                TapeError.shape(
-                    "\(me): the input must be [batch, \(inputs)] or [batch, steps, \(inputs)], not \(x.shape)"))
+            let message = "\(me): the input must be [batch, \(inputs)] or [batch, steps, \(inputs)], not \(x.shape)"
+            return stop(TapeError.shape(message), else: .inert(dtype: x.dtype))
         }
         if x.shape[x.rank - 1] != inputs {
-            fail(
-                TapeError.shape(
-                    "\(me): the input has \(x.shape[x.rank - 1]) features (shape \(x.shape)) and the layer takes "
-                        + "inputSize \(inputs)"))
+            let message =
+                "\(me): the input has \(x.shape[x.rank - 1]) features (shape \(x.shape)) and the layer takes "
+                + "inputSize \(inputs)"
+            return stop(TapeError.shape(message), else: .inert(dtype: x.dtype))
         }
-        checkInput(x, of: me, on: weight)
+        if let error = inputError(x, of: me, on: weight) { return stop(error, else: .inert(dtype: x.dtype)) }
         guard x.rank == 3 else { return activation(matmul(x, weight) + bias) }
         let flat = x.reshaped(to: [-1, x.shape[2]])
         return activation((matmul(flat, weight) + bias).reshaped(to: [x.shape[0], x.shape[1], -1]))
@@ -88,20 +88,19 @@ public final class Dense: Layer, Sendable {
     public var namedVariables: [String: Variable] { ["weight": weight, "bias": bias] }
 }
 
-/// Stops, naming `layer`, unless `x` is floating point and on `variable`'s device.
-func checkInput(_ x: Tensor, of layer: String, on variable: Variable) {
+/// The error, naming `layer`, unless `x` is floating point and on `variable`'s device.
+func inputError(_ x: Tensor, of layer: String, on variable: Variable) -> TapeError? {
     if !x.dtype.isFloatingPoint {
-        fail(
-            TapeError.dtype("\(layer): the input must be float32 or float64, not \(x.dtype); convert it with cast(to:)")
-        )
+        return TapeError.dtype(
+            "\(layer): the input must be float32 or float64, not \(x.dtype); convert it with cast(to:)")
     }
     let device = variable.value.device
     if x.device != device {
-        fail(
-            TapeError.device(
-                "\(layer): the input is on \(x.device) and the layer's variables on \(device); move the input with "
-                    + "to(\(device == .host ? ".host" : "Device.named(\"\(device)\")"))"))
+        return TapeError.device(
+            "\(layer): the input is on \(x.device) and the layer's variables on \(device); move the input with "
+                + "to(\(device == .host ? ".host" : "Device.named(\"\(device)\")"))")
     }
+    return nil
 }
 
 /// A 2-D convolution layer (NHWC, filters HWIO): `activation(conv2d(x, filter) + bias)`.
@@ -124,13 +123,19 @@ public final class Conv2D: Layer, Sendable {
 
     /// Filters of `filterShape` `[KH, KW, Cin, Cout]` from `seed`; `name` names the layer in messages
     /// and in a ``Sequential``'s variable names.
+    /// - Precondition: `filterShape` has four sizes of 1 or more (else a stop naming it).
     public init(
         filterShape: [Int], strides: (Int, Int) = (1, 1), padding: Padding = .valid,
         activation: @escaping @Sendable (Tensor) -> Tensor = { $0 }, seed: UInt64 = 0, on device: Device? = nil,
         name: String? = nil
     ) {
         self.name = name
-        precondition(filterShape.count == 4, "Conv2D: filterShape \(filterShape) must be [KH, KW, Cin, Cout]")
+        var filterShape = filterShape
+        if filterShape.count != 4 || filterShape.contains(where: { $0 < 1 }) {
+            let error = TapeError.shape(
+                "Conv2D: filterShape \(filterShape) must be [KH, KW, Cin, Cout], each 1 or more")
+            filterShape = stop(error, else: [1, 1, 1, 1])  // inside `withErrors`: a layer that does nothing
+        }
         let fanIn = Double(filterShape[0] * filterShape[1] * filterShape[2])
         filter = Variable(
             Tensor.randomNormal(shape: filterShape, stddev: 1 / fanIn.squareRoot(), seed: seed, on: device),
@@ -147,21 +152,22 @@ public final class Conv2D: Layer, Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let f = filter.shape
         let me = "Conv2D" + (name.map { " '\($0)' " } ?? "") + "(\(f[0])×\(f[1]), \(f[2])→\(f[3]))"
+        if let inert = Tensor.inertResult(of: me, x) { return inert }  // see `withErrors`
         if x.rank != 4 {
             let hint = x.rank == 3 ? "; one image [height, width, channels] is x.reshaped(to: [1] + x.shape)" : ""
-            fail(
-                TapeError.shape("\(me): the input must be [batch, height, width, \(f[2])], not \(x.shape)\(hint)"))
+            let message = "\(me): the input must be [batch, height, width, \(f[2])], not \(x.shape)\(hint)"
+            return stop(TapeError.shape(message), else: .inert(dtype: x.dtype))
         }
         if x.shape[3] != f[2] {
             let nchw =
                 x.shape[1] == f[2]
                 ? "; for channels first (NCHW) use x.transposed(permutation: [0, 2, 3, 1])" : ""
-            fail(
-                TapeError.shape(
-                    "\(me): the input must be [batch, height, width, \(f[2])]: \(x.shape) has \(x.shape[3]) channels "
-                        + "in its last axis\(nchw)"))
+            let message =
+                "\(me): the input must be [batch, height, width, \(f[2])]: \(x.shape) has \(x.shape[3]) channels "
+                + "in its last axis\(nchw)"
+            return stop(TapeError.shape(message), else: .inert(dtype: x.dtype))
         }
-        checkInput(x, of: me, on: filter)
+        if let error = inputError(x, of: me, on: filter) { return stop(error, else: .inert(dtype: x.dtype)) }
         return activation(conv2d(x, filter: filter, strides: strides, padding: padding) + bias)
     }
 
@@ -216,7 +222,7 @@ public final class Sequential: Layer {
         self.layers = layers
         let prefixes = layers.enumerated().map { $1.name ?? "\($0)" }
         if let twice = prefixes.first(where: { p in prefixes.filter { $0 == p }.count > 1 }) {
-            fail(TapeError.argument("Sequential: two layers are named '\(twice)'; give them different names"))
+            stop(TapeError.argument("Sequential: two layers are named '\(twice)'; give them different names"), else: ())
         }
     }
 

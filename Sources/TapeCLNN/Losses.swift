@@ -7,17 +7,18 @@ import TapeCL
 /// - Precondition: `labels` of the logits' shape and dtype (int32 class ids are
 ///   ``sparseSoftmaxCrossEntropy(logits:labels:)``'s); else the program stops naming both.
 public func softmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor {
+    if let inert = Tensor.inertResult(of: "softmaxCrossEntropy", logits, labels) { return inert }
     if labels.dtype == .int32 && labels.rank == logits.rank - 1 {
-        fail(
-            TapeError.dtype(
-                "softmaxCrossEntropy: labels \(labels.shape) int32 are class ids: use "
-                    + "sparseSoftmaxCrossEntropy(logits:labels:), or one-hot labels of shape \(logits.shape)"))
+        let message =
+            "softmaxCrossEntropy: labels \(labels.shape) int32 are class ids: use "
+            + "sparseSoftmaxCrossEntropy(logits:labels:), or one-hot labels of shape \(logits.shape)"
+        return stop(TapeError.dtype(message), else: .inert(dtype: logits.dtype))
     }
     if labels.shape != logits.shape || labels.dtype != logits.dtype {
-        fail(
-            TapeError.shape(
-                "softmaxCrossEntropy: labels must be one-hot (or probabilities) of the logits' shape and dtype, "
-                    + "\(logits.shape) \(logits.dtype), not \(labels.shape) \(labels.dtype)"))
+        let message =
+            "softmaxCrossEntropy: labels must be one-hot (or probabilities) of the logits' shape and dtype, "
+            + "\(logits.shape) \(logits.dtype), not \(labels.shape) \(labels.dtype)"
+        return stop(TapeError.shape(message), else: .inert(dtype: logits.dtype))
     }
     return -(labels * logSoftmax(logits)).sum(axes: [-1]).mean()
 }
@@ -34,23 +35,27 @@ public func softmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor {
 ///   (TensorFlow: "logits and labels must have the same first dimension"); every label in
 ///   `0 ..< classes`. Else the program stops with a `TapeError` naming the shapes, the dtype or the label.
 public func sparseSoftmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor {
+    if let inert = Tensor.inertResult(of: "sparseSoftmaxCrossEntropy", logits, labels) { return inert }
+    let inert = Tensor.inert(dtype: logits.dtype)
     guard logits.rank >= 1 else {
-        fail(TapeError.shape("sparseSoftmaxCrossEntropy: logits must have a classes axis, not shape \(logits.shape)"))
+        let message = "sparseSoftmaxCrossEntropy: logits must have a classes axis, not shape \(logits.shape)"
+        return stop(TapeError.shape(message), else: inert)
     }
     guard labels.dtype == .int32 else {
         let oneHot =
             labels.shape == logits.shape && labels.dtype.isFloatingPoint
             ? "; labels of the logits' shape look one-hot: use softmaxCrossEntropy(logits:labels:)" : ""
-        fail(TapeError.dtype("sparseSoftmaxCrossEntropy: labels must be int32 class ids, not \(labels.dtype)\(oneHot)"))
+        let message = "sparseSoftmaxCrossEntropy: labels must be int32 class ids, not \(labels.dtype)\(oneHot)"
+        return stop(TapeError.dtype(message), else: inert)
     }
     guard labels.shape == Array(logits.shape.dropLast()) else {
-        fail(
-            TapeError.shape(
-                "sparseSoftmaxCrossEntropy: logits and labels must have the same leading shape: logits \(logits.shape) "
-                    + "need labels \(Array(logits.shape.dropLast())), not \(labels.shape)"))
+        let message =
+            "sparseSoftmaxCrossEntropy: logits and labels must have the same leading shape: logits \(logits.shape) "
+            + "need labels \(Array(logits.shape.dropLast())), not \(labels.shape)"
+        return stop(TapeError.shape(message), else: inert)
     }
     let classes = logits.shape[logits.rank - 1]
-    checkLabels(labels, classes)
+    if let error = labelError(labels, classes) { return stop(error, else: inert) }
     // Each row's log-probability at its label, picked by comparing the labels with 0 ..< classes on
     // the device (a gather would read its indices back to check them, a wait on every step).
     let rows = logSoftmax(logits.reshaped(to: [-1, classes]))
@@ -59,15 +64,13 @@ public func sparseSoftmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor 
     return -select(ids .== classIds, rows, Tensor(0, dtype: logits.dtype, on: logits.device)).sum(axes: [-1]).mean()
 }
 
-/// Stops unless every label lies in `0 ..< classes`: checked against the range known when the labels
-/// were made from host values (no read of the device), else read back once.
-func checkLabels(_ labels: Tensor, _ classes: Int) {
-    if let known = labels.knownRange, known.lowerBound >= 0, known.upperBound < classes { return }
+/// The error unless every label lies in `0 ..< classes`: checked against the range known when the
+/// labels were made from host values (no read of the device), else read back once.
+func labelError(_ labels: Tensor, _ classes: Int) -> TapeError? {
+    if let known = labels.knownRange, known.lowerBound >= 0, known.upperBound < classes { return nil }
     let values = labels.scalars(as: Int32.self)
-    if let (i, bad) = values.enumerated().first(where: { !(0..<Int32(classes)).contains($1) }) {
-        fail(
-            TapeError.argument("sparseSoftmaxCrossEntropy: label \(bad) (example \(i)) is out of range 0..<\(classes)"))
-    }
+    guard let (i, bad) = values.enumerated().first(where: { !(0..<Int32(classes)).contains($1) }) else { return nil }
+    return TapeError.argument("sparseSoftmaxCrossEntropy: label \(bad) (example \(i)) is out of range 0..<\(classes)")
 }
 
 /// `mean((prediction − target)²)`, the square taken as `d · d` (as `tf.square` does; `pow` would

@@ -1,4 +1,5 @@
 import TapeCL
+@_spi(Runtime) import TapeCLRuntime
 
 /// Layer normalisation over the last axis (`tf.keras.layers.LayerNormalization`):
 /// `(x − mean) / √(variance + ε) · gamma + beta`, with the biased variance.
@@ -43,9 +44,11 @@ public final class Dropout: Layer, @unchecked Sendable {
     public var isTraining = false
     private var calls: UInt64 = 0
 
+    /// - Precondition: `rate` in `0 ..< 1` (else a stop naming it).
     public init(rate: Double, seed: UInt64 = 0) {
-        precondition((0..<1).contains(rate), "Dropout: rate \(rate) must be in [0, 1)")
-        self.rate = rate
+        let valid = (0..<1).contains(rate)
+        if !valid { stop(TapeError.argument("Dropout: rate \(rate) must be in [0, 1)"), else: ()) }
+        self.rate = valid ? rate : 0
         self.seed = seed
     }
 

@@ -3,7 +3,11 @@ import TapeCL
 
 /// Updates variables from their gradients. Updates are not recorded on any tape.
 public protocol Optimizer: AnyObject {
-    /// Applies one step; a `nil` gradient leaves its variable as it is.
+    /// Applies one step; a `nil` gradient leaves its variable as it is. TapeCL's optimizers take a
+    /// step all or nothing: the variables and gradients are checked first (one gradient or `nil` per
+    /// variable, each of its variable's shape, dtype and device), every new value is computed, and
+    /// only then are they assigned, so inside `withErrors` a failed step changes no variable and no
+    /// state.
     func update(_ variables: [Variable], gradients: [Tensor?])
     /// The state kept across steps for the variables of `names` (each variable's by its name and a
     /// suffix, the optimizer's own without one): what ``Optimizer/saveState(of:to:)`` writes.
@@ -29,18 +33,17 @@ public final class SGD: Optimizer {
     }
 
     public func update(_ variables: [Variable], gradients: [Tensor?]) {
-        withoutRecording {
-            for (v, g) in zip(variables, gradients) {
-                guard let g else { continue }
-                var step = g
-                if momentum != 0 {
-                    step = velocity[ObjectIdentifier(v)].map { momentum * $0 + g } ?? g
-                    step.evaluate()  // kept across steps
-                    velocity[ObjectIdentifier(v)] = step
-                }
-                v.assignSub(learningRate * step)
+        var velocity = velocity
+        let taken = takeStep("SGD", variables, gradients) { v, g in
+            var step = g
+            if momentum != 0 {
+                step = velocity[ObjectIdentifier(v)].map { momentum * $0 + g } ?? g
+                step.evaluate()  // kept across steps
+                velocity[ObjectIdentifier(v)] = step
             }
+            return v.stored - learningRate * step
         }
+        if taken { self.velocity = velocity }
     }
 }
 
@@ -91,26 +94,29 @@ public class Adam: Optimizer {
     }
 
     public func update(_ variables: [Variable], gradients: [Tensor?]) {
-        step += 1
+        let step = self.step + 1
         let c1: Double = 1 - Foundation.pow(beta1, Double(step))
         let c2: Double = 1 - Foundation.pow(beta2, Double(step))
-        withoutRecording {
-            for (v, g) in zip(variables, gradients) {
-                guard let g else { continue }
-                let key = ObjectIdentifier(v)
-                let (m0, v0) = moments[key] ?? (g * 0, g * 0)
-                let m = beta1 * m0 + (1 - beta1) * g
-                let s = beta2 * v0 + (1 - beta2) * g * g
-                m.evaluate()  // kept across steps: computed once, not inside every later step's chain
-                s.evaluate()
-                moments[key] = (m, s)
-                if weightDecay != 0 { v.assign(v.value * (1 - learningRate * weightDecay)) }
-                switch epsilonForm {
-                case .pyTorch: v.assignSub(learningRate * (m / c1) / (sqrt(s / c2) + epsilon))
-                case .keras: v.assignSub((learningRate * c2.squareRoot() / c1) * m / (sqrt(s) + epsilon))
-                }
+        var moments = moments
+        let taken = takeStep(String(describing: Self.self), variables, gradients) { v, g in
+            let key = ObjectIdentifier(v)
+            let (m0, v0) = moments[key] ?? (g * 0, g * 0)
+            let m = beta1 * m0 + (1 - beta1) * g
+            let s = beta2 * v0 + (1 - beta2) * g * g
+            m.evaluate()  // kept across steps: computed once, not inside every later step's chain
+            s.evaluate()
+            moments[key] = (m, s)
+            var w = v.stored
+            if weightDecay != 0 {
+                w = w * (1 - learningRate * weightDecay)
+                w.evaluate()
+            }
+            return switch epsilonForm {
+            case .pyTorch: w - learningRate * (m / c1) / (sqrt(s / c2) + epsilon)
+            case .keras: w - (learningRate * c2.squareRoot() / c1) * m / (sqrt(s) + epsilon)
             }
         }
+        if taken { (self.moments, self.step) = (moments, step) }
     }
 }
 
@@ -157,30 +163,26 @@ public final class RMSprop: Optimizer {
     }
 
     public func update(_ variables: [Variable], gradients: [Tensor?]) {
-        withoutRecording {
-            for (v, g) in zip(variables, gradients) {
-                guard let g else { continue }
-                let key = ObjectIdentifier(v)
-                let s = alpha * (squares[key] ?? g * 0) + (1 - alpha) * g * g
-                s.evaluate()
-                squares[key] = s
-                var spread = s
-                if centered {
-                    let mean = alpha * (means[key] ?? g * 0) + (1 - alpha) * g
-                    mean.evaluate()
-                    means[key] = mean
-                    spread = s - mean * mean
-                }
-                let scaled = g / (sqrt(spread) + epsilon)
-                guard momentum != 0 else {
-                    v.assignSub(learningRate * scaled)
-                    continue
-                }
-                let b = momentum * (buffers[key] ?? g * 0) + scaled
-                b.evaluate()
-                buffers[key] = b
-                v.assignSub(learningRate * b)
+        var (squares, means, buffers) = (squares, means, buffers)
+        let taken = takeStep("RMSprop", variables, gradients) { v, g in
+            let key = ObjectIdentifier(v)
+            let s = alpha * (squares[key] ?? g * 0) + (1 - alpha) * g * g
+            s.evaluate()
+            squares[key] = s
+            var spread = s
+            if centered {
+                let mean = alpha * (means[key] ?? g * 0) + (1 - alpha) * g
+                mean.evaluate()
+                means[key] = mean
+                spread = s - mean * mean
             }
+            let scaled = g / (sqrt(spread) + epsilon)
+            guard momentum != 0 else { return v.stored - learningRate * scaled }
+            let b = momentum * (buffers[key] ?? g * 0) + scaled
+            b.evaluate()
+            buffers[key] = b
+            return v.stored - learningRate * b
         }
+        if taken { (self.squares, self.means, self.buffers) = (squares, means, buffers) }
     }
 }

@@ -36,10 +36,10 @@ public enum LearningRateSchedule: Sendable {
             return initial * 0.5 * (1 + cos(Double.pi * t))
         case .piecewise(let boundaries, let values):
             guard values.count == boundaries.count + 1 else {
-                fail(
-                    TapeError.argument(
-                        "LearningRateSchedule.piecewise: \(values.count) values for \(boundaries.count) boundaries; "
-                            + "give one more value than boundaries"))
+                let message =
+                    "LearningRateSchedule.piecewise: \(values.count) values for \(boundaries.count) boundaries; "
+                    + "give one more value than boundaries"
+                return stop(TapeError.argument(message), else: 0)
             }
             return values[boundaries.firstIndex { step <= $0 } ?? boundaries.count]
         }

@@ -103,13 +103,17 @@ import Synchronization
 /// Runs `body` with `count` operands made by `operand(i)` in stack memory (no array per launch:
 /// W1's scalar chains spent about 5% of their instructions allocating and freeing one).
 @inlinable @_spi(Runtime) public func withOperands<R>(
-    count: Int, _ operand: (Int) -> Operand,
+    count: Int, _ operand: (Int) throws -> Operand,
     _ body: (UnsafeBufferPointer<Operand>) throws -> R
 ) rethrows -> R {
     try withUnsafeTemporaryAllocation(of: Operand.self, capacity: count) { memory in
         let base = memory.baseAddress!
-        for i in 0..<count { (base + i).initialize(to: operand(i)) }
-        defer { base.deinitialize(count: count) }
+        var made = 0
+        defer { base.deinitialize(count: made) }
+        while made < count {
+            (base + made).initialize(to: try operand(made))
+            made += 1
+        }
         return try body(UnsafeBufferPointer(start: base, count: count))
     }
 }

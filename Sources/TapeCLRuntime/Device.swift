@@ -41,9 +41,10 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
     /// The OpenCL devices, in `opencl:N` order.
     public static var openCL: [Device] { Registry.shared.openCL }
     /// The process default (see the type's documentation); `withDevice` overrides it in a scope.
-    /// A `TAPECL_DEVICE` that names no device stops the program with ``defaultDevice()``'s error.
+    /// A `TAPECL_DEVICE` that names no device stops the program with ``defaultDevice()``'s error
+    /// (inside `withErrors`, that error is thrown and the host stands in).
     public static var `default`: Device {
-        do { return try defaultDevice() } catch { fail(error) }
+        do { return try defaultDevice() } catch { return stop(error, else: host) }
     }
     /// The process default, or the error for a `TAPECL_DEVICE` that names no device here (the
     /// value and the devices there are).

@@ -38,3 +38,51 @@ public enum TapeError: Error, CustomStringConvertible, Equatable {
 /// reporting errors (the `tapecl` command prints one line `error: ...` and exits with status 2)
 /// sets it once, at start-up. It must not return.
 @_spi(Runtime) public let stopHandler = Mutex<(@Sendable (any Error) -> Never)?>(nil)
+
+// MARK: - Catching stops (see `withErrors` in TapeCL)
+
+/// What a stop inside `withErrors` does instead of ending the program: where a
+/// non-throwing function would call ``fail(_:)``, it calls `stop(error, else: inert)`, which
+/// records `error` in the innermost scope (the first one counts) and returns `inert`, a result
+/// that does nothing; outside a scope it is ``fail(_:)``.
+@_spi(Runtime) public func stop<T>(_ error: any Error, else inert: @autoclosure () -> T) -> T {
+    guard let scope = ErrorScope.current else { fail(error) }
+    scope.record(error)
+    return inert()
+}
+
+/// The errors of one `withErrors` call: its first error, kept for the call to throw.
+/// Shared with the threads and tasks its body starts (a task-local value); the lock guards it.
+@_spi(Runtime) public final class ErrorScope: Sendable {
+    /// The innermost scope of the running task or thread.
+    @TaskLocal @_spi(Runtime) public static var current: ErrorScope?
+
+    private let first = Mutex<(any Error)?>(nil)
+    /// How many open scopes hold an error: while none does, ``isFailing`` needs no task-local read.
+    @usableFromInline static let failing = Atomic<Int>(0)
+
+    @_spi(Runtime) public init() {}
+
+    /// The first error recorded, if any.
+    @_spi(Runtime) public var firstError: (any Error)? { first.withLock { $0 } }
+
+    /// Keeps `error` unless an earlier one is kept.
+    @_spi(Runtime) public func record(_ error: any Error) {
+        let isFirst = first.withLock { kept in
+            guard kept == nil else { return false }
+            kept = error
+            return true
+        }
+        if isFirst { Self.failing.add(1, ordering: .relaxed) }
+    }
+
+    /// Ends the scope: it no longer counts as failing.
+    @_spi(Runtime) public func close() {
+        if firstError != nil { Self.failing.subtract(1, ordering: .relaxed) }
+    }
+
+    /// Whether the innermost scope here holds an error, so that an op's result is inert.
+    @inlinable @_spi(Runtime) public static var isFailing: Bool {
+        failing.load(ordering: .relaxed) > 0 && current?.firstError != nil
+    }
+}

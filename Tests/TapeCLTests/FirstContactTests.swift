@@ -10,8 +10,8 @@ let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
 
 @Suite("Errors that print and throw")
 struct ErrorTests {
-    /// A stop in an optimised build prints its message (`make test` builds `tapecl-stop` in release).
-    @Test(arguments: [
+    /// Each misuse of `tapecl-stop` and the message it stops with.
+    static let stops: [(String, String)] = [
         ("shape", "add: shapes [3] and [2] do not broadcast"),
         ("matmul", "matmul: shapes [1, 3] and [1, 2] do not fit"),
         ("reshape", "reshape: cannot reshape [3] (3 elements) to [2, 2]"),
@@ -47,7 +47,10 @@ struct ErrorTests {
             "sparseSoftmaxCrossEntropy: labels must be int32 class ids, not float32; labels of the logits' shape look "
                 + "one-hot: use softmaxCrossEntropy(logits:labels:)"
         ),
-    ])
+    ]
+
+    /// A stop in an optimised build prints its message (`make test` builds `tapecl-stop` in release).
+    @Test(arguments: stops)
     func releaseBuildStopsWithItsMessage(misuse: String, message: String) throws {
         let program = packageRoot.appendingPathComponent(".build/release/tapecl-stop")
         let r = try run(program, [misuse])

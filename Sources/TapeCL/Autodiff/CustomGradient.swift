@@ -38,13 +38,15 @@ public func customGradient(
             vjp: { s, dy in
                 let g = box.value(dy)
                 guard g.count == s.shapes.count else {
-                    fail(
-                        TapeError.argument(
-                            "customGradient: the backward returned \(g.count) cotangents for \(s.shapes.count) inputs"))
+                    let error = TapeError.argument(
+                        "customGradient: the backward returned \(g.count) cotangents for \(s.shapes.count) inputs")
+                    let inert = (0..<s.shapes.count).map { Tensor.inert(shape: s.shapes[$0], dtype: dy.dtype) }
+                    return stop(error, else: Cotangents(inert))
                 }
                 return Cotangents(g)
             },
             jvp: { _, _ in nil })
+        if value.isInert || ErrorScope.isFailing { return value }  // inside `withErrors` after an error
         let output = Tensor(handle: TensorHandle(buffer: value.buffer, shape: value.shape, dtype: value.dtype))
         if value.dtype.isFloatingPoint { Inputs.with(xs) { Recorder.record(op, $0, output, Attributes()) } }
         return output

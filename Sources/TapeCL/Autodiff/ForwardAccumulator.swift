@@ -29,16 +29,20 @@ public final class ForwardAccumulator: @unchecked Sendable {
     /// - Precondition: as many tangents as primals, each matching its primal's shape.
     public init(primals: [any TensorConvertible], tangents: [Tensor]) {
         guard primals.count == tangents.count else {
-            fail(TapeError.argument("ForwardAccumulator: \(primals.count) primals but \(tangents.count) tangents"))
+            stop(
+                TapeError.argument("ForwardAccumulator: \(primals.count) primals but \(tangents.count) tangents"),
+                else: ())
+            return
         }
         for (p, t) in zip(primals, tangents) {
             let value = GradientTape.tensor(p)
             guard value.shape == t.shape else {
-                fail(
-                    TapeError.shape(
-                        "ForwardAccumulator: tangent \(Shape.describe(t.shape)) for a primal of "
-                            + "\(Shape.describe(value.shape))"
-                    ))
+                let (given, primal) = (Shape.describe(t.shape), Shape.describe(value.shape))
+                let message = "ForwardAccumulator: tangent \(given) for a primal of \(primal)"
+                stop(TapeError.shape(message), else: ())
+                self.tangents = [:]
+                variableTangents = [:]
+                return
             }
             let t = t.dtype == value.dtype ? t : t.cast(to: value.dtype)
             self.tangents[value.id] = t

@@ -251,6 +251,7 @@ public final class GradientTape: @unchecked Sendable {
                     + "target of \(Shape.describe(y.shape)) \(y.dtype)"
             )
         }
+        if ErrorScope.isFailing || y.isInert { return try inertGradients(of: y, wrt: sources, whenReady: whenReady) }
         let ids = sources.map(sourceIDs)
         var gradients = [Tensor?](repeating: nil, count: sources.count)
         var pending = ids.map { Set($0).count }  // a source is final when all its ids are
@@ -282,6 +283,21 @@ public final class GradientTape: @unchecked Sendable {
         Self.entriesLastTime.store(Swift.min(entries.count, 1 << 16), ordering: .relaxed)
         if !persistent { consume() }
         for case let g? in gradients { g.evaluate() }  // fused chains run now; the values they read go
+        return gradients
+    }
+
+    /// Inside `withErrors` after its first error: an inert gradient for every source (nothing is
+    /// walked), and a one-shot tape is used up as by a walk. An inert target outside its scope
+    /// is an error naming the scope's.
+    private func inertGradients(
+        of y: Tensor, wrt sources: [any TensorConvertible], whenReady: (Int, Tensor?) throws -> Void
+    ) throws -> [Tensor?] {
+        if !ErrorScope.isFailing, let cause = y.handle?.inertCause {
+            throw TapeError.argument("GradientTape.gradient: the target \(TensorHandle.inertMessage(cause))")
+        }
+        let gradients: [Tensor?] = sources.map { Tensor.inert(like: Self.tensor($0)) }
+        for (i, g) in gradients.enumerated() { try whenReady(i, g) }
+        if !persistent { consume() }
         return gradients
     }
 

@@ -103,7 +103,7 @@ public func matmul(
 /// `let s: Tensor = [a, b]`, is `stack([a, b])`.
 /// - Precondition: one or more tensors of one shape, dtype and device; `axis` in `-(rank+1)...rank`.
 public func stack(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
-    do { return try Tensor.stacked(tensors, axis: axis) } catch { fail(error) }
+    Tensor.stopping { try Tensor.stacked(tensors, axis: axis) }
 }
 
 /// `x` itself, through which no gradient flows: `stopGradient(x)` is a constant to every tape.
@@ -116,22 +116,22 @@ extension Tensor {
     /// Negative axes count from the end. The order of additions is fixed (see `ReduceOrder`),
     /// so the same tensor sums to the same bits on every run and device.
     public func sum(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
-        do { return try reduce(Op.sum, axes: axes, keepDims: keepDims) } catch { fail(error) }
+        Tensor.stopping { try reduce(Op.sum, axes: axes, keepDims: keepDims) }
     }
 
     /// Arithmetic mean over `axes` (all when `nil`): the sum divided by the number of elements summed.
     public func mean(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
-        do { return try meanChecked(axes: axes, keepDims: keepDims) } catch { fail(error) }
+        Tensor.stopping { try meanChecked(axes: axes, keepDims: keepDims) }
     }
 
     /// Maximum over `axes` (all when `nil`); the gradient is shared equally among tied maxima.
     public func max(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
-        do { return try reduce(Op.max, axes: axes, keepDims: keepDims) } catch { fail(error) }
+        Tensor.stopping { try reduce(Op.max, axes: axes, keepDims: keepDims) }
     }
 
     /// The same elements in a new shape (no copy); one dimension may be `-1` (inferred).
     public func reshaped(to newShape: [Int]) -> Tensor {
-        do { return try reshapedChecked(to: newShape) } catch { fail(error) }
+        Tensor.stopping { try reshapedChecked(to: newShape) }
     }
 
     /// The axes in reverse order (for a matrix, its transpose).
@@ -139,12 +139,12 @@ extension Tensor {
 
     /// Axis `i` of the result is axis `permutation[i]` of `self`.
     public func transposed(permutation: [Int]) -> Tensor {
-        do { return try transposedChecked(permutation: permutation) } catch { fail(error) }
+        Tensor.stopping { try transposedChecked(permutation: permutation) }
     }
 
     /// This tensor repeated along new leading axes and along axes of size 1 to `shape` (NumPy rules).
     public func broadcast(to shape: [Int]) -> Tensor {
-        do { return try broadcastChecked(to: shape) } catch { fail(error) }
+        Tensor.stopping { try broadcastChecked(to: shape) }
     }
 
     /// The elements converted to `dtype`; the gradient converts back.
@@ -158,7 +158,7 @@ extension Tensor {
 
     /// A copy on `device` (itself when already there); differentiable: the gradient moves back.
     public func to(_ device: Device) -> Tensor {
-        do { return try to(device, differentiable: true) } catch { fail(error) }
+        Tensor.stopping { try to(device, differentiable: true) }
     }
 
     package func to(_ device: Device, differentiable: Bool) throws -> Tensor {

@@ -20,22 +20,20 @@
 public func conv2d(
     _ x: Tensor, filter: some TensorConvertible, strides: (Int, Int) = (1, 1), padding: Padding = .valid
 ) -> Tensor {
-    do { return try Tensor.convolved(x, filter.tensor(like: x), strides: strides, padding: padding) } catch {
-        fail(error)
-    }
+    Tensor.stopping { try Tensor.convolved(x, filter.tensor(like: x), strides: strides, padding: padding) }
 }
 
 /// The maximum of each `size` window of `x` `[N, H, W, C]` (`tf.nn.max_pool2d`); `.same` pads
 /// with nothing counted. The gradient goes to the first maximum of each window (in row order), as
 /// TensorFlow's.
 public func maxPool2d(_ x: Tensor, size: (Int, Int), strides: (Int, Int), padding: Padding = .valid) -> Tensor {
-    do { return try Tensor.pooled(Op.maxPool, x, size: size, strides: strides, padding: padding) } catch { fail(error) }
+    Tensor.stopping { try Tensor.pooled(Op.maxPool, x, size: size, strides: strides, padding: padding) }
 }
 
 /// The mean of each `size` window of `x` `[N, H, W, C]` (`tf.nn.avg_pool2d`); with `.same` a
 /// border window averages its real elements only.
 public func avgPool2d(_ x: Tensor, size: (Int, Int), strides: (Int, Int), padding: Padding = .valid) -> Tensor {
-    do { return try Tensor.pooled(Op.avgPool, x, size: size, strides: strides, padding: padding) } catch { fail(error) }
+    Tensor.stopping { try Tensor.pooled(Op.avgPool, x, size: size, strides: strides, padding: padding) }
 }
 
 extension Tensor {

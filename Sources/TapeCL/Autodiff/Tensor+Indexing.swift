@@ -14,21 +14,21 @@
 /// concat([a, b], axis: 1)       // [[1, 2, 5], [3, 4, 6]]
 /// ```
 public func concat(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
-    do { return try Tensor.concatenated(tensors, axis: axis) } catch { fail(error) }
+    Tensor.stopping { try Tensor.concatenated(tensors, axis: axis) }
 }
 
 extension Tensor {
     /// Row `index` of the first axis, which the result drops; a negative index counts from the end
     /// (`x[-1]` is the last row). Stops with a `TapeError` naming the index and the bound when out of range.
     public subscript(index: Int) -> Tensor {
-        do { return try row(index) } catch { fail(error) }
+        Tensor.stopping { try row(index) }
     }
 
     /// Rows `range` of the first axis (`x[1..<3]`, `x[1...]`, `x[..<2]`); the gradient puts the
     /// cotangent back in place and zeros elsewhere. Stops with a `TapeError` when the range
     /// reaches past the end.
     public subscript<R: RangeExpression<Int>>(range: R) -> Tensor {
-        do { return try rows(range) } catch { fail(error) }
+        Tensor.stopping { try rows(range) }
     }
 
     package func row(_ index: Int) throws -> Tensor {

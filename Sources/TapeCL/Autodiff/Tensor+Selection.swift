@@ -24,7 +24,7 @@ public func .!= (l: some TensorConvertible, r: some TensorConvertible) -> Tensor
 
 func compared(_ op: Op, _ l: some TensorConvertible, _ r: some TensorConvertible) -> Tensor {
     let (a, b) = resolve(l, r)
-    do { return try Tensor.compared(op, a, b) } catch { fail(error) }
+    return Tensor.stopping { try Tensor.compared(op, a, b) }
 }
 
 /// `tf.where(mask, a, b)`: `a` where `mask` is true, `b` elsewhere, the three broadcast together.
@@ -36,7 +36,7 @@ func compared(_ op: Op, _ l: some TensorConvertible, _ r: some TensorConvertible
 /// - Precondition: `mask` is `.bool`; `a` and `b` have one dtype (numbers adopt the other's).
 public func select(_ mask: Tensor, _ a: some TensorConvertible, _ b: some TensorConvertible) -> Tensor {
     let (x, y) = resolve(a, b)
-    do { return try Tensor.selected(mask, x, y) } catch { fail(error) }
+    return Tensor.stopping { try Tensor.selected(mask, x, y) }
 }
 
 /// `tf.gather(x, ids, axis)`: the slices of `x` along `axis` at int32 `indices` of any shape;
@@ -49,24 +49,26 @@ public func select(_ mask: Tensor, _ a: some TensorConvertible, _ b: some Tensor
 /// ```
 /// - Precondition: every id in `0 ..< x.shape[axis]` (else a `TapeError` naming the id and the bound).
 public func gather(_ x: some TensorConvertible, indices: Tensor, axis: Int = 0) -> Tensor {
-    do { return try Tensor.gathered(x.tensor(like: nil), indices, axis: axis) } catch { fail(error) }
+    Tensor.stopping { try Tensor.gathered(x.tensor(like: nil), indices, axis: axis) }
 }
 
 /// `x` cut along `axis` into pieces of `sizes` (which add up to the axis's length; one size may
 /// be -1, the rest): `tf.split`. Each piece's gradient goes back to its place.
 public func split(_ x: Tensor, sizes: [Int], axis: Int = 0) -> [Tensor] {
-    do { return try x.splitChecked(sizes: sizes, axis: axis) } catch { fail(error) }
+    do { return try x.splitChecked(sizes: sizes, axis: axis) } catch {
+        return stop(error, else: sizes.map { _ in .inert(dtype: x.dtype) })
+    }
 }
 
 extension Tensor {
     /// The index of the largest element along `axis` (the first, at ties), as int32; the axis is dropped.
     public func argmax(axis: Int = -1) -> Tensor {
-        do { return try argReduced(Op.argmax, axis: axis) } catch { fail(error) }
+        Tensor.stopping { try argReduced(Op.argmax, axis: axis) }
     }
 
     /// The index of the smallest element along `axis` (the first, at ties), as int32.
     public func argmin(axis: Int = -1) -> Tensor {
-        do { return try argReduced(Op.argmin, axis: axis) } catch { fail(error) }
+        Tensor.stopping { try argReduced(Op.argmin, axis: axis) }
     }
 
     /// Minimum over `axes` (all when nil); the gradient is shared equally among tied minima, as
@@ -83,7 +85,7 @@ extension Tensor {
     /// x.slice(begin: [0, 1], size: [2, -1])     // rows 0 and 1, columns 1 to the end
     /// ```
     public func slice(begin: [Int], size: [Int]) -> Tensor {
-        do { return try sliceChecked(begin: begin, size: size) } catch { fail(error) }
+        Tensor.stopping { try sliceChecked(begin: begin, size: size) }
     }
 
     // MARK: Checked forms

@@ -83,8 +83,7 @@ public struct Tensor: @unchecked Sendable {
     package var id: TensorID { handle?.id ?? element.id }
     /// The elements' memory. A scalar kept in the value gets a new one-element buffer each time.
     package var buffer: Buffer {
-        if let handle { return handle.buffer }
-        do { return try TensorHandle.upload(element.bits, element.dtype, to: Tensor.hostCore) } catch { fail(error) }
+        do { return try storage() } catch { fail(error) }
     }
     /// The tensor as a backend reads it (a pending tensor is computed first).
     package var operand: Operand { Operand(buffer: buffer, shape: shape, dtype: dtype) }
@@ -115,7 +114,9 @@ public struct Tensor: @unchecked Sendable {
         do {
             self = try Tensor.make(
                 shape: shape, scalars: scalars, dtype: dtype ?? S.defaultDType, on: device ?? .current)
-        } catch { fail(error) }
+        } catch {
+            self = stop(error, else: .inert(shape: shape.allSatisfy { $0 >= 0 } ? shape : [], dtype: dtype ?? .float32))
+        }
     }
 
     /// A 1-D tensor of `scalars` (float32 unless `dtype` says otherwise).
@@ -127,7 +128,9 @@ public struct Tensor: @unchecked Sendable {
     public init<S: TensorScalar>(_ rows: [[S]], dtype: DType? = nil, on device: Device? = nil) {
         let width = rows.first?.count ?? 0
         guard rows.allSatisfy({ $0.count == width }) else {
-            fail(TapeError.argument("Tensor: ragged rows (lengths \(rows.map(\.count)))"))
+            let error = TapeError.argument("Tensor: ragged rows (lengths \(rows.map(\.count)))")
+            self = stop(error, else: .inert(shape: [rows.count, width], dtype: dtype ?? .float32))
+            return
         }
         self.init(shape: [rows.count, width], scalars: rows.flatMap { $0 }, dtype: dtype, on: device)
     }
@@ -140,7 +143,9 @@ public struct Tensor: @unchecked Sendable {
     /// A tensor of `shape` filled with `value`.
     /// The elements are written on the device (no host array of the tensor's size).
     public static func full(shape: [Int], value: Double, dtype: DType = .float32, on device: Device? = nil) -> Tensor {
-        do { return try filled(shape: shape, value: value, dtype: dtype, on: device ?? .current) } catch { fail(error) }
+        do { return try filled(shape: shape, value: value, dtype: dtype, on: device ?? .current) } catch {
+            return stop(error, else: .inert(shape: shape.allSatisfy { $0 >= 0 } ? shape : [], dtype: dtype))
+        }
     }
 
     package static func filled(shape: [Int], value: Double, dtype: DType, on device: Device) throws -> Tensor {
@@ -175,7 +180,7 @@ public struct Tensor: @unchecked Sendable {
         shape: [Int], lowerBound: Double = 0, upperBound: Double = 1, seed: UInt64 = 0,
         dtype: DType = .float32, on device: Device? = nil
     ) -> Tensor {
-        reserveSamples(shape, "Tensor.randomUniform")
+        guard reserveSamples(shape, "Tensor.randomUniform") else { return .inert(dtype: dtype) }
         var rng = SplitMix64(seed: seed)
         let values = (0..<Shape.count(shape)).map { _ in lowerBound + (upperBound - lowerBound) * rng.nextUnit() }
         return Tensor(shape: shape, scalars: values, dtype: dtype, on: device)
@@ -187,7 +192,7 @@ public struct Tensor: @unchecked Sendable {
         shape: [Int], mean: Double = 0, stddev: Double = 1, seed: UInt64 = 0,
         dtype: DType = .float32, on device: Device? = nil
     ) -> Tensor {
-        reserveSamples(shape, "Tensor.randomNormal")
+        guard reserveSamples(shape, "Tensor.randomNormal") else { return .inert(dtype: dtype) }
         var rng = SplitMix64(seed: seed)
         let n = Shape.count(shape)
         var values = [Double](repeating: 0, count: n)
@@ -207,13 +212,15 @@ public struct Tensor: @unchecked Sendable {
     /// without reading the device (nil for other tensors): what ids and labels are checked against.
     package var knownRange: ClosedRange<Int64>? { handle?.knownRange }
 
-    /// Stops with a one-line error unless the host can hold the samples of `shape` (float64 values,
-    /// then the converted copy) that the random initialisers make before the tensor.
-    static func reserveSamples(_ shape: [Int], _ op: String) {
+    /// Whether the host can hold the samples of `shape` (float64 values, then the converted copy)
+    /// that the random initialisers make before the tensor; if not, a stop with a one-line error
+    /// (inside `withErrors`, false).
+    static func reserveSamples(_ shape: [Int], _ op: String) -> Bool {
         do {
             let bytes = try Shape.checkedBytes(shape, .float64, op: op)
             try HostMemory.reserve(bytes + bytes / 2, for: "\(op): \(Shape.describe(shape)) samples")
-        } catch { fail(error) }
+            return true
+        } catch { return stop(error, else: false) }
     }
 
     package static func make<S: TensorScalar>(
@@ -248,7 +255,10 @@ public struct Tensor: @unchecked Sendable {
     /// let m = 0.9 * m0 + 0.1 * g
     /// m.evaluate()   // m0 and g can go
     /// ```
-    public func evaluate() { if let handle, handle.isDeferred { _ = handle.buffer } }
+    public func evaluate() {
+        guard let handle, handle.isDeferred else { return }
+        do { _ = try handle.storage() } catch { stop(error, else: ()) }
+    }
 
     // MARK: Reading back (the only waits)
 
@@ -259,16 +269,17 @@ public struct Tensor: @unchecked Sendable {
     /// - Precondition: `count == 1`.
     public var scalar: Float {
         guard count == 1 else {
-            fail(
-                TapeError.shape("scalar: a tensor of shape \(Shape.describe(shape)) has \(count) elements; use scalars")
-            )
+            let message = "scalar: a tensor of shape \(Shape.describe(shape)) has \(count) elements; use scalars"
+            return stop(TapeError.shape(message), else: 0)
         }
-        return scalars[0]
+        return scalars.first ?? 0  // none: a read that failed inside `withErrors`
     }
 
     /// The elements converted to `T` (`Double` keeps float64 exact).
     public func scalars<T: TensorScalar>(as: T.Type) -> [T] {
-        do { return try readScalars(as: T.self) } catch { fail(error) }
+        do { return try readScalars(as: T.self) } catch {
+            return stop(error, else: [T](repeating: .converting(0), count: isInert ? count : 0))
+        }
     }
 
     package func readScalars<T: TensorScalar>(as: T.Type) throws -> [T] {
@@ -279,18 +290,19 @@ public struct Tensor: @unchecked Sendable {
             }
             return [T.converting(Double(bitPattern: element.bits))]
         }
+        let source = try storage()
         let sameType = (T.defaultDType == dtype || T.self == Double.self) && MemoryLayout<T>.size == dtype.byteSize
         try HostMemory.reserve(
             count * MemoryLayout<T>.stride + (sameType ? 0 : byteCount),
             for: "scalars: reading a \(dtype) tensor of shape \(Shape.describe(shape)) into host memory")
         if sameType {  // Float from float32, Double from float64, Int32, Int8: read into the result, no second copy
             return try [T](unsafeUninitializedCapacity: count) { out, initialized in
-                try buffer.core.read(buffer, into: UnsafeMutableRawBufferPointer(out))
+                try source.core.read(source, into: UnsafeMutableRawBufferPointer(out))
                 initialized = count
             }
         }
         var raw = [UInt8](repeating: 0, count: byteCount)
-        try raw.withUnsafeMutableBytes { try buffer.core.read(buffer, into: $0) }
+        try raw.withUnsafeMutableBytes { try source.core.read(source, into: $0) }
         return raw.withUnsafeBytes { bytes in
             switch dtype {
             case .float32: bytes.bindMemory(to: Float.self).map { T.converting(Double($0)) }
@@ -373,6 +385,7 @@ extension Tensor: CustomStringConvertible {
     /// `Tensor([4.0, 12.0], shape: [2], dtype: float32)`, with values as TensorFlow prints them
     /// (shortest round-trip form of each element; `nan` whatever its sign bit, where Swift says `-nan`).
     public var description: String {
+        if isInert { return "Tensor(inert, shape: \(Shape.describe(shape)), dtype: \(dtype))" }
         let values: [String] =
             dtype == .float64
             ? scalars(as: Double.self).map { $0.isNaN ? "nan" : "\($0)" }

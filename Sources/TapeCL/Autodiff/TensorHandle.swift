@@ -47,6 +47,11 @@ package final class TensorHandle: Sendable {
     /// The least and largest element of an integer tensor made from host values, known without a
     /// read (ids and labels are checked against it; see `Tensor.knownRange`).
     let knownRange: ClosedRange<Int64>?
+    /// For an inert tensor, the result of an op inside `withErrors` after its first error: that
+    /// error's message. It has no elements; its buffer is a stop naming the error.
+    package let inertCause: String?
+    /// Whether this is an inert tensor (see ``init(inert:dtype:core:cause:)``).
+    let isInert: Bool
 
     enum Deferred {
         case none
@@ -57,6 +62,7 @@ package final class TensorHandle: Sendable {
     init(buffer: Buffer, shape: [Int], dtype: DType, knownRange: ClosedRange<Int64>? = nil) {
         id = Self.newID()
         self.knownRange = knownRange
+        (inertCause, isInert) = (nil, false)
         (self.shape, self.dtype, core, eager) = (shape, dtype, buffer.core, buffer)
         (element, isInline, isDeferred) = (0, false, false)
         state = Mutex(.none)
@@ -64,7 +70,7 @@ package final class TensorHandle: Sendable {
 
     init(pending expression: Expression, shape: [Int], dtype: DType, core: DeviceCore) {
         id = Self.newID()
-        knownRange = nil
+        (knownRange, inertCause, isInert) = (nil, nil, false)
         (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
         (element, isInline, isDeferred) = (0, false, true)
         state = Mutex(.pending(expression))
@@ -73,16 +79,37 @@ package final class TensorHandle: Sendable {
     /// A one-element float tensor holding `element` (bits as ``InlineElement`` gives them).
     init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
         id = Self.newID()
-        knownRange = nil
+        (knownRange, inertCause, isInert) = (nil, nil, false)
         (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
         (self.element, isInline, isDeferred) = (element, true, false)
+        state = Mutex(.none)
+    }
+
+    /// An inert tensor (see `withErrors`): no elements, no memory, `cause` the scope's first error.
+    init(inert shape: [Int], dtype: DType, core: DeviceCore, cause: String) {
+        id = Self.newID()
+        (knownRange, inertCause, isInert) = (nil, cause, true)
+        (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
+        (element, isInline, isDeferred) = (0, false, false)
         state = Mutex(.none)
     }
 
     /// The elements' memory; a pending tensor is computed now, by one fused kernel.
     var buffer: Buffer {
         if let eager { return eager }
-        do { return try isDeferred ? computed() : materialized() } catch { fail(error) }
+        do { return try storage() } catch { fail(error) }
+    }
+
+    /// ``buffer``, or the error computing it (a pending tensor's kernel, an inert tensor's cause).
+    func storage() throws -> Buffer {
+        if let eager { return eager }
+        if let inertCause { throw TapeError.argument("this tensor \(Self.inertMessage(inertCause))") }
+        return try isDeferred ? computed() : materialized()
+    }
+
+    /// What using an inert tensor outside its `withErrors` says, after "this tensor" or "an input".
+    package static func inertMessage(_ cause: String) -> String {
+        "is the result of an op after an error inside withErrors and has no elements (the error: \(cause))"
     }
 
     /// An inline element's buffer, made the first time it is asked for.

@@ -52,18 +52,25 @@ public final class Variable: TensorConvertible, @unchecked Sendable, CustomStrin
 
     /// Replaces the value (not recorded on any tape).
     /// - Precondition: same shape and dtype as the current value.
+    ///
+    /// Inside `withErrors` after an error, or with an inert value, nothing is assigned.
     public func assign(_ newValue: some TensorConvertible) {
         let current = stored
         let v = newValue.tensor(like: current)
         guard v.shape == current.shape, v.dtype == current.dtype else {
-            fail(
-                TapeError.shape(
-                    "Variable\(name.map { " '\($0)'" } ?? "").assign: \(Shape.describe(v.shape)) \(v.dtype) "
-                        + "for a variable of \(Shape.describe(current.shape)) \(current.dtype)"
-                ))
+            let error = TapeError.shape(
+                "Variable\(name.map { " '\($0)'" } ?? "").assign: \(Shape.describe(v.shape)) \(v.dtype) "
+                    + "for a variable of \(Shape.describe(current.shape)) \(current.dtype)")
+            return stop(error, else: ())
         }
         var replacement = v.to(current.device)  // computed, and the old value released, outside the lock
         replacement.evaluate()  // a pending value runs now, not on the next read
+        if ErrorScope.isFailing { return }  // the value is inert, or its kernel failed: the old one stays
+        if let cause = replacement.handle?.inertCause {
+            let error = TapeError.argument(
+                "Variable\(name.map { " '\($0)'" } ?? "").assign: the value \(TensorHandle.inertMessage(cause))")
+            return stop(error, else: ())
+        }
         state.withLock { swap(&$0, &replacement) }
     }
 

@@ -239,6 +239,7 @@ extension Op {
 
     /// ``apply(_:_:)-([Tensor],_)`` on borrowed inputs: how the operators call an op (no array per op).
     package func apply(_ inputs: Inputs, _ attributes: Attributes = Attributes()) throws -> Tensor {
+        if ErrorScope.isFailing { return inertResult(inputs, attributes) }  // see `withErrors`
         let output = try execute(inputs, attributes)
         if differentiable && output.dtype.isFloatingPoint {
             Recorder.record(self, inputs, output, attributes)
@@ -255,6 +256,9 @@ extension Op {
         guard arity == Op.variadic ? !inputs.isEmpty : inputs.count == arity else {
             throw TapeError.argument(
                 "\(name): expects \(arity == Op.variadic ? "one or more" : "\(arity)") inputs, got \(inputs.count)")
+        }
+        for i in inputs.indices where inputs[i].isInert {  // from a scope of `withErrors` that has ended
+            throw TapeError.argument("\(name): an input \(TensorHandle.inertMessage(inputs[i].handle!.inertCause!))")
         }
         if case .transfer = forward {
         } else if let other = inputs.first(where: { !$0.isOnDevice(of: inputs[0]) }) {
@@ -273,7 +277,7 @@ extension Op {
         let bytes = try Shape.checkedBytes(outShape, dtype, op: name)
         switch forward {
         case .alias:
-            return Tensor(handle: TensorHandle(buffer: inputs[0].buffer, shape: outShape, dtype: dtype))
+            return Tensor(handle: TensorHandle(buffer: try inputs[0].storage(), shape: outShape, dtype: dtype))
         case .transfer:
             let core = inputs[0].core
             let target = attributes.device!
@@ -281,7 +285,8 @@ extension Op {
             let out = try target.core.allocate(bytes: bytes, op: name, shape: outShape, dtype: dtype)
             try HostMemory.reserve(inputs[0].byteCount, for: "\(name) to \(target)")
             var raw = [UInt8](repeating: 0, count: inputs[0].byteCount)
-            try raw.withUnsafeMutableBytes { try core.read(inputs[0].buffer, into: $0) }
+            let source = try inputs[0].storage()
+            try raw.withUnsafeMutableBytes { try core.read(source, into: $0) }
             try raw.withUnsafeBytes { try target.core.backend.write($0, to: out) }
             return Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
         default:
@@ -298,7 +303,7 @@ extension Op {
             try core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
             if let pending = Fusion.deferred(self, inputs, shape: outShape, dtype: dtype, core: core) { return pending }
             let out = try core.allocate(bytes: bytes, op: name, shape: outShape, dtype: dtype)
-            try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
+            try withOperands(count: inputs.count, { try inputs[$0].checkedOperand() }) { operands in
                 try core.run(
                     Launch(
                         opName: name, forward: forward, inputs: operands, output: out, shape: outShape,
@@ -329,14 +334,14 @@ extension Op {
 
     /// Applies the op, stopping the program on bad input (operators use this; see ``fail(_:)``).
     package func callAsFunction(_ inputs: Tensor..., attributes: Attributes = Attributes()) -> Tensor {
-        do { return try apply(inputs, attributes) } catch { fail(error) }
+        Tensor.stopping { try apply(inputs, attributes) }
     }
     /// Applies a unary op (see ``callAsFunction(_:attributes:)-(Tensor...,_)``).
     package func callAsFunction(_ x: Tensor, attributes: Attributes = Attributes()) -> Tensor {
-        do { return try Inputs.with(x) { try apply($0, attributes) } } catch { fail(error) }
+        Tensor.stopping { try Inputs.with(x) { try apply($0, attributes) } }
     }
     /// Applies a binary op (see ``callAsFunction(_:attributes:)-(Tensor...,_)``).
     package func callAsFunction(_ a: Tensor, _ b: Tensor, attributes: Attributes = Attributes()) -> Tensor {
-        do { return try Inputs.with(a, b) { try apply($0, attributes) } } catch { fail(error) }
+        Tensor.stopping { try Inputs.with(a, b) { try apply($0, attributes) } }
     }
 }

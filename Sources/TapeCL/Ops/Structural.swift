@@ -186,7 +186,7 @@ extension Op {
     static func concat(_ parts: [Tensor], shape: [Int]) -> Tensor {
         var a = Attributes()
         a.shape = shape
-        do { return try concat.apply(parts, a) } catch { fail(error) }
+        return Tensor.stopping { try concat.apply(parts, a) }
     }
 
     static func inverse(_ permutation: [Int]) -> [Int] {

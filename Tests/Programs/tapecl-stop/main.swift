@@ -1,17 +1,36 @@
-// A user's program that misuses TapeCL on purpose, built in release (-O) by `make test`: the test
-// `StopMessageTests` checks that each stop prints its message, which `preconditionFailure` would
-// drop in an optimised build (a bare "Illegal instruction").
+// A user's program that misuses TapeCL on purpose, built in release (-O) by `make test`: the tests
+// `ErrorTests` check that each stop prints its message, which `preconditionFailure` would drop in
+// an optimised build (a bare "Illegal instruction"), and that `withErrors` catches each one.
 import Foundation
 import TapeCL
 import TapeCLNN
 @_spi(Runtime) import TapeCLRuntime
 
-let which = CommandLine.arguments.dropFirst().first ?? ""
-if which == "default" {
-    print(Tensor([1, 2]))  // on Device.default, which stops when TAPECL_DEVICE names no device
-}
+// `tapecl-stop caught:MISUSE` runs the same misuse inside `withErrors` and prints what it caught.
+let first = CommandLine.arguments.dropFirst().first ?? ""
+let caught = first.hasPrefix("caught:")
+let which = caught ? String(first.dropFirst("caught:".count)) : first
 let device = try Device.named(CommandLine.arguments.dropFirst(2).first ?? "host")
-withDevice(device) {
+
+func misuse() {
+    if which == "default" {
+        print(Tensor([1, 2]))  // on Device.default, which stops when TAPECL_DEVICE names no device
+    }
+    withDevice(device) { misuseOnDevice() }
+}
+
+if caught {
+    do {
+        try withErrors { misuse() }
+        print("nothing caught")
+    } catch {
+        print("caught: \(error)")
+    }
+} else {
+    misuse()
+}
+
+func misuseOnDevice() {
     switch which {
     case "shape":
         print(Tensor([1, 2, 3]) + Tensor([1, 2]))
@@ -78,10 +97,34 @@ withDevice(device) {
         step(Tensor([Int32(1), 3, 0, 2]))
     case "devices":
         print(Tensor([1, 2]).to(.host) + Tensor([1, 2]).to(Device.openCL.first ?? .host))
+    case "inert-escape":  // an inert tensor used after its scope: a stop naming the scope's error
+        var kept: Tensor? = nil
+        _ = try? withErrors { kept = Tensor([1, 2, 3]) + Tensor([1, 2]) }
+        print(kept! * 2)
+    case "after-error":  // inside withErrors, nothing after the first error launches, records or assigns
+        let layer = Dense(inputSize: 4, outputSize: 3, seed: 1)
+        let optimizer = Adam(learningRate: 0.01)
+        let x = Tensor.randomNormal(shape: [2, 4], seed: 2)
+        let (wrong, labels) = (Tensor.zeros(shape: [2, 5]), Tensor([Int32(0), 2]))
+        let before = layer.weight.value.scalars
+        let launches = device.core.launches
+        let tape = GradientTape()
+        let caught = Result {
+            try withErrors {
+                let bad = tape.record { layer(wrong) }
+                let loss = tape.record { sparseSoftmaxCrossEntropy(logits: layer(x) + bad, labels: labels) }
+                let grads = try tape.gradient(of: loss, wrt: layer.variables)
+                optimizer.update(layer.variables, gradients: grads)
+                print("inert: \(loss.isInert) \(grads.allSatisfy { $0?.isInert == true }) \(grads.map { $0!.shape })")
+            }
+        }
+        print("launches: \(device.core.launches - launches)")
+        print("unchanged: \(layer.weight.value.scalars == before)")
+        if case .failure(let error) = caught { print("error: \(error)") }
     default:
         print(
             "usage: tapecl-stop shape|matmul|reshape|scalar|zeros|pending|sparse-rows|sparse-float|read-back|"
-                + "allocate|dense-features|dense-named|sequential-twice|conv-nchw|conv-image|sparse-one-hot|dense-device|step-reads|devices|default "
-                + "[DEVICE]")
+                + "allocate|dense-features|dense-named|sequential-twice|conv-nchw|conv-image|sparse-one-hot|"
+                + "dense-device|step-reads|devices|inert-escape|after-error|default, or caught:MISUSE [DEVICE]")
     }
 }
