@@ -257,12 +257,16 @@ extension Op {
             throw TapeError.argument(
                 "\(name): expects \(arity == Op.variadic ? "one or more" : "\(arity)") inputs, got \(inputs.count)")
         }
-        for i in inputs.indices where inputs[i].isInert {  // from a scope of `withErrors` that has ended
-            throw TapeError.argument("\(name): an input \(TensorHandle.inertMessage(inputs[i].handle!.inertCause!))")
-        }
-        if case .transfer = forward {
-        } else if let other = inputs.first(where: { !$0.isOnDevice(of: inputs[0]) }) {
-            throw TapeError.device("\(name): inputs on \(inputs[0].device) and \(other.device); move one with to(_:)")
+        let isTransfer = if case .transfer = forward { true } else { false }
+        for i in inputs.indices {
+            let input = inputs[i]
+            if let cause = input.handle?.inertCause {  // from a scope of `withErrors` that has ended
+                throw TapeError.argument("\(name): an input \(TensorHandle.inertMessage(cause))")
+            }
+            if !isTransfer && !input.isOnDevice(of: inputs[0]) {
+                throw TapeError.device(
+                    "\(name): inputs on \(inputs[0].device) and \(input.device); move one with to(_:)")
+            }
         }
         let inDType = inputs[0].dtype
         for i in 1..<Swift.max(1, inputs.count - auxiliary) where inputs[i].dtype != inDType {  // no slice per op
