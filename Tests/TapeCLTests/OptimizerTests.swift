@@ -98,8 +98,9 @@ struct OptimizerTests {
 }
 
 /// A training step validates its labels without waiting on the device (issue 32, item 6): labels
-/// made from host values carry their range, so the loss, its gradient and the update read nothing
-/// back (the loss read them back on every call). Counted in a process of its own (`tapecl-stop
+/// and ids made from host values carry their range and (ids) a host copy, so the loss, the
+/// embedding's gather, their gradients and the update read nothing back (the loss read its labels
+/// back on every call, the gather's gradient its ids). Counted in a process of its own (`tapecl-stop
 /// step-reads`): the device's read counter is shared by the tests running beside this one.
 @Suite("no reads in a training step")
 struct ReadTests {

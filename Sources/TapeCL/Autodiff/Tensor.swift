@@ -210,7 +210,10 @@ public struct Tensor: @unchecked Sendable {
 
     /// The least and largest element of an int32 or int8 tensor made from host values, known
     /// without reading the device (nil for other tensors): what ids and labels are checked against.
-    package var knownRange: ClosedRange<Int64>? { handle?.knownRange }
+    package var knownRange: ClosedRange<Int64>? { handle?.known?.range }
+    /// The elements of an int32 tensor of at most 65,536 made from host values (a reshape keeps
+    /// them), known without reading the device; nil for other tensors.
+    package var knownIDs: [Int32]? { handle?.known?.ids }
 
     /// Whether the host can hold the samples of `shape` (float64 values, then the converted copy)
     /// that the random initialisers make before the tensor; if not, a stop with a one-line error
@@ -238,11 +241,13 @@ public struct Tensor: @unchecked Sendable {
             return Tensor(hostScalar: withHostBytes(scalars, as: dtype) { TensorHandle.bits(of: $0) }, dtype: dtype)
         }
         let buffer = try device.core.allocate(bytes: bytes, op: "Tensor", shape: shape, dtype: dtype)
-        let range = try withHostBytes(scalars, as: dtype) { raw -> ClosedRange<Int64>? in
+        let known = try withHostBytes(scalars, as: dtype) { raw -> TensorHandle.Known? in
             try device.core.backend.write(raw, to: buffer)
-            return integerRange(raw, dtype)
+            guard let range = integerRange(raw, dtype) else { return nil }
+            let keep = dtype == .int32 && scalars.count <= TensorHandle.Known.idLimit
+            return TensorHandle.Known(range: range, ids: keep ? Array(raw.bindMemory(to: Int32.self)) : nil)
         }
-        return Tensor(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype, knownRange: range))
+        return Tensor(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype, known: known))
     }
 
     /// Computes the elements now if they wait in a fused chain (see the README's section on

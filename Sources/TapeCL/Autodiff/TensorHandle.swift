@@ -44,14 +44,23 @@ package final class TensorHandle: Sendable {
     let state: Mutex<Deferred>
     /// Whether a tape keeps this pending value: a fused kernel that computes it on the way writes it.
     private let kept = Atomic<Bool>(false)
-    /// The least and largest element of an integer tensor made from host values, known without a
-    /// read (ids and labels are checked against it; see `Tensor.knownRange`).
-    let knownRange: ClosedRange<Int64>?
+    /// What is known without a read of an integer tensor made from host values (see ``Known``).
+    let known: Known?
     /// For an inert tensor, the result of an op inside `withErrors` after its first error: that
     /// error's message. It has no elements; its buffer is a stop naming the error.
     package let inertCause: String?
     /// Whether this is an inert tensor (see ``init(inert:dtype:core:cause:)``).
     let isInert: Bool
+
+    /// The least and largest element of an integer tensor made from host values (ids and labels are
+    /// checked against it), and, for an int32 one of at most ``Known/idLimit`` elements, the
+    /// elements themselves (a gather's gradient sorts its ids by them): no wait on the device.
+    package struct Known: Sendable {
+        package let range: ClosedRange<Int64>
+        package let ids: [Int32]?
+        /// The most int32 elements kept on the host (256 KiB).
+        static let idLimit = 1 << 16
+    }
 
     enum Deferred {
         case none
@@ -59,9 +68,9 @@ package final class TensorHandle: Sendable {
         case computed(Buffer)
     }
 
-    init(buffer: Buffer, shape: [Int], dtype: DType, knownRange: ClosedRange<Int64>? = nil) {
+    init(buffer: Buffer, shape: [Int], dtype: DType, known: Known? = nil) {
         id = Self.newID()
-        self.knownRange = knownRange
+        self.known = known
         (inertCause, isInert) = (nil, false)
         (self.shape, self.dtype, core, eager) = (shape, dtype, buffer.core, buffer)
         (element, isInline, isDeferred) = (0, false, false)
@@ -70,7 +79,7 @@ package final class TensorHandle: Sendable {
 
     init(pending expression: Expression, shape: [Int], dtype: DType, core: DeviceCore) {
         id = Self.newID()
-        (knownRange, inertCause, isInert) = (nil, nil, false)
+        (known, inertCause, isInert) = (nil, nil, false)
         (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
         (element, isInline, isDeferred) = (0, false, true)
         state = Mutex(.pending(expression))
@@ -79,7 +88,7 @@ package final class TensorHandle: Sendable {
     /// A one-element float tensor holding `element` (bits as ``InlineElement`` gives them).
     init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
         id = Self.newID()
-        (knownRange, inertCause, isInert) = (nil, nil, false)
+        (known, inertCause, isInert) = (nil, nil, false)
         (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
         (self.element, isInline, isDeferred) = (element, true, false)
         state = Mutex(.none)
@@ -88,7 +97,7 @@ package final class TensorHandle: Sendable {
     /// An inert tensor (see `withErrors`): no elements, no memory, `cause` the scope's first error.
     init(inert shape: [Int], dtype: DType, core: DeviceCore, cause: String) {
         id = Self.newID()
-        (knownRange, inertCause, isInert) = (nil, cause, true)
+        (known, inertCause, isInert) = (nil, cause, true)
         (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
         (element, isInline, isDeferred) = (0, false, false)
         state = Mutex(.none)

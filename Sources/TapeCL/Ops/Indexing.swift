@@ -202,7 +202,7 @@ extension Op {
     /// a tensor of `shape` viewed as [outer, n, inner] (`window` = (n, m, inner), as the gather's).
     package static func segmentSum(_ dy: Tensor, ids: Tensor, window: [Int], shape: [Int]) -> Tensor {
         let (n, m) = (window[0], window[1])
-        let values = ids.scalars(as: Int32.self)
+        let values = ids.knownIDs ?? ids.scalars(as: Int32.self)  // ids from the host: no read
         var starts = [Int32](repeating: 0, count: n + 1)
         for id in values { starts[Int(id) + 1] += 1 }
         for r in 0..<n { starts[r + 1] += starts[r] }

@@ -281,7 +281,9 @@ extension Op {
         let bytes = try Shape.checkedBytes(outShape, dtype, op: name)
         switch forward {
         case .alias:
-            return Tensor(handle: TensorHandle(buffer: try inputs[0].storage(), shape: outShape, dtype: dtype))
+            let known = dtype == inputs[0].dtype ? inputs[0].handle?.known : nil  // same elements, same order
+            let handle = TensorHandle(buffer: try inputs[0].storage(), shape: outShape, dtype: dtype, known: known)
+            return Tensor(handle: handle)
         case .transfer:
             let core = inputs[0].core
             let target = attributes.device!

@@ -75,19 +75,23 @@ func misuseOnDevice() {
     case "dense-device":  // said "matmul: inputs on opencl:0 and host"
         let layer = withDevice(.host) { Dense(inputSize: 2, outputSize: 3) }
         print(layer(Tensor([[1, 2]])))
-    case "step-reads":  // a training step with labels from the host reads nothing back
+    case "step-reads":  // a training step with ids and labels from the host reads nothing back
+        let embedding = Embedding(vocabularySize: 6, embeddingSize: 4, seed: 3)
         let layer = Dense(inputSize: 4, outputSize: 3, seed: 1)
         let optimizer = Adam(learningRate: 0.01)
         let x = Tensor.randomNormal(shape: [4, 4], seed: 2)
-        func step(_ labels: Tensor) {
+        let variables = embedding.variables + layer.variables
+        func step(_ labels: Tensor, ids: Tensor = Tensor([[Int32(1), 5], [0, 0], [2, 3], [4, 1]])) {
             let tape = GradientTape()
-            let loss = tape.record { sparseSoftmaxCrossEntropy(logits: layer(x), labels: labels) }
-            optimizer.update(layer.variables, gradients: try! tape.gradient(of: loss, wrt: layer.variables))
+            let loss = tape.record {
+                sparseSoftmaxCrossEntropy(logits: layer(x + embedding(ids).mean(axes: [1])), labels: labels)
+            }
+            optimizer.update(variables, gradients: try! tape.gradient(of: loss, wrt: variables))
         }
         step(Tensor([Int32(2), 0, 1, 2]))
         _ = layer.weight.value.scalars  // kernels built, queue drained
         let before = device.memory.reads
-        step(Tensor([Int32(1), 1, 0, 2]))
+        step(Tensor([Int32(1), 1, 0, 2]), ids: Tensor([[Int32(2), 2], [5, 0], [1, 3], [4, 4]]))
         print("reads in a step: \(device.memory.reads - before)")
         stopHandler.withLock {
             $0 = { _ in
