@@ -69,7 +69,7 @@ BINARY(div, a / b)
 BINARY(maximum, a >= b ? a : b)
 BINARY(minimum, a <= b ? a : b)
 BINARY(equal, a == b ? (T)1 : (T)0)
-BINARY(greater_equal, a >= b ? (T)1 : (T)0)
+BINARY(greaterEqual, a >= b ? (T)1 : (T)0)
 
 #if IS_FLOAT
 UNARY(sin,      SIN(x))
@@ -80,7 +80,7 @@ UNARY(log,      log(x))
 UNARY(sqrt,     sqrt(x))
 UNARY(tanh,     TANH(x))
 UNARY(sigmoid,  x >= (T)0 ? (T)1 / ((T)1 + exp(-x)) : exp(x) / ((T)1 + exp(x)))
-UNARY(safe_log, x > (T)0 ? log(x) : (T)0)
+UNARY(safeLog, x > (T)0 ? log(x) : (T)0)
 BINARY(pow, pow(a, b))
 #endif
 

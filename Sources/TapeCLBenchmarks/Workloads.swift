@@ -233,7 +233,7 @@ package final class MLPWorkload {
         let (input, wanted) = rows.map { (x[$0], target[$0]) } ?? (x, target)
         let h1 = relu(matmul(input, weights[0]) + biases[0])
         let h2 = relu(matmul(h1, weights[1]) + biases[1])
-        return meanSquaredError(matmul(h2, weights[2]) + biases[2], wanted)
+        return meanSquaredError(predicted: matmul(h2, weights[2]) + biases[2], expected: wanted)
     }
 
     /// One SGD step.

@@ -21,7 +21,7 @@ import TapeCL
 ///
 /// ```swift
 /// let tape = DistributedGradientTape(GradientTape())
-/// let loss = tape.record { meanSquaredError(model(x[mine]), y[mine]) }
+/// let loss = tape.record { meanSquaredError(predicted: model(x[mine]), expected: y[mine]) }
 /// let grads = try tape.gradient(of: loss, wrt: model.variables)   // the mean over processes
 /// ```
 ///

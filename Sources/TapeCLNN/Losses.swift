@@ -73,16 +73,14 @@ func labelError(_ labels: Tensor, _ classes: Int) -> TapeError? {
     return TapeError.argument("sparseSoftmaxCrossEntropy: label \(bad) (example \(i)) is out of range 0..<\(classes)")
 }
 
-/// `mean((prediction − target)²)`, the square taken as `d · d` (as `tf.square` does; `pow` would
-/// call libm's pow per element and again in the backward pass).
-public func meanSquaredError(_ prediction: Tensor, _ target: Tensor) -> Tensor {
-    let d = prediction - target
+/// `mean((predicted − expected)²)` (`tf.keras.losses.MeanSquaredError()(expected, predicted)`), the
+/// square taken as `d · d` (as `tf.square` does; `pow` would call libm's pow per element and again in
+/// the backward pass). The two broadcast together, as Keras's do.
+///
+/// ```swift
+/// let loss = meanSquaredError(predicted: model(x), expected: y)
+/// ```
+public func meanSquaredError(predicted: Tensor, expected: Tensor) -> Tensor {
+    let d = predicted - expected
     return (d * d).mean()
-}
-
-/// One-hot rows: `[labels.count, classes]` with a 1 at each label.
-public func oneHot(_ labels: [Int], classes: Int, on device: Device? = nil) -> Tensor {
-    var values = [Float](repeating: 0, count: labels.count * classes)
-    for (i, l) in labels.enumerated() where (0..<classes).contains(l) { values[i * classes + l] = 1 }
-    return Tensor(shape: [labels.count, classes], scalars: values, on: device)
 }

@@ -309,6 +309,6 @@ struct DigitsData {
         let (set, all) = part == .train ? (train, trainLabels) : (test, testLabels)
         let x = set.images(at: indices)
         let l = indices.map { all[$0] }
-        return (x, oneHot(l, classes: 10, on: x.device), l)
+        return (x, oneHot(Tensor(l.map { Int32($0) }, on: x.device), depth: 10), l)
     }
 }

@@ -58,7 +58,7 @@ struct LayerTests {
             let sparse = tape.record {
                 sparseSoftmaxCrossEntropy(logits: logits, labels: Tensor(labels.map(Int32.init)))
             }
-            let dense = tape.record { softmaxCrossEntropy(logits: logits, labels: oneHot(labels, classes: 4)) }
+            let dense = tape.record { softmaxCrossEntropy(logits: logits, labels: oneHot(Tensor(labels.map(Int32.init)), depth: 4)) }
             expectClose(sparse, dense, atol: 1e-6, rtol: 1e-6)
             expectClose(
                 try tape.gradient(of: sparse, wrt: logits), try tape.gradient(of: dense, wrt: logits), atol: 1e-7,
@@ -89,7 +89,7 @@ struct LayerTests {
             for step in 0..<5 {
                 let x = Tensor.randomNormal(shape: [8, 5], seed: UInt64(step))
                 let tape = GradientTape()
-                let loss = tape.record { meanSquaredError(model(x), Tensor.zeros(shape: [8, 2])) }
+                let loss = tape.record { meanSquaredError(predicted: model(x), expected: Tensor.zeros(shape: [8, 2])) }
                 opt.update(model.variables, gradients: try tape.gradient(of: loss, wrt: model.variables))
             }
             var tensors = model.namedVariables.mapValues(\.value)

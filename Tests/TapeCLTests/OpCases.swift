@@ -64,7 +64,7 @@ let opCases: [OpCase] = [
     OpCase("step", "step (relu's mask)", shapes: [[M, N]], avoidZero: 0.05) { Op.named("step")!($0[0]) },
     OpCase("sign", "sign (abs's mask)", shapes: [[M, N]], avoidZero: 0.05) { Op.named("sign")!($0[0]) },
     OpCase(
-        "safe_log", "pow (exponent gradient, safe_log)", shapes: [[M, N], [M, N]], domain: Op.named("pow")!.sampleDomain
+        "safeLog", "pow (exponent gradient, safeLog)", shapes: [[M, N], [M, N]], domain: Op.named("pow")!.sampleDomain
     ) {
         pow($0[0], $0[1])
     },

@@ -89,7 +89,7 @@ struct OpTableTests {
     }
 
     /// 0/1 masks (comparisons have no gradient, step and sign a zero one): the forward must agree across devices.
-    @Test(arguments: ["step", "sign", "equal", "greater_equal"], Device.openCL)
+    @Test(arguments: ["step", "sign", "equal", "greaterEqual"], Device.openCL)
     func masksMatchHost(_ name: String, device: Device) throws {
         let op = try #require(Op.named(name))
         let c = OpCase(name, shapes: op.arity == 1 ? [[M, N]] : [[M, N], [N]]) { _ in Tensor(0) }

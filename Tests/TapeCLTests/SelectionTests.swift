@@ -159,4 +159,17 @@ struct SelectionTests {
             #expect(clipByValue(x, -1, 1).scalars == [-1, -1, 0, 1, 1])
         }
     }
+
+    /// `tf.one_hot`'s documented behaviour: the shape gains a last axis of `depth`; an index out of
+    /// range (negative or ≥ depth) gives zeros; the dtype is float32 unless asked.
+    @Test(arguments: devices) func oneHotAsTensorFlow(device: Device) throws {
+        try withDevice(device) {
+            let ids = Tensor(shape: [2, 2], scalars: [Int32(0), 2, -1, 3])
+            let y = oneHot(ids, depth: 3)
+            #expect(y.shape == [2, 2, 3] && y.dtype == .float32)
+            #expect(y.scalars == [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+            #expect(oneHot(Tensor([Int32(1)]), depth: 2, dtype: .float64).scalars(as: Double.self) == [0, 1])
+            #expect(throws: TapeError.self) { try withErrors { oneHot(Tensor([1, 2]), depth: 3) } }
+        }
+    }
 }

@@ -78,7 +78,7 @@ struct OptimizerStateTests {
         let x = Tensor.randomNormal(shape: [4, 4, 4, 1], seed: UInt64(100 + i))
         let y = Tensor.randomNormal(shape: [4, 3], seed: UInt64(200 + i))
         let tape = GradientTape()
-        let loss = tape.record { meanSquaredError(model(x), y) }
+        let loss = tape.record { meanSquaredError(predicted: model(x), expected: y) }
         optimizer.update(model.variables, gradients: try tape.gradient(of: loss, wrt: model.variables))
     }
 

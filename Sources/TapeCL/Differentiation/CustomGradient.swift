@@ -34,7 +34,7 @@ public func customGradient(
         let (value, backward) = Recorder.unrecorded { f(xs) }
         let box = UncheckedBox(backward)
         let op = Op(
-            name: "custom_gradient", arity: xs.count, forward: .alias, shape: { _, _ in value.shape }, saves: .nothing,
+            name: "customGradient", arity: xs.count, forward: .alias, shape: { _, _ in value.shape }, saves: .nothing,
             vjp: { s, dy in
                 let g = box.value(dy)
                 guard g.count == s.shapes.count else {

@@ -104,7 +104,7 @@ extension Op {
         dy * Op.sign(s.x)  // sign(x)
     }
     /// log(x) for x > 0, else 0: the exponent's gradient of `pow` (TensorFlow masks log the same way).
-    static let safeLog = unary("safe_log", saves: .inputs, each { $0 > 0 ? Foundation.log($0) : 0 }) { s, dy in
+    static let safeLog = unary("safeLog", saves: .inputs, each { $0 > 0 ? Foundation.log($0) : 0 }) { s, dy in
         dy * Op.step(s.x) / (TapeCL.abs(s.x) + (1 - Op.step(s.x)))  // 1/x where x > 0
     }
 
@@ -145,7 +145,7 @@ extension Op {
         .zeros(like: dy)
     }
     static let equal = mask("equal", each { $0 == $1 ? 1 : 0 })
-    static let greaterEqual = mask("greater_equal", each { $0 >= $1 ? 1 : 0 })
+    static let greaterEqual = mask("greaterEqual", each { $0 >= $1 ? 1 : 0 })
 }
 
 /// The sum of the tangents that exist (`nil` is a zero tangent).

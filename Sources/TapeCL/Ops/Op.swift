@@ -203,6 +203,23 @@ package struct Cotangents: RandomAccessCollection, ExpressibleByArrayLiteral {
     package subscript(i: Int) -> Tensor? { list[i] }
 }
 
+// MARK: - The table
+
+extension Op {
+    /// Every op, in table order: the one place that enumerates them.
+    package static let all: [Op] = [
+        neg, sin, cos, tan, exp, log, sqrt, tanh, sigmoid, relu, abs, safeLog,
+        add, sub, mul, div, pow, maximum, minimum,
+        step, sign, equal, greaterEqual,
+        sum, max, reshape, transpose, broadcast, cast, transfer, stop, matmul, concat, slice,
+        compareLess, compareLessEqual, compareGreater, compareGreaterEqual, compareEqual, compareNotEqual, select,
+        argmax, argmin, take, segmentSumOp,
+        im2col, col2im, maxPool, maxPoolPick, maxPoolGrad, avgPool, avgPoolGrad,
+    ]
+
+    package static func named(_ name: String) -> Op? { all.first { $0.name == name } }
+}
+
 // MARK: - Shape rules
 
 extension Op {

@@ -96,7 +96,7 @@ extension Op {
 
     /// The identity that no gradient passes (``stopGradient(_:)``).
     static let stop = Op(
-        name: "stop_gradient", arity: 1, forward: .alias, shape: sameShape, saves: .nothing, differentiable: false,
+        name: "stopGradient", arity: 1, forward: .alias, shape: sameShape, saves: .nothing, differentiable: false,
         tolerance: .exact, checkCase: { m, n in CheckCase([[m, n]]) { stopGradient($0[0]) * $0[0] } },
         vjp: { _, _ in [nil] }, jvp: { _, _ in nil })
 
@@ -194,19 +194,4 @@ extension Op {
         for (i, p) in permutation.enumerated() { inv[p] = i }
         return inv
     }
-}
-
-extension Op {
-    /// Every op, in table order: the one place that enumerates them.
-    package static let all: [Op] = [
-        neg, sin, cos, tan, exp, log, sqrt, tanh, sigmoid, relu, abs, safeLog,
-        add, sub, mul, div, pow, maximum, minimum,
-        step, sign, equal, greaterEqual,
-        sum, max, reshape, transpose, broadcast, cast, transfer, stop, matmul, concat, slice,
-        compareLess, compareLessEqual, compareGreater, compareGreaterEqual, compareEqual, compareNotEqual, select,
-        argmax, argmin, take, segmentSumOp,
-        im2col, col2im, maxPool, maxPoolPick, maxPoolGrad, avgPool, avgPoolGrad,
-    ]
-
-    package static func named(_ name: String) -> Op? { all.first { $0.name == name } }
 }

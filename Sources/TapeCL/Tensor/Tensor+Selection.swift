@@ -218,3 +218,22 @@ extension Tensor {
         return result
     }
 }
+
+/// `tf.one_hot(indices, depth)`: for int32 `indices` of any shape, a tensor of shape
+/// `indices.shape + [depth]` that is 1 where the last axis equals the index and 0 elsewhere; an
+/// index outside `0 ..< depth` gives a row of zeros, as TensorFlow's. Not differentiable (its
+/// input is integers). Computed on the indices' device: nothing is read back.
+///
+/// ```swift
+/// let labels = oneHot(Tensor([Int32(2), 0]), depth: 3)   // [[0, 0, 1], [1, 0, 0]]
+/// ```
+/// - Precondition: `indices` int32 and `depth` ≥ 0 (else a stop naming them).
+public func oneHot(_ indices: Tensor, depth: Int, dtype: DType = .float32) -> Tensor {
+    if let inert = Tensor.inertResult(of: "oneHot", indices) { return inert }
+    guard indices.dtype == .int32, depth >= 0 else {
+        let message = "oneHot: indices must be int32 and depth 0 or more, not \(indices.dtype) and \(depth)"
+        return stop(TapeError.argument(message), else: .inert(shape: indices.shape + [Swift.max(depth, 0)]))
+    }
+    let classes = Tensor(shape: [depth], scalars: (0..<depth).map { Int32($0) }, on: indices.device)
+    return (indices.reshaped(to: indices.shape + [1]) .== classes).cast(to: dtype)
+}

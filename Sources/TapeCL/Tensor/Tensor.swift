@@ -251,16 +251,17 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// Computes the elements now if they wait in a fused chain (see the README's section on
-    /// fusion), so that a value kept across steps (an optimizer's moments, a running mean) holds
-    /// its own memory instead of the expression and the inputs it was made from, and is not
-    /// computed again inside every later chain that reads it. A computed tensor, or a one-element
-    /// one kept in its handle, is left as it is. Enqueues work; does not wait for it.
+    /// fusion), so that a value kept across steps (an optimizer's moments) holds its own memory
+    /// instead of the expression and the inputs it was made from, and is not computed again inside
+    /// every later chain that reads it. A computed tensor, or a one-element one kept in its handle,
+    /// is left as it is. Enqueues work; does not wait for it. (A user keeps such a value in a
+    /// `Variable`, whose `assign` calls this.)
     ///
     /// ```swift
     /// let m = 0.9 * m0 + 0.1 * g
     /// m.evaluate()   // m0 and g can go
     /// ```
-    public func evaluate() {
+    package func evaluate() {
         guard let handle, handle.isDeferred else { return }
         do { _ = try handle.storage() } catch { stop(error, else: ()) }
     }

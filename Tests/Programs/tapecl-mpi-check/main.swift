@@ -53,7 +53,7 @@ func train(optimizerName: String, steps: Int, batch: Int, bucketBytes: Int) thro
         let x = Tensor.randomNormal(shape: [batch, 12], seed: UInt64(1000 + step))
         let y = Tensor.randomNormal(shape: [batch, 3], seed: UInt64(2000 + step))
         let tape = DistributedGradientTape(GradientTape(), bucketBytes: bucketBytes)
-        let loss = tape.record { meanSquaredError(layers.reduce(x[mine]) { $1($0) }, y[mine]) }
+        let loss = tape.record { meanSquaredError(predicted: layers.reduce(x[mine]) { $1($0) }, expected: y[mine]) }
         optimizer.update(variables, gradients: try tape.gradient(of: loss, wrt: variables))
         say("step \(step) \(hash(variables.map { $0.value })) buckets \(tape.statistics.buckets)")
     }
