@@ -303,64 +303,36 @@ public final class GradientTape: @unchecked Sendable {
 
     /// The tape walk: cotangents flow from `target` back to the `wanted` ids. `final` gets each
     /// wanted id's cotangent (or nil) once, as soon as no entry left to walk can add to it: after
-    /// the walk passes the id's first use. Entry k's output's cotangent is `flowing[k]`; a leaf's
-    /// is looked up by id.
+    /// the walk passes the id's first use (see ``WalkPlan`` and ``Flow``).
     private func backward(
         from target: Tensor, seed: Tensor, to wanted: Set<TensorID>, final: (TensorID, Tensor?) throws -> Void
     ) throws {
         if !persistent { paused += 1 }  // a one-shot tape does not record its own backward pass
         defer { if !persistent { paused -= 1 } }
         let n = entries.count  // a persistent tape may record onto itself meanwhile
-        func producer(_ id: TensorID) -> Int { producers[id].map { $0 < n ? $0 : Self.untracked } ?? Self.untracked }
-        var isWanted = [Bool](repeating: false, count: n)  // entry k's output is wanted
-        for id in wanted {
-            let p = producer(id)
-            if p >= 0 { isWanted[p] = true }
+        func link(_ id: TensorID) -> Link {
+            Link(id: id, producer: producers[id].map { $0 < n ? $0 : Self.untracked } ?? Self.untracked)
         }
-        func wants(_ link: Link) -> Bool { link.producer >= 0 ? isWanted[link.producer] : wanted.contains(link.id) }
-        var reaches = isWanted  // entry k's output depends on a wanted id: only such values need cotangents
-        var firstUse: [TensorID: Int] = [:]  // a wanted id's cotangent is final after this entry
-        for k in 0..<n {
-            for link in entries[k].inputs where link.producer != Self.untracked {
-                let wantedInput = wants(link)
-                if wantedInput || link.producer >= 0 && reaches[link.producer] { reaches[k] = true }
-                if wantedInput && firstUse[link.id] == nil { firstUse[link.id] = k }
-            }
-        }
-        let finalAt = firstUse.sorted { $0.value > $1.value }  // walked in this order: no lookup per entry
-        var next = 0
-        var flowing = [Tensor?](repeating: nil, count: n)
-        var leaves: [TensorID: Tensor] = [:]
-        func cotangent(_ id: TensorID) -> Tensor? {
-            let p = producer(id)
-            return p >= 0 ? flowing[p] : leaves[id]
-        }
-        let targetProducer = producer(target.id)
-        if targetProducer >= 0 { flowing[targetProducer] = seed } else { leaves[target.id] = seed }
-        for id in wanted where firstUse[id] == nil { try final(id, cotangent(id)) }  // never an input
+        let plan = WalkPlan(entries[..<n], wanted: wanted) { link($0).producer }
+        var flow = Flow(count: n)
+        flow.add(seed, to: link(target.id))
+        for id in plan.unused { try final(id, flow.value(link(id))) }
+        var next = 0  // into plan.finalAt
         for k in stride(from: n - 1, through: 0, by: -1) {
-            // Entry k's cotangent is taken (so freed); a one-shot tape moves the saved values out:
-            // they go back to the allocator after this step.
-            if let dy = flowing[k].take(), var saved = persistent ? entries[k].saved : entries[k].saved.take() {
+            // A one-shot tape moves the saved values out: they go back to the allocator after this step.
+            if let dy = flow.take(k), var saved = persistent ? entries[k].saved : entries[k].saved.take() {
                 let links = entries[k].inputs
                 for i in saved.inputs.indices where saved.inputs[i].needs {
-                    let link = links[i]
-                    saved.inputs[i].needs = link.producer >= 0 ? reaches[link.producer] : wanted.contains(link.id)
+                    saved.inputs[i].needs = plan.needs(links[i])
                 }
                 if saved.inputs.contains(where: \.needs) {
                     for (i, g) in entries[k].op.vjp(saved, dy).enumerated() where saved.inputs[i].needs {
-                        guard let g = g?.summed(toShape: saved.inputs[i].shape) else { continue }  // unbroadcast, once
-                        let (id, p) = (links[i].id, links[i].producer)
-                        if p >= 0 {
-                            flowing[p] = flowing[p].map { $0 + g } ?? g
-                        } else {
-                            leaves[id] = leaves[id].map { $0 + g } ?? g
-                        }
+                        if let g = g?.summed(toShape: saved.inputs[i].shape) { flow.add(g, to: links[i]) }  // unbroadcast
                     }
                 }
             }
-            while next < finalAt.count && finalAt[next].value == k {
-                try final(finalAt[next].key, cotangent(finalAt[next].key))
+            while next < plan.finalAt.count && plan.finalAt[next].entry == k {
+                try final(plan.finalAt[next].id, flow.value(link(plan.finalAt[next].id)))
                 next += 1
             }
         }
