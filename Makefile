@@ -84,8 +84,13 @@ python-safetensors:
 
 ## The formatter's rules (.swift-format: 120 columns), checked before the tests so CI fails on a violation;
 ## `make format` applies them.
+## The runtime's SPI (`@_spi(Runtime)`) is for its own clients: the core, the op check, the benchmarks and the
+## tests. The layers above and the command line use public (and, inside the package, `package`) API only.
+SPI_FREE := Sources/TapeCLNN Sources/TapeCLData Sources/TapeCLDistributed Sources/TapeCLExamples Sources/tapecl Examples
 lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests Plugins Examples
+	@if grep -rln '@_spi(Runtime)' $(SPI_FREE); then \
+		echo "error: the files above import the runtime's SPI; use public or package API (Makefile: SPI_FREE)"; exit 1; fi
 
 format:
 	$(SWIFT) format format --in-place --recursive Sources Tests Plugins Examples

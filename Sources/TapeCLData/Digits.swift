@@ -1,5 +1,4 @@
 import TapeCL
-@_spi(Runtime) import TapeCLRuntime
 
 /// The handwritten digits shipped with TapeCL: 1,797 images of 8×8 pixels and their labels 0–9,
 /// the test part of the UCI "Optical Recognition of Handwritten Digits" data set (E. Alpaydin,

@@ -1,7 +1,6 @@
 import CMPI
 import Foundation
 import TapeCL
-@_spi(Runtime) import TapeCLRuntime
 
 /// The processes of a data-parallel job, over MPI (Open MPI or MPICH), in the shape of Horovod.
 ///
@@ -161,7 +160,7 @@ public enum Distributed {
     public static func agree(on settings: [(name: String, value: String)]) throws {
         let world = MPIWorld.shared
         guard world.size > 1 else { return }
-        let hashes = settings.map { Int64(bitPattern: ProgramCache.fnv1a("\($0.name)=\($0.value)")) }
+        let hashes = settings.map { Int64(bitPattern: stableHash("\($0.name)=\($0.value)")) }
         let all = try world.allGather("agreement on the settings", [Int64(settings.count)] + hashes)
         guard Set(all.map { $0[0] }).count == 1 else {
             world.failingAlike()

@@ -1,5 +1,4 @@
 import TapeCL
-@_spi(Runtime) import TapeCLRuntime
 
 /// A piece of a model: a function of a tensor with trainable variables, named for saving.
 ///

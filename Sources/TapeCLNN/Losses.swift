@@ -1,5 +1,4 @@
 import TapeCL
-@_spi(Runtime) import TapeCLRuntime
 
 /// Mean over the batch of `−Σ labels · log softmax(logits)`; `labels` are one-hot (or
 /// probabilities) of the logits' shape `[batch, classes]`.

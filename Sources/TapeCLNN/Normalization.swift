@@ -1,5 +1,4 @@
 import TapeCL
-@_spi(Runtime) import TapeCLRuntime
 
 /// Layer normalisation over the last axis (`tf.keras.layers.LayerNormalization`):
 /// `(x − mean) / √(variance + ε) · gamma + beta`, with the biased variance.

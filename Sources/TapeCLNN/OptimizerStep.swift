@@ -1,5 +1,4 @@
 import TapeCL
-@_spi(Runtime) import TapeCLRuntime
 
 // One optimizer step, all or nothing: inside `withErrors` a step either changes every variable
 // (and the optimizer's state) or nothing.
@@ -15,7 +14,7 @@ import TapeCL
 func takeStep(
     _ optimizer: String, _ variables: [Variable], _ gradients: [Tensor?], _ newValue: (Variable, Tensor) -> Tensor
 ) -> Bool {
-    if ErrorScope.isFailing { return false }
+    if insideFailedScope { return false }
     if let error = stepError(optimizer, variables, gradients) { return stop(error, else: false) }
     var values: [(Variable, Tensor)] = []
     withoutRecording {
@@ -26,7 +25,7 @@ func takeStep(
             values.append((v, value))
         }
     }
-    if ErrorScope.isFailing { return false }
+    if insideFailedScope { return false }
     for (v, value) in values { v.assign(value) }
     return true
 }

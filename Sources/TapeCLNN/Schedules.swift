@@ -1,6 +1,5 @@
 import Foundation
 import TapeCL
-@_spi(Runtime) import TapeCLRuntime
 
 /// A learning rate that depends on the step (0, 1, 2, …), as Keras's schedules give it; set an
 /// optimizer's `learningRate` from it before each step.

@@ -250,11 +250,16 @@ import Synchronization
 }
 
 /// One program build: which family and options, how long, and whether from the disk cache.
-@_spi(Runtime) public struct ProgramBuild: Sendable {
-    @_spi(Runtime) public let program: String
-    @_spi(Runtime) public let seconds: Double
-    @_spi(Runtime) public let fromDiskCache: Bool
-    @_spi(Runtime) public let error: String?
+/// One kernel program's build, as ``Device/buildKernels()`` reports it.
+public struct ProgramBuild: Sendable {
+    /// The program's name (its source files and options).
+    public let program: String
+    /// How long the build (or the load from the disk cache) took.
+    public let seconds: Double
+    /// Whether its binary came from TapeCL's disk cache.
+    public let fromDiskCache: Bool
+    /// The build's error, if it failed (its ops then run on the host).
+    public let error: String?
 }
 
 /// What `tapecl devices` shows of a device.

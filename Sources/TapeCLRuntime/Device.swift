@@ -83,16 +83,6 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
         for device in Registry.shared.openCL { device.synchronize() }
     }
 
-    /// Builds every kernel program of this device now (else each is built on first use) and reports
-    /// each build: what `tapecl devices --build-kernels` prints.
-    @_spi(Runtime) public func buildKernels() -> [ProgramBuild] { core.backend.buildAll() }
-
-    /// The kernel variants this device runs, chosen from its properties (nil on the host).
-    @_spi(Runtime) public var kernelVariants: String? { core.backend.kernelVariants }
-
-    /// Why this device cannot build kernels (every op would run on the host), or nil.
-    @_spi(Runtime) public var kernelBuildProblem: String? { core.backend.buildProblem() }
-
     /// How many launches ran on the host instead of this device, and why (first reason per op).
     @_spi(Runtime) public var fallbacks: (count: Int, reasons: [String: String]) { core.fallbacks }
 

@@ -34,6 +34,20 @@ public enum TapeError: Error, CustomStringConvertible, Equatable {
     fatalError("TapeCL: \(error)")
 }
 
+/// Sets what a stop does before it ends the program (outside `withErrors`): a program with its own
+/// way of reporting errors (the `tapecl` command prints one line `error: ...` and exits with status
+/// 2) sets it once, at start-up. The handler gets the error and must not return.
+///
+/// ```swift
+/// setStopHandler { error in
+///     print("error: \(error)")
+///     exit(2)
+/// }
+/// ```
+public func setStopHandler(_ handler: @escaping @Sendable (any Error) -> Never) {
+    stopHandler.withLock { $0 = handler }
+}
+
 /// What ``fail(_:)`` calls before it stops the program, if set: a program with its own way of
 /// reporting errors (the `tapecl` command prints one line `error: ...` and exits with status 2)
 /// sets it once, at start-up. It must not return.

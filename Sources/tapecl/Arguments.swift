@@ -1,5 +1,3 @@
-@_spi(Runtime) import TapeCLRuntime
-
 /// The command line as ArgumentParser should read it, so that ordinary maths and negative
 /// numbers work as written:
 ///

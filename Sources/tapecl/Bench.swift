@@ -3,7 +3,6 @@ import Foundation
 import TapeCL
 import TapeCLBenchmarks
 import TapeCLDistributed
-@_spi(Runtime) import TapeCLRuntime
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(

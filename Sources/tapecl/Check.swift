@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import TapeCL
 import TapeCLCheck
-@_spi(Runtime) import TapeCLRuntime
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(

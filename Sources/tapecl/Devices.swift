@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TapeCL
-@_spi(Runtime) import TapeCLRuntime
 
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,7 +47,7 @@ struct Devices: ParsableCommand {
                     fp64: i.supportsFloat64, default: d == chosen, platform: i.platform,
                     openclCVersion: i.openCLCVersion, driverVersion: i.driverVersion,
                     buildProblem: d.kernelBuildProblem, kernels: d.kernelVariants,
-                    blas: i.kind == "host" ? HostBLAS.description : nil)
+                    blas: d.matmulLibrary)
             }
             if options.json { return try JSON.print(entries) }
             for e in entries {

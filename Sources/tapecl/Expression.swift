@@ -1,5 +1,4 @@
 import TapeCL
-@_spi(Runtime) import TapeCLRuntime
 
 /// A parse or evaluation error at a 1-based column of the expression (or of a binding).
 struct ExpressionError: Error, CustomStringConvertible {

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TapeCL
-@_spi(Runtime) import TapeCLRuntime
 
 struct Grad: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TapeCL
-@_spi(Runtime) import TapeCLRuntime
 
 @main
 struct TapeCLCommand: ParsableCommand {
@@ -29,12 +28,10 @@ struct TapeCLCommand: ParsableCommand {
         // the commands' own errors are, not a trap with a backtrace. `_exit`: a stop may come with a
         // lock held that an exit handler (the queues' drain) would wait for; under mpirun, a rank that
         // ends without finalising ends the job.
-        stopHandler.withLock {
-            $0 = { error in
-                fflush(nil)
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                _exit(2)
-            }
+        setStopHandler { error in
+            fflush(nil)
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            _exit(2)
         }
         // Every device's queue is drained before the process exits (see `Device.synchronizeAll()`).
         defer { Device.synchronizeAll() }
@@ -101,7 +98,7 @@ enum Format {
 
     /// A tensor as a number or nested lists.
     static func tensor(_ t: Tensor) -> String {
-        Shape.nested(t.scalars(as: Double.self).map { number($0) }[...], t.shape[...])
+        t.nested(t.scalars(as: Double.self).map { number($0) }, empty: "") { "[" + $0.joined(separator: ", ") + "]" }
     }
 }
 
@@ -137,7 +134,7 @@ indirect enum TensorJSON: Encodable {
             case .float64: t.scalars(as: Double.self).map { .double($0.isNaN ? .nan : $0) }
             case .int32, .int8, .bool: t.scalars(as: Int.self).map { .int($0) }
             }
-        self = Shape.nested(leaves[...], t.shape[...], empty: .list([])) { .list($0) }
+        self = t.nested(leaves, empty: .list([])) { .list($0) }
     }
 
     func encode(to encoder: any Encoder) throws {

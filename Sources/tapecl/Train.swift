@@ -4,7 +4,6 @@ import TapeCL
 import TapeCLData
 import TapeCLDistributed
 import TapeCLNN
-@_spi(Runtime) import TapeCLRuntime
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -119,7 +118,7 @@ struct Train: ParsableCommand {
         // a batch's activations with their gradients; the held-out images' without
         let activations = max(2 * min(batchSize, trainCount), testCount) * perExample
         let bytes = 4 * (4 * weights + activations)
-        let host = HostMemory.available()
+        let host = Device.availableHostMemory
         let available =
             device.info.type == "GPU" ? device.info.globalMemoryBytes : min(device.info.globalMemoryBytes, host)
         guard bytes <= available / 2 else {

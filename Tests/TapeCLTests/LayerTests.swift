@@ -58,7 +58,9 @@ struct LayerTests {
             let sparse = tape.record {
                 sparseSoftmaxCrossEntropy(logits: logits, labels: Tensor(labels.map(Int32.init)))
             }
-            let dense = tape.record { softmaxCrossEntropy(logits: logits, labels: oneHot(Tensor(labels.map(Int32.init)), depth: 4)) }
+            let dense = tape.record {
+                softmaxCrossEntropy(logits: logits, labels: oneHot(Tensor(labels.map(Int32.init)), depth: 4))
+            }
             expectClose(sparse, dense, atol: 1e-6, rtol: 1e-6)
             expectClose(
                 try tape.gradient(of: sparse, wrt: logits), try tape.gradient(of: dense, wrt: logits), atol: 1e-7,

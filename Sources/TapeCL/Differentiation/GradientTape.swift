@@ -327,7 +327,8 @@ public final class GradientTape: @unchecked Sendable {
                 }
                 if saved.inputs.contains(where: \.needs) {
                     for (i, g) in entries[k].op.vjp(saved, dy).enumerated() where saved.inputs[i].needs {
-                        if let g = g?.summed(toShape: saved.inputs[i].shape) { flow.add(g, to: links[i]) }  // unbroadcast
+                        // unbroadcast, once per input
+                        if let g = g?.summed(toShape: saved.inputs[i].shape) { flow.add(g, to: links[i]) }
                     }
                 }
             }

@@ -37,3 +37,19 @@ extension Tensor {
         try buffer.core.read(buffer, into: destination)
     }
 }
+
+extension Tensor {
+    /// `items`, one per element in row-major order (as ``scalars`` gives them), grouped by this
+    /// tensor's shape into nested lists made by `list`: what `description` and `tapecl --json`
+    /// print. A scalar is its one item (`empty` when there is none).
+    ///
+    /// ```swift
+    /// let m = Tensor([[1, 2], [3, 4]])
+    /// m.nested(m.scalars.map { "\($0)" }, empty: "") { "[" + $0.joined(separator: ", ") + "]" }
+    /// // "[[1.0, 2.0], [3.0, 4.0]]"
+    /// ```
+    /// - Precondition: `items.count == count`.
+    public func nested<T>(_ items: [T], empty: T, list: ([T]) -> T) -> T {
+        Shape.nested(items[...], shape[...], empty: empty, list: list)
+    }
+}
