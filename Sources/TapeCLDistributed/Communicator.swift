@@ -6,6 +6,8 @@ import TapeCL
 /// (waiting for the device there, not on the walk's thread) and reduces it over all processes
 /// with a blocking `MPI_Allreduce`, then divides by the number of processes. One per process,
 /// started at first use; jobs run one at a time, in the order they were submitted.
+///
+/// Thread safety: `queue` and `started` are read and written only under `condition`'s lock.
 final class Communicator: @unchecked Sendable {
     static let shared = Communicator()
 
@@ -15,6 +17,8 @@ final class Communicator: @unchecked Sendable {
 
     /// One bucket: its gradients in, their means over all processes out, each read straight into
     /// its place in the bucket's host buffer and written back from it.
+    /// Thread safety: the inputs are immutable; `outcome` and `interval` change only under
+    /// `condition`'s lock.
     final class Job: @unchecked Sendable {
         let parts: [Tensor]
         let bucket: Int

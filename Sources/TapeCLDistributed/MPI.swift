@@ -12,6 +12,8 @@ import TapeCL
 /// error naming what was waited for and, where known, the ranks that did not arrive; a process
 /// that exits with a non-zero status (or after a failed wait) ends the whole job with `MPI_Abort`,
 /// unless every rank failed alike (a disagreement that ``Distributed`` found on every rank).
+///
+/// Thread safety: the rank, size and settings are immutable; `broken` changes only under `lock`.
 final class MPIWorld: @unchecked Sendable {
     static let shared = MPIWorld()
 

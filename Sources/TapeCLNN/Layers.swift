@@ -174,27 +174,31 @@ public final class Conv2D: Layer, Sendable {
     public var namedVariables: [String: Variable] { ["filter": filter, "bias": bias] }
 }
 
-/// What the pooling layers share: the window, its strides (the window's size unless given:
-/// non-overlapping windows) and the padding.
-public class Pooling: @unchecked Sendable {
+/// Max pooling over `size` windows (TapeCL's `maxPool2d(_:size:strides:padding:)`); no variables.
+public final class MaxPool2D: Layer, Sendable {
     public let size: (Int, Int)
+    /// The window's size unless given: non-overlapping windows.
     public let strides: (Int, Int)
     public let padding: Padding
 
     public init(size: (Int, Int) = (2, 2), strides: (Int, Int)? = nil, padding: Padding = .valid) {
-        self.size = size
-        self.strides = strides ?? size
-        self.padding = padding
+        (self.size, self.strides, self.padding) = (size, strides ?? size, padding)
     }
-}
 
-/// Max pooling over `size` windows (TapeCL's `maxPool2d(_:size:strides:padding:)`); no variables.
-public final class MaxPool2D: Pooling, Layer, @unchecked Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor { maxPool2d(x, size: size, strides: strides, padding: padding) }
 }
 
 /// Average pooling over `size` windows (TapeCL's `avgPool2d(_:size:strides:padding:)`); no variables.
-public final class AvgPool2D: Pooling, Layer, @unchecked Sendable {
+public final class AvgPool2D: Layer, Sendable {
+    public let size: (Int, Int)
+    /// The window's size unless given: non-overlapping windows.
+    public let strides: (Int, Int)
+    public let padding: Padding
+
+    public init(size: (Int, Int) = (2, 2), strides: (Int, Int)? = nil, padding: Padding = .valid) {
+        (self.size, self.strides, self.padding) = (size, strides ?? size, padding)
+    }
+
     public func callAsFunction(_ x: Tensor) -> Tensor { avgPool2d(x, size: size, strides: strides, padding: padding) }
 }
 

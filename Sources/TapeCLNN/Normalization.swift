@@ -1,3 +1,4 @@
+import Synchronization
 import TapeCL
 
 /// Layer normalisation over the last axis (`tf.keras.layers.LayerNormalization`):
@@ -35,13 +36,18 @@ public final class LayerNorm: Layer, Sendable {
 
 /// Inverted dropout: while training, each element is zeroed with probability `rate` and the rest
 /// scaled by 1/(1 − rate); otherwise the identity (`tf.keras.layers.Dropout`). The masks come from
-/// `seed` and a call counter, so a run is repeatable.
-public final class Dropout: Layer, @unchecked Sendable {
+/// `seed` and a call counter, so a run is repeatable. The flag and the counter are under a lock:
+/// calls from several threads each take a mask of their own.
+public final class Dropout: Layer, Sendable {
     public let rate: Double
     public let seed: UInt64
+    private let state = Mutex((isTraining: false, calls: UInt64(0)))
+
     /// Whether calls drop elements (``Sequential/setTraining(_:)`` sets it for a whole model).
-    public var isTraining = false
-    private var calls: UInt64 = 0
+    public var isTraining: Bool {
+        get { state.withLock { $0.isTraining } }
+        set { state.withLock { $0.isTraining = newValue } }
+    }
 
     /// - Precondition: `rate` in `0 ..< 1` (else a stop naming it).
     public init(rate: Double, seed: UInt64 = 0) {
@@ -52,9 +58,13 @@ public final class Dropout: Layer, @unchecked Sendable {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        guard isTraining, rate > 0 else { return x }
-        calls += 1
-        let u = Tensor.randomUniform(shape: x.shape, seed: seed &+ calls &* 0x9E37_79B9, dtype: x.dtype, on: x.device)
+        let call: UInt64? = state.withLock { s in
+            guard s.isTraining, rate > 0 else { return nil }
+            s.calls += 1
+            return s.calls
+        }
+        guard let call else { return x }
+        let u = Tensor.randomUniform(shape: x.shape, seed: seed &+ call &* 0x9E37_79B9, dtype: x.dtype, on: x.device)
         return select(u .>= rate, x / (1 - rate), 0)
     }
 

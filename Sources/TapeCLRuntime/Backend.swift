@@ -63,7 +63,8 @@ import Synchronization
 }
 
 /// What an indexed op's host loop reads: the inputs' memory and shapes, the first input's element
-/// type, the output's memory and shape, and the op's window parameters.
+/// type, the output's memory and shape, and the op's window parameters. Immutable; the pointers
+/// are valid for the launch, whose parallel parts write disjoint ranges of the output.
 @_spi(Runtime) public struct IndexedArguments: @unchecked Sendable {
     @_spi(Runtime) public let inputs: [UnsafeRawPointer]
     @_spi(Runtime) public let inputShapes: [[Int]]
@@ -291,6 +292,7 @@ public struct DeviceInfo: Sendable, Codable {
 
 /// Device memory owned by one tensor (or shared by a tensor and its reshaped views).
 /// Returns to its device's caching allocator when the last tensor using it goes away.
+/// Immutable: the pointer is an address (host memory or an OpenCL handle) the buffer owns.
 @_spi(Runtime) public final class Buffer: @unchecked Sendable {
     @_spi(Runtime) public let core: DeviceCore
     @_spi(Runtime) public let handle: UnsafeMutableRawPointer

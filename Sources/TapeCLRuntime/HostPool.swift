@@ -25,7 +25,10 @@ let hostCores = max(1, ProcessInfo.processInfo.activeProcessorCount)
 /// before it sleeps: a training step issues dozens of parallel loops back to back, and waking a
 /// sleeping thread (Dispatch's `concurrentPerform` did) cost 50–100 µs a loop here, as OpenMP's
 /// and OpenBLAS's pools also find.
-final class HostPool: @unchecked Sendable {
+///
+/// Thread safety: the current job is in a `Mutex`, the generation an atomic, the workers immutable;
+/// a job's fields are immutable or atomic.
+final class HostPool: Sendable {
     static let shared = HostPool(workers: hostCores - 1)
     /// How long an idle worker stays awake, in nanoseconds.
     static let spin: UInt64 = 200_000

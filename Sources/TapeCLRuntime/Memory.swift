@@ -35,6 +35,9 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
 
 /// The backend plus everything device-independent: the caching allocator, memory statistics,
 /// host fallback. One per ``Device``.
+///
+/// Thread safety: the backend and limits are immutable; the allocator's blocks and the statistics
+/// live in `state`, a `Mutex`; counters are atomics.
 @_spi(Runtime) public final class DeviceCore: @unchecked Sendable {
     @_spi(Runtime) public let backend: any Backend
     @_spi(Runtime) public let name: String

@@ -8,6 +8,9 @@ import TapeCLKernels
 /// cached (``ProgramCache``). Every op is enqueued without waiting; ``read(_:into:)`` is the only
 /// wait. A launch the device cannot run (no fp64, a kernel that is missing or fails to build)
 /// throws ``Unsupported`` and runs on the host instead, with a warning once.
+///
+/// Thread safety: the OpenCL handles and properties are immutable (an in-order queue serialises
+/// the device's work); the program and kernel tables change only under `lock`.
 @_spi(Runtime) public final class OpenCLBackend: Backend, @unchecked Sendable {
     let device: cl_device_id
     let context: cl_context

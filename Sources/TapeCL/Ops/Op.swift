@@ -163,7 +163,7 @@ package enum Saves: Sendable {
 
 /// The values a rule sees: for each input its shape, whether it needs a cotangent and its value
 /// if kept; the output if kept; the attributes. One array per tape entry.
-package struct Saved: @unchecked Sendable {
+package struct Saved: Sendable {
     package struct Input {
         package let shape: [Int]
         package var needs: Bool

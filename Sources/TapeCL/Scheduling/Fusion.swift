@@ -172,7 +172,7 @@ extension Forward {
 
 /// One pending elementwise op (a class: the walks that read it take one reference, not a copy of
 /// its op and lists).
-package final class Expression: @unchecked Sendable {
+package final class Expression: Sendable {
     let forward: Forward
     /// The op's inputs (a fused op, elementwise or a gather, has one or two), kept inline: no array.
     let first: Tensor

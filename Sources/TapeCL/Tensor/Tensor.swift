@@ -15,7 +15,7 @@ import Synchronization
 /// print(b.scalars)                            // [12.0, 24.0, 16.0, 28.0]
 /// let c = Tensor(3.0, dtype: .float64)
 /// ```
-public struct Tensor: @unchecked Sendable {
+public struct Tensor: Sendable {
     /// The handle: an object shared by the copies. Nil for a float scalar (rank 0) on the process's
     /// host device, whose identity and element the value keeps itself (`element`): a scalar chain on
     /// the host (W1) then allocates no object per op, and copying such a tensor retains nothing.

@@ -18,7 +18,7 @@ private let nextVariableSerial = Atomic<UInt64>(0)
 /// let g = try tape.gradient(of: loss, wrt: w)!
 /// w.assignSub(0.1 * g)
 /// ```
-public final class Variable: TensorConvertible, @unchecked Sendable, CustomStringConvertible {
+public final class Variable: TensorConvertible, Sendable, CustomStringConvertible {
     private let state: Mutex<Tensor>
     /// Whether tapes watch this variable on their own when it is read.
     public let trainable: Bool
