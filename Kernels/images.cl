@@ -2,7 +2,8 @@
 // im2col and col2im (convolution as a matrix product), max and average pooling and their gradients.
 // p = (N, H, W, C, KH, KW, SH, SW), q = (padTop, padLeft, OH, OW): input N×H×W×C, windows KH×KW
 // with strides SH×SW, output OH×OW, window (oh, ow) starting at (oh·SH − padTop, ow·SW − padLeft).
-// Sums run in a fixed order (kh, then kw, ascending), the host's too. Index arithmetic is 32-bit
+// Sums run in a fixed order (kh, then kw, ascending), the host's too (each kernel's host twin is in
+// Sources/TapeCLRuntime/HostImages.swift). Index arithmetic is 32-bit
 // (the backend runs an indexed op on the host when its output has 2^31 elements or more).
 #include "common.cl"
 

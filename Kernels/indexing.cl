@@ -2,7 +2,8 @@
 // Backend.swift): comparisons, select, argmax/argmin, gather by ids and its gradient (a segment
 // sum). Every kernel takes its inputs, `out`, two int8 of parameters `p` and `q` (the op's window,
 // see Sources/TapeCL/Ops/Indexing.swift) and the offset `off` of its first item; one item per
-// output element, no bounds check (the host launches exactly that many).
+// output element, no bounds check (the host launches exactly that many). Each kernel's host twin,
+// which must give its bits, is in Sources/TapeCLRuntime/HostIndexing.swift.
 #include "common.cl"
 
 // Comparisons of two operands of one shape (the op broadcasts them first); out is a bool mask.

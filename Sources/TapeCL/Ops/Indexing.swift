@@ -1,9 +1,10 @@
 @_spi(Runtime) import TapeCLRuntime
 
-// Ops computed element by element from the output's index (Kernels/indexing.cl, one kernel each;
-// the host loop beside it does the same arithmetic): comparisons, select, argmax and argmin,
-// gather by ids and its gradient. Operands of comparisons and select are broadcast to the
-// output's shape first (by the public functions), so the kernels read one index.
+// Ops computed element by element from the output's index: comparisons, select, argmax and argmin,
+// gather by ids and its gradient. Each runs a kernel of Kernels/indexing.cl and, on the host, its
+// twin in the runtime's HostIndexing.swift (the same arithmetic). Operands of comparisons and
+// select are broadcast to the output's shape first (by the public functions), so the kernels read
+// one index.
 
 extension Op {
     /// A comparison: a bool mask, never recorded (no gradient flows through a comparison).
@@ -11,13 +12,7 @@ extension Op {
         Op(
             name: name, arity: 2,
             forward: .indexed(
-                IndexedKernel("compare_" + kernel, family: "indexing") { a, r in
-                    func loop<T: Element>(_: T.Type) {
-                        let (x, y, o) = (a.input(0, T.self), a.input(1, T.self), a.output(UInt8.self))
-                        for i in r { o[i] = compare(x[i], y[i], test) ? 1 : 0 }
-                    }
-                    forEachType(a.dtype, loop, loop, loop, loop, loop)
-                }),
+                IndexedKernel("compare_" + kernel, family: "indexing", host: HostIndexing.compare(test))),
             shape: sameShape, saves: .nothing, differentiable: false, fusable: .never, tolerance: .exact,
             call: { op, inputs, _ in
                 guard inputs.count == 2 else {
@@ -31,24 +26,6 @@ extension Op {
             vjp: { _, _ in [nil, nil] }, jvp: { _, _ in nil })
     }
 
-    /// `test` on two elements, through `Double` (exact for every element type).
-    @inline(__always)
-    static func compare<T: Element>(_ a: T, _ b: T, _ test: (Double, Double) -> Bool) -> Bool {
-        test(double(a), double(b))
-    }
-
-    @inline(__always)
-    static func double<T: Element>(_ v: T) -> Double {
-        switch v {
-        case let f as Float: Double(f)
-        case let d as Double: d
-        case let i as Int32: Double(i)
-        case let i as Int8: Double(i)
-        case let u as UInt8: Double(u)
-        default: .nan
-        }
-    }
-
     static let compareLess = comparison("compareLess", kernel: "less") { $0 < $1 }
     static let compareLessEqual = comparison("compareLessEqual", kernel: "less_equal") { $0 <= $1 }
     static let compareGreater = comparison("compareGreater", kernel: "greater") { $0 > $1 }
@@ -60,15 +37,7 @@ extension Op {
     static let select: Op = Op(
         name: "select", arity: 3, auxiliary: 1,
         forward: .indexed(
-            IndexedKernel("select_mask", family: "indexing") { a, r in
-                func loop<T: Element>(_: T.Type) {
-                    let (x, y, m, o) = (
-                        a.input(0, T.self), a.input(1, T.self), a.input(2, UInt8.self), a.output(T.self)
-                    )
-                    for i in r { o[i] = m[i] != 0 ? x[i] : y[i] }
-                }
-                forEachType(a.dtype, loop, loop, loop, loop, loop)
-            }),
+            IndexedKernel("select_mask", family: "indexing", host: HostIndexing.select)),
         shape: sameShape, saves: .inputs, fusable: .never, tolerance: .exact,
         call: { op, inputs, _ in  // [mask, a, b], as select(_:_:_:) takes them
             guard inputs.count == 3 else { throw TapeError.argument("select: expects 3 inputs, got \(inputs.count)") }
@@ -95,26 +64,7 @@ extension Op {
         Op(
             name: name, arity: 1,
             forward: .indexed(
-                IndexedKernel(name, family: "indexing") { a, r in
-                    func loop<T: Element>(_: T.Type) {
-                        let (x, o) = (a.input(0, T.self), a.output(Int32.self))
-                        let (extent, inner) = (a.parameters[0], a.parameters[1])
-                        for i in r {
-                            let base = (i / inner) * extent * inner + i % inner
-                            var best = double(x[base])
-                            var at = 0
-                            for k in 1..<Swift.max(extent, 1) {
-                                let v = double(x[base + k * inner])
-                                if better(v, best) || (v.isNaN && !best.isNaN) {
-                                    best = v
-                                    at = k
-                                }
-                            }
-                            o[i] = Int32(at)
-                        }
-                    }
-                    forEachType(a.dtype, loop, loop, loop, loop, loop)
-                }),
+                IndexedKernel(name, family: "indexing", host: HostIndexing.arg(better))),
             shape: { _, a in a.shape }, saves: .nothing, differentiable: false, fusable: .never, tolerance: .exact,
             call: { op, inputs, a in try single(inputs, op.name).argReduced(op, axis: a.axes?.first ?? -1) },
             checkCase: { m, n in CheckCase([[m, n]]) { x in x[0].argmax(axis: 0).cast(to: .float32) } },
@@ -130,18 +80,7 @@ extension Op {
     static let take: Op = Op(
         name: "gather", arity: 2, auxiliary: 1,
         forward: .indexed(
-            IndexedKernel("take", family: "indexing") { a, r in
-                func loop<T: Element>(_: T.Type) {
-                    let (x, ids, o) = (a.input(0, T.self), a.input(1, Int32.self), a.output(T.self))
-                    let (n, m, inner) = (a.parameters[0], a.parameters[1], a.parameters[2])
-                    for i in r {
-                        let (c, j, outer) = (i % inner, (i / inner) % m, i / (inner * m))
-                        let id = Int(ids[j])
-                        o[i] = (0..<n).contains(id) ? x[(outer * n + id) * inner + c] : 0
-                    }
-                }
-                forEachType(a.dtype, loop, loop, loop, loop, loop)
-            }),
+            IndexedKernel("take", family: "indexing", host: HostIndexing.take)),
         shape: { _, a in a.shape }, saves: .inputs, fusable: .never, tolerance: .exact,
         call: { op, inputs, a in  // [x, ids], axes: [axis]
             guard inputs.count == 2 else { throw TapeError.argument("gather: expects 2 inputs, got \(inputs.count)") }
@@ -164,22 +103,7 @@ extension Op {
     static let segmentSumOp: Op = Op(
         name: "segmentSum", arity: 4, auxiliary: 3,
         forward: .indexed(
-            IndexedKernel("segment_sum", family: "indexing") { a, r in
-                func loop<T: FloatElement>(_: T.Type) {
-                    let (dy, o) = (a.input(0, T.self), a.output(T.self))
-                    let (starts, order) = (a.input(1, Int32.self), a.input(2, Int32.self))
-                    let (n, m, inner) = (a.parameters[0], a.parameters[1], a.parameters[2])
-                    for i in r {
-                        let (c, row, outer) = (i % inner, (i / inner) % n, i / (inner * n))
-                        var acc: T = 0
-                        for k in Int(starts[row])..<Int(starts[row + 1]) {
-                            acc += dy[(outer * m + Int(order[k])) * inner + c]
-                        }
-                        o[i] = acc
-                    }
-                }
-                forFloatType(a.dtype, loop, loop)
-            }),
+            IndexedKernel("segment_sum", family: "indexing", host: HostIndexing.segmentSum)),
         shape: { _, a in a.shape }, saves: .inputs, floatOnly: true, fusable: .never, tolerance: .summed,
         checkCase: { m, n in
             CheckCase([[6, n]]) { x in

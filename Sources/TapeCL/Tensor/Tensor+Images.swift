@@ -39,14 +39,14 @@ public func avgPool2d(_ x: Tensor, size: (Int, Int), strides: (Int, Int), paddin
 extension Tensor {
     static func window(
         _ name: String, _ x: Tensor, size: (Int, Int), strides: (Int, Int), padding: Padding
-    ) throws -> Window {
+    ) throws -> ImageWindow {
         guard x.rank == 4 else {
             throw TapeError.shape("\(name): the input is \(Shape.describe(x.shape)); it must be [N, H, W, C]")
         }
         guard size.0 > 0, size.1 > 0, strides.0 > 0, strides.1 > 0 else {
             throw TapeError.argument("\(name): window \(size) and strides \(strides) must be positive")
         }
-        let g = Window(input: x.shape, kernel: size, strides: strides, padding: padding)
+        let g = ImageWindow(input: x.shape, kernel: size, strides: strides, padding: padding)
         guard g.oh > 0, g.ow > 0 else {
             throw TapeError.shape(
                 "\(name): a \(size.0)×\(size.1) window does not fit in \(x.shape[1])×\(x.shape[2]) images "
@@ -92,7 +92,7 @@ extension Tensor {
     package static func imageOp(
         _ name: String, _ inputs: [Tensor], imageShape: [Int], size: (Int, Int), strides: (Int, Int), padding: Padding
     ) throws -> Tensor {
-        let g = Window(input: imageShape, kernel: size, strides: strides, padding: padding)
+        let g = ImageWindow(input: imageShape, kernel: size, strides: strides, padding: padding)
         var a = Attributes()
         a.window = g.parameters
         return try Op.named(name)!.apply(inputs, a)
