@@ -185,6 +185,12 @@ struct WithErrorsTests {
                 }
             ),
             (
+                "nested: 3 items for a tensor of shape [2, 2] (4 elements)",
+                {
+                    _ = Tensor([[1, 2], [3, 4]]).nested(["a", "b", "c"], empty: "") { $0.joined() }
+                }
+            ),
+            (
                 "SGD.update: 2 variables but 1 gradients; give one gradient (or nil) per variable",
                 {
                     SGD().update([Variable(Tensor(1)), Variable(Tensor(2))], gradients: [Tensor(1)])
@@ -195,5 +201,14 @@ struct WithErrorsTests {
             #expect(throws: TapeError.self, "\(message)") { try withErrors { misuse() } }
             do { try withErrors { misuse() } } catch { #expect("\(error)" == message) }
         }
+    }
+
+    /// `Tensor.nested` groups items by the shape, as `description` does; a scalar is its item.
+    @Test func nestedGroupsByTheShape() {
+        let m = Tensor([[1, 2, 3], [4, 5, 6]])
+        #expect(
+            m.nested(m.scalars.map { "\(Int($0))" }, empty: "") { "(" + $0.joined(separator: " ") + ")" }
+                == "((1 2 3) (4 5 6))")
+        #expect(Tensor(7).nested(["7"], empty: "") { $0.joined() } == "7")
     }
 }

@@ -48,8 +48,13 @@ extension Tensor {
     /// m.nested(m.scalars.map { "\($0)" }, empty: "") { "[" + $0.joined(separator: ", ") + "]" }
     /// // "[[1.0, 2.0], [3.0, 4.0]]"
     /// ```
-    /// - Precondition: `items.count == count`.
+    /// - Precondition: `items.count == count` (else a stop naming both).
     public func nested<T>(_ items: [T], empty: T, list: ([T]) -> T) -> T {
-        Shape.nested(items[...], shape[...], empty: empty, list: list)
+        guard items.count == count else {
+            let message =
+                "nested: \(items.count) items for a tensor of shape \(Shape.describe(shape)) (\(count) elements)"
+            return stop(TapeError.shape(message), else: empty)
+        }
+        return Shape.nested(items[...], shape[...], empty: empty, list: list)
     }
 }
