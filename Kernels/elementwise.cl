@@ -68,8 +68,6 @@ BINARY(mul, a * b)
 BINARY(div, a / b)
 BINARY(maximum, a >= b ? a : b)
 BINARY(minimum, a <= b ? a : b)
-BINARY(equal, a == b ? (T)1 : (T)0)
-BINARY(greaterEqual, a >= b ? (T)1 : (T)0)
 
 #if IS_FLOAT
 UNARY(sin,      SIN(x))

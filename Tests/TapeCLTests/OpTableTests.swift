@@ -88,17 +88,12 @@ struct OpTableTests {
         }
     }
 
-    /// 0/1 masks (comparisons have no gradient, step and sign a zero one): the forward must agree across devices.
-    @Test(arguments: ["step", "sign", "equal", "greaterEqual"], Device.openCL)
+    /// 0/1 masks (step and sign, with a zero gradient): the forward must agree across devices.
+    @Test(arguments: ["step", "sign"], Device.openCL)
     func masksMatchHost(_ name: String, device: Device) throws {
         let op = try #require(Op.named(name))
-        let c = OpCase(name, shapes: op.arity == 1 ? [[M, N]] : [[M, N], [N]]) { _ in Tensor(0) }
-        var xs = c.inputs(c.shapes, dtype: .float32, on: .host)
-        // ties and non-ties
-        if op.arity == 2 {
-            xs[1] = (xs[1] * 2).to(.host)
-            xs[0] = maximum(xs[0], 0)
-        }
+        let c = OpCase(name, shapes: [[M, N]]) { _ in Tensor(0) }
+        let xs = c.inputs(c.shapes, dtype: .float32, on: .host)
         let host = try op.apply(xs)
         let dev = try op.apply(xs.map { $0.to(device) })
         expectClose(dev, host, atol: 0, rtol: 0, name)

@@ -63,14 +63,6 @@ extension Op {
             })
     }
 
-    /// A 0/1 comparison: not differentiable (never recorded), so no gradient flows through it.
-    static func mask(_ name: String, _ host: BinaryLoop) -> Op {
-        Op(
-            name: name, arity: 2, forward: .binary(kernel: name, host: host), shape: broadcastShape(name),
-            saves: .nothing, differentiable: false, tolerance: .exact, vjp: { _, _ in [nil, nil] }, jvp: { _, _ in nil }
-        )
-    }
-
     static let neg = unary("neg", saves: .nothing, floatOnly: false, tolerance: .exact, each { -$0 }) { _, dy in -dy }
     static let sin = unary("sin", saves: .inputs, fusable: .smallResults, HostMath.sin) { s, dy in
         dy * TapeCL.cos(s.x)  // d sin = cos
@@ -123,14 +115,14 @@ extension Op {
     ) { s in
         ({ $0 * s.b * TapeCL.pow(s.a, s.b - 1) }, { $0 * s.y * Op.safeLog(s.a) })
     }
-    // ties go to a
+    // ties go to a; the cotangent is selected, as TensorFlow's _MaximumGrad and _MinimumGrad select it
     static let maximum = binary("maximum", saves: .inputs, each { $0 >= $1 ? $0 : $1 }) { s in
-        let m = Op.greaterEqual(s.a, s.b)
-        return ({ $0 * m }, { $0 * (1 - m) })
+        let m = s.a .>= s.b
+        return ({ TapeCL.select(m, $0, 0) }, { TapeCL.select(m, 0, $0) })
     }
     static let minimum = binary("minimum", saves: .inputs, each { $0 <= $1 ? $0 : $1 }) { s in
-        let m = Op.greaterEqual(s.b, s.a)
-        return ({ $0 * m }, { $0 * (1 - m) })
+        let m = s.b .>= s.a
+        return ({ TapeCL.select(m, $0, 0) }, { TapeCL.select(m, 0, $0) })
     }
 
     // relu's and abs's masks: a zero derivative, as TensorFlow registers for ReluGrad's input and Sign, so second
@@ -144,8 +136,6 @@ extension Op {
     ) { _, dy in
         .zeros(like: dy)
     }
-    static let equal = mask("equal", each { $0 == $1 ? 1 : 0 })
-    static let greaterEqual = mask("greaterEqual", each { $0 >= $1 ? 1 : 0 })
 }
 
 /// The sum of the tangents that exist (`nil` is a zero tangent).

@@ -210,7 +210,7 @@ extension Op {
     package static let all: [Op] = [
         neg, sin, cos, tan, exp, log, sqrt, tanh, sigmoid, relu, abs, safeLog,
         add, sub, mul, div, pow, maximum, minimum,
-        step, sign, equal, greaterEqual,
+        step, sign,
         sum, max, reshape, transpose, broadcast, cast, transfer, stop, matmul, concat, slice,
         compareLess, compareLessEqual, compareGreater, compareGreaterEqual, compareEqual, compareNotEqual, select,
         argmax, argmin, take, segmentSumOp,

@@ -35,7 +35,7 @@ extension Op {
 
     /// 1/k at each of the k positions that attain the maximum, 0 elsewhere (TensorFlow's `_MaxGrad`).
     static func maxShare(_ s: Saved) -> Tensor {
-        let hits = Op.equal(s.x, s.y.reshaped(to: kept(s)))
+        let hits = (s.x .== s.y.reshaped(to: kept(s))).cast(to: s.x.dtype)  // TensorFlow's cast(equal(y, x))
         return hits / hits.sum(axes: s.attributes.axes, keepDims: true)
     }
 
