@@ -91,7 +91,7 @@ public struct DataSet: Sendable {
     /// - Precondition: every index in `0 ..< count`.
     public func batch(_ indices: [Int]) -> (images: Tensor, labels: Tensor) {
         if let error = indexError(indices) { return stop(error, else: (.inert(), .inert(dtype: .int32))) }
-        return (images(at: indices), Tensor(shape: [indices.count], scalars: indices.map { ids[$0] }, on: device))
+        return (checkedImages(indices), Tensor(shape: [indices.count], scalars: indices.map { ids[$0] }, on: device))
     }
 
     /// The error naming the first index outside `0 ..< count`, if any.
@@ -104,7 +104,12 @@ public struct DataSet: Sendable {
     /// - Precondition: every index in `0 ..< count`.
     package func images(at indices: [Int]) -> Tensor {
         if let error = indexError(indices) { return stop(error, else: .inert()) }
-        return Tensor(
+        return checkedImages(indices)
+    }
+
+    /// The images at `indices`, known to lie in `0 ..< count`.
+    private func checkedImages(_ indices: [Int]) -> Tensor {
+        Tensor(
             shape: [indices.count, width], scalars: indices.flatMap { pixels[($0 * width)..<(($0 + 1) * width)] },
             on: device)
     }

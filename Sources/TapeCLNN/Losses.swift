@@ -35,26 +35,25 @@ public func softmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor {
 ///   `0 ..< classes`. Else the program stops with a `TapeError` naming the shapes, the dtype or the label.
 public func sparseSoftmaxCrossEntropy(logits: Tensor, labels: Tensor) -> Tensor {
     if let inert = Tensor.inertResult(of: "sparseSoftmaxCrossEntropy", logits, labels) { return inert }
-    let inert = Tensor.inert(dtype: logits.dtype)
     guard logits.rank >= 1 else {
         let message = "sparseSoftmaxCrossEntropy: logits must have a classes axis, not shape \(logits.shape)"
-        return stop(TapeError.shape(message), else: inert)
+        return stop(TapeError.shape(message), else: .inert(dtype: logits.dtype))
     }
     guard labels.dtype == .int32 else {
         let oneHot =
             labels.shape == logits.shape && labels.dtype.isFloatingPoint
             ? "; labels of the logits' shape look one-hot: use softmaxCrossEntropy(logits:labels:)" : ""
         let message = "sparseSoftmaxCrossEntropy: labels must be int32 class ids, not \(labels.dtype)\(oneHot)"
-        return stop(TapeError.dtype(message), else: inert)
+        return stop(TapeError.dtype(message), else: .inert(dtype: logits.dtype))
     }
     guard labels.shape == Array(logits.shape.dropLast()) else {
         let message =
             "sparseSoftmaxCrossEntropy: logits and labels must have the same leading shape: logits \(logits.shape) "
             + "need labels \(Array(logits.shape.dropLast())), not \(labels.shape)"
-        return stop(TapeError.shape(message), else: inert)
+        return stop(TapeError.shape(message), else: .inert(dtype: logits.dtype))
     }
     let classes = logits.shape[logits.rank - 1]
-    if let error = labelError(labels, classes) { return stop(error, else: inert) }
+    if let error = labelError(labels, classes) { return stop(error, else: .inert(dtype: logits.dtype)) }
     // Each row's log-probability at its label, picked by comparing the labels with 0 ..< classes on
     // the device (a gather would read its indices back to check them, a wait on every step).
     let rows = logSoftmax(logits.reshaped(to: [-1, classes]))

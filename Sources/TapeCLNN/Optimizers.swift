@@ -48,9 +48,9 @@ public final class SGD: Optimizer {
 }
 
 /// Adam (Kingma & Ba, 2015): `m = β₁m + (1−β₁)g`, `v = β₂v + (1−β₂)g²`, then, as PyTorch places ε,
-/// `w −= lr · m̂ / (√v̂ + ε)` with bias-corrected `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)`; or, as Keras
-/// places it (``EpsilonForm/keras``), `w −= lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m / (√v + ε)`. The two differ
-/// while `√v̂` is near ε.
+/// `w −= lr · m̂ / (√v̂ + ε)` with bias-corrected `m̂ = m/(1−β₁ᵗ)`,
+/// `v̂ = v/(1−β₂ᵗ)`; or, as Keras places it (``EpsilonForm/keras``),
+/// `w −= lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m / (√v + ε)`. The two differ while `√v̂` is near ε.
 ///
 /// ```swift
 /// let adam = Adam(learningRate: 0.001)                                    // torch.optim.Adam(eps=1e-7)

@@ -226,6 +226,8 @@ import Synchronization
     func buildAll() -> [ProgramBuild]
     /// The kernel variants this device runs (see ``KernelVariants``), for `tapecl devices`; nil on the host.
     var kernelVariants: String? { get }
+    /// The library that runs matrix products here (OpenBLAS on the host), or nil for TapeCL's own kernels.
+    var matmulLibrary: String? { get }
     /// Waits until everything queued has run. Called for every device at process exit: PoCL runs
     /// (and compiles) queued kernels on worker threads, which crashed when the process exited under
     /// them while its LLVM's static destructors ran.

@@ -18,7 +18,7 @@ extension Device {
 
     /// What runs matrix products here: OpenBLAS and the kernels it chose, on the host; nil on a
     /// device that runs TapeCL's own kernels.
-    public var matmulLibrary: String? { core.backend.info.kind == "host" ? HostBLAS.description : nil }
+    public var matmulLibrary: String? { core.backend.matmulLibrary }
 
     /// About how many bytes of host memory this process can still allocate: the least of the
     /// machine's available memory, the address-space limit (`ulimit -v`) less what is mapped, and

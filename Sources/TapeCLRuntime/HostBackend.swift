@@ -87,6 +87,7 @@ final class HostBackend: Backend {
     func buildAll() -> [ProgramBuild] { [] }  // nothing to build: Swift loops and OpenBLAS
     func buildProblem() -> String? { nil }
     var kernelVariants: String? { "sin, cos and exp in \(HostMath.level)" }
+    var matmulLibrary: String? { HostBLAS.description }
     func finish() {}  // host loops are done when they return
     var fusesSmallResults: Bool { false }  // a host loop's call costs less than building an expression
     var computesScalarsInline: Bool { true }  // a scalar chain (W1) then allocates no buffer per op

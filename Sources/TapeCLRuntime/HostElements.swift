@@ -1,7 +1,8 @@
-/// The Swift types of tensor elements, for the host loops of indexed ops (HostImages, HostIndexing): a loop written once as
-/// `func loop<T: Element>(_: T.Type)` runs for a tensor's dtype as `forEachType(dtype, loop, loop,
-/// loop, loop, loop)`, each argument a copy of the loop compiled for one type (calling it through an
-/// existential metatype instead ran unspecialised, 3× slower in col2im).
+/// The Swift types of tensor elements, for the host loops of indexed ops (HostImages, HostIndexing):
+/// a loop written once as `func loop<T: Element>(_: T.Type)` runs for a tensor's dtype as
+/// `forEachType(dtype, loop, loop, loop, loop, loop)`, each argument a copy of the loop compiled for
+/// one type (calling it through an existential metatype instead ran unspecialised, 3× slower in
+/// col2im).
 protocol Element: Numeric, Comparable, Sendable {}
 extension Float: Element {}
 extension Double: Element {}

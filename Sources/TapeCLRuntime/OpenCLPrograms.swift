@@ -236,6 +236,9 @@ extension OpenCLBackend {
         return program
     }
 
+    /// TapeCL's own kernels run matrix products here.
+    @_spi(Runtime) public var matmulLibrary: String? { nil }
+
     @_spi(Runtime) public var kernelVariants: String? {
         lock.lock()
         defer { lock.unlock() }

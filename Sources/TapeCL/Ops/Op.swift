@@ -264,13 +264,16 @@ extension Op {
         return output
     }
 
+    /// Whether the op takes `count` inputs (its arity, or one or more for a variadic op).
+    func takes(_ count: Int) -> Bool { arity == Op.variadic ? count > 0 : count == arity }
+
     /// The forward computation alone (no recording).
     package func execute(_ inputs: [Tensor], _ attributes: Attributes) throws -> Tensor {
         try Inputs.with(inputs) { try execute($0, attributes) }
     }
 
     package func execute(_ inputs: Inputs, _ attributes: Attributes) throws -> Tensor {
-        guard arity == Op.variadic ? !inputs.isEmpty : inputs.count == arity else {
+        guard takes(inputs.count) else {
             throw TapeError.argument(
                 "\(name): expects \(arity == Op.variadic ? "one or more" : "\(arity)") inputs, got \(inputs.count)")
         }
