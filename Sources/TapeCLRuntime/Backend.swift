@@ -9,11 +9,11 @@ import Synchronization
     case unary(kernel: String, host: UnaryLoop)
     /// Elementwise `out = f(a, b)` with NumPy broadcasting; `kernel` names the `BINARY` line.
     case binary(kernel: String, host: BinaryLoop)
-    /// Reduction over `attributes.axes` in the fixed order of `reduce.cl` (see ``ReduceKind``).
+    /// Reduction over ``Reduction/axes`` in the fixed order of `reduce.cl` (see ``ReduceKind``).
     case reduce(ReduceKind)
-    /// (Batched) matrix product with the transpose flags of ``KernelParameters``.
+    /// (Batched) matrix product with the ``Transposes`` of its parameters.
     case matmul
-    /// Strided copy: `out[i] = in[Σ index_d * strides[d]]` (transpose, broadcast).
+    /// Strided copy: `out[i] = in[Σ index_d * strides[d]]` (transpose, broadcast; see ``Strided``).
     case gather
     /// The output shares the input's buffer (reshape, identity); nothing runs.
     case alias
@@ -23,7 +23,7 @@ import Synchronization
     case transfer
     /// The inputs' elements one after another (row-major).
     case concat
-    /// Elements `offset ..< offset + count(output)` of the input, in order.
+    /// Elements `offset ..< offset + count(output)` of the input, in order (see ``ElementRange``).
     case copyRange
     /// A chain of elementwise ops in one kernel (see ``Fusion``); `inputs` are the program's inputs.
     case fused(FusedProgram)
@@ -36,34 +36,34 @@ import Synchronization
 
 /// An op computed element by element from the output's index: kernel `name` of `Kernels/<family>.cl`,
 /// built for the first input's element type `T`, called as
-/// `name(inputs' buffers..., out, const int8 p, const int8 q, const ulong off)` with one work-item
-/// per output element (`out[off + get_global_id(0)]`); `p` and `q` carry the first sixteen
-/// ``KernelParameters/window`` values. With `run` set, each work-item writes a run of
-/// `window[run]` consecutive output elements instead (an image's channels: one index computation
-/// for all of them). `host` is the same loop on the host for a range of output indices (run on
-/// both cores, `grain` indices at least to a part).
+/// `name(inputs' buffers..., out, [const <family>_window g,] const ulong off)` with one work-item per
+/// output element (`out[off + get_global_id(0)]`); `g` is the op's parameters as one struct (see
+/// ``Parameters/kernelArgument``), absent for the ops without any. With `channelRuns` set, each
+/// work-item writes the run of an image's C consecutive channels instead (one index computation for
+/// all of them). `host` is the same loop on the host for a range of output indices (run on both
+/// cores, `grain` indices at least to a part).
 /// A class, so that ``Forward`` (copied into every launch) stays as small as its other cases.
 @_spi(Runtime) public final class IndexedKernel: Sendable {
     @_spi(Runtime) public let name: String
     @_spi(Runtime) public let family: String
     @_spi(Runtime) public let grain: Int
-    @_spi(Runtime) public let run: Int?
+    @_spi(Runtime) public let channelRuns: Bool
     @_spi(Runtime) public let host: @Sendable (IndexedArguments, Range<Int>) -> Void
 
     @_spi(Runtime) public init(
-        _ name: String, family: String, grain: Int = 1 << 12, run: Int? = nil,
+        _ name: String, family: String, grain: Int = 1 << 12, channelRuns: Bool = false,
         host: @escaping @Sendable (IndexedArguments, Range<Int>) -> Void
     ) {
         self.name = name
         self.family = family
         self.grain = grain
-        self.run = run
+        self.channelRuns = channelRuns
         self.host = host
     }
 }
 
 /// What an indexed op's host loop reads: the inputs' memory and shapes, the first input's element
-/// type, the output's memory and shape, and the op's window parameters. Immutable; the pointers
+/// type, the output's memory and shape, and the op's parameters. Immutable; the pointers
 /// are valid for the launch, whose parallel parts write disjoint ranges of the output.
 @_spi(Runtime) public struct IndexedArguments: @unchecked Sendable {
     @_spi(Runtime) public let inputs: [UnsafeRawPointer]
@@ -71,7 +71,7 @@ import Synchronization
     @_spi(Runtime) public let dtype: DType
     @_spi(Runtime) public let output: UnsafeMutableRawPointer
     @_spi(Runtime) public let shape: [Int]
-    @_spi(Runtime) public let parameters: [Int]
+    @_spi(Runtime) public let parameters: Parameters
 
     /// Input `i` as elements of `T`.
     @inlinable @_spi(Runtime) public func input<T>(_ i: Int, _: T.Type) -> UnsafePointer<T> {
@@ -119,48 +119,6 @@ import Synchronization
     }
 }
 
-/// The parameters a kernel reads from its op's attributes: the reduced axes (`reduce`), the input
-/// strides (`gather`), the transposes (`matmul`) and the first element of a copied range
-/// (`copyRange`).
-@_spi(Runtime) public struct KernelParameters: Sendable {
-    @_spi(Runtime) public var axes: [Int]
-    @_spi(Runtime) public var strides: [Int]
-    @_spi(Runtime) public var transposeA: Bool
-    @_spi(Runtime) public var transposeB: Bool
-    @_spi(Runtime) public var offset: Int
-    /// An indexed op's integer parameters (sizes, strides, paddings), at most 16, kept inline (a
-    /// launch of any other op then carries no extra reference to retain and release).
-    @_spi(Runtime) public var window: Window
-
-    /// Up to 16 integers stored in the value itself.
-    @_spi(Runtime) public struct Window: Sendable {
-        @_spi(Runtime) public var values = SIMD16<Int32>()
-        @_spi(Runtime) public var count = 0
-
-        @inlinable @_spi(Runtime) public init() {}
-
-        @_spi(Runtime) public init(_ list: [Int]) {
-            precondition(list.count <= 16, "KernelParameters.Window: \(list.count) values, at most 16")
-            for (i, v) in list.enumerated() { values[i] = Int32(truncatingIfNeeded: v) }
-            count = list.count
-        }
-
-        @_spi(Runtime) public var list: [Int] { (0..<count).map { Int(values[$0]) } }
-    }
-
-    @_spi(Runtime) public init(
-        axes: [Int] = [], strides: [Int] = [], transposeA: Bool = false, transposeB: Bool = false, offset: Int = 0,
-        window: Window = Window()
-    ) {
-        self.axes = axes
-        self.strides = strides
-        self.transposeA = transposeA
-        self.transposeB = transposeB
-        self.offset = offset
-        self.window = window
-    }
-}
-
 /// One op's work as handed to a backend. A launch lives for one ``Backend/run(_:)`` call: its
 /// `inputs` point at operands that the caller keeps for that call only (on the stack, see
 /// ``withOperands(_:_:)``), so a backend must not keep them (a queued OpenCL kernel keeps its
@@ -172,7 +130,8 @@ import Synchronization
     @_spi(Runtime) public let output: Buffer
     @_spi(Runtime) public let shape: [Int]
     @_spi(Runtime) public let dtype: DType
-    @_spi(Runtime) public let attributes: KernelParameters
+    /// The op's parameters (its reduced axes, strides, transposes, range or window).
+    @_spi(Runtime) public let parameters: Parameters
     /// A fused program's ``FusedProgram/outputs``, in order, each of the output's shape.
     @_spi(Runtime) public let extraOutputs: [Buffer]
 
@@ -180,7 +139,7 @@ import Synchronization
     @_spi(Runtime) public init(
         opName: String, forward: Forward, inputs: UnsafeBufferPointer<Operand>, output: Buffer,
         shape: [Int], dtype: DType,
-        attributes: KernelParameters, extraOutputs: [Buffer] = []
+        parameters: Parameters, extraOutputs: [Buffer] = []
     ) {
         self.opName = opName
         self.forward = forward
@@ -188,7 +147,7 @@ import Synchronization
         self.output = output
         self.shape = shape
         self.dtype = dtype
-        self.attributes = attributes
+        self.parameters = parameters
         self.extraOutputs = extraOutputs
     }
 }

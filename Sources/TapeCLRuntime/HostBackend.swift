@@ -130,7 +130,7 @@ final class HostBackend: Backend {
         case .copyRange:
             let size = l.dtype.byteSize
             l.output.handle.copyMemory(
-                from: l.inputs[0].buffer.handle + l.attributes.offset * size, byteCount: l.output.bytes)
+                from: l.inputs[0].buffer.handle + l.parameters.range.offset * size, byteCount: l.output.bytes)
         case .cast:
             switch l.inputs[0].dtype {
             case .float32: cast(l, from: Float.self, to: T.self)
@@ -256,7 +256,7 @@ final class HostBackend: Backend {
     func gather<T: HostScalar>(_ l: Launch, _: T.Type) {
         let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self)
         let o = l.output.handle.assumingMemoryBound(to: T.self)
-        let strides = l.attributes.strides
+        let strides = l.parameters.strided.strides
         if strides.allSatisfy({ $0 == 0 }) {  // one element broadcast (a sum's cotangent): a fill
             let v = x[0]
             parallelFor(Shape.count(l.shape)) { r in (o + r.lowerBound).update(repeating: v, count: r.count) }
@@ -271,7 +271,7 @@ final class HostBackend: Backend {
     func indexed(_ l: Launch, _ kernel: IndexedKernel) {
         let arguments = IndexedArguments(
             inputs: l.inputs.map { UnsafeRawPointer($0.buffer.handle) }, inputShapes: l.inputs.map(\.shape),
-            dtype: l.inputs[0].dtype, output: l.output.handle, shape: l.shape, parameters: l.attributes.window.list)
+            dtype: l.inputs[0].dtype, output: l.output.handle, shape: l.shape, parameters: l.parameters)
         parallelFor(Shape.count(l.shape), grain: kernel.grain) { r in kernel.host(arguments, r) }
     }
 

@@ -15,11 +15,6 @@ public enum Padding: Sendable {
 @_spi(Runtime) public struct ImageWindow: Sendable {
     @_spi(Runtime) public let n, h, w, c, kh, kw, sh, sw, padTop, padLeft, oh, ow: Int
 
-    @_spi(Runtime) public init(_ p: [Int]) {
-        (n, h, w, c, kh, kw, sh, sw) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7])
-        (padTop, padLeft, oh, ow) = (p[8], p[9], p[10], p[11])
-    }
-
     /// TensorFlow's rule: `.valid` takes the windows that fit (OH = ⌈(H − KH + 1)/SH⌉); `.same`
     /// gives OH = ⌈H/SH⌉ and pads by max((OH − 1)·SH + KH − H, 0), the smaller half on top and left.
     @_spi(Runtime) public init(input s: [Int], kernel: (Int, Int), strides: (Int, Int), padding: Padding) {
@@ -34,10 +29,13 @@ public enum Padding: Sendable {
             padTop = Swift.max((oh - 1) * strides.0 + kernel.0 - s[1], 0) / 2
             padLeft = Swift.max((ow - 1) * strides.1 + kernel.1 - s[2], 0) / 2
         }
-        self.init([s[0], s[1], s[2], s[3], kernel.0, kernel.1, strides.0, strides.1, padTop, padLeft, oh, ow])
+        (n, h, w, c) = (s[0], s[1], s[2], s[3])
+        (kh, kw, sh, sw) = (kernel.0, kernel.1, strides.0, strides.1)
+        (self.padTop, self.padLeft, self.oh, self.ow) = (padTop, padLeft, oh, ow)
     }
 
-    @_spi(Runtime) public var parameters: [Int] { [n, h, w, c, kh, kw, sh, sw, padTop, padLeft, oh, ow] }
+    /// The fields in the order of images.cl's `image_window`.
+    var fields: [Int] { [n, h, w, c, kh, kw, sh, sw, padTop, padLeft, oh, ow] }
     @_spi(Runtime) public var input: [Int] { [n, h, w, c] }
     @_spi(Runtime) public var pooled: [Int] { [n, oh, ow, c] }
     @_spi(Runtime) public var columns: [Int] { [n * oh * ow, kh * kw * c] }
@@ -155,13 +153,14 @@ public enum Padding: Sendable {
 
 /// The host loops of the image ops, one per kernel of images.cl.
 @_spi(Runtime) public enum HostImages {
-    @_spi(Runtime) public typealias Loop = @Sendable (IndexedArguments, Range<Int>, ImageWindow) -> Void
+    @_spi(Runtime) public typealias Loop = @Sendable (IndexedArguments, Range<Int>) -> Void
 
     /// The bytes of columns col2im's loop copies into its scratch at a time (a block stays in L2).
     static let col2imBlockBytes = 128 << 10
 
     /// im2col: each column entry the pixel its window and kernel offset reach, 0 in the padding.
-    @_spi(Runtime) public static let im2col: Loop = { a, r, g in
+    @_spi(Runtime) public static let im2col: Loop = { a, r in
+        let g = a.parameters.window
         func loop<T: Element>(_: T.Type) {
             let (x, o) = (a.input(0, T.self), a.output(T.self))
             var i = r.lowerBound
@@ -186,7 +185,8 @@ public enum Padding: Sendable {
     /// windows then come in descending (oh, ow), which is ascending (kh, kw), the order of
     /// images.cl's gather, so both give the same bits. The rows are read in blocks, each copied front
     /// to back into a scratch that stays in cache, because a CPU does not prefetch a descending stream.
-    @_spi(Runtime) public static let col2im: Loop = { a, r, g in
+    @_spi(Runtime) public static let col2im: Loop = { a, r in
+        let g = a.parameters.window
         func loop<T: FloatElement>(_: T.Type) {
             let (cols, o) = (a.input(0, T.self), a.output(T.self))
             (o + r.lowerBound).update(repeating: 0, count: r.count)
@@ -212,7 +212,8 @@ public enum Padding: Sendable {
     /// The host loop of `maxPool` (`source` 0: x itself) and `maxPoolPick` (1: the tangent t):
     /// each pooled element is input `source` read at its window's first maximum of x.
     static func picking(from source: Int) -> Loop {
-        { a, r, g in
+        { a, r in
+            let g = a.parameters.window
             func loop<T: FloatElement>(_: T.Type) {
                 let (x, t, o) = (a.input(0, T.self), a.input(source, T.self), a.output(T.self))
                 for i in r {
@@ -230,7 +231,8 @@ public enum Padding: Sendable {
     @_spi(Runtime) public static let maxPoolPick: Loop = picking(from: 1)
 
     /// Each pixel the sum of `dy` over the windows whose first maximum it is.
-    @_spi(Runtime) public static let maxPoolGrad: Loop = { a, r, g in
+    @_spi(Runtime) public static let maxPoolGrad: Loop = { a, r in
+        let g = a.parameters.window
         func loop<T: FloatElement>(_: T.Type) {
             let (x, dy, o) = (a.input(0, T.self), a.input(1, T.self), a.output(T.self))
             for i in r {
@@ -246,7 +248,8 @@ public enum Padding: Sendable {
     }
 
     /// Each pooled element the mean of its window's real pixels.
-    @_spi(Runtime) public static let avgPool: Loop = { a, r, g in
+    @_spi(Runtime) public static let avgPool: Loop = { a, r in
+        let g = a.parameters.window
         func loop<T: FloatElement>(_: T.Type) {
             let (x, o) = (a.input(0, T.self), a.output(T.self))
             for i in r {
@@ -266,7 +269,8 @@ public enum Padding: Sendable {
     }
 
     /// Each pixel the sum over its windows of `dy` / (the window's real pixels).
-    @_spi(Runtime) public static let avgPoolGrad: Loop = { a, r, g in
+    @_spi(Runtime) public static let avgPoolGrad: Loop = { a, r in
+        let g = a.parameters.window
         func loop<T: FloatElement>(_: T.Type) {
             let (dy, o) = (a.input(0, T.self), a.output(T.self))
             for i in r {

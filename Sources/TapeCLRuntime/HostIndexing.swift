@@ -1,6 +1,6 @@
 // The host twins of Kernels/indexing.cl: each loop computes the elements `r` of its op's output
 // with the same arithmetic as its kernel, so both give the same bits. The op table (TapeCL's
-// Ops/Indexing.swift) refers to them; `a.parameters` is the op's `window` attribute.
+// Ops/Indexing.swift) refers to them; `a.parameters.axis` is the op's ``AxisWindow``.
 
 /// The host loops of the indexed ops, one per kernel of indexing.cl.
 @_spi(Runtime) public enum HostIndexing {
@@ -29,12 +29,12 @@
     }
 
     /// argmax, argmin: the index of the first best element along the middle axis of
-    /// [outer, extent, inner] (`parameters` = (extent, inner)); a NaN beats every number.
+    /// [outer, extent, inner] (`parameters.axis`); a NaN beats every number.
     @_spi(Runtime) public static func arg(_ better: @escaping @Sendable (Double, Double) -> Bool) -> Loop {
         { a, r in
             func loop<T: Element>(_: T.Type) {
                 let (x, o) = (a.input(0, T.self), a.output(Int32.self))
-                let (extent, inner) = (a.parameters[0], a.parameters[1])
+                let (extent, inner) = (a.parameters.axis.extent, a.parameters.axis.inner)
                 for i in r {
                     let base = (i / inner) * extent * inner + i % inner
                     var best = double(x[base])
@@ -54,11 +54,12 @@
     }
 
     /// take: rows of the middle axis of x viewed as [outer, n, inner] picked by int32 ids
-    /// (`parameters` = (n, m, inner)); an id outside 0..<n reads nothing and gives 0.
+    /// (`parameters.axis`: n = extent, m = count); an id outside 0..<n reads nothing and gives 0.
     @_spi(Runtime) public static let take: Loop = { a, r in
         func loop<T: Element>(_: T.Type) {
             let (x, ids, o) = (a.input(0, T.self), a.input(1, Int32.self), a.output(T.self))
-            let (n, m, inner) = (a.parameters[0], a.parameters[1], a.parameters[2])
+            let w = a.parameters.axis
+            let (n, m, inner) = (w.extent, w.count, w.inner)
             for i in r {
                 let (c, j, outer) = (i % inner, (i / inner) % m, i / (inner * m))
                 let id = Int(ids[j])
@@ -73,7 +74,8 @@
         func loop<T: FloatElement>(_: T.Type) {
             let (dy, o) = (a.input(0, T.self), a.output(T.self))
             let (starts, order) = (a.input(1, Int32.self), a.input(2, Int32.self))
-            let (n, m, inner) = (a.parameters[0], a.parameters[1], a.parameters[2])
+            let w = a.parameters.axis
+            let (n, m, inner) = (w.extent, w.count, w.inner)
             for i in r {
                 let (c, row, outer) = (i % inner, (i / inner) % n, i / (inner * n))
                 var acc: T = 0

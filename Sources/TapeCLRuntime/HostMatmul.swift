@@ -9,7 +9,7 @@ extension HostBackend {
             throw TapeError.dtype("matmul: \(l.dtype) is not supported (float32 and float64 are)")
         }
         let (a, b) = (l.inputs[0], l.inputs[1])
-        let (ta, tb) = (l.attributes.transposeA, l.attributes.transposeB)
+        let (ta, tb) = (l.parameters.transposes.a, l.parameters.transposes.b)
         let g = MatmulShape(a.shape, b.shape, ta, tb)!
         let lda = ta ? g.m : g.k
         let ldb = tb ? g.k : g.n

@@ -93,7 +93,7 @@ extension HostBackend {
     func reduceFloat<T: BinaryFloatingPoint & HostScalar>(_ l: Launch, _ kind: ReduceKind, _: T.Type) {
         let x = UnsafePointer(l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self))
         let o = l.output.handle.assumingMemoryBound(to: T.self)
-        let (outer, extent, inner) = ReduceOrder.plan(shape: l.inputs[0].shape, axes: l.attributes.axes)
+        let (outer, extent, inner) = ReduceOrder.plan(shape: l.inputs[0].shape, axes: l.parameters.reduction.axes)
         if inner == 1 && extent > ReduceOrder.chunk {
             let chunks = (extent + ReduceOrder.chunk - 1) / ReduceOrder.chunk
             let partial = UnsafeMutablePointer<T>.allocate(capacity: chunks)
@@ -127,7 +127,7 @@ extension HostBackend {
     func reduceInteger<T: HostScalar>(_ l: Launch, _ kind: ReduceKind, _: T.Type) {
         let x = l.inputs[0].buffer.handle.assumingMemoryBound(to: T.self)
         let o = l.output.handle.assumingMemoryBound(to: T.self)
-        let (outer, extent, inner) = ReduceOrder.plan(shape: l.inputs[0].shape, axes: l.attributes.axes)
+        let (outer, extent, inner) = ReduceOrder.plan(shape: l.inputs[0].shape, axes: l.parameters.reduction.axes)
         for row in 0..<outer {
             for col in 0..<inner {
                 var acc = kind == .sum ? 0 : -Double.infinity

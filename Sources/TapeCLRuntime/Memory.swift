@@ -238,7 +238,7 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
                 try run(
                     Launch(
                         opName: launch.opName, forward: launch.forward, inputs: inputs, output: launch.output,
-                        shape: launch.shape, dtype: launch.dtype, attributes: launch.attributes))
+                        shape: launch.shape, dtype: launch.dtype, parameters: launch.parameters))
             }
             return true
         default: return false  // the op's own kernel handles it (an indexed op reads no empty input)
@@ -261,7 +261,7 @@ public struct MemoryStats: Sendable, Equatable, CustomStringConvertible {
             try host.core.backend.run(
                 Launch(
                     opName: launch.opName, forward: launch.forward, inputs: operands, output: outs[0],
-                    shape: launch.shape, dtype: launch.dtype, attributes: launch.attributes,
+                    shape: launch.shape, dtype: launch.dtype, parameters: launch.parameters,
                     extraOutputs: Array(outs.dropFirst())))
         }
         for (out, target) in zip(outs, [launch.output] + launch.extraOutputs) {

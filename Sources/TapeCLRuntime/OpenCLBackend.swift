@@ -236,7 +236,7 @@ import TapeCLKernels
                 try kernel("gather", family: "elementwise", dtype: l.dtype),
                 [
                     .buffer(l.inputs[0].buffer.handle), out, .int(Int32(l.shape.count)), .int8(l.shape),
-                    .int8(l.attributes.strides),
+                    .int8(l.parameters.strided.strides),
                 ], n: n)
         case .cast:
             try enqueueExact(
@@ -258,20 +258,17 @@ import TapeCLKernels
             }
         case .copyRange:
             try copy(
-                l.inputs[0].buffer, from: l.attributes.offset * l.dtype.byteSize, to: l.output, at: 0,
+                l.inputs[0].buffer, from: l.parameters.range.offset * l.dtype.byteSize, to: l.output, at: 0,
                 bytes: l.output.bytes)
         case .indexed(let k):
-            let p = l.attributes.window.list
-            guard p.count <= 16 else { throw Unsupported(reason: "more than 16 parameters") }
             guard n < Int(Int32.max), l.inputs.allSatisfy({ $0.count < Int(Int32.max) }) else {
                 throw Unsupported(reason: "2^31 elements or more (the kernels index in 32 bits)")
             }
             try enqueueExact(
                 try kernel(k.name, family: k.family, dtype: l.inputs[0].dtype),
-                l.inputs.map { .buffer($0.buffer.handle) } + [
-                    out, .int8(Array(p.prefix(8))), .int8(Array(p.dropFirst(8))),
-                ],
-                n: k.run.map { n / Swift.max(p[$0], 1) } ?? n)
+                l.inputs.map { .buffer($0.buffer.handle) } + [out]
+                    + (l.parameters.kernelArgument.map { [.structure($0)] } ?? []),
+                n: k.channelRuns ? n / Swift.max(l.parameters.window.c, 1) : n)
         case .alias, .transfer:
             fatalError("\(l.opName) is not a kernel")
         }

@@ -8,6 +8,8 @@ extension OpenCLBackend {
 
     enum Argument {
         case buffer(UnsafeMutableRawPointer), int(Int32), ulong(UInt64), int8([Int])
+        /// A struct of 32-bit integers, passed by value (an indexed kernel's parameters).
+        case structure([Int32])
     }
 
     func set(_ kernel: cl_kernel, _ args: [Argument], from first: Int = 0) throws {
@@ -23,6 +25,8 @@ extension OpenCLBackend {
             case .int8(let values):
                 var packed = (values.map(Int32.init) + [Int32](repeating: 0, count: 8)).prefix(8).map { $0 }
                 status = clSetKernelArg(kernel, index, 32, &packed)
+            case .structure(let fields):
+                status = fields.withUnsafeBytes { clSetKernelArg(kernel, index, $0.count, $0.baseAddress) }
             }
             try check(status, "clSetKernelArg")
         }

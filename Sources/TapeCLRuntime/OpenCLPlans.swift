@@ -25,7 +25,7 @@ extension OpenCLBackend {
         guard maxWorkGroupSize >= lanes else {
             throw Unsupported(reason: "work groups of \(lanes) items are too large here")
         }
-        let (outer, extent, inner) = ReduceOrder.plan(shape: l.inputs[0].shape, axes: l.attributes.axes)
+        let (outer, extent, inner) = ReduceOrder.plan(shape: l.inputs[0].shape, axes: l.parameters.reduction.axes)
         guard extent < Int(Int32.max) else { throw Unsupported(reason: "reduction of \(extent) elements") }
         let rows = try kernel("reduce_rows_\(kind.rawValue)", family: "reduce", dtype: l.dtype)
         let x = Argument.buffer(l.inputs[0].buffer.handle)
@@ -68,11 +68,11 @@ extension OpenCLBackend {
     /// op(A)·op(B) by `gemm` with blocks of 6 × 2·`vector` (see ``matmul(_:)``).
     func matmulPacked(_ l: Launch, vector: Int) throws {
         let (a, b) = (l.inputs[0], l.inputs[1])
-        let g = MatmulShape(a.shape, b.shape, l.attributes.transposeA, l.attributes.transposeB)!
+        let g = MatmulShape(a.shape, b.shape, l.parameters.transposes.a, l.parameters.transposes.b)!
         let (rows, cols) = (6, 2 * vector)  // PANEL_ROWS, PANEL_COLS
         let (panelsA, panelsB) = ((g.m + rows - 1) / rows, (g.n + cols - 1) / cols)
         let (batchA, batchB) = (a.rank == 3 ? g.batch : 1, b.rank == 3 ? g.batch : 1)
-        let (ta, tb) = (l.attributes.transposeA, l.attributes.transposeB)
+        let (ta, tb) = (l.parameters.transposes.a, l.parameters.transposes.b)
         let pack = try kernel("pack", family: "matmul", dtype: l.dtype)
         let packedB = try allocate(bytes: batchB * panelsB * g.k * cols * l.dtype.byteSize)
         defer { free(packedB) }  // kept alive by OpenCL until the kernels are done
@@ -119,7 +119,7 @@ extension OpenCLBackend {
     /// the operands where they are (the transposes are the kernel's), no packing.
     func matmulTiled(_ l: Launch, tile: Int) throws {
         let (a, b) = (l.inputs[0], l.inputs[1])
-        let (ta, tb) = (l.attributes.transposeA, l.attributes.transposeB)
+        let (ta, tb) = (l.parameters.transposes.a, l.parameters.transposes.b)
         let g = MatmulShape(a.shape, b.shape, ta, tb)!
         let gemm = try kernel("gemm_tiled", family: "matmul", dtype: l.dtype, defines: "-DTILE=\(tile)")
         try set(

@@ -30,7 +30,7 @@ extension OpenCLBackend {
             return (stored.variant, false)
         }
         let (a, b) = (l.inputs[0], l.inputs[1])
-        let g = MatmulShape(a.shape, b.shape, l.attributes.transposeA, l.attributes.transposeB)!
+        let g = MatmulShape(a.shape, b.shape, l.parameters.transposes.a, l.parameters.transposes.b)!
         guard g.batch * g.m * g.n * g.k >= Self.tuneAtMultiplyAdds else { return (chosen, false) }
         var timings: [(variant: KernelVariants.Matmul, seconds: Double)] = []
         for candidate in KernelVariants.matmulCandidates(properties, elementSize: size) {

@@ -293,9 +293,9 @@ struct BackendTests {
     func crossCheckReportsADisagreement(device: Device) throws {
         let a = Tensor([1.0, 2.0, 3.0], on: device)
         let right = a + a
-        #expect(try CrossCheck.compare(Op.named("add")!, [a, a], Attributes(), right) == nil)
+        #expect(try CrossCheck.compare(Op.named("add")!, [a, a], .none, right) == nil)
         let wrong = Tensor([2.0, 4.0, 7.0], on: device)
-        let d = try #require(try CrossCheck.compare(Op.named("add")!, [a, a], Attributes(), wrong))
+        let d = try #require(try CrossCheck.compare(Op.named("add")!, [a, a], .none, wrong))
         #expect(d.op == "add" && d.shapes == [[3], [3]] && d.element == 2 && d.absoluteError == 1)
         #expect(d.description.contains("disagrees with the host"))
     }

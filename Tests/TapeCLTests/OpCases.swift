@@ -142,7 +142,8 @@ let opCases: [OpCase] = [
     },
     OpCase("segmentSum", shapes: [[6, N]], small: [[6, 3]]) { x in
         let ids = Tensor([Int32(4), 0, 0, 2, 4, 0], on: x[0].device)
-        return weighted(Op.segmentSum(x[0], ids: ids, window: [5, 6, x[0].shape[1]], shape: [5, x[0].shape[1]]))
+        let window = AxisWindow(extent: 5, count: 6, inner: x[0].shape[1], output: [6, x[0].shape[1]])
+        return weighted(Op.segmentSum(x[0], ids: ids, window: window, shape: [5, x[0].shape[1]]))
     },
     OpCase(
         "im2col", "conv2d 7×9, strides 2, same", shapes: [[2, 7, 9, 3], [3, 3, 3, 4]],

@@ -71,7 +71,7 @@ public final class ForwardAccumulator: @unchecked Sendable {
         if let t = variableTangents[ObjectIdentifier(variable)], tangents[value.id] == nil { tangents[value.id] = t }
     }
 
-    func propagate(_ op: Op, _ inputs: Inputs, _ output: Tensor, _ attributes: Attributes) {
+    func propagate(_ op: Op, _ inputs: Inputs, _ output: Tensor, _ parameters: Parameters) {
         lock.lock()
         defer { lock.unlock() }
         guard paused == 0 else { return }
@@ -81,7 +81,7 @@ public final class ForwardAccumulator: @unchecked Sendable {
         defer { paused -= 1 }
         let saved = Saved(
             inputs: zip(inputs, dx).map { Saved.Input(shape: $0.shape, needs: $1 != nil, value: $0) },
-            output: output, attributes: attributes)
+            output: output, parameters: parameters)
         guard let t = op.jvp(saved, dx) else { return }
         tangents[output.id] = t.shape == output.shape ? t : t.broadcast(to: output.shape)  // broadcast, once
     }

@@ -145,7 +145,7 @@ public final class GradientTape: @unchecked Sendable {
         }
     }
 
-    func record(_ op: Op, _ inputs: Inputs, _ output: Tensor, _ attributes: Attributes) {
+    func record(_ op: Op, _ inputs: Inputs, _ output: Tensor, _ parameters: Parameters) {
         lock.lock()
         defer { lock.unlock() }
         let links = SmallArray(count: inputs.count) { i in
@@ -177,7 +177,7 @@ public final class GradientTape: @unchecked Sendable {
             }
         if keepOutput { Fusion.settle(output) }
         // Moved, not copied, into the entry: a copy costs two atomic reference counts per recorded op.
-        let saved = Saved(inputs: consume slots, output: keepOutput ? output : nil, attributes: attributes)
+        let saved = Saved(inputs: consume slots, output: keepOutput ? output : nil, parameters: parameters)
         if entries.isEmpty {
             let expected = Self.entriesLastTime.load(ordering: .relaxed)
             entries.reserveCapacity(expected)

@@ -23,14 +23,14 @@ enum Recorder {
     static let live = Atomic<Int>(0)
 
     /// Called by ``Op/apply(_:_:)`` after every differentiable op with a float output.
-    static func record(_ op: Op, _ inputs: Inputs, _ output: Tensor, _ attributes: Attributes) {
+    static func record(_ op: Op, _ inputs: Inputs, _ output: Tensor, _ parameters: Parameters) {
         if live.load(ordering: .acquiring) == 0 { return }
         let active = Recorder.active
         if active.isEmpty { return }
         active.tapes.withUnsafeBufferPointer { tapes in  // borrowed: no reference count per tape
-            for i in tapes.indices { tapes[i].record(op, inputs, output, attributes) }
+            for i in tapes.indices { tapes[i].record(op, inputs, output, parameters) }
         }
-        for accumulator in active.accumulators { accumulator.propagate(op, inputs, output, attributes) }
+        for accumulator in active.accumulators { accumulator.propagate(op, inputs, output, parameters) }
     }
 
     /// A variable was read: every active tape that watches it tracks the value read.

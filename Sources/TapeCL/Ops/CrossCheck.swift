@@ -45,15 +45,15 @@ package enum CrossCheck {
     /// Reruns `op` on the host and compares; returns the disagreement (reporting the first one).
     @discardableResult
     package static func compare(
-        _ op: Op, _ inputs: [Tensor], _ attributes: Attributes, _ result: Tensor
+        _ op: Op, _ inputs: [Tensor], _ parameters: Parameters, _ result: Tensor
     ) throws -> Disagreement? {
-        try Inputs.with(inputs) { try compare(op, $0, attributes, result) }
+        try Inputs.with(inputs) { try compare(op, $0, parameters, result) }
     }
 
     @discardableResult
-    static func compare(_ op: Op, _ inputs: Inputs, _ attributes: Attributes, _ result: Tensor) throws -> Disagreement?
+    static func compare(_ op: Op, _ inputs: Inputs, _ parameters: Parameters, _ result: Tensor) throws -> Disagreement?
     {
-        let host = try op.execute(try inputs.map { try $0.to(.host, differentiable: false) }, attributes)
+        let host = try op.execute(try inputs.map { try $0.to(.host, differentiable: false) }, parameters)
         let (a, b) = (try result.readScalars(as: Double.self), try host.readScalars(as: Double.self))
         let tolerance = op.tolerance.bounds(result.dtype).forward
         let worst = Op.error(a, b)

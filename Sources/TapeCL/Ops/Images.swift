@@ -2,32 +2,29 @@
 
 // NHWC image ops: im2col and col2im, which make conv2d a matrix product, and max and average
 // pooling with their gradients. Each runs a kernel of Kernels/images.cl and, on the host, its twin
-// in the runtime's HostImages.swift (the same arithmetic in the same order). Each op's `window`
-// attribute is `ImageWindow.parameters`.
+// in the runtime's HostImages.swift (the same arithmetic in the same order). Each op's parameters
+// are its window, `.window(ImageWindow)`, from the public function to the kernel.
 
 extension Op {
-    /// An image op: kernel `name` of images.cl with `host`, the window as its `window` attribute.
+    /// An image op: kernel `name` of images.cl with `host`, its parameters the window.
     static func image(
         _ name: String, kernel: String, arity: Int = 1, floatOnly: Bool = true, channelRuns: Bool = false,
         saves: Saves,
         shape: @escaping @Sendable (ImageWindow) -> [Int],
-        host: @escaping @Sendable (IndexedArguments, Range<Int>, ImageWindow) -> Void,
+        host: @escaping @Sendable (IndexedArguments, Range<Int>) -> Void,
         checkCase: CheckSampler?, vjp: @escaping VJP, jvp: @escaping JVP
     ) -> Op {
         Op(
             name: name, arity: arity,
             forward: .indexed(
-                IndexedKernel(kernel, family: "images", grain: 1 << 10, run: channelRuns ? 3 : nil) { a, r in
-                    host(a, r, ImageWindow(a.parameters))
-                }),
-            shape: { _, a in shape(ImageWindow(a.window)) }, saves: saves, floatOnly: floatOnly, fusable: .never,
+                IndexedKernel(kernel, family: "images", grain: 1 << 10, channelRuns: channelRuns, host: host)),
+            parameters: .window, shape: { _, p in shape(p.window) }, saves: saves, floatOnly: floatOnly,
+            fusable: .never,
             tolerance: .summed, checkCase: checkCase, vjp: vjp, jvp: jvp)
     }
 
     static func applying(_ op: Op, _ inputs: [Tensor], _ window: ImageWindow) -> Tensor {
-        var a = Attributes()
-        a.window = window.parameters
-        return Tensor.stopping { try op.apply(inputs, a) }
+        Tensor.stopping { try op.apply(inputs, .window(window)) }
     }
 
     /// The check cases of the image ops: 7×9 images, 3×3 windows, strides 2, both paddings.
@@ -41,8 +38,8 @@ extension Op {
         checkCase: imageCase { x, p in
             conv2d(x, filter: Tensor.ones(shape: [3, 3, 3, 2], on: x.device), strides: (2, 2), padding: p)
         },
-        vjp: { s, dy in s.grad(applying(col2im, [dy], ImageWindow(s.attributes.window))) },
-        jvp: { s, d in d[0].map { applying(im2col, [$0], ImageWindow(s.attributes.window)) } })
+        vjp: { s, dy in s.grad(applying(col2im, [dy], s.parameters.window)) },
+        jvp: { s, d in d[0].map { applying(im2col, [$0], s.parameters.window) } })
 
     /// im2col's adjoint: each pixel 0 plus its entries in the columns, in (kh, kw) order.
     ///
@@ -57,15 +54,15 @@ extension Op {
             let g = ImageWindow(input: x.shape, kernel: (3, 3), strides: (2, 2), padding: p)
             return applying(col2im, [applying(im2col, [x], g) * 0.5], g)
         },
-        vjp: { s, dy in s.grad(applying(im2col, [dy], ImageWindow(s.attributes.window))) },
-        jvp: { s, d in d[0].map { applying(col2im, [$0], ImageWindow(s.attributes.window)) } })
+        vjp: { s, dy in s.grad(applying(im2col, [dy], s.parameters.window)) },
+        jvp: { s, d in d[0].map { applying(col2im, [$0], s.parameters.window) } })
 
     static let maxPool: Op = image(
         "maxPool", kernel: "max_pool", saves: .inputs, shape: { $0.pooled },
         host: HostImages.maxPool,
         checkCase: imageCase { x, p in maxPool2d(x, size: (3, 3), strides: (2, 2), padding: p) },
-        vjp: { s, dy in s.grad(applying(maxPoolGrad, [s.x, dy], ImageWindow(s.attributes.window))) },
-        jvp: { s, d in d[0].map { applying(maxPoolPick, [s.x, $0], ImageWindow(s.attributes.window)) } })
+        vjp: { s, dy in s.grad(applying(maxPoolGrad, [s.x, dy], s.parameters.window)) },
+        jvp: { s, d in d[0].map { applying(maxPoolPick, [s.x, $0], s.parameters.window) } })
 
     /// `[x, t]` → `t` read at each window's first maximum of `x`: max pooling's forward rule and the
     /// adjoint of its gradient.
@@ -78,9 +75,9 @@ extension Op {
                 ImageWindow(input: x.shape, kernel: (3, 3), strides: (2, 2), padding: p))
         },
         vjp: { s, dy in
-            [nil, s.inputs[1].needs ? applying(maxPoolGrad, [s.a, dy], ImageWindow(s.attributes.window)) : nil]
+            [nil, s.inputs[1].needs ? applying(maxPoolGrad, [s.a, dy], s.parameters.window) : nil]
         },
-        jvp: { s, d in d[1].map { applying(maxPoolPick, [s.a, $0], ImageWindow(s.attributes.window)) } })
+        jvp: { s, d in d[1].map { applying(maxPoolPick, [s.a, $0], s.parameters.window) } })
 
     /// `[x, dy]` → each pixel the sum of `dy` over the windows whose first maximum it is (ties:
     /// the first in (kh, kw) order gets it all, as TensorFlow).
@@ -92,16 +89,16 @@ extension Op {
             return applying(maxPoolGrad, [stopGradient(x), Tensor.ones(shape: g.pooled, on: x.device) * 0.5], g) * x
         },
         vjp: { s, dy in
-            [nil, s.inputs[1].needs ? applying(maxPoolPick, [s.a, dy], ImageWindow(s.attributes.window)) : nil]
+            [nil, s.inputs[1].needs ? applying(maxPoolPick, [s.a, dy], s.parameters.window) : nil]
         },
-        jvp: { s, d in d[1].map { applying(maxPoolGrad, [s.a, $0], ImageWindow(s.attributes.window)) } })
+        jvp: { s, d in d[1].map { applying(maxPoolGrad, [s.a, $0], s.parameters.window) } })
 
     static let avgPool: Op = image(
         "avgPool", kernel: "avg_pool", saves: .nothing, shape: { $0.pooled },
         host: HostImages.avgPool,
         checkCase: imageCase { x, p in avgPool2d(x, size: (3, 3), strides: (2, 2), padding: p) },
-        vjp: { s, dy in s.grad(applying(avgPoolGrad, [dy], ImageWindow(s.attributes.window))) },
-        jvp: { s, d in d[0].map { applying(avgPool, [$0], ImageWindow(s.attributes.window)) } })
+        vjp: { s, dy in s.grad(applying(avgPoolGrad, [dy], s.parameters.window)) },
+        jvp: { s, d in d[0].map { applying(avgPool, [$0], s.parameters.window) } })
 
     /// avgPool's adjoint: each pixel the sum over its windows of `dy` / (the window's real pixels).
     static let avgPoolGrad: Op = image(
@@ -111,6 +108,6 @@ extension Op {
             let g = ImageWindow(input: x.shape, kernel: (3, 3), strides: (2, 2), padding: p)
             return applying(avgPoolGrad, [applying(avgPool, [x], g) * 2], g)
         },
-        vjp: { s, dy in s.grad(applying(avgPool, [dy], ImageWindow(s.attributes.window))) },
-        jvp: { s, d in d[0].map { applying(avgPoolGrad, [$0], ImageWindow(s.attributes.window)) } })
+        vjp: { s, dy in s.grad(applying(avgPool, [dy], s.parameters.window)) },
+        jvp: { s, d in d[0].map { applying(avgPoolGrad, [$0], s.parameters.window) } })
 }

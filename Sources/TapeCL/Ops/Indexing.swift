@@ -13,7 +13,7 @@ extension Op {
             name: name, arity: 2,
             forward: .indexed(
                 IndexedKernel("compare_" + kernel, family: "indexing", host: HostIndexing.compare(test))),
-            shape: sameShape, saves: .nothing, differentiable: false, fusable: .never, tolerance: .exact,
+            result: .bool, shape: sameShape, saves: .nothing, differentiable: false, fusable: .never, tolerance: .exact,
             call: { op, inputs, _ in
                 guard inputs.count == 2 else {
                     throw TapeError.argument("\(op.name): expects 2 inputs, got \(inputs.count)")
@@ -59,13 +59,14 @@ extension Op {
         })
 
     /// The index of the first largest (`argmax`) or smallest (`argmin`) element along an axis:
-    /// int32, not recorded. `window` = (extent, inner) of the input viewed as [outer, extent, inner].
+    /// int32, not recorded. Its ``AxisWindow`` views the input as [outer, extent, inner].
     static func arg(_ name: String, _ better: @escaping @Sendable (Double, Double) -> Bool) -> Op {
         Op(
             name: name, arity: 1,
             forward: .indexed(
                 IndexedKernel(name, family: "indexing", host: HostIndexing.arg(better))),
-            shape: { _, a in a.shape }, saves: .nothing, differentiable: false, fusable: .never, tolerance: .exact,
+            parameters: .axis, result: .int32, shape: { _, p in p.axis.output }, saves: .nothing, differentiable: false,
+            fusable: .never, tolerance: .exact,
             call: { op, inputs, a in try single(inputs, op.name).argReduced(op, axis: a.axes?.first ?? -1) },
             checkCase: { m, n in CheckCase([[m, n]]) { x in x[0].argmax(axis: 0).cast(to: .float32) } },
             vjp: { _, _ in [nil] }, jvp: { _, _ in nil })
@@ -75,13 +76,13 @@ extension Op {
     static let argmin = arg("argmin") { $0 < $1 }
 
     /// `gather`: rows of the middle axis of x viewed as [outer, n, inner], picked by int32 ids
-    /// (`[x, ids]`, `window` = (n, m, inner)). Ids were checked to lie in 0..<n; the kernel reads
+    /// (`[x, ids]`, its ``AxisWindow`` with extent n and count m). Ids were checked to lie in 0..<n; the kernel reads
     /// nothing for one that does not. Its gradient adds the cotangent's rows of equal ids.
     static let take: Op = Op(
         name: "gather", arity: 2, auxiliary: 1,
         forward: .indexed(
             IndexedKernel("take", family: "indexing", host: HostIndexing.take)),
-        shape: { _, a in a.shape }, saves: .inputs, fusable: .never, tolerance: .exact,
+        parameters: .axis, shape: { _, p in p.axis.output }, saves: .inputs, fusable: .never, tolerance: .exact,
         call: { op, inputs, a in  // [x, ids], axes: [axis]
             guard inputs.count == 2 else { throw TapeError.argument("gather: expects 2 inputs, got \(inputs.count)") }
             return try Tensor.gathered(inputs[0], inputs[1], axis: a.axes?.first ?? 0)
@@ -94,9 +95,9 @@ extension Op {
             }
         },
         vjp: { s, dy in
-            [s.inputs[0].needs ? segmentSum(dy, ids: s.b, window: s.attributes.window, shape: s.shapes[0]) : nil, nil]
+            [s.inputs[0].needs ? segmentSum(dy, ids: s.b, window: s.parameters.axis, shape: s.shapes[0]) : nil, nil]
         },
-        jvp: { s, d in d[0].map { Op.take($0, s.b, attributes: s.attributes) } })
+        jvp: { s, d in d[0].map { Op.take($0, s.b, parameters: s.parameters) } })
 
     /// `take`'s gradient: `[dy, starts, order, ids]` → rows of equal ids summed, in increasing
     /// position (`order` lists the positions of each id, from `starts[id]` to `starts[id + 1]`).
@@ -104,28 +105,30 @@ extension Op {
         name: "segmentSum", arity: 4, auxiliary: 3,
         forward: .indexed(
             IndexedKernel("segment_sum", family: "indexing", host: HostIndexing.segmentSum)),
-        shape: { _, a in a.shape }, saves: .inputs, floatOnly: true, fusable: .never, tolerance: .summed,
+        parameters: .axis, shape: { _, p in p.axis.output }, saves: .inputs, floatOnly: true, fusable: .never,
+        tolerance: .summed,
         checkCase: { m, n in
             CheckCase([[6, n]]) { x in
                 let ids = Tensor(
                     shape: [6], scalars: [Int32(m - 1), 0, 0, Int32(m / 2), Int32(m - 1), 0], on: x[0].device)
-                return segmentSum(x[0], ids: ids, window: [m, 6, n], shape: [m, n]) * 2
+                let window = AxisWindow(extent: m, count: 6, inner: n, output: [6, n])
+                return segmentSum(x[0], ids: ids, window: window, shape: [m, n]) * 2
             }
         },
         vjp: { s, dy in
-            var a = Attributes()
-            a.window = s.attributes.window
-            a.shape = s.shapes[0]
-            return [s.inputs[0].needs ? Op.take(dy, s.inputs[3].value!, attributes: a) : nil, nil, nil, nil]
+            let gather = s.parameters.axis.with(output: s.shapes[0])
+            return [
+                s.inputs[0].needs ? Op.take(dy, s.inputs[3].value!, parameters: .axis(gather)) : nil, nil, nil, nil,
+            ]
         },
         jvp: { s, d in
-            d[0].map { segmentSum($0, ids: s.inputs[3].value!, window: s.attributes.window, shape: s.attributes.shape) }
+            d[0].map { segmentSum($0, ids: s.inputs[3].value!, window: s.parameters.axis, shape: s.parameters.shape) }
         })
 
     /// The sum of `dy`'s rows (the middle axis of [outer, m, inner]) into the rows their ids name:
-    /// a tensor of `shape` viewed as [outer, n, inner] (`window` = (n, m, inner), as the gather's).
-    package static func segmentSum(_ dy: Tensor, ids: Tensor, window: [Int], shape: [Int]) -> Tensor {
-        let (n, m) = (window[0], window[1])
+    /// a tensor of `shape` viewed as [outer, n, inner] (`window`: the gather's, extent n and count m).
+    package static func segmentSum(_ dy: Tensor, ids: Tensor, window: AxisWindow, shape: [Int]) -> Tensor {
+        let (n, m) = (window.extent, window.count)
         let values = ids.knownIDs ?? ids.scalars(as: Int32.self)  // ids from the host: no read
         var starts = [Int32](repeating: 0, count: n + 1)
         for id in values { starts[Int(id) + 1] += 1 }
@@ -136,13 +139,10 @@ extension Op {
             order[Int(next[Int(id)])] = Int32(j)
             next[Int(id)] += 1
         }
-        var a = Attributes()
-        a.window = window
-        a.shape = shape
         let flat = ids.reshaped(to: [m])
         return segmentSumOp(
             dy, Tensor(shape: [n + 1], scalars: starts, on: dy.device),
             Tensor(shape: [m], scalars: order, on: dy.device),
-            flat, attributes: a)
+            flat, parameters: .axis(window.with(output: shape)))
     }
 }

@@ -14,7 +14,7 @@ import Foundation
 package final class Op: Sendable {
     package typealias VJP = @Sendable (_ saved: Saved, _ dy: Tensor) -> Cotangents
     package typealias JVP = @Sendable (_ saved: Saved, _ dx: [Tensor?]) -> Tensor?
-    package typealias ShapeRule = @Sendable (_ inputs: InputShapes, _ attributes: Attributes) throws -> [Int]
+    package typealias ShapeRule = @Sendable (_ inputs: InputShapes, _ parameters: Parameters) throws -> [Int]
 
     package let name: String
     /// The number of inputs, or ``variadic`` (one or more).
@@ -23,6 +23,11 @@ package final class Op: Sendable {
     /// that inputs share one dtype; the public function checks their dtypes.
     package let auxiliary: Int
     package let forward: Forward
+    /// The family of parameters the op takes (``Parameters/Kind``), checked when it is applied.
+    package let parameters: Parameters.Kind
+    /// The output's element type when it is fixed (bool for a comparison, int32 for argmax); else
+    /// the input's, or a cast's target.
+    package let result: DType?
     package let shape: ShapeRule
     package let saves: Saves
     /// Only float32 and float64 (transcendental functions, matmul).
@@ -44,7 +49,8 @@ package final class Op: Sendable {
     package let checkCase: CheckSampler?
 
     package init(
-        name: String, arity: Int, auxiliary: Int = 0, forward: Forward, shape: @escaping ShapeRule, saves: Saves,
+        name: String, arity: Int, auxiliary: Int = 0, forward: Forward, parameters: Parameters.Kind = .none,
+        result: DType? = nil, shape: @escaping ShapeRule, saves: Saves,
         floatOnly: Bool = false, differentiable: Bool = true, fusable: Fusing = .always,
         sampleDomain: ClosedRange<Double> = -2...2, tolerance: Tolerance = .library, call: Call? = nil,
         checkCase: CheckSampler? = nil, vjp: @escaping VJP, jvp: @escaping JVP
@@ -53,6 +59,8 @@ package final class Op: Sendable {
         self.arity = arity
         self.auxiliary = auxiliary
         self.forward = forward
+        self.parameters = parameters
+        self.result = result
         self.shape = shape
         self.saves = saves
         self.floatOnly = floatOnly
@@ -162,7 +170,7 @@ package enum Saves: Sendable {
 }
 
 /// The values a rule sees: for each input its shape, whether it needs a cotangent and its value
-/// if kept; the output if kept; the attributes. One array per tape entry.
+/// if kept; the output if kept; the op's parameters. One array per tape entry.
 package struct Saved: Sendable {
     package struct Input {
         package let shape: [Int]
@@ -172,7 +180,7 @@ package struct Saved: Sendable {
     }
     package var inputs: [Input]
     package var output: Tensor?
-    package let attributes: Attributes
+    package let parameters: Parameters
 
     /// The first input (unary ops). A rule reads only what its op's ``Saves`` keeps.
     package var x: Tensor { inputs[0].value! }
@@ -250,16 +258,16 @@ extension Op {
     /// Runs the op on its inputs' device and records it on every active tape and accumulator
     /// that watches an input.
     /// - Throws: `TapeError` naming the op for a bad shape, dtype or device mix.
-    package func apply(_ inputs: [Tensor], _ attributes: Attributes = Attributes()) throws -> Tensor {
-        try Inputs.with(inputs) { try apply($0, attributes) }
+    package func apply(_ inputs: [Tensor], _ parameters: Parameters = .none) throws -> Tensor {
+        try Inputs.with(inputs) { try apply($0, parameters) }
     }
 
     /// ``apply(_:_:)-([Tensor],_)`` on borrowed inputs: how the operators call an op (no array per op).
-    package func apply(_ inputs: Inputs, _ attributes: Attributes = Attributes()) throws -> Tensor {
-        if ErrorScope.isFailing { return inertResult(inputs, attributes) }  // see `withErrors`
-        let output = try execute(inputs, attributes)
+    package func apply(_ inputs: Inputs, _ parameters: Parameters = .none) throws -> Tensor {
+        if ErrorScope.isFailing { return inertResult(inputs, parameters) }  // see `withErrors`
+        let output = try execute(inputs, parameters)
         if differentiable && output.dtype.isFloatingPoint {
-            Recorder.record(self, inputs, output, attributes)
+            Recorder.record(self, inputs, output, parameters)
         }
         return output
     }
@@ -268,14 +276,22 @@ extension Op {
     func takes(_ count: Int) -> Bool { arity == Op.variadic ? count > 0 : count == arity }
 
     /// The forward computation alone (no recording).
-    package func execute(_ inputs: [Tensor], _ attributes: Attributes) throws -> Tensor {
-        try Inputs.with(inputs) { try execute($0, attributes) }
+    package func execute(_ inputs: [Tensor], _ parameters: Parameters) throws -> Tensor {
+        try Inputs.with(inputs) { try execute($0, parameters) }
     }
 
-    package func execute(_ inputs: Inputs, _ attributes: Attributes) throws -> Tensor {
+    /// The element type of the op's output for inputs of `dtype`.
+    func outputDType(_ parameters: Parameters, _ dtype: DType) -> DType {
+        if case .conversion(let c) = parameters { c.to } else { result ?? dtype }
+    }
+
+    package func execute(_ inputs: Inputs, _ parameters: Parameters) throws -> Tensor {
         guard takes(inputs.count) else {
             throw TapeError.argument(
                 "\(name): expects \(arity == Op.variadic ? "one or more" : "\(arity)") inputs, got \(inputs.count)")
+        }
+        guard parameters.kind == self.parameters else {
+            throw TapeError.argument("\(name): takes \(self.parameters) parameters, given \(parameters.kind)")
         }
         let isTransfer = if case .transfer = forward { true } else { false }
         for i in inputs.indices {
@@ -296,8 +312,8 @@ extension Op {
         if floatOnly && !inDType.isFloatingPoint {
             throw TapeError.dtype("\(name): \(inDType) is not supported (float32 and float64 are)")
         }
-        let outShape = try shape(InputShapes(inputs: inputs), attributes)
-        let dtype = attributes.dtype ?? inDType
+        let outShape = try shape(InputShapes(inputs: inputs), parameters)
+        let dtype = outputDType(parameters, inDType)
         let bytes = try Shape.checkedBytes(outShape, dtype, op: name)
         switch forward {
         case .alias:
@@ -306,7 +322,7 @@ extension Op {
             return Tensor(handle: handle)
         case .transfer:
             let core = inputs[0].core
-            let target = attributes.device!
+            let target = parameters.transfer.to
             try target.core.checkAllocatable(bytes, op: name, shape: outShape, dtype: dtype)
             let out = try target.core.allocate(bytes: bytes, op: name, shape: outShape, dtype: dtype)
             try HostMemory.reserve(inputs[0].byteCount, for: "\(name) to \(target)")
@@ -333,12 +349,12 @@ extension Op {
                 try core.run(
                     Launch(
                         opName: name, forward: forward, inputs: operands, output: out, shape: outShape,
-                        dtype: dtype, attributes: attributes.kernel))
+                        dtype: dtype, parameters: parameters))
             }
             let result = Tensor(handle: TensorHandle(buffer: out, shape: outShape, dtype: dtype))
             if crossCheckEnabled && core !== Device.host.core {
                 CrossCheck.announce
-                try CrossCheck.compare(self, inputs, attributes, result)
+                try CrossCheck.compare(self, inputs, parameters, result)
             }
             return result
         }
@@ -359,15 +375,15 @@ extension Op {
     }
 
     /// Applies the op, stopping the program on bad input (operators use this; see ``fail(_:)``).
-    package func callAsFunction(_ inputs: Tensor..., attributes: Attributes = Attributes()) -> Tensor {
-        Tensor.stopping { try apply(inputs, attributes) }
+    package func callAsFunction(_ inputs: Tensor..., parameters: Parameters = .none) -> Tensor {
+        Tensor.stopping { try apply(inputs, parameters) }
     }
-    /// Applies a unary op (see ``callAsFunction(_:attributes:)-(Tensor...,_)``).
-    package func callAsFunction(_ x: Tensor, attributes: Attributes = Attributes()) -> Tensor {
-        Tensor.stopping { try Inputs.with(x) { try apply($0, attributes) } }
+    /// Applies a unary op (see ``callAsFunction(_:parameters:)-(Tensor...,_)``).
+    package func callAsFunction(_ x: Tensor, parameters: Parameters = .none) -> Tensor {
+        Tensor.stopping { try Inputs.with(x) { try apply($0, parameters) } }
     }
-    /// Applies a binary op (see ``callAsFunction(_:attributes:)-(Tensor...,_)``).
-    package func callAsFunction(_ a: Tensor, _ b: Tensor, attributes: Attributes = Attributes()) -> Tensor {
-        Tensor.stopping { try Inputs.with(a, b) { try apply($0, attributes) } }
+    /// Applies a binary op (see ``callAsFunction(_:parameters:)-(Tensor...,_)``).
+    package func callAsFunction(_ a: Tensor, _ b: Tensor, parameters: Parameters = .none) -> Tensor {
+        Tensor.stopping { try Inputs.with(a, b) { try apply($0, parameters) } }
     }
 }

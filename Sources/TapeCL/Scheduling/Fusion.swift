@@ -221,7 +221,7 @@ extension TensorHandle {
                         try core.run(
                             Launch(
                                 opName: "fused", forward: .fused(program), inputs: operands, output: out,
-                                shape: shape, dtype: dtype, attributes: KernelParameters(), extraOutputs: extra))
+                                shape: shape, dtype: dtype, parameters: .none, extraOutputs: extra))
                     }
                     for (h, buffer) in zip(kept, extra) { h.fill(buffer) }
                 } else {
@@ -263,7 +263,7 @@ extension TensorHandle {
                 try core.run(
                     Launch(
                         opName: "fused", forward: forward, inputs: operands, output: result, shape: stepShape,
-                        dtype: dtype, attributes: KernelParameters()))
+                        dtype: dtype, parameters: .none))
             }
             values.append(Operand(buffer: result, shape: stepShape, dtype: dtype))
         }
@@ -272,7 +272,7 @@ extension TensorHandle {
                 try core.run(
                     Launch(
                         opName: "fused", forward: .gather, inputs: operands, output: out, shape: shape, dtype: dtype,
-                        attributes: KernelParameters(strides: [Int](repeating: 0, count: shape.count))))
+                        parameters: .strided(Strided(shape: shape, strides: [Int](repeating: 0, count: shape.count)))))
             }
         }
         return values

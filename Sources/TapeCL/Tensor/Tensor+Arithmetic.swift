@@ -91,10 +91,7 @@ public func matmul(
     _ a: some TensorConvertible, _ b: some TensorConvertible, transposeA: Bool = false, transposeB: Bool = false
 ) -> Tensor {
     let (ta, tb) = resolve(a, b)
-    var attributes = Attributes()
-    attributes.transposeA = transposeA
-    attributes.transposeB = transposeB
-    return Op.matmul(ta, tb, attributes: attributes)
+    return Op.matmul(ta, tb, parameters: .transposes(Transposes(a: transposeA, b: transposeB)))
 }
 
 /// The tensors, of one shape, stacked along a new axis `axis` (TensorFlow's `tf.stack`):
@@ -150,10 +147,7 @@ extension Tensor {
     /// The elements converted to `dtype`; the gradient converts back.
     public func cast(to dtype: DType) -> Tensor {
         if dtype == self.dtype { return self }
-        var a = Attributes()
-        a.dtype = dtype
-        a.sourceDType = self.dtype
-        return Op.cast(self, attributes: a)
+        return Op.cast(self, parameters: .conversion(Conversion(to: dtype, from: self.dtype)))
     }
 
     /// A copy on `device` (itself when already there); differentiable: the gradient moves back.
@@ -163,19 +157,14 @@ extension Tensor {
 
     package func to(_ device: Device, differentiable: Bool) throws -> Tensor {
         if device == self.device { return self }
-        var a = Attributes()
-        a.device = device
-        a.sourceDevice = self.device
+        let a = Parameters.transfer(Transfer(to: device, from: self.device))
         return differentiable ? try Op.transfer.apply([self], a) : try Op.transfer.execute([self], a)
     }
 
     /// Elements `offset ..< offset + count(shape)` of this tensor's row-major elements, in `shape`
     /// (recorded; the rows of a stack are ranges).
     package func range(from offset: Int, shape: [Int]) -> Tensor {
-        var a = Attributes()
-        a.offset = offset
-        a.shape = shape
-        return Op.slice(self, attributes: a)
+        Op.slice(self, parameters: .range(ElementRange(offset: offset, shape: shape)))
     }
 
     package static func stacked(_ tensors: [Tensor], axis: Int) throws -> Tensor {
@@ -188,9 +177,7 @@ extension Tensor {
         guard (-(rank + 1)...rank).contains(axis) else {
             throw TapeError.argument("stack: axis \(axis) is out of range for \(tensors.count) tensors of rank \(rank)")
         }
-        var a = Attributes()
-        a.shape = [tensors.count] + first.shape
-        let rows = try Op.concat.apply(tensors, a)
+        let rows = try Op.concat.apply(tensors, .shape([tensors.count] + first.shape))
         let k = axis < 0 ? axis + rank + 1 : axis
         if k == 0 { return rows }
         return try rows.transposedChecked(permutation: Array(1...k) + [0] + Array((k + 1)..<(rank + 1)))
@@ -218,17 +205,14 @@ extension Tensor {
     package func reduce(_ op: Op, axes: [Int]?, keepDims: Bool) throws -> Tensor {
         let axes = try normalizedAxes(axes)
         if axes.isEmpty { return self }
-        var a = Attributes()
-        a.keepDims = keepDims
         if axes.last! - axes.first! + 1 == axes.count {
-            a.axes = axes
-            return try op.apply([self], a)
+            return try op.apply([self], .reduction(Reduction(axes: axes, keepDims: keepDims)))
         }
         // Not one block: move the reduced axes to the end, reduce there, restore kept dims.
         let keptAxes = (0..<rank).filter { !axes.contains($0) }
-        a.axes = Array(keptAxes.count..<rank)
-        a.keepDims = false
-        let r = try op.apply([try transposedChecked(permutation: keptAxes + axes)], a)
+        let r = try op.apply(
+            [try transposedChecked(permutation: keptAxes + axes)],
+            .reduction(Reduction(axes: Array(keptAxes.count..<rank), keepDims: false)))
         return keepDims
             ? try r.reshapedChecked(to: shape.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }) : r
     }
@@ -245,10 +229,8 @@ extension Tensor {
         guard Shape.broadcast(shape, target) == target else {  // checked before the strides, which assume it
             throw TapeError.shape("broadcast: \(Shape.describe(shape)) does not broadcast to \(Shape.describe(target))")
         }
-        var a = Attributes()
-        a.shape = target
-        a.strides = Shape.broadcastStrides(shape, to: target)
-        return try Op.broadcast.apply([self], a)
+        let strided = Strided(shape: target, strides: Shape.broadcastStrides(shape, to: target))
+        return try Op.broadcast.apply([self], .strided(strided))
     }
 
     package func reshapedChecked(to newShape: [Int]) throws -> Tensor {
@@ -270,9 +252,7 @@ extension Tensor {
         }
         _ = try Shape.checkedBytes(target, dtype, op: "reshape")
         if target == shape { return self }
-        var a = Attributes()
-        a.shape = target
-        return try Op.reshape.apply([self], a)
+        return try Op.reshape.apply([self], .shape(target))
     }
 
     package func transposedChecked(permutation: [Int]) throws -> Tensor {
@@ -281,11 +261,10 @@ extension Tensor {
                 "transpose: \(permutation) is not a permutation of the \(rank) axes of \(Shape.describe(shape))")
         }
         if permutation == Array(0..<rank) { return self }
-        var a = Attributes()
-        a.permutation = permutation
         let strides = Shape.strides(shape)
-        a.strides = permutation.map { strides[$0] }
-        return try Op.transpose.apply([self], a)
+        let strided = Strided(
+            shape: permutation.map { shape[$0] }, strides: permutation.map { strides[$0] }, permutation: permutation)
+        return try Op.transpose.apply([self], .strided(strided))
     }
 }
 

@@ -67,9 +67,7 @@ extension Tensor {
                     + "from the input's \(x.rank == 4 ? x.shape[3] : -1) channels (input \(Shape.describe(x.shape)))")
         }
         let g = try window("conv2d", x, size: (filter.shape[0], filter.shape[1]), strides: strides, padding: padding)
-        var a = Attributes()
-        a.window = g.parameters
-        let columns = try Op.im2col.apply([x], a)
+        let columns = try Op.im2col.apply([x], .window(g))
         let w = try filter.reshapedChecked(to: [g.kh * g.kw * g.c, filter.shape[3]])
         return try matmul(columns, w).reshapedChecked(to: [g.n, g.oh, g.ow, filter.shape[3]])
     }
@@ -80,9 +78,7 @@ extension Tensor {
         -> Tensor
     {
         let g = try window(op.name, x, size: size, strides: strides, padding: padding)
-        var a = Attributes()
-        a.window = g.parameters
-        return try op.apply([x], a)
+        return try op.apply([x], .window(g))
     }
 }
 
@@ -93,8 +89,6 @@ extension Tensor {
         _ name: String, _ inputs: [Tensor], imageShape: [Int], size: (Int, Int), strides: (Int, Int), padding: Padding
     ) throws -> Tensor {
         let g = ImageWindow(input: imageShape, kernel: size, strides: strides, padding: padding)
-        var a = Attributes()
-        a.window = g.parameters
-        return try Op.named(name)!.apply(inputs, a)
+        return try Op.named(name)!.apply(inputs, .window(g))
     }
 }

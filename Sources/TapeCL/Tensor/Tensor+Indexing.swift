@@ -75,9 +75,8 @@ extension Tensor {
         // Axis k to the front: the blocks are then contiguous, one after another.
         let toFront = [k] + (0..<rank).filter { $0 != k }
         let moved = try tensors.map { k == 0 ? $0 : try $0.transposedChecked(permutation: toFront) }
-        var a = Attributes()
-        a.shape = [tensors.reduce(0) { $0 + $1.shape[k] }] + moved[0].shape.dropFirst()
-        let joined = try Op.concat.apply(moved, a)
+        let shape = [tensors.reduce(0) { $0 + $1.shape[k] }] + moved[0].shape.dropFirst()
+        let joined = try Op.concat.apply(moved, .shape(shape))
         return k == 0 ? joined : try joined.transposedChecked(permutation: Op.inverse(toFront))
     }
 }

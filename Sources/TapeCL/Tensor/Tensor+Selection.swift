@@ -95,9 +95,7 @@ extension Tensor {
             throw TapeError.shape(
                 "\(op.name): shapes \(Shape.describe(a.shape)) and \(Shape.describe(b.shape)) do not broadcast")
         }
-        var attributes = Attributes()
-        attributes.dtype = .bool
-        return try op.apply([try a.broadcastChecked(to: shape), try b.broadcastChecked(to: shape)], attributes)
+        return try op.apply([try a.broadcastChecked(to: shape), try b.broadcastChecked(to: shape)])
     }
 
     package static func compared(_ name: String, _ a: Tensor, _ b: Tensor) throws -> Tensor {
@@ -125,11 +123,10 @@ extension Tensor {
         }
         let k = axis < 0 ? axis + rank : axis
         guard shape[k] > 0 else { throw TapeError.shape("\(op.name): axis \(k) of \(Shape.describe(shape)) is empty") }
-        var a = Attributes()
-        a.window = [shape[k], Shape.count(Array(shape[(k + 1)...]))]
-        a.shape = Array(shape[..<k] + shape[(k + 1)...])
-        a.dtype = .int32
-        return try op.apply([self], a)
+        let window = AxisWindow(
+            extent: shape[k], inner: Shape.count(Array(shape[(k + 1)...])),
+            output: Array(shape[..<k] + shape[(k + 1)...]))
+        return try op.apply([self], .axis(window))
     }
 
     package static func gathered(_ x: Tensor, _ ids: Tensor, axis: Int) throws -> Tensor {
@@ -154,10 +151,10 @@ extension Tensor {
                 "gather: index \(bad) (at position \(position) of the indices) is out of range for axis \(k) of "
                     + "\(Shape.describe(x.shape)) (0..<\(n))")
         }
-        var a = Attributes()
-        a.window = [n, ids.count, Shape.count(Array(x.shape[(k + 1)...]))]
-        a.shape = Array(x.shape[..<k]) + ids.shape + Array(x.shape[(k + 1)...])
-        return try Op.take.apply([x, ids], a)
+        let window = AxisWindow(
+            extent: n, count: ids.count, inner: Shape.count(Array(x.shape[(k + 1)...])),
+            output: Array(x.shape[..<k]) + ids.shape + Array(x.shape[(k + 1)...]))
+        return try Op.take.apply([x, ids], .axis(window))
     }
 
     package func splitChecked(sizes: [Int], axis: Int) throws -> [Tensor] {

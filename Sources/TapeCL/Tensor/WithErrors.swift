@@ -76,9 +76,9 @@ extension Tensor {
 extension Op {
     /// An op's result inside `withErrors` after its first error: inert, its shape from the op's shape
     /// rule where the inputs allow one, else `[]`. Nothing is launched or recorded.
-    func inertResult(_ inputs: Inputs, _ attributes: Attributes) -> Tensor {
-        let shape = takes(inputs.count) ? (try? self.shape(InputShapes(inputs: inputs), attributes)) ?? [] : []
-        let dtype = attributes.dtype ?? (inputs.isEmpty ? .float32 : inputs[0].dtype)
+    func inertResult(_ inputs: Inputs, _ parameters: Parameters) -> Tensor {
+        let shape = takes(inputs.count) ? (try? self.shape(InputShapes(inputs: inputs), parameters)) ?? [] : []
+        let dtype = outputDType(parameters, inputs.isEmpty ? .float32 : inputs[0].dtype)
         return Tensor.inert(shape: shape, dtype: dtype, on: inputs.isEmpty ? nil : inputs[0].core)
     }
 }
