@@ -35,13 +35,13 @@ public enum Distributed {
     public static var localRank: Int { MPIWorld.shared.localRank }
 
     /// The device this process should use: `TAPECL_DEVICE` when set; else, when the machine has
-    /// several OpenCL devices, `opencl:N` with `N` = ``localRank`` modulo their number (one GPU per
+    /// several devices besides the host, the one numbered ``localRank`` modulo their number (one GPU per
     /// process, as Horovod pins them); else `Device.default`.
     public static var device: Device {
         if ProcessInfo.processInfo.environment["TAPECL_DEVICE"] != nil { return .default }
-        let opencl = Device.openCL
-        guard opencl.count > 1 else { return .default }
-        return opencl[localRank % opencl.count]
+        let devices = Device.all.filter { $0 != .host }
+        guard devices.count > 1 else { return .default }
+        return devices[localRank % devices.count]
     }
 
     /// A reduction across processes.

@@ -164,8 +164,13 @@ import Synchronization
     @_spi(Runtime) public var build = false
 }
 
-/// The device-specific half of a ``Device``: memory and execution. Two conformers: `HostBackend`
-/// and `OpenCLBackend`. Work is enqueued; only ``read(_:into:)`` waits.
+/// The device-specific half of a ``Device``: memory and execution. Two conformers in this build,
+/// `HostBackend` and `OpenCLBackend`, each in its folder; a ``DeviceFamily`` finds a backend's
+/// devices. Work is enqueued; only ``read(_:into:)`` waits.
+///
+/// A backend runs every ``Forward`` kind but `.alias` and `.transfer` (the op table does those),
+/// or throws ``Unsupported`` for a launch it cannot run, which then runs on the host (counted in
+/// ``Device/fallbacks``). The host loops it must match bit for bit are the runtime's `Host*` files.
 @_spi(Runtime) public protocol Backend: AnyObject, Sendable {
     /// One line for `tapecl devices`.
     var info: DeviceInfo { get }
@@ -226,9 +231,9 @@ public struct ProgramBuild: Sendable {
 
 /// What `tapecl devices` shows of a device.
 public struct DeviceInfo: Sendable, Codable {
-    /// `host` or `opencl:N`.
+    /// `host`, or the device family's name and the device's number (`opencl:0`).
     public var name: String
-    /// `host` or `opencl`.
+    /// `host`, or the device family's name (`opencl`).
     public var kind: String
     /// The driver's name for the device (`CL_DEVICE_NAME`; the CPU model for the host).
     public var deviceName: String
@@ -240,8 +245,9 @@ public struct DeviceInfo: Sendable, Codable {
     /// The largest single buffer the device allocates (`CL_DEVICE_MAX_MEM_ALLOC_SIZE`; the
     /// physical memory on the host). A larger tensor is a ``TapeError``, never a crash.
     public var maxAllocationBytes: Int
-    /// `CL_DEVICE_OPENCL_C_VERSION`, e.g. `OpenCL C 1.2 PoCL` (nil for the host).
-    public var openCLCVersion: String?
+    /// The kernel language the device compiles and its version, e.g. `OpenCL C 1.2 PoCL` (nil for
+    /// the host).
+    public var language: String?
     public var driverVersion: String?
     public var platform: String?
     /// Whether float64 ops run on the device (else they run on the host, with a warning).
@@ -249,6 +255,28 @@ public struct DeviceInfo: Sendable, Codable {
     /// A GPU's FP32 peak in GFLOP/s and its memory bandwidth in GB/s, where known (see `DevicePeaks`).
     public var peakGFLOPS: Double? = nil
     public var bandwidthGBps: Double? = nil
+
+    /// A backend's description of one of its devices.
+    @_spi(Runtime) public init(
+        name: String, kind: String, deviceName: String, vendor: String, type: String, computeUnits: Int,
+        globalMemoryBytes: Int, maxAllocationBytes: Int, language: String?, driverVersion: String?,
+        platform: String?, supportsFloat64: Bool, peakGFLOPS: Double? = nil, bandwidthGBps: Double? = nil
+    ) {
+        self.name = name
+        self.kind = kind
+        self.deviceName = deviceName
+        self.vendor = vendor
+        self.type = type
+        self.computeUnits = computeUnits
+        self.globalMemoryBytes = globalMemoryBytes
+        self.maxAllocationBytes = maxAllocationBytes
+        self.language = language
+        self.driverVersion = driverVersion
+        self.platform = platform
+        self.supportsFloat64 = supportsFloat64
+        self.peakGFLOPS = peakGFLOPS
+        self.bandwidthGBps = bandwidthGBps
+    }
 }
 
 /// Device memory owned by one tensor (or shared by a tensor and its reshaped views).

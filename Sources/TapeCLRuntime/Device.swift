@@ -36,10 +36,8 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
 
     /// The host: plain memory, OpenBLAS for matmul, both cores for large tensors.
     public static var host: Device { Registry.shared.host }
-    /// The host and every OpenCL device, host first.
-    public static var all: [Device] { [Registry.shared.host] + Registry.shared.openCL }
-    /// The OpenCL devices, in `opencl:N` order.
-    public static var openCL: [Device] { Registry.shared.openCL }
+    /// The host and every device of every backend (OpenCL's), host first.
+    public static var all: [Device] { [Registry.shared.host] + Registry.shared.accelerators }
     /// The process default (see the type's documentation); `withDevice` overrides it in a scope.
     /// A `TAPECL_DEVICE` that names no device stops the program with ``defaultDevice()``'s error
     /// (inside `withErrors`, that error is thrown and the host stands in).
@@ -58,7 +56,7 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
         let r = Registry.shared
         let found =
             name.lowercased() == "default"
-            ? try r.defaultDevice.get() : Registry.lookup(name, host: r.host, openCL: r.openCL)
+            ? try r.defaultDevice.get() : Registry.lookup(name, host: r.host, families: r.families)
         guard let found else {
             let names = Device.all.map(\.name).joined(separator: ", ")
             throw TapeError.argument("unknown device '\(name)': this machine has \(names)")
@@ -80,7 +78,7 @@ public struct Device: Sendable, Hashable, CustomStringConvertible {
     /// device discovery, in a process that never asked for a device.
     public static func synchronizeAll() {
         guard Registry.made.load(ordering: .acquiring) else { return }
-        for device in Registry.shared.openCL { device.synchronize() }
+        for device in Registry.shared.accelerators { device.synchronize() }
     }
 
     /// How many launches ran on the host instead of this device, and why (first reason per op).
@@ -110,37 +108,43 @@ enum Scope {
 /// the ops ask for it per op (a float scalar on this core is kept in the `Tensor` value).
 @_spi(Runtime) public nonisolated(unsafe) private(set) var processHostCore: Unmanaged<DeviceCore>? = nil
 
-/// Discovers devices once per process (PoCL fails when several threads initialise OpenCL at once).
+/// Discovers devices once per process (PoCL fails when several threads initialise OpenCL at once):
+/// the host, then the devices of each registered ``DeviceFamily``.
 final class Registry: Sendable {
-    static let shared = Registry()
+    static let shared = Registry(families: DeviceFamily.registered)
     /// Whether ``shared`` exists (read without creating it).
     static let made = Atomic<Bool>(false)
     let host: Device
-    let openCL: [Device]
+    let families: [(family: DeviceFamily, devices: [Device])]
+    /// Every device but the host, family by family.
+    let accelerators: [Device]
     let defaultDevice: Result<Device, TapeError>
 
-    private init() {
+    private init(families registered: [DeviceFamily]) {
         let host = Device(core: DeviceCore(name: "host", backend: HostBackend()))
         processHostCore = .passUnretained(host.core)
-        let openCL = OpenCLBackend.discover().enumerated().map { i, b in
-            Device(core: DeviceCore(name: "opencl:\(i)", backend: b, cacheLimit: 1 << 30))
-        }
+        let families = registered.map { ($0, $0.devices()) }
+        let accelerators = families.flatMap(\.1)
         self.host = host
-        self.openCL = openCL
+        self.families = families
+        self.accelerators = accelerators
         Registry.made.store(true, ordering: .releasing)
-        if !openCL.isEmpty { Registry.drainAtExit() }
+        if !accelerators.isEmpty { Registry.drainAtExit() }
         if let name = ProcessInfo.processInfo.environment["TAPECL_DEVICE"], !name.isEmpty {
             defaultDevice = Result {
-                guard let d = Self.lookup(name, host: host, openCL: openCL) else {
-                    let names = ([host] + openCL).map(\.name).joined(separator: ", ")
+                guard let d = Self.lookup(name, host: host, families: families) else {
+                    let names = ([host] + accelerators).map(\.name).joined(separator: ", ")
                     throw TapeError.argument("TAPECL_DEVICE=\(name) names no device; this machine has \(names)")
                 }
                 return d
             }.mapError { $0 as! TapeError }
         } else {
-            defaultDevice = .success(openCL.first { $0.info.type == "GPU" } ?? openCL.first ?? host)
+            defaultDevice = .success(accelerators.first { $0.info.type == "GPU" } ?? accelerators.first ?? host)
         }
     }
+
+    /// The devices of the family named `name` (none when it is not registered or found nothing).
+    func devices(of name: String) -> [Device] { families.first { $0.family.name == name }?.devices ?? [] }
 
     /// Makes exit wait for every OpenCL queue that still has work, before anything registered so
     /// far is torn down: a safety net for programs that return without reading their results
@@ -156,19 +160,47 @@ final class Registry: Sendable {
         atexit { Device.synchronizeAll() }
     }
 
-    /// Resolves a device name (see ``Device/named(_:)``) against the discovered devices.
-    static func lookup(_ name: String, host: Device, openCL: [Device]) -> Device? {
+    /// Resolves a device name (see ``Device/named(_:)``): `host` (or `cpu`), or `<family>`,
+    /// `<family>:N`, `<family>:gpu`, `<family>:cpu` for a registered family's devices.
+    static func lookup(_ name: String, host: Device, families: [(family: DeviceFamily, devices: [Device])]) -> Device? {
         let key = name.lowercased().trimmingCharacters(in: .whitespaces)
-        switch key {
-        case "host", "cpu": return host
-        case "opencl": return openCL.first
-        case "opencl:gpu": return openCL.first { $0.info.type == "GPU" }
-        case "opencl:cpu": return openCL.first { $0.info.type == "CPU" }
-        default:
-            guard key.hasPrefix("opencl:"), let i = Int(key.dropFirst(7)), openCL.indices.contains(i) else {
-                return nil
-            }
-            return openCL[i]
+        if key == "host" || key == "cpu" { return host }
+        let parts = key.split(separator: ":", maxSplits: 1).map(String.init)
+        guard let devices = families.first(where: { $0.family.name == parts.first })?.devices else { return nil }
+        switch parts.count == 2 ? parts[1] : nil {
+        case nil: return devices.first
+        case "gpu": return devices.first { $0.info.type == "GPU" }
+        case "cpu": return devices.first { $0.info.type == "CPU" }
+        case let selector?:
+            guard let i = Int(selector), devices.indices.contains(i) else { return nil }
+            return devices[i]
+        }
+    }
+}
+
+/// A kind of device that a backend drives: its name, which begins its devices' names (`opencl`:
+/// `opencl:0`, `opencl:gpu`), and how to find its devices. ``registered`` lists this build's
+/// families, in the order their devices follow the host in ``Device/all``.
+@_spi(Runtime) public struct DeviceFamily: Sendable {
+    @_spi(Runtime) public let name: String
+    /// How many bytes of freed buffers each device's caching allocator keeps.
+    @_spi(Runtime) public let cacheLimit: Int
+    /// This machine's devices of the family, one backend each, in numbering order (none when its
+    /// driver is missing). Called once per process.
+    @_spi(Runtime) public let discover: @Sendable () -> [any Backend]
+
+    @_spi(Runtime) public init(
+        name: String, cacheLimit: Int = 1 << 30, discover: @escaping @Sendable () -> [any Backend]
+    ) {
+        self.name = name
+        self.cacheLimit = cacheLimit
+        self.discover = discover
+    }
+
+    /// A device for each backend `discover` finds, named `name:0`, `name:1`, …
+    @_spi(Runtime) public func devices() -> [Device] {
+        discover().enumerated().map { i, backend in
+            Device(core: DeviceCore(name: "\(name):\(i)", backend: backend, cacheLimit: cacheLimit))
         }
     }
 }

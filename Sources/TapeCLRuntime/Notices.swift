@@ -16,12 +16,12 @@ enum Notices {
 
     /// Before a program is compiled from source: one line per device and process, then on a
     /// terminal a status line that names the program being built.
-    static func building(device: String, program: String) {
+    static func building(_ kernels: String, device: String, program: String, cache: URL?) {
         guard !quiet else { return }
         let first = state.withLock { $0.announced.insert(device).inserted }
         if first {
-            let cache = ProgramCache.directory?.path ?? "nowhere (no cache folder)"
-            printError("TapeCL: building OpenCL kernels for \(device), first use only; cached in \(cache)")
+            let cache = cache?.path ?? "nowhere (no cache folder)"
+            printError("TapeCL: building \(kernels) for \(device), first use only; cached in \(cache)")
         }
         if terminal {
             let n = state.withLock { $0.built + 1 }

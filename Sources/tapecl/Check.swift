@@ -29,8 +29,8 @@ struct Check: ParsableCommand {
         try reportingErrors {
             let devices: [Device]
             if options.device?.lowercased() == "all" {
-                devices = Device.openCL
-                if devices.isEmpty { throw UserError("--device all: this machine has no OpenCL device") }
+                devices = Device.all.filter { $0 != .host }
+                if devices.isEmpty { throw UserError("--device all: this machine has no device besides the host") }
             } else {
                 devices = [try options.resolveDevice()]
             }

@@ -25,11 +25,12 @@ struct Devices: ParsableCommand {
         let fp64: Bool
         let `default`: Bool
         let platform: String?
-        let openclCVersion: String?
+        /// The kernel language and its version (e.g. `OpenCL C 1.2 PoCL`).
+        let language: String?
         let driverVersion: String?
         /// Why the device cannot build kernels (every op would run on the host), if it cannot.
         let buildProblem: String?
-        /// The OpenCL kernel variants the device runs (chosen from its properties).
+        /// The kernel variants the device runs (chosen from its properties).
         let kernels: String?
         /// The host's matmul library and the kernels it runs (e.g. `OpenBLAS 0.3.21, SkylakeX kernels`).
         let blas: String?
@@ -45,7 +46,7 @@ struct Devices: ParsableCommand {
                     name: i.name, device: i.deviceName, vendor: i.vendor, type: i.type, computeUnits: i.computeUnits,
                     globalMemoryBytes: i.globalMemoryBytes, maxAllocationBytes: i.maxAllocationBytes,
                     fp64: i.supportsFloat64, default: d == chosen, platform: i.platform,
-                    openclCVersion: i.openCLCVersion, driverVersion: i.driverVersion,
+                    language: i.language, driverVersion: i.driverVersion,
                     buildProblem: d.kernelBuildProblem, kernels: d.kernelVariants,
                     blas: d.matmulLibrary)
             }
@@ -56,7 +57,7 @@ struct Devices: ParsableCommand {
                     "\(e.default ? "*" : " ") \(e.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(e.device)")
                 var details = [e.type, "\(e.computeUnits) compute units", memory, e.fp64 ? "fp64" : "no fp64"]
                 if e.platform != nil { details.insert("vendor \(e.vendor)", at: 1) }
-                if let v = e.openclCVersion { details.append(v) }
+                if let v = e.language { details.append(v) }
                 if let v = e.driverVersion { details.append("driver \(v)") }
                 if let p = e.platform { details.append("platform \(p)") }
                 if let b = e.blas { details.append("matmul by \(b)") }
@@ -66,7 +67,7 @@ struct Devices: ParsableCommand {
                     print("            CANNOT BUILD KERNELS: \(problem); every op on \(e.name) runs on the host")
                 }
             }
-            if Device.openCL.isEmpty {
+            if Device.all.count == 1 {
                 print("  (no OpenCL platform found: everything runs on the host)")
             } else {
                 var implementations: [String: [String]] = [:]
@@ -74,7 +75,7 @@ struct Devices: ParsableCommand {
                 let list = implementations.sorted { $0.value[0] < $1.value[0] }.map {
                     "\($0.key) (\($0.value.joined(separator: ", ")))"
                 }
-                print("OpenCL implementations: " + list.joined(separator: "; "))
+                print("Implementations: " + list.joined(separator: "; "))
             }
             let order = "--device, else TAPECL_DEVICE, else the first GPU, else the first OpenCL device, else the host"
             print("* = default (\(order))")
@@ -83,12 +84,13 @@ struct Devices: ParsableCommand {
 
     /// `--build-kernels`: every program of every OpenCL device, with its build time.
     func build() throws {
-        guard !Device.openCL.isEmpty else {
+        let devices = Device.all.filter { $0 != .host }
+        guard !devices.isEmpty else {
             let hint = "install an OpenCL driver and its ICD file, e.g. pocl-opencl-icd"
             throw UserError("--build-kernels: no OpenCL platform found (\(hint))")
         }
         var failures = 0
-        for d in Device.openCL {
+        for d in devices {
             let start = Date()
             let builds = d.buildKernels()
             for b in builds {

@@ -39,8 +39,9 @@ struct OpTableTests {
         }
     }
 
-    /// Each OpenCL device against the host: forward and backward, float32 and float64.
-    @Test(arguments: opCases, Device.openCL)
+    /// Each OpenCL device, and the tests' loopback backend, against the host: forward and backward,
+    /// float32 and float64.
+    @Test(arguments: opCases, Device.openCL + [loopback])
     func deviceMatchesHost(_ c: OpCase, device: Device) throws {
         for dtype in [DType.float32, .float64] where dtype == .float32 || device.info.supportsFloat64 {
             let tol = Op.named(c.name)!.tolerance.bounds(dtype)
@@ -56,8 +57,9 @@ struct OpTableTests {
         }
     }
 
-    /// Second order through nested tapes, against finite differences of the first gradient, on every device.
-    @Test(arguments: opCases, devices)
+    /// Second order through nested tapes, against finite differences of the first gradient, on every
+    /// device and the loopback backend.
+    @Test(arguments: opCases, devices + [loopback])
     func secondOrderMatchesFiniteDifferences(_ c: OpCase, device: Device) throws {
         if c.name == "to" && device == .host { return }  // nothing to move
         let xs = c.inputs(c.small, dtype: .float64, on: device)
@@ -89,7 +91,7 @@ struct OpTableTests {
     }
 
     /// 0/1 masks (step and sign, with a zero gradient): the forward must agree across devices.
-    @Test(arguments: ["step", "sign"], Device.openCL)
+    @Test(arguments: ["step", "sign"], Device.openCL + [loopback])
     func masksMatchHost(_ name: String, device: Device) throws {
         let op = try #require(Op.named(name))
         let c = OpCase(name, shapes: [[M, N]]) { _ in Tensor(0) }
@@ -97,5 +99,24 @@ struct OpTableTests {
         let host = try op.apply(xs)
         let dev = try op.apply(xs.map { $0.to(device) })
         expectClose(dev, host, atol: 0, rtol: 0, name)
+    }
+
+    /// The loopback backend is a device of its own: its family names it, its tensors live in its
+    /// memory, its launches run there (counted), and its results come back to the host.
+    @Test func aBackendFromOutsideTheRuntimeRunsTheOps() throws {
+        #expect(loopback.name == "loopback:0")
+        #expect(loopback != .host)
+        let backend = try #require(loopback.core.backend as? LoopbackBackend)
+        let before = backend.launches.load(ordering: .relaxed)
+        let x = Tensor(shape: [2, 3], scalars: [1.0, 2, 3, 4, 5, 6] as [Float], on: loopback)
+        let tape = GradientTape()
+        tape.watch(x)
+        let y = tape.record { (x * x).sum() }
+        let dx = try #require(try tape.gradient(of: y, wrt: [x])[0])
+        #expect(y.device == loopback && dx.device == loopback)
+        #expect(y.scalars(as: Float.self) == [91])
+        #expect(dx.scalars(as: Float.self) == [2, 4, 6, 8, 10, 12])
+        #expect(backend.launches.load(ordering: .relaxed) > before)
+        #expect(loopback.memory.liveBytes > 0)
     }
 }

@@ -291,7 +291,8 @@ extension Tensor {
             return try call(op, inputs, Op.CallArguments(axes: axes, keepDims: keepDims, shape: shape))
         }
         switch op.forward {
-        case .unary, .binary, .matmul: return try op.apply(inputs)
+        case .unary, .binary: return try op.apply(inputs)
+        case .matmul: return try op.apply(inputs, .transposes(Transposes(a: false, b: false)))
         default: throw TapeError.argument("unknown op '\(name)'")
         }
     }

@@ -106,7 +106,7 @@ import TapeCLKernels
                 clValue(cl_ulong(0)) {
                     clGetDeviceInfo(device, cl_device_info(CL_DEVICE_MAX_MEM_ALLOC_SIZE), $0, $1, $2)
                 }),
-            openCLCVersion: deviceString(CL_DEVICE_OPENCL_C_VERSION),
+            language: deviceString(CL_DEVICE_OPENCL_C_VERSION),
             driverVersion: deviceString(CL_DRIVER_VERSION),
             platform: clString { clGetPlatformInfo(platform, cl_platform_info(CL_PLATFORM_NAME), $0, $1, $2) },
             supportsFloat64: fp64 != 0 || extensions.contains("cl_khr_fp64"))

@@ -192,7 +192,8 @@ extension OpenCLBackend {
         let start = Date()
         var status: cl_int = 0
         var dev: cl_device_id? = device
-        Notices.building(device: info.name, program: family + " " + options)
+        Notices.building(
+            "OpenCL kernels", device: info.name, program: family + " " + options, cache: ProgramCache.directory)
         let program: cl_program? = source.withCString { text in
             var ptr: UnsafePointer<CChar>? = text
             var length = strlen(text)

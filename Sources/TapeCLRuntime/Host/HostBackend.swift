@@ -38,6 +38,11 @@ func forEachOffset(_ shape: [Int], _ sa: [Int], _ sb: [Int], _ range: Range<Int>
     }
 }
 
+/// A new backend running every launch with the host's loops (the bits every backend must give):
+/// what a backend can delegate to while its own kernels are written, and what the tests' loopback
+/// backend runs on.
+@_spi(Runtime) public func makeHostBackend() -> any Backend { HostBackend() }
+
 /// The host: plain memory and Swift loops, OpenBLAS for matmul. "Enqueueing" runs at once.
 final class HostBackend: Backend {
     let info: DeviceInfo = {
@@ -53,7 +58,7 @@ final class HostBackend: Backend {
             computeUnits: ProcessInfo.processInfo.activeProcessorCount,
             globalMemoryBytes: Int(ProcessInfo.processInfo.physicalMemory),
             maxAllocationBytes: Int(ProcessInfo.processInfo.physicalMemory),
-            openCLCVersion: nil, driverVersion: nil, platform: nil, supportsFloat64: true)
+            language: nil, driverVersion: nil, platform: nil, supportsFloat64: true)
     }()
 
     /// `posix_memalign`, which reports a failure (Swift's `allocate` stops the program instead).
