@@ -5,7 +5,10 @@
 /// without unwrapping. Backends receive the same value in the ``Launch``; an indexed kernel gets
 /// its family's payload as one struct argument (``kernelArgument``). A new parameter is a field of
 /// its family's payload, or one new case.
-@_spi(Runtime) public enum Parameters: Sendable {
+///
+/// The payloads are boxed (`indirect`): the value is one reference, copied into every launch and
+/// tape entry, and nothing for the ops without parameters (most of them).
+@_spi(Runtime) public indirect enum Parameters: Sendable {
     /// The ops without parameters (elementwise, comparisons, select, stop).
     case none
     /// `sum`, `max`.
@@ -23,7 +26,7 @@
     /// `to(_:)`.
     case transfer(Transfer)
     /// The image ops (im2col, col2im, the pools and their gradients).
-    indirect case window(ImageWindow)
+    case window(ImageWindow)
     /// argmax, argmin, gather and its gradient, segment sum.
     case axis(AxisWindow)
 
