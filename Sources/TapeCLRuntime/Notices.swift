@@ -16,11 +16,11 @@ enum Notices {
 
     /// Before a program is compiled from source: one line per device and process, then on a
     /// terminal a status line that names the program being built.
-    static func building(_ kernels: String, device: String, program: String, cache: URL?) {
+    static func building(_ kernels: String, device: String, program: String, cache: @autoclosure () -> URL?) {
         guard !quiet else { return }
         let first = state.withLock { $0.announced.insert(device).inserted }
         if first {
-            let cache = cache?.path ?? "nowhere (no cache folder)"
+            let cache = cache()?.path ?? "nowhere (no cache folder)"  // read once per device
             printError("TapeCL: building \(kernels) for \(device), first use only; cached in \(cache)")
         }
         if terminal {

@@ -35,7 +35,7 @@
         case none, reduction, transposes, shape, strided, range, conversion, transfer, window, axis
     }
 
-    @_spi(Runtime) public var kind: Kind {
+    @inlinable @_spi(Runtime) public var kind: Kind {
         switch self {
         case .none: .none
         case .reduction: .reduction

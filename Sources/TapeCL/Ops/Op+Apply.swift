@@ -108,6 +108,7 @@ extension Op {
     }
 
     /// The op's result on its inputs' device: pending (to run fused, see ``Fusion``) or launched now.
+    @inline(__always)
     private func launched(
         _ inputs: Inputs, _ parameters: Parameters, shape: [Int], dtype: DType, bytes: Int
     ) throws -> Tensor {
