@@ -199,37 +199,9 @@ import TapeCLKernels
         let n = Shape.count(l.shape)
         switch l.forward {
         case .unary(let name, _):
-            let args: [Argument] = [.buffer(l.inputs[0].buffer.handle), out]
-            let fixup = l.dtype == .float32 && Self.hasFixup(name)
-            if !fixup || n > Self.smallLaunch {
-                try enqueueExact(try kernel(.unary, name, dtype: l.dtype), args, n: n)
-            }
-            if fixup {
-                let single = try kernel(.fixup, name, dtype: l.dtype)
-                if n <= Self.smallLaunch {
-                    try enqueueExact(single, args + [.int(1)], n: n)  // the only pass
-                } else {
-                    try enqueueExact(try kernel(.fixup8, name, dtype: l.dtype), args, n: n / 8)
-                    try set(single, args + [.int(0), .ulong(UInt64(n / 8 * 8))])  // the last n % 8
-                    try enqueue(single, global: [n % 8])
-                }
-            }
+            try unary(l, name, out: out, n: n)
         case .binary(let name, _):
-            let (a, b) = (l.inputs[0], l.inputs[1])
-            let variant = Self.binaryVariant(a.shape, b.shape, output: l.shape)
-            let k = try kernel(.binary(variant), name, dtype: l.dtype)
-            var args: [Argument] = [.buffer(a.buffer.handle), .buffer(b.buffer.handle), out]
-            if variant == .vr || variant == .rv {
-                args.append(.int(Int32(Shape.count(variant == .vr ? b.shape : a.shape))))
-            }
-            if variant == .g {
-                guard l.shape.count <= 8 else { throw Unsupported(reason: "rank \(l.shape.count) > 8") }
-                args += [
-                    .int(Int32(l.shape.count)), .int8(l.shape), .int8(Shape.broadcastStrides(a.shape, to: l.shape)),
-                    .int8(Shape.broadcastStrides(b.shape, to: l.shape)),
-                ]
-            }
-            try enqueueExact(k, args, n: n)
+            try binary(l, name, out: out, n: n)
         case .gather:
             guard l.shape.count <= 8 else { throw Unsupported(reason: "rank \(l.shape.count) > 8") }
             try enqueueExact(
@@ -261,14 +233,7 @@ import TapeCLKernels
                 l.inputs[0].buffer, from: l.parameters.range.offset * l.dtype.byteSize, to: l.output, at: 0,
                 bytes: l.output.bytes)
         case .indexed(let k):
-            guard n < Int(Int32.max), l.inputs.allSatisfy({ $0.count < Int(Int32.max) }) else {
-                throw Unsupported(reason: "2^31 elements or more (the kernels index in 32 bits)")
-            }
-            try enqueueExact(
-                try kernel(k.name, family: k.family, dtype: l.inputs[0].dtype),
-                l.inputs.map { .buffer($0.buffer.handle) } + [out]
-                    + (l.parameters.kernelArgument.map { [.structure($0)] } ?? []),
-                n: k.channelRuns ? n / Swift.max(l.parameters.window.c, 1) : n)
+            try indexed(l, k, out: out, n: n)
         case .alias, .transfer:
             fatalError("\(l.opName) is not a kernel")
         }
