@@ -20,7 +20,7 @@ struct FusionTests {
     }
     /// Fused kernels built before they run (else a first use runs the steps while the kernel builds).
     static func fusedKernels<R>(_ body: () throws -> R) rethrows -> R {
-        try Fusion.$kernels.withValue(.wait, operation: body)
+        try Fusion.$kernels.withValue(.now, operation: body)
     }
     /// Uniform in [0.3, 1.2]: inside every op's domain (log, sqrt, pow, div, tan).
     static func input(seed: UInt64, on device: Device) -> Tensor {
@@ -139,8 +139,8 @@ struct FusionTests {
     }
 
     @Test(
-        arguments: devices, [Fusion.Kernels.wait, .never, .whenBuilt])
-    func smallChainsAndTheirGradientsGiveTheUnfusedBits(device: Device, kernels: Fusion.Kernels) throws {
+        arguments: devices, [FusedBuild.now, .never, .whenRepeated])
+    func smallChainsAndTheirGradientsGiveTheUnfusedBits(device: Device, kernels: FusedBuild) throws {
         for shape in [[], [1], [37]] as [[Int]] {
             var rng = SplitMix64(seed: 9)
             let x = Tensor(

@@ -32,16 +32,9 @@ package enum Fusion {
     /// Tests turn fusion off to compare with the unfused result.
     @TaskLocal package static var enabled = true
 
-    /// What a pending expression whose fused kernel is not built yet does.
-    package enum Kernels: Sendable {
-        /// Runs its steps one launch each until the backend has built the kernel (the default).
-        case whenBuilt
-        /// Builds the kernel first (tests of the fused kernels).
-        case wait
-        /// Always runs its steps one launch each (tests of that path).
-        case never
-    }
-    @TaskLocal package static var kernels = Kernels.whenBuilt
+    /// When a pending expression's fused kernel is built (``FusedBuild``): once the chain repeats
+    /// (the default), at once (tests of the fused kernels), or never (tests of the step-by-step way).
+    @TaskLocal package static var kernels = FusedBuild.whenRepeated
 
     /// The pending result of `op` on `inputs`, or nil when the op is to run at once.
     static func deferred(_ op: Op, _ inputs: Inputs, shape: [Int], dtype: DType, core: DeviceCore) -> Tensor? {
@@ -210,71 +203,17 @@ extension TensorHandle {
             case .pending(let expression):
                 let count = Shape.count(shape)
                 let (program, inputs, kept) = Fusion.program(for: expression, count: count)
-                let bytes = count * dtype.byteSize
-                let out = try core.allocate(bytes: bytes, op: "a fused chain", shape: shape, dtype: dtype)
+                let out = try core.allocate(
+                    bytes: count * dtype.byteSize, op: "a fused chain", shape: shape, dtype: dtype)
                 // a large chain is built at once: its steps one by one would cost a pass over memory each
-                let mode = Fusion.kernels
-                let wait = mode == .wait || count > Fusion.smallCount
-                if mode != .never && core.backend.prepareFused(program, dtype: dtype, wait: wait) {
-                    let extra = try kept.map { _ in try core.allocate(bytes: bytes) }
-                    try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
-                        try core.run(
-                            Launch(
-                                opName: "fused", forward: .fused(program), inputs: operands, output: out,
-                                shape: shape, dtype: dtype, parameters: .none, extraOutputs: extra))
-                    }
-                    for (h, buffer) in zip(kept, extra) { h.fill(buffer) }
-                } else {
-                    // the same values kept as the kernel's would keep, so later programs are the same ones
-                    let values = try Self.runSteps(program, inputs, into: out, shape: shape, dtype: dtype)
-                    for (h, k) in zip(kept, program.outputs) { h.fill(values[k].buffer) }
+                let build = Fusion.kernels == .whenRepeated && count > Fusion.smallCount ? .now : Fusion.kernels
+                let written = try withOperands(count: inputs.count, { inputs[$0].operand }) { operands in
+                    try core.runFused(program, inputs: operands, into: out, shape: shape, dtype: dtype, build: build)
                 }
+                for (h, buffer) in zip(kept, written) { h.fill(buffer) }  // the values a tape keeps
                 s = .computed(out)  // the expression and its inputs go
                 return out
             }
         }
-    }
-
-    /// Runs `program` one launch per step (the kernels the ops would have run on their own, so the
-    /// same bits): a step of one-element operands has one element, the others the result's shape;
-    /// a one-element last value is then broadcast into `out`.
-    private static func runSteps(
-        _ program: FusedProgram, _ inputs: [Tensor], into out: Buffer, shape: [Int], dtype: DType
-    ) throws -> [Operand] {
-        let core = out.core
-        var values: [Operand] = []
-        values.reserveCapacity(program.steps.count)
-        for (k, step) in program.steps.enumerated() {
-            let forward: Forward
-            let operands: [Operand]
-            switch step {
-            case .input(let j, let single):
-                let input = inputs[j]
-                values.append(Operand(buffer: input.buffer, shape: single ? [] : shape, dtype: dtype))
-                continue
-            case .unary(let name, let f, let a): (forward, operands) = (.unary(kernel: name, host: f), [values[a]])
-            case .binary(let name, let f, let a, let b):
-                (forward, operands) = (.binary(kernel: name, host: f), [values[a], values[b]])
-            }
-            let stepShape = operands.contains { !$0.shape.isEmpty } ? shape : []
-            let last = k == program.steps.count - 1 && stepShape == shape
-            let result = last ? out : try core.allocate(bytes: Shape.count(stepShape) * dtype.byteSize)
-            try operands.withUnsafeBufferPointer { operands in
-                try core.run(
-                    Launch(
-                        opName: "fused", forward: forward, inputs: operands, output: result, shape: stepShape,
-                        dtype: dtype, parameters: .none))
-            }
-            values.append(Operand(buffer: result, shape: stepShape, dtype: dtype))
-        }
-        if let value = values.last, value.buffer !== out {
-            try [value].withUnsafeBufferPointer { operands in
-                try core.run(
-                    Launch(
-                        opName: "fused", forward: .gather, inputs: operands, output: out, shape: shape, dtype: dtype,
-                        parameters: .strided(Strided(shape: shape, strides: [Int](repeating: 0, count: shape.count)))))
-            }
-        }
-        return values
     }
 }
