@@ -110,7 +110,7 @@ enum Scope {
 
 /// Discovers devices once per process (PoCL fails when several threads initialise OpenCL at once):
 /// the host, then the devices of each registered ``DeviceFamily``.
-final class Registry: Sendable {
+@_spi(Runtime) public final class Registry: Sendable {
     static let shared = Registry(families: DeviceFamily.registered)
     /// Whether ``shared`` exists (read without creating it).
     static let made = Atomic<Bool>(false)
@@ -162,7 +162,9 @@ final class Registry: Sendable {
 
     /// Resolves a device name (see ``Device/named(_:)``): `host` (or `cpu`), or `<family>`,
     /// `<family>:N`, `<family>:gpu`, `<family>:cpu` for a registered family's devices.
-    static func lookup(_ name: String, host: Device, families: [(family: DeviceFamily, devices: [Device])]) -> Device? {
+    @_spi(Runtime) public static func lookup(
+        _ name: String, host: Device, families: [(family: DeviceFamily, devices: [Device])]
+    ) -> Device? {
         let key = name.lowercased().trimmingCharacters(in: .whitespaces)
         if key == "host" || key == "cpu" { return host }
         let parts = key.split(separator: ":", maxSplits: 1).map(String.init)

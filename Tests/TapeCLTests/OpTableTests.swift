@@ -119,4 +119,34 @@ struct OpTableTests {
         #expect(backend.launches.load(ordering: .relaxed) > before)
         #expect(loopback.memory.liveBytes > 0)
     }
+
+    /// A registered family's devices resolve by the family's name as OpenCL's do: the first device,
+    /// `:N`, `:cpu`, `:gpu` (none here), and nothing for a number or family that is not there.
+    @Test func aFamilysDevicesResolveByItsName() {
+        let families = [(family: loopbackFamily, devices: [loopback])]
+        func lookup(_ name: String) -> Device? { Registry.lookup(name, host: .host, families: families) }
+        #expect(lookup("loopback") == loopback)
+        #expect(lookup("loopback:0") == loopback)
+        #expect(lookup(" LOOPBACK:cpu ") == loopback)
+        #expect(lookup("loopback:gpu") == nil)
+        #expect(lookup("loopback:1") == nil)
+        #expect(lookup("loopback:x") == nil)
+        #expect(lookup("metal:0") == nil)
+        #expect(lookup("host") == .host)
+    }
+
+    /// An op applied with another family's parameters is an error naming both (the one check of
+    /// an op's parameters), never a kernel reading the wrong fields.
+    @Test func parametersOfAnotherFamilyAreAnError() throws {
+        let x = Tensor.ones(shape: [2, 3], on: .host)
+        let reshape = try #require(Op.named("reshape"))
+        #expect(throws: TapeError.argument("reshape: takes shape parameters, given none")) {
+            try reshape.apply([x])
+        }
+        let sum = try #require(Op.named("sum"))
+        #expect(throws: TapeError.argument("sum: takes reduction parameters, given transposes")) {
+            try sum.apply([x], .transposes(Transposes(a: false, b: false)))
+        }
+        expectClose(try sum.apply([x], .reduction(Reduction(axes: [1], keepDims: false))), [3, 3], tol: 0)
+    }
 }
