@@ -16,3 +16,11 @@ package var insideFailedScope: Bool { ErrorScope.isFailing }
 /// FNV-1a of `text`'s UTF-8, 64 bits: the same on every run and machine (what processes compare
 /// to agree on their settings).
 package func stableHash(_ text: String) -> UInt64 { ProgramCache.fnv1a(text) }
+
+/// What using an inert tensor outside its `withErrors` says, after "this tensor" or "an input".
+package func inertMessage(_ cause: String) -> String { Storage.inertMessage(cause) }
+
+extension Tensor {
+    /// For an inert tensor (the result of an op after an error inside `withErrors`), that error.
+    package var inertCause: String? { handle?.inertCause }
+}

@@ -41,8 +41,8 @@ private func stepError(_ optimizer: String, _ variables: [Variable], _ gradients
     for (i, (v, g)) in zip(variables, gradients).enumerated() {
         guard let g else { continue }
         let which = "the gradient of variable \(i)\(v.name.map { " ('\($0)')" } ?? "")"
-        if let cause = g.handle?.inertCause {
-            return TapeError.argument("\(optimizer).update: \(which) \(TensorHandle.inertMessage(cause))")
+        if let cause = g.inertCause {
+            return TapeError.argument("\(optimizer).update: \(which) \(inertMessage(cause))")
         }
         let value = v.stored
         if g.shape != value.shape || g.dtype != value.dtype {

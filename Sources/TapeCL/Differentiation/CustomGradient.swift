@@ -47,7 +47,7 @@ public func customGradient(
             },
             jvp: { _, _ in nil })
         if value.isInert || ErrorScope.isFailing { return value }  // inside `withErrors` after an error
-        let output = Tensor(handle: TensorHandle(buffer: value.buffer, shape: value.shape, dtype: value.dtype))
+        let output = Tensor(handle: Storage(buffer: value.buffer, shape: value.shape, dtype: value.dtype))
         if value.dtype.isFloatingPoint { Inputs.with(xs) { Recorder.record(op, $0, output, .none) } }
         return output
     }

@@ -166,7 +166,7 @@ public final class GradientTape: @unchecked Sendable {
                 case .inputs, .inputsAndOutput: true
                 case .crossed: links[n - 1 - i].producer != Self.untracked  // the other input needs a cotangent
                 }
-            if keep { Fusion.settle(inputs[i]) }
+            if keep { inputs[i].handle?.settle() }
             let needs = links[i].producer != Self.untracked
             slots.append(Saved.Input(shape: inputs[i].shape, needs: needs, value: keep ? inputs[i] : nil))
         }
@@ -175,7 +175,7 @@ public final class GradientTape: @unchecked Sendable {
             case .output, .inputsAndOutput: true
             default: false
             }
-        if keepOutput { Fusion.settle(output) }
+        if keepOutput { output.handle?.settle() }
         // Moved, not copied, into the entry: a copy costs two atomic reference counts per recorded op.
         let saved = Saved(inputs: consume slots, output: keepOutput ? output : nil, parameters: parameters)
         if entries.isEmpty {
@@ -293,7 +293,7 @@ public final class GradientTape: @unchecked Sendable {
         of y: Tensor, wrt sources: [any TensorConvertible], whenReady: (Int, Tensor?) throws -> Void
     ) throws -> [Tensor?] {
         if !ErrorScope.isFailing, let cause = y.handle?.inertCause {
-            throw TapeError.argument("GradientTape.gradient: the target \(TensorHandle.inertMessage(cause))")
+            throw TapeError.argument("GradientTape.gradient: the target \(Storage.inertMessage(cause))")
         }
         let gradients: [Tensor?] = sources.map { Tensor.inert(like: Self.tensor($0)) }
         for (i, g) in gradients.enumerated() { try whenReady(i, g) }

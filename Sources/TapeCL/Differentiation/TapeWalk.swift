@@ -1,3 +1,5 @@
+@_spi(Runtime) import TapeCLRuntime
+
 // The bookkeeping of the tape walk (`GradientTape.backward`): which entries need cotangents, when
 // a source's gradient is final, and where the cotangents flow.
 

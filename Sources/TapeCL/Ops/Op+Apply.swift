@@ -1,7 +1,8 @@
 import Foundation
 @_spi(Runtime) import TapeCLRuntime
 
-// Applying an op: the checks, then an alias, a transfer, an inline element, a pending result or a launch.
+// Applying an op: the checks, then an inline element (the host's one-element results) or one call into
+// the runtime, which aliases, copies, defers or launches.
 
 /// Set `TAPECL_CROSSCHECK=1` to run every device op on the host too and report the first disagreement.
 let crossCheckEnabled = ProcessInfo.processInfo.environment["TAPECL_CROSSCHECK"] == "1"
@@ -42,25 +43,15 @@ extension Op {
         let outShape = try shape(InputShapes(inputs: inputs), parameters)
         let dtype = outputDType(parameters, inDType)
         let bytes = try Shape.checkedBytes(outShape, dtype, op: name)
-        switch forward {
-        case .alias:
-            let known = dtype == inputs[0].dtype ? inputs[0].handle?.known : nil  // same elements, same order
-            let handle = TensorHandle(buffer: try inputs[0].storage(), shape: outShape, dtype: dtype, known: known)
-            return Tensor(handle: handle)
-        case .transfer:
-            return try transferred(inputs[0], to: parameters.transfer.to, shape: outShape, bytes: bytes)
-        default:
-            // A one-element result on a device that computes those inline (the host) is computed here:
-            // no memory until asked for, no launch, no fusion, and for a scalar no reference to the device.
-            if bytes == dtype.byteSize && dtype == inDType && inputs[0].computesScalarsInline,
-                let element = inlineElement(inputs)
-            {
-                if outShape.isEmpty && inputs[0].isOnProcessHost { return Tensor(hostScalar: element, dtype: dtype) }
-                let handle = TensorHandle(element: element, shape: outShape, dtype: dtype, core: inputs[0].core)
-                return Tensor(handle: handle)
-            }
-            return try launched(inputs, parameters, shape: outShape, dtype: dtype, bytes: bytes)
+        // A one-element elementwise result on a device that computes those inline (the host) is computed
+        // here: no memory until asked for, no launch, no fusion, and for a scalar no reference to the device.
+        if bytes == dtype.byteSize && dtype == inDType && inputs[0].computesScalarsInline,
+            let element = inlineElement(inputs)
+        {
+            if outShape.isEmpty && inputs[0].isOnProcessHost { return Tensor(hostScalar: element, dtype: dtype) }
+            return Tensor(handle: Storage(element: element, shape: outShape, dtype: dtype, core: inputs[0].core))
         }
+        return try submitted(inputs, parameters, shape: outShape, dtype: dtype)
     }
 
     /// Checks the inputs' count, devices, dtypes and the parameters' family; returns the inputs' dtype.
@@ -77,7 +68,7 @@ extension Op {
         for i in inputs.indices {
             let input = inputs[i]
             if let cause = input.handle?.inertCause {  // from a scope of `withErrors` that has ended
-                throw TapeError.argument("\(name): an input \(TensorHandle.inertMessage(cause))")
+                throw TapeError.argument("\(name): an input \(Storage.inertMessage(cause))")
             }
             if !isTransfer && !input.isOnDevice(of: inputs[0]) {
                 throw TapeError.device(
@@ -95,35 +86,23 @@ extension Op {
         return inDType
     }
 
-    /// A copy of `input` on `target`, through host memory.
-    private func transferred(_ input: Tensor, to target: Device, shape: [Int], bytes: Int) throws -> Tensor {
-        try target.core.checkAllocatable(bytes, op: name, shape: shape, dtype: input.dtype)
-        let out = try target.core.allocate(bytes: bytes, op: name, shape: shape, dtype: input.dtype)
-        try HostMemory.reserve(input.byteCount, for: "\(name) to \(target)")
-        var raw = [UInt8](repeating: 0, count: input.byteCount)
-        let source = try input.storage()
-        try raw.withUnsafeMutableBytes { try input.core.read(source, into: $0) }
-        try raw.withUnsafeBytes { try target.core.backend.write($0, to: out) }
-        return Tensor(handle: TensorHandle(buffer: out, shape: shape, dtype: input.dtype))
-    }
-
-    /// The op's result on its inputs' device: pending (to run fused, see ``Fusion``) or launched now.
+    /// The op's result from the runtime (``DeviceCore/submit``): an alias, a copy on another device, a
+    /// pending result to run fused (see ``Fusion``), or a launch now.
     @inline(__always)
-    private func launched(
-        _ inputs: Inputs, _ parameters: Parameters, shape: [Int], dtype: DType, bytes: Int
+    private func submitted(
+        _ inputs: Inputs, _ parameters: Parameters, shape: [Int], dtype: DType
     ) throws -> Tensor {
         let core = inputs[0].core
-        try core.checkAllocatable(bytes, op: name, shape: shape, dtype: dtype)
-        if let pending = Fusion.deferred(self, inputs, shape: shape, dtype: dtype, core: core) { return pending }
-        let out = try core.allocate(bytes: bytes, op: name, shape: shape, dtype: dtype)
-        try withOperands(count: inputs.count, { try inputs[$0].checkedOperand() }) { operands in
-            try core.run(
-                Launch(
-                    opName: name, forward: forward, inputs: operands, output: out, shape: shape, dtype: dtype,
-                    parameters: parameters))
+        let fusing = crossCheckEnabled ? .never : fusable  // a cross-checked op runs on its own
+        let storage = try withUnsafeTemporaryAllocation(of: Storage.self, capacity: inputs.count) { memory in
+            for i in inputs.indices { (memory.baseAddress! + i).initialize(to: inputs[i].storageHandle) }
+            defer { memory.baseAddress!.deinitialize(count: inputs.count) }
+            return try core.submit(
+                name, forward, UnsafeBufferPointer(memory), shape: shape, dtype: dtype, parameters: parameters,
+                fusing: fusing)
         }
-        let result = Tensor(handle: TensorHandle(buffer: out, shape: shape, dtype: dtype))
-        if crossCheckEnabled && core !== Device.host.core {
+        let result = Tensor(handle: storage)
+        if crossCheckEnabled && core !== Device.host.core && !forward.isLayout {
             CrossCheck.announce
             try CrossCheck.compare(self, inputs, parameters, result)
         }
@@ -131,7 +110,7 @@ extension Op {
     }
 
     /// A one-element float result computed here, from inputs whose elements the host can read
-    /// (see ``TensorHandle``); nil for other ops and inputs.
+    /// (see ``Storage``); nil for other ops and inputs.
     private func inlineElement(_ inputs: Inputs) -> UInt64? {
         switch forward {
         case .unary(_, let f):

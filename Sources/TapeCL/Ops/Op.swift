@@ -153,14 +153,6 @@ package struct InputShapes {
     }
 }
 
-/// Which results of an elementwise op may wait to run fused (see ``Fusion``).
-package enum Fusing: Sendable {
-    case always, never
-    /// Up to ``Fusion/smallCount`` elements: sin and cos, whose large float arguments the kernels
-    /// redo in a second pass over a large tensor, and in the fused kernel's one step over a small one.
-    case smallResults
-}
-
 /// What an entry on the tape keeps for its op's backward rule. Saving less frees memory sooner:
 /// `relu` keeps only its output, `add` nothing.
 package enum Saves: Sendable {

@@ -22,7 +22,7 @@ extension Tensor {
         try device.core.checkAllocatable(count, op: "Tensor(bytes:)", shape: shape, dtype: dtype)
         let buffer = try device.core.allocate(bytes: count, op: "Tensor(bytes:)", shape: shape, dtype: dtype)
         try device.core.backend.write(bytes, to: buffer)
-        self.init(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype))
+        self.init(handle: Storage(buffer: buffer, shape: shape, dtype: dtype))
     }
 
     /// Copies the row-major elements' bytes (``byteCount`` of them, host byte order) into

@@ -20,7 +20,7 @@ public struct Tensor: Sendable {
     /// host device, whose identity and element the value keeps itself (`element`): a scalar chain on
     /// the host (W1) then allocates no object per op, and copying such a tensor retains nothing.
     /// (Two fields rather than an enum: a copy is then one retain, which the optimiser can pair.)
-    package let handle: TensorHandle?
+    package let handle: Storage?
     private let element: Element
 
     /// A scalar kept in the value; meaningless when the tensor has a handle.
@@ -31,11 +31,16 @@ public struct Tensor: Sendable {
         static var none: Element { Element(id: TensorID(raw: 0), bits: 0, dtype: .float32) }
     }
 
-    package init(handle: TensorHandle) { (self.handle, self.element) = (handle, .none) }
+    package init(handle: Storage) { (self.handle, self.element) = (handle, .none) }
+
+    /// The storage the runtime takes: the handle, or for a scalar kept in the value an inline one.
+    var storageHandle: Storage {
+        handle ?? Storage(element: element.bits, shape: [], dtype: element.dtype, core: Tensor.hostCore)
+    }
 
     /// A float scalar on the process's host device, kept in the value: its bits (a float32's in the low 32).
     init(hostScalar bits: UInt64, dtype: DType) {
-        (handle, element) = (nil, Element(id: TensorHandle.newID(), bits: bits, dtype: dtype))
+        (handle, element) = (nil, Element(id: Storage.newID(), bits: bits, dtype: dtype))
     }
 
     /// The process's host device, whose scalars are kept in the value: it lives as long as the process.
@@ -88,7 +93,7 @@ public struct Tensor: Sendable {
     /// The tensor as a backend reads it (a pending tensor is computed first).
     package var operand: Operand { Operand(buffer: buffer, shape: shape, dtype: dtype) }
     /// The single element's bits where the caller can read them without a launch (see
-    /// ``TensorHandle/hostElement``); else nil.
+    /// ``Storage/hostElement``); else nil.
     package var hostElement: UInt64? {
         if let handle { return handle.hostElement }
         return element.bits
@@ -96,9 +101,9 @@ public struct Tensor: Sendable {
     /// Whether the element is kept in the value or the handle, with no buffer until one is asked for.
     package var isInline: Bool { handle?.isInline ?? true }
     /// The expression of a tensor whose elements wait to be computed by a fused kernel (see ``Fusion``).
-    package var expression: Expression? { handle?.expression }
+    package var expression: PendingOp? { handle?.expression }
     /// A tape keeps the value: a fused kernel computing it on the way to another result writes it
-    /// (see ``TensorHandle/keep()``); nothing to do for a scalar kept in the value.
+    /// (see ``Storage/keep()``); nothing to do for a scalar kept in the value.
     package func keep() { handle?.keep() }
     /// Whether the elements wait to be computed by a fused kernel (see ``Fusion``).
     package var isPending: Bool { expression != nil }
@@ -152,12 +157,12 @@ public struct Tensor: Sendable {
         let bytes = try Shape.checkedBytes(shape, dtype, op: "Tensor.full")
         try device.core.checkAllocatable(bytes, op: "Tensor.full", shape: shape, dtype: dtype)
         if shape.isEmpty && dtype.isFloatingPoint && Tensor.isProcessHost(device.core) {
-            return Tensor(hostScalar: TensorHandle.bits(of: value, as: dtype), dtype: dtype)
+            return Tensor(hostScalar: Storage.bits(of: value, as: dtype), dtype: dtype)
         }
         let buffer = try device.core.allocate(bytes: bytes, op: "Tensor.full", shape: shape, dtype: dtype)
         let element = withHostBytes([value], as: dtype) { Array($0) }
         try device.core.backend.fill(buffer, with: element, count: Shape.count(shape))
-        return Tensor(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype))
+        return Tensor(handle: Storage(buffer: buffer, shape: shape, dtype: dtype))
     }
     /// A tensor of `shape` filled with 0 (float32 unless `dtype` says otherwise).
     public static func zeros(shape: [Int], dtype: DType = .float32, on device: Device? = nil) -> Tensor {
@@ -238,16 +243,16 @@ public struct Tensor: Sendable {
             )
         }
         if shape.isEmpty && dtype.isFloatingPoint && Tensor.isProcessHost(device.core) {
-            return Tensor(hostScalar: withHostBytes(scalars, as: dtype) { TensorHandle.bits(of: $0) }, dtype: dtype)
+            return Tensor(hostScalar: withHostBytes(scalars, as: dtype) { Storage.bits(of: $0) }, dtype: dtype)
         }
         let buffer = try device.core.allocate(bytes: bytes, op: "Tensor", shape: shape, dtype: dtype)
-        let known = try withHostBytes(scalars, as: dtype) { raw -> TensorHandle.Known? in
+        let known = try withHostBytes(scalars, as: dtype) { raw -> Storage.Known? in
             try device.core.backend.write(raw, to: buffer)
             guard let range = integerRange(raw, dtype) else { return nil }
-            let keep = dtype == .int32 && scalars.count <= TensorHandle.Known.idLimit
-            return TensorHandle.Known(range: range, ids: keep ? Array(raw.bindMemory(to: Int32.self)) : nil)
+            let keep = dtype == .int32 && scalars.count <= Storage.Known.idLimit
+            return Storage.Known(range: range, ids: keep ? Array(raw.bindMemory(to: Int32.self)) : nil)
         }
-        return Tensor(handle: TensorHandle(buffer: buffer, shape: shape, dtype: dtype, known: known))
+        return Tensor(handle: Storage(buffer: buffer, shape: shape, dtype: dtype, known: known))
     }
 
     /// Computes the elements now if they wait in a fused chain (see the README's section on

@@ -27,7 +27,7 @@ extension Tensor: TensorConvertible {
 func numberTensor(_ value: Double, like other: Tensor?) -> Tensor {
     let dtype = other?.dtype ?? .float32
     if let other, other.handle == nil {  // a float scalar on the host, kept in the value: nothing to upload
-        return Tensor(hostScalar: TensorHandle.bits(of: value, as: dtype), dtype: dtype)
+        return Tensor(hostScalar: Storage.bits(of: value, as: dtype), dtype: dtype)
     }
     let device = other?.device ?? .current
     return Constants.tensor(value, dtype: dtype, on: device) {

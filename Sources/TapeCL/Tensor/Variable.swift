@@ -68,7 +68,7 @@ public final class Variable: TensorConvertible, Sendable, CustomStringConvertibl
         if ErrorScope.isFailing { return }  // the value is inert, or its kernel failed: the old one stays
         if let cause = replacement.handle?.inertCause {
             let error = TapeError.argument(
-                "Variable\(name.map { " '\($0)'" } ?? "").assign: the value \(TensorHandle.inertMessage(cause))")
+                "Variable\(name.map { " '\($0)'" } ?? "").assign: the value \(Storage.inertMessage(cause))")
             return stop(error, else: ())
         }
         state.withLock { swap(&$0, &replacement) }

@@ -47,7 +47,7 @@ extension Tensor {
     /// innermost scope's first error.
     package static func inert(shape: [Int] = [], dtype: DType = .float32, on core: DeviceCore? = nil) -> Tensor {
         let cause = ErrorScope.current?.firstError.map { "\($0)" } ?? "an error inside withErrors"
-        let handle = TensorHandle(inert: shape, dtype: dtype, core: core ?? Device.host.core, cause: cause)
+        let handle = Storage(inert: shape, dtype: dtype, core: core ?? Device.host.core, cause: cause)
         return Tensor(handle: handle)
     }
 
@@ -66,7 +66,7 @@ extension Tensor {
     /// The elements' memory, or the error computing it (a pending tensor's kernel, an inert tensor).
     package func storage() throws -> Buffer {
         if let handle { return try handle.storage() }
-        return try TensorHandle.upload(hostElement ?? 0, dtype, to: Tensor.hostCore)
+        return try Storage.upload(hostElement ?? 0, dtype, to: Tensor.hostCore)
     }
 
     /// ``operand``, or the error computing its buffer.
@@ -90,7 +90,7 @@ extension Tensor {
     package static func inertResult(of name: String, _ inputs: Tensor...) -> Tensor? {
         guard let cause = inputs.lazy.compactMap({ $0.handle?.inertCause }).first else { return nil }
         if ErrorScope.isFailing { return .inert(dtype: inputs[0].dtype) }
-        let error = TapeError.argument("\(name): an input \(TensorHandle.inertMessage(cause))")
+        let error = TapeError.argument("\(name): an input \(Storage.inertMessage(cause))")
         return stop(error, else: .inert(dtype: inputs[0].dtype))
     }
 }

@@ -1,6 +1,6 @@
 import Synchronization
 
-/// A small chain's pending tensors, sorted by id (see ``Expression/nodes``): a prefix of a list
+/// A small chain's pending tensors, sorted by id (see ``PendingOp/nodes``): a prefix of a list
 /// that only grows and is shared along the chain. Ids grow (a tensor's is above its inputs'), so an
 /// op on the end of a chain adds its input's id at the end of that input's list: one id, where a
 /// list of its own cost a copy of up to 32 ids and an allocation per op. An op that joins two
@@ -11,17 +11,17 @@ import Synchronization
 /// let b = a.adding(y.id)                // [x, y], in a's storage
 /// NodeList.union(a, b, adding: z.id)    // [x, y, z]: a is a prefix of b, so z goes on b's end
 /// ```
-package struct NodeList: Sendable {
+@_spi(Runtime) public struct NodeList: Sendable {
     /// The shared ids; this list is their first `count`.
     private let storage: Storage?
-    package let count: Int
+    @_spi(Runtime) public let count: Int
 
     private final class Storage: Sendable {
         let ids: Mutex<[TensorID]>
-        package init(_ ids: [TensorID]) { self.ids = Mutex(ids) }
+        @_spi(Runtime) public init(_ ids: [TensorID]) { self.ids = Mutex(ids) }
     }
 
-    package static let empty = NodeList(storage: nil, count: 0)
+    @_spi(Runtime) public static let empty = NodeList(storage: nil, count: 0)
 
     private init(storage: Storage?, count: Int) {
         self.storage = storage
@@ -29,18 +29,18 @@ package struct NodeList: Sendable {
     }
 
     /// A list of `ids` (sorted, distinct) in storage of its own.
-    package init(_ ids: [TensorID]) {
+    @_spi(Runtime) public init(_ ids: [TensorID]) {
         (storage, count) = ids.isEmpty ? (nil, 0) : (Storage(ids), ids.count)
     }
 
-    package var isEmpty: Bool { count == 0 }
+    @_spi(Runtime) public var isEmpty: Bool { count == 0 }
 
     /// The ids, in increasing order.
-    package var ids: ArraySlice<TensorID> { storage.map { $0.ids.withLock { $0 } }?[..<count] ?? [] }
+    @_spi(Runtime) public var ids: ArraySlice<TensorID> { storage.map { $0.ids.withLock { $0 } }?[..<count] ?? [] }
 
     /// This list and `id`, on the shared storage's end when `id` is above every id in it and no
     /// other list has put something else there; else a list of its own.
-    package func adding(_ id: TensorID) -> NodeList {
+    @_spi(Runtime) public func adding(_ id: TensorID) -> NodeList {
         if let storage {
             let shared = storage.ids.withLock { ids in
                 if ids.count > count { return ids[count] == id }  // another branch added it already
@@ -56,7 +56,7 @@ package struct NodeList: Sendable {
     /// The sorted union of `a` and `b`, and `extra` when given (an id above every id of `b`).
     /// When `a` is empty or a prefix of `b` (a value and one computed from it: W1's `y + f(y)`), it is
     /// `b` with `extra` on its end; otherwise one merge into a new list.
-    package static func union(_ a: NodeList, _ b: NodeList, adding extra: TensorID? = nil) -> NodeList {
+    @_spi(Runtime) public static func union(_ a: NodeList, _ b: NodeList, adding extra: TensorID? = nil) -> NodeList {
         if a.isEmpty || a.storage === b.storage && a.count <= b.count {
             return extra.map { b.adding($0) } ?? b
         }
@@ -85,7 +85,7 @@ package struct NodeList: Sendable {
     }
 
     /// Where `id` is in `ids` (binary search over a snapshot taken by the caller), or nil.
-    package static func place(of id: TensorID, in ids: ArraySlice<TensorID>) -> Int? {
+    @_spi(Runtime) public static func place(of id: TensorID, in ids: ArraySlice<TensorID>) -> Int? {
         var (low, high) = (ids.startIndex, ids.endIndex)
         while low < high {
             let middle = (low + high) / 2

@@ -1,17 +1,16 @@
 import Foundation
 import Synchronization
-@_spi(Runtime) import TapeCLRuntime
 
 private let nextTensorID = Atomic<UInt64>(1)
 
 /// A tensor's identity on tapes and accumulators: a number from a process-wide counter. Tapes
 /// look ids up a few dozen times per recorded op, so the hash is SplitMix64's two-multiply mix of
 /// the number and the table's seed, not the general SipHash of `Hasher`.
-package struct TensorID: Hashable, Sendable {
-    package let raw: UInt64
-    package init(raw: UInt64) { self.raw = raw }
-    package func hash(into hasher: inout Hasher) { hasher.combine(raw) }
-    package func _rawHashValue(seed: Int) -> Int {
+@_spi(Runtime) public struct TensorID: Hashable, Sendable {
+    @_spi(Runtime) public let raw: UInt64
+    @inlinable @_spi(Runtime) public init(raw: UInt64) { self.raw = raw }
+    @inlinable @_spi(Runtime) public func hash(into hasher: inout Hasher) { hasher.combine(raw) }
+    @inlinable @_spi(Runtime) public func _rawHashValue(seed: Int) -> Int {
         Int(truncatingIfNeeded: SplitMix64.mix(raw ^ UInt64(bitPattern: Int64(seed))))
     }
 }
@@ -28,47 +27,51 @@ package struct TensorID: Hashable, Sendable {
 ///
 /// A float scalar (rank 0) on the process's host device has no handle: ``Tensor`` keeps its
 /// element and identity in the value itself.
-package final class TensorHandle: Sendable {
-    let id: TensorID
-    let shape: [Int]
-    let dtype: DType
-    let core: DeviceCore
+@_spi(Runtime) public final class Storage: Sendable {
+    @_spi(Runtime) public let id: TensorID
+    @_spi(Runtime) public let shape: [Int]
+    @_spi(Runtime) public let dtype: DType
+    @_spi(Runtime) public let core: DeviceCore
     /// The buffer, for a tensor computed when it was made.
     private let eager: Buffer?
     /// An inline element's bits (a float32's in the low 32), valid when `isInline`.
     private let element: UInt64
-    package let isInline: Bool
+    @_spi(Runtime) public let isInline: Bool
     /// Whether the tensor was made pending: `state` holds its expression until it is computed.
-    let isDeferred: Bool
+    @_spi(Runtime) public let isDeferred: Bool
     /// A pending tensor's expression, then its buffer; an inline one's buffer once asked for.
     let state: Mutex<Deferred>
     /// Whether a tape keeps this pending value: a fused kernel that computes it on the way writes it.
     private let kept = Atomic<Bool>(false)
     /// What is known without a read of an integer tensor made from host values (see ``Known``).
-    let known: Known?
+    @_spi(Runtime) public let known: Known?
     /// For an inert tensor, the result of an op inside `withErrors` after its first error: that
     /// error's message. It has no elements; its buffer is a stop naming the error.
-    package let inertCause: String?
+    @_spi(Runtime) public let inertCause: String?
     /// Whether this is an inert tensor (see ``init(inert:dtype:core:cause:)``).
-    let isInert: Bool
+    @_spi(Runtime) public let isInert: Bool
 
     /// The least and largest element of an integer tensor made from host values (ids and labels are
     /// checked against it), and, for an int32 one of at most ``Known/idLimit`` elements, the
     /// elements themselves (a gather's gradient sorts its ids by them): no wait on the device.
-    package struct Known: Sendable {
-        package let range: ClosedRange<Int64>
-        package let ids: [Int32]?
+    @_spi(Runtime) public struct Known: Sendable {
+        @_spi(Runtime) public let range: ClosedRange<Int64>
+        @_spi(Runtime) public let ids: [Int32]?
+        @_spi(Runtime) public init(range: ClosedRange<Int64>, ids: [Int32]?) {
+            self.range = range
+            self.ids = ids
+        }
         /// The most int32 elements kept on the host (256 KiB).
-        static let idLimit = 1 << 16
+        @_spi(Runtime) public static let idLimit = 1 << 16
     }
 
     enum Deferred {
         case none
-        case pending(Expression)
+        case pending(PendingOp)
         case computed(Buffer)
     }
 
-    init(buffer: Buffer, shape: [Int], dtype: DType, known: Known? = nil) {
+    @_spi(Runtime) public init(buffer: Buffer, shape: [Int], dtype: DType, known: Known? = nil) {
         id = Self.newID()
         self.known = known
         (inertCause, isInert) = (nil, false)
@@ -77,7 +80,7 @@ package final class TensorHandle: Sendable {
         state = Mutex(.none)
     }
 
-    init(pending expression: Expression, shape: [Int], dtype: DType, core: DeviceCore) {
+    @_spi(Runtime) public init(pending expression: PendingOp, shape: [Int], dtype: DType, core: DeviceCore) {
         id = Self.newID()
         (known, inertCause, isInert) = (nil, nil, false)
         (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
@@ -86,7 +89,7 @@ package final class TensorHandle: Sendable {
     }
 
     /// A one-element float tensor holding `element` (bits as ``InlineElement`` gives them).
-    init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
+    @_spi(Runtime) public init(element: UInt64, shape: [Int], dtype: DType, core: DeviceCore) {
         id = Self.newID()
         (known, inertCause, isInert) = (nil, nil, false)
         (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
@@ -95,7 +98,7 @@ package final class TensorHandle: Sendable {
     }
 
     /// An inert tensor (see `withErrors`): no elements, no memory, `cause` the scope's first error.
-    init(inert shape: [Int], dtype: DType, core: DeviceCore, cause: String) {
+    @_spi(Runtime) public init(inert shape: [Int], dtype: DType, core: DeviceCore, cause: String) {
         id = Self.newID()
         (known, inertCause, isInert) = (nil, cause, true)
         (self.shape, self.dtype, self.core, eager) = (shape, dtype, core, nil)
@@ -104,20 +107,20 @@ package final class TensorHandle: Sendable {
     }
 
     /// The elements' memory; a pending tensor is computed now, by one fused kernel.
-    var buffer: Buffer {
+    @_spi(Runtime) public var buffer: Buffer {
         if let eager { return eager }
         do { return try storage() } catch { fail(error) }
     }
 
     /// ``buffer``, or the error computing it (a pending tensor's kernel, an inert tensor's cause).
-    func storage() throws -> Buffer {
+    @_spi(Runtime) public func storage() throws -> Buffer {
         if let eager { return eager }
         if let inertCause { throw TapeError.argument("this tensor \(Self.inertMessage(inertCause))") }
         return try isDeferred ? computed() : materialized()
     }
 
     /// What using an inert tensor outside its `withErrors` says, after "this tensor" or "an input".
-    package static func inertMessage(_ cause: String) -> String {
+    @_spi(Runtime) public static func inertMessage(_ cause: String) -> String {
         "is the result of an op after an error inside withErrors and has no elements (the error: \(cause))"
     }
 
@@ -132,10 +135,12 @@ package final class TensorHandle: Sendable {
     }
 
     /// A new tensor identity.
-    static func newID() -> TensorID { TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue) }
+    @_spi(Runtime) public static func newID() -> TensorID {
+        TensorID(raw: nextTensorID.add(1, ordering: .relaxed).newValue)
+    }
 
     /// A one-element buffer on `core` holding an element's bits (a float32's in the low 32).
-    static func upload(_ element: UInt64, _ dtype: DType, to core: DeviceCore) throws -> Buffer {
+    @_spi(Runtime) public static func upload(_ element: UInt64, _ dtype: DType, to core: DeviceCore) throws -> Buffer {
         let buffer = try core.allocate(bytes: dtype.byteSize)
         try withUnsafeBytes(of: element.littleEndian) { bits in
             try core.backend.write(UnsafeRawBufferPointer(rebasing: bits[..<dtype.byteSize]), to: buffer)
@@ -144,28 +149,28 @@ package final class TensorHandle: Sendable {
     }
 
     /// The bits of the one element in `bytes` (4 or 8 of them, host byte order), as ``upload`` takes them.
-    static func bits(of bytes: UnsafeRawBufferPointer) -> UInt64 {
+    @_spi(Runtime) public static func bits(of bytes: UnsafeRawBufferPointer) -> UInt64 {
         bytes.count == 4 ? UInt64(bytes.loadUnaligned(as: UInt32.self)) : bytes.loadUnaligned(as: UInt64.self)
     }
 
     /// The bits of `value` converted to the float `dtype`, as ``upload`` takes them (the conversion
     /// `withHostBytes` makes, without its array).
-    static func bits(of value: Double, as dtype: DType) -> UInt64 {
+    @_spi(Runtime) public static func bits(of value: Double, as dtype: DType) -> UInt64 {
         dtype == .float32 ? UInt64(Float(value).bitPattern) : value.bitPattern
     }
 
     /// The expression, while the tensor is pending.
-    var expression: Expression? {
+    @_spi(Runtime) public var expression: PendingOp? {
         guard isDeferred else { return nil }
         return state.withLock { if case .pending(let e) = $0 { e } else { nil } }
     }
 
     /// A tape keeps the value: a fused kernel computing it on the way to another result writes it.
-    func keep() { kept.store(true, ordering: .relaxed) }
-    var isKept: Bool { kept.load(ordering: .relaxed) }
+    @_spi(Runtime) public func keep() { kept.store(true, ordering: .relaxed) }
+    @_spi(Runtime) public var isKept: Bool { kept.load(ordering: .relaxed) }
 
     /// Takes `buffer`, written by a kernel computing another result, unless already computed.
-    func fill(_ buffer: Buffer) {
+    @_spi(Runtime) public func fill(_ buffer: Buffer) {
         state.withLock { s in
             if case .pending = s { s = .computed(buffer) }
         }
@@ -173,7 +178,7 @@ package final class TensorHandle: Sendable {
 
     /// The single element's bits, where the caller can read them without a launch: kept inline,
     /// or in a computed one-element buffer of a device whose memory is host memory; else nil.
-    var hostElement: UInt64? {
+    @_spi(Runtime) public var hostElement: UInt64? {
         if isInline { return element }
         guard let eager, core.computesScalarsInline, dtype.isFloatingPoint, Shape.count(shape) == 1 else {
             return nil

@@ -1,5 +1,4 @@
 import Synchronization
-@_spi(Runtime) import TapeCLRuntime
 
 /// Elementwise fusion: an elementwise op does not always run at once. Its result may be *pending*,
 /// an expression over its inputs; when something needs the elements (another kind of op, a read,
@@ -20,31 +19,33 @@ import Synchronization
 /// A small chain's kernel is compiled once the chain has proved that it repeats
 /// (``Backend/prepareFused(_:dtype:wait:)``); until then its expression runs one launch per op, so
 /// a chain that runs once never waits for a compiler. A large chain's is compiled at its first use.
-package enum Fusion {
+@_spi(Runtime) public enum Fusion {
     /// Below this, launching (not memory traffic) is the cost: on the host, such ops run at once.
-    package static let minimumCount = 1 << 16
-    package static let maximumOps = 16
+    @_spi(Runtime) public static let minimumCount = 1 << 16
+    @_spi(Runtime) public static let maximumOps = 16
     /// Recomputing a shared value costs nothing next to a launch at this size, so expressions grow longer
     /// (each op has at most two inputs and one extra output: 32 ops keep a kernel within OpenCL's
     /// 1,024 bytes of arguments).
-    package static let maximumSmallOps = 32
-    package static let smallCount = 4096
+    @_spi(Runtime) public static let maximumSmallOps = 32
+    @_spi(Runtime) public static let smallCount = 4096
     /// Tests turn fusion off to compare with the unfused result.
-    @TaskLocal package static var enabled = true
+    @TaskLocal @_spi(Runtime) public static var enabled = true
 
     /// When a pending expression's fused kernel is built (``FusedBuild``): once the chain repeats
     /// (the default), at once (tests of the fused kernels), or never (tests of the step-by-step way).
-    @TaskLocal package static var kernels = FusedBuild.whenRepeated
+    @TaskLocal @_spi(Runtime) public static var kernels = FusedBuild.whenRepeated
 
-    /// The pending result of `op` on `inputs`, or nil when the op is to run at once.
-    static func deferred(_ op: Op, _ inputs: Inputs, shape: [Int], dtype: DType, core: DeviceCore) -> Tensor? {
+    /// The pending result of `forward` on `inputs`, or nil when it is to run at once.
+    static func deferred(
+        _ forward: Forward, _ inputs: UnsafeBufferPointer<Storage>, shape: [Int], dtype: DType, core: DeviceCore,
+        fusing: Fusing
+    ) -> Storage? {
         let count = Shape.count(shape)
         let small = count <= smallCount
-        guard count >= minimumCount || core.fusesSmallResults, op.fusable == .always || small && op.fusable != .never,
-            dtype.isFloatingPoint, !crossCheckEnabled, inputs.allSatisfy({ $0.shape == shape || $0.count == 1 }),
-            enabled
+        guard count >= minimumCount || core.fusesSmallResults, fusing == .always || small && fusing != .never,
+            dtype.isFloatingPoint, inputs.allSatisfy({ $0.shape == shape || $0.count == 1 }), enabled
         else { return nil }
-        switch op.forward {
+        switch forward {
         case .unary, .binary: break
         case .gather where inputs[0].count == 1: break  // one element broadcast (a sum's cotangent): read in place
         default: return nil
@@ -78,15 +79,15 @@ package enum Fusion {
             for input in inputs { input.evaluate() }
             ops = 1
         }
-        let expression = Expression(
-            forward: op.forward, first: inputs[0], second: inputs.count > 1 ? inputs[1] : nil, ops: ops, nodes: nodes)
-        return Tensor(handle: TensorHandle(pending: expression, shape: shape, dtype: dtype, core: core))
+        let expression = PendingOp(
+            forward: forward, first: inputs[0], second: inputs.count > 1 ? inputs[1] : nil, ops: ops, nodes: nodes)
+        return Storage(pending: expression, shape: shape, dtype: dtype, core: core)
     }
 
     /// The pending tensors `t`'s kernel would compute now, `t` included, in increasing order of id.
-    static func pendingNodes(from t: Tensor) -> [TensorID] {
+    static func pendingNodes(from t: Storage) -> [TensorID] {
         var found: Set<TensorID> = []
-        func visit(_ t: Tensor) {
+        func visit(_ t: Storage) {
             guard let e = t.expression, found.insert(t.id).inserted else { return }
             e.forEachInput(visit)
         }
@@ -94,32 +95,24 @@ package enum Fusion {
         return found.sorted { $0.raw < $1.raw }
     }
 
-    /// A value a tape keeps for its backward: a large pending one is computed now, once (pending,
-    /// it would hold its inputs' memory and run again in every backward kernel reading it); a small
-    /// one stays pending and is written by the kernel that computes a later value from it (a launch
-    /// of its own would cost more than its work).
-    static func settle(_ t: Tensor) {
-        if t.count > smallCount { t.evaluate() } else { t.keep() }
-    }
-
     /// One fused kernel computing `root` (of `count` elements): its steps, its inputs (computed
     /// tensors), and the pending tensors it writes too (the program's `outputs`): those a tape
     /// keeps (``TensorHandle/keep()``) that have `count` elements, so the backward reads them instead of
     /// computing them again.
-    static func program(for root: Expression, count: Int) -> (FusedProgram, [Tensor], [TensorHandle]) {
+    static func program(for root: PendingOp, count: Int) -> (FusedProgram, [Storage], [Storage]) {
         var steps: [FusedProgram.Step] = []
         let nodeIDs = root.nodes.ids  // one snapshot for the walk's searches
         steps.reserveCapacity(2 * nodeIDs.count + 4)
-        var inputs: [Tensor] = []
+        var inputs: [Storage] = []
         var outputs: [Int] = []
-        var kept: [TensorHandle] = []
+        var kept: [Storage] = []
         // The step of each value met so far, without hashing: a pending value by its place in the
         // root's sorted node list (a small chain's), a computed input by its place in `inputs`; a
         // large chain (no node list) looks its pending values up by id.
         var nodeSteps = [Int](repeating: -1, count: nodeIDs.count)
         var inputSteps: [Int] = []
         var largeSteps: [TensorID: Int] = [:]
-        func step(_ e: Expression) -> Int {
+        func step(_ e: PendingOp) -> Int {
             switch e.forward {
             case .unary(let name, let f):
                 let a = visit(e.first)
@@ -132,7 +125,7 @@ package enum Fusion {
             }
             return steps.count - 1
         }
-        func visit(_ t: Tensor) -> Int {
+        func visit(_ t: Storage) -> Int {
             let id = t.id
             guard let e = t.expression else {
                 if let j = inputs.firstIndex(where: { $0.id == id }) { return inputSteps[j] }
@@ -145,9 +138,9 @@ package enum Fusion {
             if let slot, nodeSteps[slot] >= 0 { return nodeSteps[slot] }
             if slot == nil, let k = largeSteps[id] { return k }
             let k = step(e)
-            if let handle = t.handle, handle.isKept && t.count == count && !e.forward.isGather {
+            if t.isKept && t.count == count && !e.forward.isGather {
                 outputs.append(k)
-                kept.append(handle)
+                kept.append(t)
             }
             if let slot { nodeSteps[slot] = k } else { largeSteps[id] = k }
             return k
@@ -165,19 +158,19 @@ extension Forward {
 
 /// One pending elementwise op (a class: the walks that read it take one reference, not a copy of
 /// its op and lists).
-package final class Expression: Sendable {
+@_spi(Runtime) public final class PendingOp: Sendable {
     let forward: Forward
     /// The op's inputs (a fused op, elementwise or a gather, has one or two), kept inline: no array.
-    let first: Tensor
-    let second: Tensor?
+    let first: Storage
+    let second: Storage?
     /// Ops in the expression: for a large result a shared value counts once per use; for a small
     /// one once (`nodes.count + 1`).
-    let ops: Int
+    @_spi(Runtime) public let ops: Int
     /// For a small result, the pending tensors its kernel computes besides itself, each once however
     /// often it is used, in increasing order of id (empty for a large one).
-    let nodes: NodeList
+    @_spi(Runtime) public let nodes: NodeList
 
-    init(forward: Forward, first: Tensor, second: Tensor?, ops: Int, nodes: NodeList) {
+    init(forward: Forward, first: Storage, second: Storage?, ops: Int, nodes: NodeList) {
         self.forward = forward
         self.first = first
         self.second = second
@@ -186,19 +179,19 @@ package final class Expression: Sendable {
     }
 
     /// Calls `body` with each input.
-    func forEachInput(_ body: (Tensor) -> Void) {
+    @_spi(Runtime) public func forEachInput(_ body: (Storage) -> Void) {
         body(first)
         if let second { body(second) }
     }
 }
 
-extension TensorHandle {
+extension Storage {
     /// A pending tensor's buffer: computed now by one fused kernel (or its steps one launch each,
     /// see ``Fusion``), then kept; the expression and its inputs go.
     func computed() throws -> Buffer {
         try state.withLock { s in
             switch s {
-            case .none: preconditionFailure("TensorHandle.computed: not a pending tensor")
+            case .none: preconditionFailure("Storage.computed: not a pending tensor")
             case .computed(let buffer): return buffer
             case .pending(let expression):
                 let count = Shape.count(shape)
@@ -214,6 +207,99 @@ extension TensorHandle {
                 s = .computed(out)  // the expression and its inputs go
                 return out
             }
+        }
+    }
+}
+
+extension Storage {
+    /// The elements as a backend reads them (a pending tensor is computed first).
+    var operand: Operand { Operand(buffer: buffer, shape: shape, dtype: dtype) }
+    /// ``operand``, or the error computing its buffer.
+    func checkedOperand() throws -> Operand { Operand(buffer: try storage(), shape: shape, dtype: dtype) }
+    /// The number of elements.
+    @_spi(Runtime) public var count: Int { Shape.count(shape) }
+    /// Whether the elements wait to be computed by a fused kernel.
+    @_spi(Runtime) public var isPending: Bool { expression != nil }
+    /// The ops a pending tensor's kernel would run now (0 for a computed one).
+    @_spi(Runtime) public var pendingOps: Int { expression?.ops ?? 0 }
+
+    /// Computes a pending tensor now (see ``Fusion``): its buffer then replaces the expression and
+    /// the inputs it holds. Nothing for any other.
+    @_spi(Runtime) public func evaluate() {
+        guard isDeferred else { return }
+        do { _ = try storage() } catch { stop(error, else: ()) }
+    }
+
+    /// A value a tape keeps for its backward: a large pending one is computed now, once (pending,
+    /// it would hold its inputs' memory and run again in every backward kernel reading it); a small
+    /// one stays pending and is written by the kernel that computes a later value from it (a launch
+    /// of its own would cost more than its work).
+    @_spi(Runtime) public func settle() {
+        if count > Fusion.smallCount { evaluate() } else { keep() }
+    }
+}
+
+extension DeviceCore {
+    /// Runs an op: the one call `Op.execute` makes for a result it does not compute inline. An alias
+    /// shares its input's buffer; a transfer copies to the device its parameters name; an elementwise
+    /// result that `fusing` lets wait, on a device and at a size where that pays (see ``Fusion``), is
+    /// returned pending; anything else is allocated and launched now.
+    @_spi(Runtime) public func submit(
+        _ name: String, _ forward: Forward, _ inputs: UnsafeBufferPointer<Storage>, shape: [Int], dtype: DType,
+        parameters: Parameters, fusing: Fusing
+    ) throws -> Storage {
+        switch forward {
+        case .alias:
+            let known = dtype == inputs[0].dtype ? inputs[0].known : nil  // same elements, same order
+            return Storage(buffer: try inputs[0].storage(), shape: shape, dtype: dtype, known: known)
+        case .transfer: return try transferred(name, inputs[0], to: parameters.transfer.to.core)
+        default: break
+        }
+        let bytes = Shape.count(shape) * dtype.byteSize
+        try checkAllocatable(bytes, op: name, shape: shape, dtype: dtype)
+        if let pending = Fusion.deferred(forward, inputs, shape: shape, dtype: dtype, core: self, fusing: fusing) {
+            return pending
+        }
+        let out = try allocate(bytes: bytes, op: name, shape: shape, dtype: dtype)
+        try withOperands(count: inputs.count, { try inputs[$0].checkedOperand() }) { operands in
+            try run(
+                Launch(
+                    opName: name, forward: forward, inputs: operands, output: out, shape: shape, dtype: dtype,
+                    parameters: parameters))
+        }
+        return Storage(buffer: out, shape: shape, dtype: dtype)
+    }
+}
+
+/// Whether an op's result may wait to run in a fused kernel (see ``Fusion``).
+@_spi(Runtime) public enum Fusing: Sendable {
+    case always, never
+    /// Up to ``Fusion/smallCount`` elements: sin and cos, whose large float arguments the kernels
+    /// redo in a second pass over a large tensor, and in the fused kernel's one step over a small one.
+    case smallResults
+}
+
+extension DeviceCore {
+    /// A copy of `input` (on this device) on `target`, through host memory.
+    fileprivate func transferred(_ name: String, _ input: Storage, to target: DeviceCore) throws -> Storage {
+        let bytes = input.count * input.dtype.byteSize
+        try target.checkAllocatable(bytes, op: name, shape: input.shape, dtype: input.dtype)
+        let out = try target.allocate(bytes: bytes, op: name, shape: input.shape, dtype: input.dtype)
+        try HostMemory.reserve(bytes, for: "\(name) to \(target.name)")
+        var raw = [UInt8](repeating: 0, count: bytes)
+        let source = try input.storage()
+        try raw.withUnsafeMutableBytes { try read(source, into: $0) }
+        try raw.withUnsafeBytes { try target.backend.write($0, to: out) }
+        return Storage(buffer: out, shape: input.shape, dtype: input.dtype)
+    }
+}
+
+extension Forward {
+    /// Whether the op only moves or relabels memory (an alias, a copy to another device).
+    @_spi(Runtime) public var isLayout: Bool {
+        switch self {
+        case .alias, .transfer: true
+        default: false
         }
     }
 }
