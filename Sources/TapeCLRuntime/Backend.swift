@@ -168,7 +168,7 @@ import Synchronization
 /// `HostBackend` and `OpenCLBackend`, each in its folder; a ``DeviceFamily`` finds a backend's
 /// devices. Work is enqueued; only ``read(_:into:)`` waits.
 ///
-/// A backend runs every ``Forward`` kind but `.alias` and `.transfer` (the op table does those),
+/// A backend runs every ``Forward`` kind but `.alias` and `.transfer` (``DeviceCore/submit`` does those),
 /// or throws ``Unsupported`` for a launch it cannot run, which then runs on the host (counted in
 /// ``Device/fallbacks``). The host loops it must match bit for bit are the runtime's `Host*` files.
 @_spi(Runtime) public protocol Backend: AnyObject, Sendable {

@@ -1,10 +1,9 @@
-import Foundation
 import Synchronization
 @_spi(Runtime) import TapeCLRuntime
 
 /// A backend written outside the runtime, the way a new one is (the "Adding a backend" article):
 /// a type conforming to `Backend` and a `DeviceFamily` that finds its devices. It keeps tensors in
-/// memory of its own and runs each launch with the host's loops; unlike the host it computes no
+/// buffers of its own and runs each launch with the host's loops; unlike the host it computes no
 /// scalar inline and fuses small results, as OpenCL does, so the op table runs through the
 /// scheduling paths of a device. Its family is not registered (that would be one line in the
 /// runtime's Backends.swift): the tests make its one device from the family and run the op table
@@ -19,24 +18,15 @@ final class LoopbackBackend: Backend {
         type: "CPU", computeUnits: 2, globalMemoryBytes: 8 << 30, maxAllocationBytes: 4 << 30, language: nil,
         driverVersion: nil, platform: "TapeCL tests", supportsFloat64: true)
 
-    func allocate(bytes: Int) throws -> UnsafeMutableRawPointer {
-        guard let p = malloc(Swift.max(bytes, 64)) else { throw TapeError.backend("loopback: out of memory") }
-        return p
-    }
-    func free(_ handle: UnsafeMutableRawPointer) { Foundation.free(handle) }
-    func write(_ bytes: UnsafeRawBufferPointer, to buffer: Buffer) throws {
-        if let base = bytes.baseAddress { buffer.handle.copyMemory(from: base, byteCount: bytes.count) }
-    }
+    // Memory: buffers of its own (its device's allocator counts them), in host memory, so the host
+    // backend's calls serve.
+    func allocate(bytes: Int) throws -> UnsafeMutableRawPointer { try loops.allocate(bytes: bytes) }
+    func free(_ handle: UnsafeMutableRawPointer) { loops.free(handle) }
+    func write(_ bytes: UnsafeRawBufferPointer, to buffer: Buffer) throws { try loops.write(bytes, to: buffer) }
     func fill(_ buffer: Buffer, with element: [UInt8], count: Int) throws {
-        for i in 0..<count {
-            element.withUnsafeBytes {
-                (buffer.handle + i * element.count).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
-            }
-        }
+        try loops.fill(buffer, with: element, count: count)
     }
-    func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws {
-        if let base = into.baseAddress { base.copyMemory(from: buffer.handle, byteCount: into.count) }
-    }
+    func read(_ buffer: Buffer, into: UnsafeMutableRawBufferPointer) throws { try loops.read(buffer, into: into) }
     func run(_ launch: Launch) throws {
         launches.add(1, ordering: .relaxed)
         try loops.run(launch)

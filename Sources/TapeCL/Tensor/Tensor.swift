@@ -90,8 +90,6 @@ public struct Tensor: Sendable {
     package var buffer: Buffer {
         do { return try storage() } catch { fail(error) }
     }
-    /// The tensor as a backend reads it (a pending tensor is computed first).
-    package var operand: Operand { Operand(buffer: buffer, shape: shape, dtype: dtype) }
     /// The single element's bits where the caller can read them without a launch (see
     /// ``Storage/hostElement``); else nil.
     package var hostElement: UInt64? {
@@ -100,15 +98,8 @@ public struct Tensor: Sendable {
     }
     /// Whether the element is kept in the value or the handle, with no buffer until one is asked for.
     package var isInline: Bool { handle?.isInline ?? true }
-    /// The expression of a tensor whose elements wait to be computed by a fused kernel (see ``Fusion``).
-    package var expression: PendingOp? { handle?.expression }
-    /// A tape keeps the value: a fused kernel computing it on the way to another result writes it
-    /// (see ``Storage/keep()``); nothing to do for a scalar kept in the value.
-    package func keep() { handle?.keep() }
     /// Whether the elements wait to be computed by a fused kernel (see ``Fusion``).
-    package var isPending: Bool { expression != nil }
-    /// How many ops a fused kernel computing this tensor now would run (0 when it is computed).
-    package var pendingOps: Int { expression?.ops ?? 0 }
+    package var isPending: Bool { handle?.isPending ?? false }
 
     // MARK: Creation
 
@@ -266,10 +257,7 @@ public struct Tensor: Sendable {
     /// let m = 0.9 * m0 + 0.1 * g
     /// m.evaluate()   // m0 and g can go
     /// ```
-    package func evaluate() {
-        guard let handle, handle.isDeferred else { return }
-        do { _ = try handle.storage() } catch { stop(error, else: ()) }
-    }
+    package func evaluate() { handle?.evaluate() }
 
     // MARK: Reading back (the only waits)
 

@@ -68,9 +68,6 @@ extension Tensor {
         if let handle { return try handle.storage() }
         return try Storage.upload(hostElement ?? 0, dtype, to: Tensor.hostCore)
     }
-
-    /// ``operand``, or the error computing its buffer.
-    package func checkedOperand() throws -> Operand { Operand(buffer: try storage(), shape: shape, dtype: dtype) }
 }
 
 extension Op {

@@ -15,9 +15,10 @@ private let nextTensorID = Atomic<UInt64>(1)
     }
 }
 
-/// Storage and identity of a tensor; copies of a `Tensor` share one handle, reshapes share the buffer.
+/// A tensor's elements and identity; the core's copies of a tensor share one, reshapes share its
+/// buffer.
 ///
-/// A handle holds its elements in one of three ways:
+/// It holds the elements in one of three ways:
 /// - a buffer, computed when the tensor was made;
 /// - an expression, for a pending elementwise result (see ``Fusion``): the buffer is computed on
 ///   first use, and the expression and the inputs it holds go;
@@ -25,8 +26,8 @@ private let nextTensorID = Atomic<UInt64>(1)
 ///   (``DeviceCore/computesScalarsInline``: the host). Its buffer is allocated, and counted in the
 ///   device's memory, only when something asks for one (a reduction, a read, a reshape).
 ///
-/// A float scalar (rank 0) on the process's host device has no handle: ``Tensor`` keeps its
-/// element and identity in the value itself.
+/// A float scalar (rank 0) on the process's host device has none: the core keeps its element and
+/// identity in the tensor value itself.
 @_spi(Runtime) public final class Storage: Sendable {
     @_spi(Runtime) public let id: TensorID
     @_spi(Runtime) public let shape: [Int]
